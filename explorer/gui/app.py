@@ -1,33 +1,113 @@
-"""GUI entry point (a minimal viewer until the full explorer window lands)."""
+"""GUI entry point: ``explorer`` opens the window; with ``--method`` and ``--screenshot`` it runs headless.
+
+    explorer [--image PATH] [--model SPEC ...] [--session FILE.json]
+    explorer --image PATH --method NAME [--param k=v ...] [--target CLASS] --screenshot OUT.png
+
+The window appears before torch is imported (that happens on the worker thread). With ``--screenshot`` the
+app opens the image, runs the method (if any), waits for it to finish, saves a picture of the whole window
+and exits: 0 when everything worked, 1 when the run or the model failed (the picture shows the message).
+Works without a display with ``QT_QPA_PLATFORM=offscreen``.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
+
+SCREENSHOT_TIMEOUT_S = 900
+
+
+def _app():
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(sys.argv[:1])
+        app.setApplicationName("explorer")
+        app.setOrganizationName("explorer")
+    return app
 
 
 def main(args) -> int:
-    from PySide6.QtCore import Qt, QTimer
-    from PySide6.QtGui import QImage, QPixmap
-    from PySide6.QtWidgets import QApplication, QLabel, QMainWindow
+    from PySide6.QtCore import QTimer
 
     from explorer import resources
-    from explorer.io.images import read_image
+    from explorer.core.params import parse_assignments
+    from explorer.gui.main_window import MainWindow
+    from explorer.session.document import ModelChoice
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    image = read_image(args.image or resources.sample("chelsea.png"))
-    h, w = image.hw
-    qimg = QImage(image.rgb.data, w, h, 3 * w, QImage.Format_RGB888).copy()
-    win = QMainWindow()
-    win.setWindowTitle(f"explorer — {image.name}")
-    label = QLabel()
-    label.setPixmap(QPixmap.fromImage(qimg))
-    label.setAlignment(Qt.AlignCenter)
-    win.setCentralWidget(label)
-    win.resize(w + 40, h + 40)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    g = lambda k, d=None: getattr(args, k, d)  # noqa: E731
+    params = parse_assignments(g("param") or [])  # a ParamError exits with code 2 via the CLI
+    app = _app()
+    win = MainWindow(ModelChoice.from_args(args))
     win.show()
-    if args.screenshot:
+    app.processEvents()
+    win.start()
+    if g("session"):
+        win.open_session(g("session"))
+    else:
+        win.open_image(g("image") or str(resources.sample("chelsea.png")))
+    target = g("target")
+    if target is not None and str(target).strip().lstrip("-").isdigit():
+        target = int(target)
+
+    state = {"rc": 0, "run": None}
+    method = g("method")
+    if method:
+        run = win.start_run(method, params, 0, target)
+        state["run"] = run.id if run is not None else None
+        if run is None:
+            state["rc"] = 1
+        win.method_panel.bind(state["run"], label=run.label if run else "")
+
+        def bind_when_catalog():
+            if state["run"] is not None:
+                win._bind_run(state["run"])
+        win.catalog_changed.connect(bind_when_catalog)
+
+    out = g("screenshot")
+    if out:
         def shoot():
-            win.grab().save(args.screenshot)
+            app.processEvents()
+            ok = win.grab().save(out)
+            if not ok:
+                print(f"explorer: error: cannot write the screenshot {out}", file=sys.stderr)
+                state["rc"] = 2
+            else:
+                print(f"screenshot written to {out}")
+            win.close()
             app.quit()
-        QTimer.singleShot(200, shoot)
-    return app.exec()
+
+        def settled(rid=None):
+            if state["run"] is not None and rid is not None and rid != state["run"]:
+                return
+            if state["run"] is not None:
+                run = win.session.runs.get(state["run"])
+                if run is None or run.status != "done":
+                    state["rc"] = 1
+            QTimer.singleShot(400, shoot)
+
+        def model_failed(_msg):
+            state["rc"] = 1
+            if state["run"] is None:
+                QTimer.singleShot(400, shoot)
+
+        if state["run"] is not None:
+            win.run_settled.connect(settled)
+        elif not method:
+            win.predictions_shown.connect(lambda: settled())
+        else:
+            QTimer.singleShot(400, shoot)
+        win.model_error.connect(model_failed)
+
+        def too_long():
+            print(f"explorer: error: gave up waiting after {SCREENSHOT_TIMEOUT_S} s", file=sys.stderr)
+            state["rc"] = 1
+            shoot()
+
+        QTimer.singleShot(SCREENSHOT_TIMEOUT_S * 1000, too_long)
+    code = app.exec()
+    win.shutdown()
+    return state["rc"] if out else int(code)

@@ -1,0 +1,306 @@
+"""Dock panels: predictions and target, the run/layer list with per-layer display controls."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel,
+                               QLineEdit, QListWidget, QListWidgetItem, QPushButton, QTreeWidget, QTreeWidgetItem,
+                               QVBoxLayout, QWidget)
+
+from explorer.core import colormaps
+from explorer.gui.widgets import ValueSlider
+from explorer.session.document import BLEND_MODES, DISPLAY_MODES, Layer, Run, Session
+
+
+class PredictionsPanel(QWidget):
+    """Top-k predictions with probabilities, and a searchable list of every class; both pick the target."""
+
+    def __init__(self, session: Session, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.top = QTreeWidget()
+        self.top.setHeaderLabels(["class", "prob."])
+        self.top.setRootIsDecorated(False)
+        self.top.setMaximumHeight(150)
+        self.top.header().setSectionResizeMode(0, QHeaderView.Stretch)
+        self.top.header().setSectionResizeMode(1, QHeaderView.ResizeToContents)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("search all classes…")
+        self.search.setClearButtonEnabled(True)
+        self.all = QListWidget()
+        self.target_label = QLabel("target: top-1")
+        self.target_label.setWordWrap(True)
+        auto = QPushButton("Use top-1")
+        auto.setToolTip("explain the model's top-1 class")
+        row = QHBoxLayout()
+        row.addWidget(self.target_label, 1)
+        row.addWidget(auto)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.top)
+        lay.addLayout(row)
+        lay.addWidget(self.search)
+        lay.addWidget(self.all, 1)
+        self.top.itemClicked.connect(lambda it, _c: session.set_target(it.data(0, Qt.UserRole)))
+        self.all.itemClicked.connect(lambda it: session.set_target(it.data(Qt.UserRole)))
+        auto.clicked.connect(lambda: session.set_target(None))
+        self.search.textChanged.connect(self._filter)
+        session.predictions_changed.connect(self._on_predictions)
+        session.model_changed.connect(self._on_labels)
+        session.target_changed.connect(self._on_target)
+        self._labels_shown: list[str] = []
+
+    def _on_predictions(self) -> None:
+        self.top.clear()
+        for idx, name, prob in self.session.predictions:
+            it = QTreeWidgetItem([f"{name}", f"{prob * 100:.1f} %"])
+            it.setData(0, Qt.UserRole, idx)
+            it.setToolTip(0, f"class {idx}: {name}")
+            it.setTextAlignment(1, Qt.AlignRight | Qt.AlignVCenter)
+            self.top.addTopLevelItem(it)
+        self._on_target()
+
+    def _on_labels(self) -> None:
+        labels = self.session.labels
+        if labels == self._labels_shown:
+            return
+        self._labels_shown = list(labels)
+        self.all.clear()
+        for i, name in enumerate(labels):
+            it = QListWidgetItem(f"{i}: {name}")
+            it.setData(Qt.UserRole, i)
+            self.all.addItem(it)
+        self._filter(self.search.text())
+
+    def _filter(self, text: str) -> None:
+        t = text.strip().lower()
+        for i in range(self.all.count()):
+            it = self.all.item(i)
+            it.setHidden(bool(t) and t not in it.text().lower())
+
+    def _on_target(self) -> None:
+        s = self.session
+        t = s.effective_target()
+        name = s.class_name(t) if t is not None else "(not known yet)"
+        self.target_label.setText(f"target: {name}" + (" (top-1)" if s.target is None else f" (class {t})"))
+        for i in range(self.top.topLevelItemCount()):
+            it = self.top.topLevelItem(i)
+            f = it.font(0)
+            f.setBold(it.data(0, Qt.UserRole) == t)
+            it.setFont(0, f)
+            it.setFont(1, f)
+
+
+class LayerPanel(QWidget):
+    """Runs and their layers (which run made each layer), visibility, and the active layer's display controls."""
+
+    cancel_requested = Signal(int)
+    remove_requested = Signal(int)
+    run_selected = Signal(int)
+
+    def __init__(self, session: Session, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.tree = QTreeWidget()
+        self.tree.setHeaderLabels(["layer", "status"])
+        self.tree.header().setSectionResizeMode(0, QHeaderView.Stretch)
+        self.tree.header().setSectionResizeMode(1, QHeaderView.ResizeToContents)
+        self.tree.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.run_items: dict[int, QTreeWidgetItem] = {}
+        self.layer_items: dict[int, QTreeWidgetItem] = {}
+
+        self.opacity = ValueSlider(0.0, 1.0, 0.6, 0.05, decimals=2)
+        self.colormap = QComboBox()
+        self.colormap.addItems(list(colormaps.NAMES))
+        self.clip = ValueSlider(90.0, 100.0, 99.5, 0.1, decimals=1)
+        self.mode = QComboBox()
+        self.mode.addItems(list(DISPLAY_MODES))
+        self.topk = ValueSlider(1.0, 100.0, 20.0, 1.0, decimals=0)
+        self.blend = QComboBox()
+        self.blend.addItems(list(BLEND_MODES))
+        self.controls = QWidget()
+        form = QFormLayout(self.controls)
+        form.setContentsMargins(0, 0, 0, 0)
+        form.addRow("opacity", self.opacity)
+        form.addRow("colormap", self.colormap)
+        form.addRow("clip %ile", self.clip)
+        form.addRow("display", self.mode)
+        form.addRow("top-k %", self.topk)
+        form.addRow("blend", self.blend)
+        self.clip.setToolTip("values above this percentile get the top colour (of |value| for signed maps)")
+        self.topk.setToolTip("percent of pixels kept in top-k and contour modes")
+        self.cancel_btn = QPushButton("Cancel run")
+        self.remove_btn = QPushButton("Remove run")
+        row = QHBoxLayout()
+        row.addWidget(self.cancel_btn)
+        row.addWidget(self.remove_btn)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.tree, 1)
+        lay.addLayout(row)
+        lay.addWidget(self.controls)
+        self.controls.setEnabled(False)
+
+        self.opacity.valueChanged.connect(lambda v: self._set(opacity=v))
+        self.colormap.currentTextChanged.connect(lambda v: self._set(colormap=v))
+        self.clip.valueChanged.connect(lambda v: self._set(clip=v))
+        self.mode.currentTextChanged.connect(lambda v: self._set(mode=v))
+        self.topk.valueChanged.connect(lambda v: self._set(topk=v))
+        self.blend.currentTextChanged.connect(lambda v: self._set(blend=v))
+        self.tree.itemChanged.connect(self._on_item_changed)
+        self.tree.currentItemChanged.connect(self._on_current)
+        self.cancel_btn.clicked.connect(self._cancel)
+        self.remove_btn.clicked.connect(self._remove)
+        session.run_added.connect(self._on_run)
+        session.run_changed.connect(self._on_run)
+        session.run_removed.connect(self._on_run_removed)
+        session.layers_changed.connect(self._rebuild_layers)
+        session.layer_changed.connect(self._on_layer)
+        session.active_layer_changed.connect(self._on_active)
+
+    # ------------------------------------------------------------------ runs
+    def _run_text(self, run: Run) -> tuple[str, str]:
+        exp = run.explanation
+        target = ""
+        if exp is not None and exp.target is not None:
+            target = f" · {exp.target_name}"
+        elif run.target is not None:
+            target = f" · {self.session.class_name(run.target)}"
+        status = run.status
+        if run.status == "running":
+            status = f"{run.progress * 100:.0f} %"
+        elif run.status == "done" and exp is not None:
+            status = f"done {exp.timings.get('seconds', 0):.1f} s"
+        return f"{run.label}{target}", status
+
+    def _on_run(self, run: Run) -> None:
+        it = self.run_items.get(run.id)
+        if it is None:
+            it = QTreeWidgetItem(self.tree)
+            it.setData(0, Qt.UserRole, ("run", run.id))
+            it.setFlags(Qt.ItemIsEnabled | Qt.ItemIsSelectable)
+            f = it.font(0)
+            f.setBold(True)
+            it.setFont(0, f)
+            self.run_items[run.id] = it
+            it.setExpanded(True)
+        text, status = self._run_text(run)
+        self.tree.blockSignals(True)
+        it.setText(0, text)
+        it.setText(1, status)
+        tip = f"{run.method} {run.params}\nseed {run.seed}"
+        it.setToolTip(0, tip + (f"\nerror: {run.error}" if run.error else ""))
+        it.setToolTip(1, run.error or run.message)
+        self.tree.blockSignals(False)
+
+    def _on_run_removed(self, run: Run) -> None:
+        it = self.run_items.pop(run.id, None)
+        if it is not None:
+            self.tree.takeTopLevelItem(self.tree.indexOfTopLevelItem(it))
+
+    # ------------------------------------------------------------------ layers
+    def _rebuild_layers(self) -> None:
+        self.tree.blockSignals(True)
+        for lid, it in list(self.layer_items.items()):
+            parent = it.parent()
+            if parent is not None:
+                parent.removeChild(it)
+        self.layer_items.clear()
+        for layer in reversed(self.session.layers):  # top layer first
+            parent = self.run_items.get(layer.run_id)
+            if parent is None:
+                run = self.session.runs.get(layer.run_id)
+                if run is None:
+                    continue
+                self.tree.blockSignals(False)
+                self._on_run(run)
+                self.tree.blockSignals(True)
+                parent = self.run_items[layer.run_id]
+            it = QTreeWidgetItem(parent)
+            it.setData(0, Qt.UserRole, ("layer", layer.id))
+            it.setFlags(Qt.ItemIsEnabled | Qt.ItemIsSelectable | Qt.ItemIsUserCheckable)
+            it.setText(0, layer.name + (" ±" if layer.signed else ""))
+            it.setCheckState(0, Qt.Checked if layer.visible else Qt.Unchecked)
+            it.setToolTip(0, f"{layer.label}\n{'signed (diverging colours)' if layer.signed else 'unsigned'}")
+            self.layer_items[layer.id] = it
+            parent.setExpanded(True)
+        self.tree.blockSignals(False)
+        self._on_active(self.session.active_layer())
+
+    def _on_item_changed(self, it: QTreeWidgetItem, col: int) -> None:
+        kind, ident = it.data(0, Qt.UserRole)
+        if kind == "layer" and col == 0:
+            layer = self.session.layer(ident)
+            if layer is not None:
+                self.session.set_layer(layer, visible=it.checkState(0) == Qt.Checked)
+
+    def _on_current(self, it, _prev) -> None:
+        if it is None:
+            return
+        kind, ident = it.data(0, Qt.UserRole)
+        if kind == "layer":
+            self.session.set_active_layer(ident)
+            layer = self.session.layer(ident)
+            if layer is not None:
+                self.run_selected.emit(layer.run_id)
+        else:
+            self.run_selected.emit(ident)
+
+    def _on_layer(self, layer: Layer, field: str) -> None:
+        if field == "visible":
+            it = self.layer_items.get(layer.id)
+            if it is not None:
+                self.tree.blockSignals(True)
+                it.setCheckState(0, Qt.Checked if layer.visible else Qt.Unchecked)
+                self.tree.blockSignals(False)
+        if layer.id == self.session.active_layer_id and field != "data":
+            self._show_controls(layer)
+
+    def _on_active(self, layer: Layer | None) -> None:
+        self.controls.setEnabled(layer is not None)
+        if layer is None:
+            return
+        it = self.layer_items.get(layer.id)
+        if it is not None and self.tree.currentItem() is not it:
+            self.tree.blockSignals(True)
+            self.tree.setCurrentItem(it)
+            self.tree.blockSignals(False)
+        self._show_controls(layer)
+
+    def _show_controls(self, layer: Layer) -> None:
+        for w in (self.opacity, self.colormap, self.clip, self.mode, self.topk, self.blend):
+            w.blockSignals(True)
+        self.opacity.setValue(layer.opacity)
+        self.colormap.setCurrentText(layer.colormap)
+        self.clip.setValue(layer.clip)
+        self.mode.setCurrentText(layer.mode)
+        self.topk.setValue(layer.topk)
+        self.blend.setCurrentText(layer.blend)
+        for w in (self.opacity, self.colormap, self.clip, self.mode, self.topk, self.blend):
+            w.blockSignals(False)
+
+    def _set(self, **changes) -> None:
+        layer = self.session.active_layer()
+        if layer is not None:
+            self.session.set_layer(layer, **changes)
+
+    def _selected_run(self) -> int | None:
+        it = self.tree.currentItem()
+        if it is None:
+            layer = self.session.active_layer()
+            return layer.run_id if layer else None
+        kind, ident = it.data(0, Qt.UserRole)
+        if kind == "run":
+            return ident
+        layer = self.session.layer(ident)
+        return layer.run_id if layer else None
+
+    def _cancel(self) -> None:
+        rid = self._selected_run()
+        if rid is not None:
+            self.cancel_requested.emit(rid)
+
+    def _remove(self) -> None:
+        rid = self._selected_run()
+        if rid is not None:
+            self.remove_requested.emit(rid)

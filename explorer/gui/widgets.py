@@ -1,0 +1,282 @@
+"""Small reusable widgets: a float/int slider with a spin box, a message bar, controls generated from Params."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QPainter, QLinearGradient
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QCompleter, QDoubleSpinBox, QFrame, QHBoxLayout, QLabel,
+                               QLineEdit, QPushButton, QSlider, QSpinBox, QWidget)
+
+from explorer.core import colormaps
+from explorer.core.params import Param
+
+STEPS = 1000
+
+
+class ValueSlider(QWidget):
+    """A horizontal slider bound to a spin box: int or float, linear or logarithmic."""
+
+    valueChanged = Signal(object)
+    sliderReleased = Signal()
+
+    def __init__(self, low: float, high: float, value: float, step: float | None = None,
+                 integer: bool = False, log: bool = False, decimals: int = 3, parent=None):
+        super().__init__(parent)
+        self.low, self.high, self.integer = float(low), float(high), integer
+        self.log = bool(log and low > 0)
+        self.slider = QSlider(Qt.Horizontal)
+        self.slider.setRange(0, STEPS)
+        if integer:
+            self.spin = QSpinBox()
+            self.spin.setRange(int(low), int(high))
+            self.spin.setSingleStep(int(step or 1))
+        else:
+            self.spin = QDoubleSpinBox()
+            self.spin.setDecimals(decimals)
+            self.spin.setRange(low, high)
+            self.spin.setSingleStep(step or (high - low) / 100)
+        self.spin.setKeyboardTracking(False)
+        self.spin.setMinimumWidth(72)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.slider, 1)
+        lay.addWidget(self.spin)
+        self._guard = False
+        self.slider.valueChanged.connect(self._from_slider)
+        self.slider.sliderReleased.connect(self.sliderReleased)
+        self.spin.valueChanged.connect(self._from_spin)
+        self.setValue(value)
+
+    def _to_pos(self, v: float) -> int:
+        if self.high <= self.low:
+            return 0
+        if self.log:
+            t = (math.log(v) - math.log(self.low)) / (math.log(self.high) - math.log(self.low))
+        else:
+            t = (v - self.low) / (self.high - self.low)
+        return int(round(min(1.0, max(0.0, t)) * STEPS))
+
+    def _from_pos(self, pos: int) -> float:
+        t = pos / STEPS
+        if self.log:
+            v = math.exp(math.log(self.low) + t * (math.log(self.high) - math.log(self.low)))
+        else:
+            v = self.low + t * (self.high - self.low)
+        return int(round(v)) if self.integer else v
+
+    def _from_slider(self, pos: int) -> None:
+        if self._guard:
+            return
+        self._guard = True
+        self.spin.setValue(self._from_pos(pos))
+        self._guard = False
+        self.valueChanged.emit(self.value())
+
+    def _from_spin(self, v) -> None:
+        if self._guard:
+            return
+        self._guard = True
+        self.slider.setValue(self._to_pos(v))
+        self._guard = False
+        self.valueChanged.emit(self.value())
+
+    def value(self):
+        return int(self.spin.value()) if self.integer else float(self.spin.value())
+
+    def setValue(self, v) -> None:
+        self._guard = True
+        self.spin.setValue(v)
+        self.slider.setValue(self._to_pos(float(v)))
+        self._guard = False
+
+
+class ParamControl(QWidget):
+    """The editor of one declared parameter, chosen from its kind; emits ``changed(name, value)``."""
+
+    changed = Signal(str, object)
+
+    def __init__(self, param: Param, value: Any = None, choices: list[str] | None = None, parent=None):
+        super().__init__(parent)
+        self.param = p = param
+        value = p.default if value is None and p.default is not None else value
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.editor: QWidget
+        if p.kind in ("int", "float") and p.low is not None and p.high is not None:
+            self.editor = ValueSlider(p.low, p.high, value, p.step, integer=p.kind == "int", log=p.log)
+            self.editor.valueChanged.connect(self._emit)
+        elif p.kind == "int":
+            self.editor = QSpinBox()
+            self.editor.setRange(int(p.low if p.low is not None else -10**9), int(p.high if p.high is not None else 10**9))
+            self.editor.setValue(int(value or 0))
+            self.editor.valueChanged.connect(self._emit)
+        elif p.kind == "float":
+            self.editor = QDoubleSpinBox()
+            self.editor.setDecimals(4)
+            self.editor.setRange(p.low if p.low is not None else -1e9, p.high if p.high is not None else 1e9)
+            self.editor.setValue(float(value or 0.0))
+            self.editor.valueChanged.connect(self._emit)
+        elif p.kind == "bool":
+            self.editor = QCheckBox()
+            self.editor.setChecked(bool(value))
+            self.editor.toggled.connect(self._emit)
+        elif p.kind == "choice":
+            self.editor = QComboBox()
+            self.editor.addItems(list(p.choices))
+            self.editor.setCurrentText(str(value))
+            self.editor.currentTextChanged.connect(self._emit)
+        elif p.kind == "layer":
+            self.editor = QComboBox()
+            self.editor.setEditable(True)
+            self.editor.addItems(["auto"] + list(choices or []))
+            self.editor.setCurrentText("auto" if value is None else str(value))
+            self.editor.currentTextChanged.connect(self._emit)
+        else:  # str, layers, class
+            self.editor = QLineEdit("auto" if value is None and p.kind != "str" else ("" if value is None else
+                                    ",".join(value) if isinstance(value, (list, tuple)) else str(value)))
+            if p.kind == "class" and choices:
+                comp = QCompleter(list(choices), self.editor)
+                comp.setCaseSensitivity(Qt.CaseInsensitive)
+                comp.setFilterMode(Qt.MatchContains)
+                self.editor.setCompleter(comp)
+            self.editor.editingFinished.connect(self._emit)
+        lay.addWidget(self.editor)
+        tip = p.help + (f"\n({p.bounds_text()})" if p.kind in ("int", "float", "choice") else "")
+        self.setToolTip(tip)
+
+    def _emit(self, *_):
+        self.changed.emit(self.param.name, self.value())
+
+    def value(self) -> Any:
+        e = self.editor
+        if isinstance(e, ValueSlider):
+            return e.value()
+        if isinstance(e, (QSpinBox, QDoubleSpinBox)):
+            return e.value()
+        if isinstance(e, QCheckBox):
+            return e.isChecked()
+        if isinstance(e, QComboBox):
+            t = e.currentText()
+            return None if self.param.kind == "layer" and t in ("", "auto") else t
+        t = e.text().strip()
+        if self.param.kind in ("layers", "class") and t.lower() in ("", "auto", "none"):
+            return None
+        return t
+
+    def setValue(self, v: Any) -> None:
+        try:
+            v = self.param.coerce(v)
+        except Exception:  # noqa: BLE001 - shown as given; the run reports the bad value
+            pass
+        if v is None and self.param.kind in ("int", "float", "bool"):
+            return
+        e = self.editor
+        e.blockSignals(True)
+        try:
+            if isinstance(e, ValueSlider):
+                e.setValue(v)
+            elif isinstance(e, (QSpinBox, QDoubleSpinBox)):
+                e.setValue(v)
+            elif isinstance(e, QCheckBox):
+                e.setChecked(bool(v))
+            elif isinstance(e, QComboBox):
+                e.setCurrentText("auto" if v is None else str(v))
+            else:
+                e.setText("auto" if v is None else ",".join(v) if isinstance(v, (list, tuple)) else str(v))
+        finally:
+            e.blockSignals(False)
+
+
+class MessageBar(QFrame):
+    """An in-window message line (errors in red, info in blue) with a close button."""
+
+    COLOURS = {"error": ("#fde8e8", "#9b1c1c"), "warning": ("#fdf6e3", "#8a6d00"), "info": ("#e8f0fd", "#1c3d9b")}
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        close = QPushButton("✕")
+        close.setFlat(True)
+        close.setFixedWidth(28)
+        close.clicked.connect(self.hide)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(10, 4, 4, 4)
+        lay.addWidget(self.label, 1)
+        lay.addWidget(close)
+        self.level = ""
+        self.history: list[tuple[str, str]] = []
+        self.hide()
+
+    def show_message(self, text: str, level: str = "error") -> None:
+        bg, fg = self.COLOURS.get(level, self.COLOURS["info"])
+        self.setStyleSheet(f"MessageBar {{ background: {bg}; border: 1px solid {fg}; border-radius: 4px; }}"
+                           f" QLabel {{ color: {fg}; }}")
+        self.level = level
+        self.label.setText(text)
+        self.history.append((level, text))
+        self.show()
+
+    def text(self) -> str:
+        return self.label.text() if self.isVisible() else ""
+
+
+class ColorBar(QWidget):
+    """The active layer's colour scale: a gradient with its value range and name."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setMinimumHeight(44)
+        self.setMaximumHeight(44)
+        self.cmap = "inferno"
+        self.lo, self.hi = 0.0, 1.0
+        self.title = ""
+        self.signed = False
+
+    def set_scale(self, cmap: str, lo: float, hi: float, title: str, signed: bool) -> None:
+        self.cmap, self.lo, self.hi, self.title, self.signed = cmap, lo, hi, title, signed
+        self.update()
+
+    def clear(self) -> None:
+        self.title = ""
+        self.update()
+
+    def paintEvent(self, _event) -> None:  # noqa: N802
+        p = QPainter(self)
+        p.setRenderHint(QPainter.Antialiasing)
+        w, h = self.width(), self.height()
+        if not self.title:
+            p.setPen(QColor("#888"))
+            p.drawText(self.rect(), Qt.AlignCenter, "no active layer")
+            return
+        x0, x1, y0, bh = 90, w - 90, 6, 14
+        table = colormaps.lut(self.cmap, 32)
+        grad = QLinearGradient(x0, 0, x1, 0)
+        for i, c in enumerate(table):
+            grad.setColorAt(i / (len(table) - 1), QColor(int(c[0]), int(c[1]), int(c[2])))
+        p.fillRect(x0, y0, max(1, x1 - x0), bh, grad)
+        p.setPen(QColor("#555"))
+        p.drawRect(x0, y0, max(1, x1 - x0), bh)
+        p.setPen(self.palette().windowText().color())
+        p.drawText(4, y0, x0 - 8, bh, Qt.AlignRight | Qt.AlignVCenter, f"{self.lo:.3g}")
+        p.drawText(x1 + 6, y0, 84, bh, Qt.AlignLeft | Qt.AlignVCenter, f"{self.hi:.3g}")
+        if self.signed:
+            p.drawText(x0, y0, x1 - x0, bh, Qt.AlignCenter, "0")
+        p.drawText(0, y0 + bh + 2, w, h - y0 - bh - 2, Qt.AlignCenter, self.title)
+
+
+class Debouncer(QTimer):
+    """A single-shot timer restarted by every ``poke``; fires once the pokes stop for ``ms``."""
+
+    def __init__(self, ms: int, fn, parent=None):
+        super().__init__(parent)
+        self.setSingleShot(True)
+        self.setInterval(ms)
+        self.timeout.connect(fn)
+
+    def poke(self) -> None:
+        self.start()

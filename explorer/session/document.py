@@ -1,0 +1,360 @@
+"""The document: one image, one model choice, the runs made on them and the display layers of their maps.
+
+Everything here is plain Python + numpy (no Qt, no torch). Objects change only through ``Session`` methods,
+which emit events (``explorer.session.events.Signal``); views listen and repaint. Views never write display
+state back except by calling these methods, and display changes never touch a run's data.
+
+Staleness: every (re-)queue of a run bumps its ``generation``. Results carry the generation they were
+computed for; ``Session.accept`` drops any result whose generation is not the run's current one, so a slow,
+outdated computation can never overwrite a newer one. The old map stays until the new generation's first
+result arrives.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from explorer.core import colormaps
+from explorer.core.types import Explanation
+from explorer.session.events import Signal
+
+DISPLAY_MODES = ("heat", "top-k", "contour")
+BLEND_MODES = ("normal", "add", "multiply", "screen")
+STATUSES = ("queued", "running", "done", "cancelled", "error")
+
+
+@dataclass
+class ModelChoice:
+    """What to load: the same fields as the CLI's model flags."""
+
+    spec: str | None = None
+    weights: str | None = None
+    labels: str | None = None
+    trust_pickle: bool = False
+    device: str | None = None
+    input_size: int | None = None
+    offline: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.spec or "efficientnet_lite0"
+
+    def record(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, d: dict | None) -> "ModelChoice":
+        d = dict(d or {})
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+    @classmethod
+    def from_args(cls, args: Any) -> "ModelChoice":
+        g = lambda k, default=None: getattr(args, k, default)  # noqa: E731
+        return cls(g("model"), g("weights"), g("labels"), bool(g("trust_pickle", False)), g("device"),
+                   g("input_size"), bool(g("offline", False)))
+
+
+@dataclass
+class Run:
+    """One method applied to the image: its request, its state and its (possibly partial) result."""
+
+    id: int
+    method: str
+    params: dict[str, Any]
+    target: int | None = None  # None = the model's top-1 class
+    seed: int = 0
+    status: str = "queued"
+    progress: float = 0.0
+    message: str = ""
+    error: str = ""
+    generation: int = 1
+    explanation: Explanation | None = None
+    title: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.title or self.method} #{self.id}"
+
+    @property
+    def active(self) -> bool:
+        return self.status in ("queued", "running")
+
+    def record(self) -> dict:
+        return {"id": self.id, "method": self.method, "params": _plain(self.params), "target": self.target,
+                "seed": self.seed, "status": self.status, "progress": self.progress, "error": self.error,
+                "title": self.title}
+
+
+@dataclass
+class Layer:
+    """The display state of one map of one run (its data lives in the run's explanation)."""
+
+    id: int
+    run_id: int
+    name: str
+    signed: bool = False
+    visible: bool = True
+    opacity: float = 0.6
+    colormap: str = "inferno"
+    clip: float = 99.5  # percentile of |values| (signed) or values (unsigned) mapped to the top colour
+    mode: str = "heat"  # heat | top-k | contour
+    topk: float = 20.0  # percent of pixels kept in top-k / contour mode
+    blend: str = "normal"
+    label: str = ""
+
+    DISPLAY_FIELDS = ("visible", "opacity", "colormap", "clip", "mode", "topk", "blend")
+
+    def record(self) -> dict:
+        return {k: getattr(self, k) for k in ("id", "run_id", "name", "signed", "label") + self.DISPLAY_FIELDS}
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, (np.generic,)):
+        return obj.item()
+    return obj
+
+
+class Session:
+    """The evented document model the GUI displays (single-threaded: use it from one thread)."""
+
+    def __init__(self) -> None:
+        self.image: np.ndarray | None = None
+        self.image_path: str | None = None
+        self.model_choice = ModelChoice()
+        self.model_info: dict = {}
+        self.labels: list[str] = []
+        self.predictions: list[tuple[int, str, float]] = []
+        self.target: int | None = None
+        self.runs: dict[int, Run] = {}
+        self.layers: list[Layer] = []  # bottom to top
+        self.active_layer_id: int | None = None
+        self._run_ids = itertools.count(1)
+        self._layer_ids = itertools.count(1)
+        # events
+        self.image_changed = Signal("image_changed")
+        self.model_changed = Signal("model_changed")  # model choice or its loaded info
+        self.predictions_changed = Signal("predictions_changed")
+        self.target_changed = Signal("target_changed")
+        self.run_added = Signal("run_added")  # (run)
+        self.run_changed = Signal("run_changed")  # (run)
+        self.run_removed = Signal("run_removed")  # (run)
+        self.layers_changed = Signal("layers_changed")  # structure: added, removed, reordered
+        self.layer_changed = Signal("layer_changed")  # (layer, field); field 'data' when its map changed
+        self.active_layer_changed = Signal("active_layer_changed")  # (layer or None)
+
+    # ------------------------------------------------------------------ image and model
+    def set_image(self, rgb: np.ndarray, path: str | None = None, keep_runs: bool = False) -> None:
+        rgb = np.ascontiguousarray(rgb)
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"the image must be H×W×3 uint8, got {rgb.shape} {rgb.dtype}")
+        if not keep_runs:
+            self.clear_runs()
+        self.image, self.image_path = rgb, path
+        self.predictions = []
+        self.image_changed.emit()
+        self.predictions_changed.emit()
+
+    def set_model_choice(self, choice: ModelChoice) -> None:
+        self.model_choice = choice
+        self.model_info = {}
+        self.model_changed.emit()
+
+    def set_model_info(self, info: dict, labels: list[str]) -> None:
+        self.model_info = dict(info)
+        self.labels = list(labels)
+        if self.target is not None and not 0 <= self.target < len(self.labels):
+            self.target = None
+            self.target_changed.emit()
+        self.model_changed.emit()
+
+    def set_predictions(self, preds: list[tuple[int, str, float]]) -> None:
+        self.predictions = [(int(i), str(n), float(p)) for i, n, p in preds]
+        self.predictions_changed.emit()
+
+    def set_target(self, target: int | None) -> None:
+        target = None if target is None else int(target)
+        if target != self.target:
+            self.target = target
+            self.target_changed.emit()
+
+    def effective_target(self) -> int | None:
+        if self.target is not None:
+            return self.target
+        return self.predictions[0][0] if self.predictions else None
+
+    def class_name(self, idx: int | None) -> str:
+        if idx is None:
+            return "top-1"
+        return self.labels[idx] if 0 <= idx < len(self.labels) else f"class {idx}"
+
+    # ------------------------------------------------------------------ runs
+    def new_run(self, method: str, params: dict[str, Any], target: int | None = None, seed: int = 0,
+                title: str = "") -> Run:
+        run = Run(next(self._run_ids), method, dict(params), target, int(seed), title=title)
+        self.runs[run.id] = run
+        self.run_added.emit(run)
+        return run
+
+    def requeue(self, run: Run, params: dict[str, Any] | None = None, target: int | None | str = "keep") -> Run:
+        """A new generation of ``run`` (new params and/or target); its current maps stay until replaced."""
+        if params is not None:
+            run.params = dict(params)
+        if target != "keep":
+            run.target = None if target is None else int(target)
+        run.generation += 1
+        run.status, run.progress, run.message, run.error = "queued", 0.0, "queued", ""
+        self.run_changed.emit(run)
+        return run
+
+    def is_current(self, run_id: int, generation: int) -> bool:
+        run = self.runs.get(run_id)
+        return run is not None and run.generation == generation
+
+    def mark_running(self, run_id: int, generation: int) -> bool:
+        if not self.is_current(run_id, generation):
+            return False
+        run = self.runs[run_id]
+        run.status, run.message = "running", "running"
+        self.run_changed.emit(run)
+        return True
+
+    def set_progress(self, run_id: int, generation: int, progress: float, message: str = "") -> bool:
+        if not self.is_current(run_id, generation):
+            return False
+        run = self.runs[run_id]
+        if run.status == "queued":
+            run.status = "running"
+        run.progress, run.message = float(progress), message
+        self.run_changed.emit(run)
+        return True
+
+    def accept(self, run_id: int, generation: int, explanation: Explanation, done: bool = False) -> bool:
+        """Store a (partial or final) result; False (and nothing changes) when it is stale."""
+        if not self.is_current(run_id, generation):
+            return False
+        run = self.runs[run_id]
+        run.explanation = explanation
+        run.progress = float(explanation.progress)
+        if done:
+            run.status = "cancelled" if explanation.cancelled else "done"
+            run.message = run.status
+        elif run.status == "queued":
+            run.status = "running"
+        self._sync_layers(run)
+        self.run_changed.emit(run)
+        return True
+
+    def fail(self, run_id: int, generation: int, message: str) -> bool:
+        if not self.is_current(run_id, generation):
+            return False
+        run = self.runs[run_id]
+        run.status, run.error, run.message = "error", message, "error"
+        self.run_changed.emit(run)
+        return True
+
+    def remove_run(self, run: Run) -> None:
+        if run.id not in self.runs:
+            return
+        del self.runs[run.id]
+        before = len(self.layers)
+        self.layers = [l for l in self.layers if l.run_id != run.id]
+        if self.active_layer_id is not None and self.layer(self.active_layer_id) is None:
+            self.set_active_layer(self.layers[-1].id if self.layers else None)
+        self.run_removed.emit(run)
+        if len(self.layers) != before:
+            self.layers_changed.emit()
+
+    def clear_runs(self) -> None:
+        for run in list(self.runs.values()):
+            self.remove_run(run)
+
+    def done_runs(self) -> list[Run]:
+        return [r for r in self.runs.values() if r.explanation is not None]
+
+    # ------------------------------------------------------------------ layers
+    def _sync_layers(self, run: Run) -> None:
+        exp = run.explanation
+        mine = {l.name: l for l in self.layers if l.run_id == run.id}
+        added = []
+        for i, name in enumerate(exp.layer_names):
+            if name in mine:
+                continue
+            signed = bool(exp.signed.get(name, False))
+            layer = Layer(next(self._layer_ids), run.id, name, signed, visible=(i == 0),
+                          colormap=colormaps.default_for(signed), label=f"{name} — {run.label}")
+            self.layers.append(layer)
+            added.append(layer)
+        if added:
+            # a new run's headline map becomes the active layer and hides older runs' maps
+            for l in self.layers:
+                if l.run_id != run.id and l.visible and any(a.visible for a in added):
+                    l.visible = False
+            self.layers_changed.emit()
+            self.set_active_layer(added[0].id)
+        for l in self.layers:
+            if l.run_id == run.id:
+                self.layer_changed.emit(l, "data")
+
+    def layer(self, layer_id: int | None) -> Layer | None:
+        for l in self.layers:
+            if l.id == layer_id:
+                return l
+        return None
+
+    def layers_of(self, run: Run) -> list[Layer]:
+        return [l for l in self.layers if l.run_id == run.id]
+
+    def layer_data(self, layer: Layer) -> np.ndarray | None:
+        """The layer's map at the image's resolution (NaN where the model saw nothing), or None."""
+        run = self.runs.get(layer.run_id)
+        if run is None or run.explanation is None:
+            return None
+        return run.explanation.maps.get(layer.name)
+
+    def active_layer(self) -> Layer | None:
+        return self.layer(self.active_layer_id)
+
+    def set_active_layer(self, layer_id: int | None) -> None:
+        if layer_id != self.active_layer_id:
+            self.active_layer_id = layer_id
+            self.active_layer_changed.emit(self.layer(layer_id))
+
+    def set_layer(self, layer: Layer, **changes: Any) -> None:
+        """Change display fields (visible, opacity, colormap, clip, mode, topk, blend) and emit per field."""
+        for key, value in changes.items():
+            if key not in Layer.DISPLAY_FIELDS:
+                raise KeyError(f"{key!r} is not a display field; valid: {', '.join(Layer.DISPLAY_FIELDS)}")
+            if key == "mode" and value not in DISPLAY_MODES:
+                raise ValueError(f"display mode {value!r}; valid: {', '.join(DISPLAY_MODES)}")
+            if key == "blend" and value not in BLEND_MODES:
+                raise ValueError(f"blend mode {value!r}; valid: {', '.join(BLEND_MODES)}")
+            if key == "colormap" and value not in colormaps.NAMES:
+                raise ValueError(f"colormap {value!r}; valid: {', '.join(colormaps.NAMES)}")
+            if key == "opacity":
+                value = float(min(1.0, max(0.0, value)))
+            if getattr(layer, key) != value:
+                setattr(layer, key, value)
+                self.layer_changed.emit(layer, key)
+
+    def move_layer(self, layer: Layer, index: int) -> None:
+        self.layers.remove(layer)
+        self.layers.insert(max(0, min(index, len(self.layers))), layer)
+        self.layers_changed.emit()
+
+    def add_restored(self, run: Run, layers: list[Layer]) -> None:
+        """Insert a run and its layers read back from a session file (ids kept)."""
+        self.runs[run.id] = run
+        self._run_ids = itertools.count(max(self.runs) + 1)
+        self.layers.extend(layers)
+        if self.layers:
+            self._layer_ids = itertools.count(max(l.id for l in self.layers) + 1)
+        self.run_added.emit(run)
+        self.layers_changed.emit()

@@ -1,0 +1,189 @@
+"""Turning a layer's float map into colours, Qt-free (numpy only), fast enough for live display sliders.
+
+Per map we keep a sorted subsample of its finite values (``MapStats``), so the clipping percentile, the
+colour levels and the top-k threshold are table look-ups instead of a full ``np.percentile`` per slider
+move. ``render_rgba`` returns an H×W×4 uint8 image: NaN pixels (outside the model's view) and, in top-k and
+contour modes, the pixels outside the kept region are fully transparent. Opacity and blending are applied
+by whoever composites (the canvas, or ``composite`` for exports).
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+
+from explorer.core import colormaps
+from explorer.session.document import Layer
+
+SAMPLE = 200_000  # values kept per map for percentile look-ups
+
+
+@dataclass
+class MapStats:
+    sorted_values: np.ndarray  # finite values, ascending (a subsample for big maps)
+    sorted_abs: np.ndarray
+    vmin: float
+    vmax: float
+    has_nan: bool = False
+    _nan: np.ndarray | None = None
+
+    def nan_mask(self, m: np.ndarray) -> np.ndarray | None:
+        """The map's NaN pixels (None when there are none), computed once."""
+        if not self.has_nan:
+            return None
+        if self._nan is None or self._nan.shape != m.shape:
+            self._nan = np.isnan(m)
+        return self._nan
+
+    def quantile(self, q: float, absolute: bool = False) -> float:
+        a = self.sorted_abs if absolute else self.sorted_values
+        if a.size == 0:
+            return 0.0
+        return float(a[int(round(min(1.0, max(0.0, q)) * (a.size - 1)))])
+
+
+def compute_stats(m: np.ndarray) -> MapStats:
+    flat = np.asarray(m, dtype=np.float32).ravel()
+    if flat.size > SAMPLE:
+        flat = flat[:: int(np.ceil(flat.size / SAMPLE))]
+    finite = flat[np.isfinite(flat)]
+    s = np.sort(finite)
+    sa = np.sort(np.abs(finite))
+    full = np.asarray(m, dtype=np.float32)
+    has_nan = bool(np.isnan(full).any())
+    return MapStats(s, sa, float(s[0]) if s.size else 0.0, float(s[-1]) if s.size else 0.0, has_nan)
+
+
+_STATS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_STATS_BY_ID: dict[int, tuple[weakref.ref, MapStats]] = {}
+
+
+def stats(m: np.ndarray) -> MapStats:
+    """Cached statistics of ``m`` (keyed by the array object, dropped when the array is)."""
+    key = id(m)
+    hit = _STATS_BY_ID.get(key)
+    if hit is not None and hit[0]() is m:
+        return hit[1]
+    st = compute_stats(m)
+    try:
+        ref = weakref.ref(m, lambda _r, k=key: _STATS_BY_ID.pop(k, None))
+    except TypeError:
+        return st
+    _STATS_BY_ID[key] = (ref, st)
+    return st
+
+
+def levels(signed: bool, st: MapStats, clip: float = 99.5) -> tuple[float, float]:
+    """The values mapped to the bottom and top colours (symmetric around 0 for signed maps)."""
+    q = clip / 100.0
+    if signed:
+        hi = st.quantile(q, absolute=True) or 1.0
+        return -hi, hi
+    lo, hi = st.vmin, st.quantile(q)
+    if hi <= lo:
+        hi = lo + 1.0
+    return lo, hi
+
+
+def shared_levels(signed: bool, all_stats: list[MapStats], clip: float = 99.5) -> tuple[float, float]:
+    """One scale for several maps (comparison grid, 'shared' normalisation)."""
+    pairs = [levels(signed, s, clip) for s in all_stats]
+    if not pairs:
+        return (-1.0, 1.0) if signed else (0.0, 1.0)
+    if signed:
+        hi = max(p[1] for p in pairs)
+        return -hi, hi
+    return min(p[0] for p in pairs), max(p[1] for p in pairs)
+
+
+_LUT32: dict[str, np.ndarray] = {}
+
+
+def lut32(name: str) -> np.ndarray:
+    """The colormap as 256 packed RGBA uint32 values (opaque), for a one-gather colouring."""
+    t = _LUT32.get(name)
+    if t is None:
+        rgb = colormaps.lut(name, 256)
+        rgba = np.concatenate([rgb, np.full((256, 1), 255, np.uint8)], axis=1)
+        t = np.ascontiguousarray(rgba).view(np.uint32).reshape(256)
+        _LUT32[name] = t
+    return t
+
+
+def threshold(layer: Layer, st: MapStats) -> float:
+    """The value above which a pixel is in the layer's top-k% (by value; for signed maps, positive evidence)."""
+    return st.quantile(1.0 - layer.topk / 100.0)
+
+
+def _edges(mask: np.ndarray, width: int = 2) -> np.ndarray:
+    inner = mask.copy()
+    inner[1:, :] &= mask[:-1, :]
+    inner[:-1, :] &= mask[1:, :]
+    inner[:, 1:] &= mask[:, :-1]
+    inner[:, :-1] &= mask[:, 1:]
+    edge = mask & ~inner
+    for _ in range(max(0, width - 1)):
+        grown = edge.copy()
+        grown[1:, :] |= edge[:-1, :]
+        grown[:-1, :] |= edge[1:, :]
+        grown[:, 1:] |= edge[:, :-1]
+        grown[:, :-1] |= edge[:, 1:]
+        edge = grown
+    return edge
+
+
+def render_rgba(layer: Layer, m: np.ndarray, lv: tuple[float, float] | None = None,
+                st: MapStats | None = None) -> np.ndarray:
+    """H×W×4 uint8 colours of ``m`` under ``layer``'s colormap, clipping and display mode."""
+    m = np.asarray(m, dtype=np.float32)
+    st = st or stats(m)
+    lo, hi = lv or levels(layer.signed, st, layer.clip)
+    scale = 255.0 / (hi - lo) if hi > lo else 0.0
+    v = np.subtract(m, np.float32(lo))
+    np.multiply(v, np.float32(scale), out=v)
+    np.clip(v, 0, 255, out=v)
+    nan = st.nan_mask(m)
+    if nan is not None:
+        v[nan] = 0
+    idx = v.astype(np.uint8)
+    packed = np.take(lut32(layer.colormap), idx)
+    rgba = packed.view(np.uint8).reshape(m.shape + (4,))
+    alpha = rgba[..., 3]
+    if layer.mode in ("top-k", "contour"):
+        keep = m >= np.float32(threshold(layer, st))  # NaN compares False
+        if layer.mode == "contour":
+            keep = _edges(keep, width=max(1, int(round(max(m.shape) / 300))))
+        alpha[~keep] = 0
+    if nan is not None:
+        alpha[nan] = 0
+    return rgba
+
+
+def composite(image: np.ndarray, layers: list[tuple[np.ndarray, float, str]]) -> np.ndarray:
+    """Blend RGBA layers (rgba, opacity, blend mode), bottom first, over an RGB uint8 image (exports)."""
+    out = image.astype(np.float32) / 255.0
+    for rgba, opacity, blend in layers:
+        c = rgba[..., :3].astype(np.float32) / 255.0
+        a = rgba[..., 3:4].astype(np.float32) / 255.0 * float(opacity)
+        if blend == "add":
+            mixed = np.minimum(out + c, 1.0)
+        elif blend == "multiply":
+            mixed = out * c
+        elif blend == "screen":
+            mixed = 1.0 - (1.0 - out) * (1.0 - c)
+        else:
+            mixed = c
+        out = out * (1.0 - a) + mixed * a
+    return (out * 255.0).round().clip(0, 255).astype(np.uint8)
+
+
+def session_view(session, layers=None) -> np.ndarray:
+    """The session's image with its visible layers composited (what the canvas shows), RGB uint8."""
+    items = []
+    for layer in layers if layers is not None else session.layers:
+        m = session.layer_data(layer)
+        if layer.visible and m is not None:
+            items.append((render_rgba(layer, m), layer.opacity, layer.blend))
+    return composite(session.image, items)

@@ -1,0 +1,286 @@
+"""The compute worker: one QThread that owns the model and runs method generators.
+
+The GUI thread never touches torch. It puts jobs on a thread-safe queue (load a model, set the image, run a
+method, call a function) and listens to Qt signals, which Qt delivers on the GUI thread. Heavy imports
+(torch, timm, the method registry) happen here, on the worker thread, after the window is up; the method
+catalog arrives by ``catalog_ready``.
+
+Runs: every job carries ``(run_id, generation)``. Submitting a newer generation of a run cancels the older
+one's token, and a queued job whose generation is no longer the latest is skipped unseen. Partial results
+are throttled (at most one every ``throttle_s`` seconds; the final one always goes out) and their maps are
+resampled to image space here, so the GUI thread only colours them. The session drops whatever arrives
+stale. Errors: an ``ExplorerError`` becomes its message; out-of-memory a clear message; anything else a
+message plus a logged traceback, never a crash of the thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from PySide6.QtCore import QThread, Signal
+
+from explorer.core.cancel import CancelToken
+from explorer.core.errors import Cancelled, ExplorerError
+
+log = logging.getLogger(__name__)
+
+_STOP = object()
+
+
+@dataclass
+class RunJob:
+    run_id: int
+    generation: int
+    method: str
+    params: dict[str, Any]
+    target: int | str | None = None
+    seed: int = 0
+    state: dict | None = None
+    priors: dict[str, Any] = field(default_factory=dict)
+    cancel: CancelToken = field(default_factory=CancelToken)
+
+
+def describe_error(exc: BaseException, what: str) -> str:
+    """A one-paragraph user message for an exception raised while doing ``what``."""
+    if isinstance(exc, ExplorerError):
+        return str(exc)
+    try:
+        from explorer.models.device import is_oom
+
+        oom = is_oom(exc)
+    except Exception:  # noqa: BLE001
+        oom = isinstance(exc, MemoryError)
+    if oom:
+        return (f"out of memory while {what}: lower the batch size or the number of samples, or use a "
+                "smaller model input; results computed so far are kept")
+    log.error("unexpected error while %s:\n%s", what, "".join(traceback.format_exception(exc)))
+    return f"unexpected error while {what}: {type(exc).__name__}: {exc} (details in the log)"
+
+
+class ComputeWorker(QThread):
+    catalog_ready = Signal(object)  # list[dict] method entries
+    model_loading = Signal(str)
+    model_loaded = Signal(object)  # dict: info, labels, layer_names
+    model_failed = Signal(str)
+    predictions_ready = Signal(object, int)  # [(index, name, prob)], image token
+    run_started = Signal(int, int)
+    run_progress = Signal(int, int, float, str)
+    run_partial = Signal(int, int, object)  # run id, generation, Explanation
+    run_finished = Signal(int, int, object)
+    run_failed = Signal(int, int, str)
+    call_done = Signal(int, object)
+    call_failed = Signal(int, str)
+    busy_changed = Signal(bool)
+
+    def __init__(self, parent=None, throttle_s: float = 0.08, topk: int = 5):
+        super().__init__(parent)
+        self.throttle_s = throttle_s
+        self.topk = topk
+        self._queue: "queue.Queue[Any]" = queue.Queue()
+        self._lock = threading.Lock()
+        self._latest: dict[int, int] = {}  # run id -> newest generation submitted
+        self._active: dict[int, RunJob] = {}
+        self._calls = 0
+        self.model = None  # owned by this thread
+        self.image = None
+        self.image_token = 0
+        self.catalog: list[dict] = []
+        self.setObjectName("explorer-compute")
+
+    # ------------------------------------------------------------------ API for the GUI thread
+    def load_model(self, choice) -> None:
+        self._queue.put(("model", choice))
+
+    def set_image(self, rgb, token: int = 0) -> None:
+        self._queue.put(("image", (rgb, token)))
+
+    def submit(self, job: RunJob) -> RunJob:
+        with self._lock:
+            self._latest[job.run_id] = max(job.generation, self._latest.get(job.run_id, 0))
+            old = self._active.get(job.run_id)
+            if old is not None and old.generation < job.generation:
+                old.cancel.cancel()
+        self._queue.put(("run", job))
+        return job
+
+    def cancel(self, run_id: int | None = None) -> None:
+        """Cancel a run (all runs when None): the active one stops at its next step, queued ones are skipped."""
+        with self._lock:
+            ids = list(self._latest) if run_id is None else [run_id]
+            for rid in ids:
+                self._latest[rid] = self._latest.get(rid, 0) + 1_000_000  # nothing queued is current any more
+                job = self._active.get(rid)
+                if job is not None:
+                    job.cancel.cancel()
+
+    def forget(self, run_id: int) -> None:
+        self.cancel(run_id)
+
+    def call(self, fn: Callable[[Any, Any], Any]) -> int:
+        """Run ``fn(model, image)`` on the worker thread; the result comes back by ``call_done(token, result)``."""
+        self._calls += 1
+        self._queue.put(("call", (self._calls, fn)))
+        return self._calls
+
+    def stop(self, wait_ms: int = 10000) -> None:
+        self.cancel(None)
+        self._queue.put(_STOP)
+        if self.isRunning():
+            self.wait(wait_ms)
+
+    @property
+    def busy(self) -> bool:
+        with self._lock:
+            return bool(self._active)
+
+    # ------------------------------------------------------------------ the thread
+    def run(self) -> None:  # noqa: D401 - QThread entry point
+        try:
+            self._load_catalog()
+        except Exception as exc:  # noqa: BLE001
+            self.model_failed.emit(describe_error(exc, "loading the methods"))
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                break
+            kind, payload = item
+            try:
+                if kind == "model":
+                    self._do_model(payload)
+                elif kind == "image":
+                    self.image, self.image_token = payload
+                    self._do_predict()
+                elif kind == "run":
+                    self._do_run(payload)
+                elif kind == "call":
+                    self._do_call(*payload)
+            except Exception as exc:  # noqa: BLE001 - the thread must survive anything
+                log.exception("worker job %s failed", kind)
+                self.model_failed.emit(describe_error(exc, f"handling a {kind} job"))
+
+    def _load_catalog(self) -> None:
+        from explorer.methods import METHODS, method_names
+
+        entries = []
+        for name in method_names():
+            cls = METHODS.get(name)
+            entries.append({
+                "name": name, "title": cls.title or name, "family": cls.family, "paper": cls.paper,
+                "summary": cls.summary, "needs": cls.needs.describe(), "class_agnostic": cls.class_agnostic,
+                "outputs": tuple(cls.outputs), "params": cls.params, "quick": dict(cls.quick),
+                "available": True, "reason": "", "_needs": cls.needs,
+            })
+        self.catalog = entries
+        self.catalog_ready.emit(self._public_catalog())
+
+    def _public_catalog(self) -> list[dict]:
+        out = []
+        for e in self.catalog:
+            e = dict(e)
+            needs = e.pop("_needs")
+            if self.model is not None:
+                missing = needs & ~self.model.supports
+                if missing:
+                    e["available"] = False
+                    e["reason"] = f"needs {missing.describe()}, which the {self.model.kind} model does not offer"
+            out.append(e)
+        return out
+
+    def _do_model(self, choice) -> None:
+        label = getattr(choice, "label", str(choice))
+        self.model_loading.emit(label)
+        try:
+            from explorer.models import load_model
+
+            model = load_model(choice.spec, weights=choice.weights, labels=choice.labels, device=choice.device,
+                               trust_pickle=choice.trust_pickle,
+                               allow_download=False if choice.offline else None, input_size=choice.input_size)
+            try:
+                layer_names = model.layer_names()
+            except Exception:  # noqa: BLE001 - a model without discoverable layers still works
+                layer_names = []
+        except Exception as exc:  # noqa: BLE001
+            self.model_failed.emit(describe_error(exc, f"loading the model {label}"))
+            return
+        self.model = model
+        info = model.describe()
+        self.model_loaded.emit({"info": info, "labels": list(model.labels), "layer_names": layer_names})
+        if self.catalog:
+            self.catalog_ready.emit(self._public_catalog())
+        self._do_predict()
+
+    def _do_predict(self) -> None:
+        if self.model is None or self.image is None:
+            return
+        from explorer.methods.base import prepare
+
+        try:
+            ctx = prepare(self.model, self.image)
+            preds = self.model.predict(ctx.x, max(self.topk, 5))
+        except Exception as exc:  # noqa: BLE001
+            self.model_failed.emit(describe_error(exc, "classifying the image"))
+            return
+        self.predictions_ready.emit([(p.index, p.name, p.prob) for p in preds], self.image_token)
+
+    def _current(self, job: RunJob) -> bool:
+        with self._lock:
+            return self._latest.get(job.run_id, 0) == job.generation and not job.cancel.cancelled
+
+    def _do_run(self, job: RunJob) -> None:
+        if not self._current(job):
+            return  # superseded or cancelled while queued
+        what = f"running {job.method}"
+        if self.model is None:
+            self.run_failed.emit(job.run_id, job.generation, "no model is loaded: open a model first")
+            return
+        if self.image is None:
+            self.run_failed.emit(job.run_id, job.generation, "no image is open")
+            return
+        with self._lock:
+            self._active[job.run_id] = job
+        self.busy_changed.emit(True)
+        self.run_started.emit(job.run_id, job.generation)
+        try:
+            from explorer.methods import run as run_method
+
+            last_emit = 0.0
+            last_progress = 0.0
+            for update in run_method(job.method, self.model, self.image, target=job.target, params=job.params,
+                                     seed=job.seed, cancel=job.cancel, priors=job.priors or None,
+                                     state=job.state):
+                now = time.perf_counter()
+                exp = update.explanation
+                if update.done:
+                    exp.maps  # noqa: B018 - resample to image space here, not on the GUI thread
+                    self.run_finished.emit(job.run_id, job.generation, exp)
+                    break
+                if now - last_progress >= 0.03:
+                    self.run_progress.emit(job.run_id, job.generation, float(update.progress), update.message)
+                    last_progress = now
+                if now - last_emit >= self.throttle_s:
+                    exp.maps  # noqa: B018
+                    self.run_partial.emit(job.run_id, job.generation, exp)
+                    last_emit = time.perf_counter()
+        except Cancelled:
+            self.run_failed.emit(job.run_id, job.generation, "cancelled before the first result")
+        except Exception as exc:  # noqa: BLE001
+            self.run_failed.emit(job.run_id, job.generation, describe_error(exc, what))
+        finally:
+            with self._lock:
+                if self._active.get(job.run_id) is job:
+                    del self._active[job.run_id]
+            self.busy_changed.emit(False)
+
+    def _do_call(self, token: int, fn) -> None:
+        try:
+            result = fn(self.model, self.image)
+        except Exception as exc:  # noqa: BLE001
+            self.call_failed.emit(token, describe_error(exc, "computing"))
+            return
+        self.call_done.emit(token, result)
