@@ -33,4 +33,5 @@ class build_py_with_resources(build_py):
         shutil.copytree(src, dst, ignore=IGNORE)
 
 
-setup(cmdclass={"build_py": build_py_with_resources})
+if __name__ == "__main__":  # setuptools' build backend runs this file as __main__; tests import the hook
+    setup(cmdclass={"build_py": build_py_with_resources})

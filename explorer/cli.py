@@ -125,6 +125,9 @@ def cmd_models(args) -> int:
 
 # --------------------------------------------------------------------------- GUI
 def cmd_gui(args) -> int:
+    from explorer import resources
+
+    resources.check()  # a broken install stops here: one line naming the missing file, exit 2
     from explorer.gui.app import main as gui_main
 
     return gui_main(args)

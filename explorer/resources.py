@@ -14,6 +14,10 @@ _HERE = Path(__file__).resolve().parent
 _CANDIDATES = (_HERE / "_resources", _HERE.parent / "resources")
 
 SAMPLES = ("chelsea.png", "coffee.png", "rocket.jpg", "astronaut.png")
+ICON_SIZES = (16, 24, 32, 48, 64, 128, 256, 512)
+# What the app cannot start without (checked before the window opens, so a broken install is named
+# in one line instead of failing half-way through start-up).
+REQUIRED = (("labels", "imagenet1k.txt"), ("samples", "chelsea.png"), ("icons", "explorer.svg"))
 
 
 def root() -> Path:
@@ -35,3 +39,19 @@ def path(*parts: str) -> Path:
 
 def sample(name: str = "chelsea.png") -> Path:
     return path("samples", name)
+
+
+def icon(size: int | None = None) -> Path:
+    """The application icon: the SVG, or the PNG rendered at ``size`` pixels (one of ICON_SIZES)."""
+    if size is None:
+        return path("icons", "explorer.svg")
+    if size not in ICON_SIZES:
+        raise ValueError(f"no {size}px icon; sizes: {ICON_SIZES}")
+    return path("icons", f"explorer-{size}.png")
+
+
+def check(required=REQUIRED) -> Path:
+    """Raise ExplorerError naming the first missing required file; returns the resources root."""
+    for parts in required:
+        path(*parts)
+    return root()
