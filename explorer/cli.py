@@ -20,7 +20,9 @@ from explorer.core.errors import Cancelled, ExplorerError
 
 # Subcommands contributed by other modules: name -> "module:function" that adds its parser.
 # The function receives the subparsers object and must set ``func`` on its parser.
-EXTRA_COMMANDS: dict[str, str] = {}
+EXTRA_COMMANDS: dict[str, str] = {
+    "evaluate": "explorer.evaluation.cli:add_parser",
+}
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:

@@ -124,7 +124,8 @@ class _Substrate:
 def make_substrate(spec: Any, ctx: Context, mode: str) -> _Substrate:
     """The substrate from a spec.
 
-    ``None`` -> the protocol default for ``mode``; ``"zero"``; ``"blur"`` (kernel 11, σ = 5) or
+    ``None`` -> the protocol default for ``mode``; ``"zero"`` (normalised zero = dataset mean colour);
+    ``"black"`` (pixel value 0); ``"blur"`` (kernel 11, σ = 5) or
     ``"blur:SIGMA"`` or ``"blur:SIGMA:KERNEL"``; any other in-fill name of ``explorer.methods.infill``
     (``mean``, ``noise``, ``constant``, in-painters); or a normalised tensor / array (1|3, h, w) → "custom".
     """
@@ -150,10 +151,12 @@ def make_substrate(spec: Any, ctx: Context, mode: str) -> _Substrate:
         return _Substrate(f"blur(kernel={kernel},sigma={sigma:g})", fixed_gaussian_blur(x, kernel, sigma))
     if s == "zero":
         return _Substrate("zero", torch.zeros_like(x))
+    if s == "black":  # pixel value 0 (the image multiplied by the mask, as in Grad-CAM++'s confidence drop)
+        return _Substrate("black", ctx.model.preprocess.normalise(torch.zeros_like(x)))
     if s in INFILLERS:
         inf = make_infill(s, x, ctx.model.preprocess, generator=ctx.generator(offset=104729))
         return _Substrate(s, getattr(inf, "base", None), infill=inf)
-    raise ParamError(f"unknown substrate {spec!r}; valid: zero, blur, blur:SIGMA, {', '.join(k for k in INFILLERS if k not in ('zero', 'blur'))}, or an array")
+    raise ParamError(f"unknown substrate {spec!r}; valid: zero, black, blur, blur:SIGMA, {', '.join(k for k in INFILLERS if k not in ('zero', 'blur'))}, or an array")
 
 
 def rank_map(saliency_input: np.ndarray) -> np.ndarray:

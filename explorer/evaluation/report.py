@@ -1,0 +1,254 @@
+"""Results of ``explorer evaluate`` on disk: one CSV per image and method, and the summary built from them.
+
+Layout of the output folder::
+
+    per_image/<image file name>__<method>.csv     rows: image, method, target, metric, quantity, value, fraction
+    per_image/<image file name>__agreement.csv    pairwise agreement of the methods on that image
+    skipped*.csv                                  images that could not be used, with the reason
+    summary.csv, summary.md                       mean ± std per method of every scalar quantity
+    curves.csv, curves.png                        average deletion / insertion curves per method
+
+The summary is rebuilt by streaming over the per-image CSVs (one file in memory at a time), so it covers
+every shard whose CSVs were copied into ``per_image/`` — this is also the merge step of a sharded run.
+numpy + PIL only (no matplotlib: the PNG is drawn with PIL).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+FIELDS = ("image", "method", "target", "metric", "quantity", "value", "fraction")
+GRID = np.linspace(0.0, 1.0, 101)
+CURVE_MODES = ("deletion", "insertion")
+PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
+           (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+
+
+def safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
+
+
+def result_path(out: Path, image_name: str, method: str) -> Path:
+    return Path(out) / "per_image" / f"{safe_name(image_name)}__{safe_name(method)}.csv"
+
+
+def write_rows(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    """Write atomically (temporary file, then rename): an interrupted run never leaves a partial CSV."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, FIELDS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: _fmt(r.get(k, "")) for k in FIELDS})
+    os.replace(tmp, path)
+
+
+def _fmt(v: Any) -> Any:
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return f"{float(v):.8g}"
+    return v
+
+
+def _num(v: str) -> float | None:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+class _Acc:
+    """Running count, sum and sum of squares (Welford would be overkill at these sizes)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.s = 0.0
+        self.s2 = 0.0
+
+    def add(self, x: float) -> None:
+        self.n += 1
+        self.s += x
+        self.s2 += x * x
+
+    @property
+    def mean(self) -> float:
+        return self.s / self.n if self.n else float("nan")
+
+    @property
+    def std(self) -> float:
+        if self.n < 2:
+            return 0.0 if self.n == 1 else float("nan")
+        return math.sqrt(max(0.0, (self.s2 - self.s * self.s / self.n) / (self.n - 1)))
+
+
+def summarise(out: str | Path, title: str = "explorer evaluate") -> dict[str, Any]:
+    """Stream over ``out/per_image/*.csv`` and write summary.csv/.md, curves.csv/.png. Returns the table."""
+    out = Path(out)
+    scal: dict[str, dict[tuple[str, str], _Acc]] = defaultdict(lambda: defaultdict(_Acc))
+    curves: dict[str, dict[str, np.ndarray]] = defaultdict(dict)
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    images: dict[str, set] = defaultdict(set)
+    notes: dict[str, set] = defaultdict(set)  # (metric) -> substrate/step strings
+    files = sorted((out / "per_image").glob("*.csv")) if (out / "per_image").is_dir() else []
+    for path in files:
+        pts: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+        with open(path, newline="") as f:
+            for r in csv.DictReader(f):
+                method, metric, q = r["method"], r["metric"], r["quantity"]
+                images[method].add(r["image"])
+                if r.get("fraction", "") != "":
+                    v, fr = _num(r["value"]), _num(r["fraction"])
+                    if v is not None and fr is not None:
+                        pts[(method, metric)].append((fr, v))
+                    continue
+                v = _num(r["value"])
+                if v is None:
+                    if r["value"] and q in ("substrate", "step"):
+                        notes[metric].add(f"{q} {r['value']}")
+                    continue
+                if q == "step":
+                    notes[metric].add(f"step {int(v)} px")
+                    continue
+                if q in ("target",):
+                    continue
+                scal[method][(metric, q)].add(v)
+        for (method, metric), p in pts.items():
+            p.sort()
+            fr, sc = np.array([a for a, _ in p]), np.array([b for _, b in p])
+            acc = curves[method].setdefault(metric, np.zeros(GRID.size))
+            acc += np.interp(GRID, fr, sc)
+            counts[method][metric] += 1
+
+    methods = sorted(scal, key=lambda m: (" vs " in m, m))
+    columns: list[tuple[str, str]] = []
+    for m in methods:
+        for key in scal[m]:
+            if key not in columns:
+                columns.append(key)
+    order = {"deletion": 0, "insertion": 1, "causal": 2, "confidence": 3, "pointing": 4, "reference": 5,
+             "removal_gain": 6, "sanity": 7, "agreement": 8, "run": 9}
+    columns.sort(key=lambda k: (order.get(k[0], 8), k[0], k[1]))
+
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "summary.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["method", "metric", "quantity", "n", "mean", "std"])
+        for m in methods:
+            for key in columns:
+                a = scal[m].get(key)
+                if a is not None and a.n:
+                    w.writerow([m, key[0], key[1], a.n, repr(a.mean), repr(a.std)])
+
+    mean_curves = {m: {k: v / counts[m][k] for k, v in c.items()} for m, c in curves.items()}
+    with open(out / "curves.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["method", "mode", "n_images"] + [f"{g:.2f}" for g in GRID])
+        for m in sorted(mean_curves):
+            for k, v in mean_curves[m].items():
+                w.writerow([m, k, counts[m][k]] + [f"{x:.6f}" for x in v])
+
+    lines = [f"# {title}", ""]
+    n_img = len(set().union(*images.values())) if images else 0
+    n_methods = len([m for m in methods if " vs " not in m])
+    lines.append(f"{n_img} images, {n_methods} methods; mean ± std over images (rows 'a vs b': agreement of two maps).")
+    for metric in sorted(notes):
+        lines.append(f"- {metric}: {', '.join(sorted(notes[metric]))}")
+    lines.append("")
+    # a compact table: one row per method, the headline quantities as columns
+    head = columns
+    lines.append("| method | images | " + " | ".join(f"{a} {b}" for a, b in head) + " |")
+    lines.append("|---|---|" + "---|" * len(head))
+    for m in methods:
+        cells = []
+        for key in head:
+            a = scal[m].get(key)
+            cells.append(f"{a.mean:.4g} ± {a.std:.2g}" if a is not None and a.n else "")
+        lines.append(f"| {m} | {len(images[m])} | " + " | ".join(cells) + " |")
+    skipped = read_skipped(out)
+    if skipped:
+        lines += ["", f"## Skipped ({len(skipped)})", ""]
+        lines += [f"- {name}: {reason}" for name, reason in skipped]
+    lines.append("")
+    lines.append("Lower deletion AUC and higher insertion AUC are better; causal ins_minus_del = insertion − deletion.")
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    if mean_curves:
+        plot_curves(out / "curves.png", mean_curves, {m: dict(counts[m]) for m in counts})
+    return {"methods": methods, "columns": columns,
+            "table": {m: {f"{a}.{b}": (scal[m][(a, b)].mean, scal[m][(a, b)].std, scal[m][(a, b)].n)
+                          for (a, b) in scal[m]} for m in methods},
+            "curves": mean_curves, "skipped": skipped, "n_images": n_img}
+
+
+def read_skipped(out: Path) -> list[tuple[str, str]]:
+    seen: dict[str, str] = {}
+    for path in sorted(Path(out).glob("skipped*.csv")):
+        with open(path, newline="") as f:
+            for r in csv.DictReader(f):
+                seen[r["image"]] = r["reason"]
+    return sorted(seen.items())
+
+
+def write_skipped(path: Path, skipped: list[tuple[str, str]]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["image", "reason"])
+        w.writerows(skipped)
+
+
+# --------------------------------------------------------------------------- plot (PIL)
+def plot_curves(path: Path, curves: dict[str, dict[str, np.ndarray]], counts: dict[str, dict[str, int]],
+                size: tuple[int, int] = (1000, 440)) -> None:
+    """Average deletion and insertion curves per method, side by side, drawn with PIL."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    W, H = size
+    img = Image.new("RGB", (W, H), "white")
+    d = ImageDraw.Draw(img)
+    font = ImageFont.load_default()
+    modes = [m for m in CURVE_MODES if any(m in c for c in curves.values())] or list(CURVE_MODES)
+    methods = sorted(curves)
+    colour = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(methods)}
+    pw = W // len(modes)
+    for j, mode in enumerate(modes):
+        x0, y0, x1, y1 = j * pw + 55, 30, (j + 1) * pw - 20, H - 45
+        ymax = max([float(np.max(c[mode])) for c in curves.values() if mode in c] + [1e-6])
+        ymax = 1.0 if ymax > 0.5 else max(0.05, math.ceil(ymax * 20) / 20)
+        d.rectangle([x0, y0, x1, y1], outline=(0, 0, 0))
+        for t in range(6):
+            fx = x0 + (x1 - x0) * t / 5
+            fy = y1 - (y1 - y0) * t / 5
+            d.line([fx, y1, fx, y1 + 4], fill=(0, 0, 0))
+            d.text((fx - 8, y1 + 7), f"{t / 5:.1f}", fill=(0, 0, 0), font=font)
+            d.line([x0 - 4, fy, x0, fy], fill=(0, 0, 0))
+            d.line([x0 + 1, fy, x1 - 1, fy], fill=(235, 235, 235))
+            d.text((x0 - 38, fy - 6), f"{ymax * t / 5:.2f}", fill=(0, 0, 0), font=font)
+        verb = "removed" if mode == "deletion" else "inserted"
+        d.text(((x0 + x1) / 2 - 70, y1 + 22), f"fraction of pixels {verb}", fill=(0, 0, 0), font=font)
+        d.text((x0, 10), f"{mode} (mean P_target over images)", fill=(0, 0, 0), font=font)
+        ly = y0 + 8
+        for m in methods:
+            c = curves[m].get(mode)
+            if c is None:
+                continue
+            pts = [(x0 + (x1 - x0) * g, y1 - (y1 - y0) * min(max(v / ymax, 0.0), 1.0)) for g, v in zip(GRID, c)]
+            d.line(pts, fill=colour[m], width=2)
+            auc = float(np.sum((c[1:] + c[:-1]) * np.diff(GRID)) / 2)
+            label = f"{m}  AUC {auc:.3f}  (n={counts.get(m, {}).get(mode, 0)})"
+            d.line([x1 - 190, ly + 6, x1 - 170, ly + 6], fill=colour[m], width=3)
+            d.text((x1 - 165, ly), label, fill=(0, 0, 0), font=font)
+            ly += 14
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
