@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QSettings, Qt, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
                                QMainWindow, QPushButton, QTabWidget, QVBoxLayout, QWidget)
@@ -186,15 +186,16 @@ class MainWindow(QMainWindow):
         self.model_panel.sample.activated.connect(self._open_sample_combo)
         # worker -> session (queued: delivered on this thread)
         w = self.worker
+        # bound methods of this QObject, so Qt queues the calls onto the GUI thread
         w.catalog_ready.connect(self._on_catalog)
-        w.model_loading.connect(lambda label: self._set_model_status(f"loading {label}…"))
+        w.model_loading.connect(self._on_model_loading)
         w.model_loaded.connect(self._on_model_loaded)
         w.model_failed.connect(self._on_model_failed)
         w.predictions_ready.connect(self._on_predictions)
-        w.run_started.connect(self.session.mark_running)
-        w.run_progress.connect(self.session.set_progress)
-        w.run_partial.connect(lambda rid, gen, exp: self._accept(rid, gen, exp, False))
-        w.run_finished.connect(lambda rid, gen, exp: self._accept(rid, gen, exp, True))
+        w.run_started.connect(self._on_run_started)
+        w.run_progress.connect(self._on_run_progress)
+        w.run_partial.connect(self._on_run_partial)
+        w.run_finished.connect(self._on_run_finished)
         w.run_failed.connect(self._on_run_failed)
 
     # ------------------------------------------------------------------ construction helpers
@@ -263,11 +264,14 @@ class MainWindow(QMainWindow):
         menu.addAction(a)
         return a
 
-    def start(self) -> None:
-        """Start the worker thread (imports torch there) and load the model."""
+    def start(self, model=None) -> None:
+        """Start the worker thread (imports torch there) and load the model (or use ``model``, a LoadedModel)."""
         if not self.worker.isRunning():
             self.worker.start()
-            self.load_model(self.session.model_choice)
+            if model is None:
+                self.load_model(self.session.model_choice)
+            else:
+                self.worker.set_model(model)
 
     def shutdown(self) -> None:
         self.worker.stop()
@@ -374,6 +378,7 @@ class MainWindow(QMainWindow):
         self.model_panel.show_choice(choice)
         self.worker.load_model(choice)
 
+    @Slot(object)
     def _on_model_loaded(self, d: dict) -> None:
         info = d["info"]
         self._model_loaded = True
@@ -386,6 +391,7 @@ class MainWindow(QMainWindow):
         self._on_target_changed()
         self.model_ready.emit()
 
+    @Slot(str)
     def _on_model_failed(self, msg: str) -> None:
         prev = getattr(self, "_previous_choice", None)
         if prev is not None and self._model_loaded:
@@ -397,6 +403,7 @@ class MainWindow(QMainWindow):
         self.show_error(f"Model — {msg}")
         self.model_error.emit(msg)
 
+    @Slot(object)
     def _on_catalog(self, entries: list[dict]) -> None:
         self.catalog = entries
         self.method_panel.set_catalog(entries)
@@ -404,6 +411,7 @@ class MainWindow(QMainWindow):
             self._bind_run(self._pending_bind)
         self.catalog_changed.emit()
 
+    @Slot(object, int)
     def _on_predictions(self, preds, token: int) -> None:
         if token != self.image_token:
             return
@@ -495,6 +503,26 @@ class MainWindow(QMainWindow):
         self._pending_bind = None
         self.method_panel.bind(run.id, run.method, run.params, run.seed, run.label)
 
+    @Slot(str)
+    def _on_model_loading(self, label: str) -> None:
+        self._set_model_status(f"loading {label}…")
+
+    @Slot(int, int)
+    def _on_run_started(self, rid: int, gen: int) -> None:
+        self.session.mark_running(rid, gen)
+
+    @Slot(int, int, float, str)
+    def _on_run_progress(self, rid: int, gen: int, frac: float, msg: str) -> None:
+        self.session.set_progress(rid, gen, frac, msg)
+
+    @Slot(int, int, object)
+    def _on_run_partial(self, rid: int, gen: int, exp) -> None:
+        self._accept(rid, gen, exp, False)
+
+    @Slot(int, int, object)
+    def _on_run_finished(self, rid: int, gen: int, exp) -> None:
+        self._accept(rid, gen, exp, True)
+
     def _accept(self, rid: int, gen: int, exp, done: bool) -> None:
         if not self.session.accept(rid, gen, exp, done):
             self.stale_dropped += 1
@@ -506,6 +534,7 @@ class MainWindow(QMainWindow):
                 self.show_info(f"{run.label} cancelled at {exp.progress * 100:.0f} %: its partial map is kept")
             self.run_settled.emit(rid)
 
+    @Slot(int, int, str)
     def _on_run_failed(self, rid: int, gen: int, msg: str) -> None:
         run = self.session.runs.get(rid)
         if run is None or not self.session.is_current(rid, gen):

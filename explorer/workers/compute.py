@@ -97,6 +97,10 @@ class ComputeWorker(QThread):
     def load_model(self, choice) -> None:
         self._queue.put(("model", choice))
 
+    def set_model(self, model) -> None:
+        """Use an already loaded ``LoadedModel`` (embedding, tests) instead of loading one."""
+        self._queue.put(("model_object", model))
+
     def set_image(self, rgb, token: int = 0) -> None:
         self._queue.put(("image", (rgb, token)))
 
@@ -153,6 +157,8 @@ class ComputeWorker(QThread):
             try:
                 if kind == "model":
                     self._do_model(payload)
+                elif kind == "model_object":
+                    self._adopt_model(payload)
                 elif kind == "image":
                     self.image, self.image_token = payload
                     self._do_predict()
@@ -208,6 +214,14 @@ class ComputeWorker(QThread):
         except Exception as exc:  # noqa: BLE001
             self.model_failed.emit(describe_error(exc, f"loading the model {label}"))
             return
+        self._adopt_model(model, layer_names)
+
+    def _adopt_model(self, model, layer_names: list[str] | None = None) -> None:
+        if layer_names is None:
+            try:
+                layer_names = model.layer_names()
+            except Exception:  # noqa: BLE001
+                layer_names = []
         self.model = model
         info = model.describe()
         self.model_loaded.emit({"info": info, "labels": list(model.labels), "layer_names": layer_names})

@@ -1,0 +1,188 @@
+"""The Qt-free document model: events, staleness, layers, rendering, agreement, session files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from explorer.core.errors import FileError
+from explorer.core.types import Explanation, Placement
+from explorer.io.session_file import arrays_path, load_session, save_session
+from explorer.session import Session, Signal
+from explorer.session import render
+from explorer.session.agreement import spearman, topk_iou
+from explorer.session.figure import figure_grid
+
+
+def _exp(hw=(40, 60), inp=(20, 20), seed=0, signed=False, progress=1.0, method="rise"):
+    rng = np.random.default_rng(seed)
+    raw = {"salient": rng.standard_normal(inp).astype(np.float32), "uncertainty": rng.random(inp).astype(np.float32)}
+    return Explanation(method, raw, {"salient": signed, "uncertainty": False}, Placement.whole(hw, inp), 3, "cat",
+                       {"n": 10}, seed, "m", {"seconds": 0.1}, {}, progress, progress >= 1.0)
+
+
+@pytest.fixture
+def session():
+    s = Session()
+    s.set_image(np.full((40, 60, 3), 128, np.uint8), "img.png")
+    return s
+
+
+def test_signal_connect_emit_block():
+    sig, got = Signal("x"), []
+    sig.connect(got.append)
+    sig.emit(1)
+    with sig.blocked():
+        sig.emit(2)
+    sig.disconnect(got.append)
+    sig.emit(3)
+    assert got == [1]
+
+
+def test_accept_creates_layers_and_drops_stale(session):
+    events = []
+    session.layers_changed.connect(lambda: events.append("layers"))
+    run = session.new_run("rise", {"n": 10})
+    assert session.accept(run.id, 1, _exp(progress=0.5))
+    assert run.status == "running" and [l.name for l in session.layers] == ["salient", "uncertainty"]
+    assert [l.visible for l in session.layers] == [True, False]
+    assert session.active_layer().name == "salient"
+    first = session.layer_data(session.layers[0])
+    assert first.shape == (40, 60)
+    session.requeue(run, {"n": 20})
+    assert run.generation == 2 and run.status == "queued"
+    # the old map stays until generation 2 delivers; a late generation-1 result is dropped
+    assert session.layer_data(session.layers[0]) is first
+    assert not session.accept(run.id, 1, _exp(seed=5))
+    assert session.layer_data(session.layers[0]) is first
+    assert session.accept(run.id, 2, _exp(seed=6), done=True)
+    assert run.status == "done" and session.layer_data(session.layers[0]) is not first
+    assert events.count("layers") == 1  # same names: no new layers on later results
+    assert not session.fail(run.id, 1, "late error") and run.status == "done"
+
+
+def test_new_run_hides_older_maps_and_remove(session):
+    r1 = session.new_run("rise", {})
+    session.accept(r1.id, 1, _exp(), True)
+    r2 = session.new_run("gradient", {})
+    session.accept(r2.id, 1, _exp(method="gradient"), True)
+    vis = {(l.run_id, l.name): l.visible for l in session.layers}
+    assert vis[(r1.id, "salient")] is False and vis[(r2.id, "salient")] is True
+    session.remove_run(r2)
+    assert all(l.run_id == r1.id for l in session.layers) and session.active_layer().run_id == r1.id
+
+
+def test_set_layer_validates_and_emits_per_field(session):
+    run = session.new_run("rise", {})
+    session.accept(run.id, 1, _exp(), True)
+    layer = session.layers[0]
+    got = []
+    session.layer_changed.connect(lambda l, f: got.append(f))
+    session.set_layer(layer, opacity=2.0, colormap="viridis", mode="contour")
+    assert got == ["opacity", "colormap", "mode"] and layer.opacity == 1.0
+    session.set_layer(layer, colormap="viridis")  # no change, no event
+    assert got == ["opacity", "colormap", "mode"]
+    for bad in ({"mode": "x"}, {"blend": "x"}, {"colormap": "nope"}):
+        with pytest.raises(ValueError):
+            session.set_layer(layer, **bad)
+    with pytest.raises(KeyError):
+        session.set_layer(layer, name="other")
+
+
+def test_render_nan_transparent_topk_contour_and_signed_levels():
+    from explorer.session.document import Layer
+
+    m = np.linspace(0, 1, 100 * 100, dtype=np.float32).reshape(100, 100)
+    m[:10] = np.nan
+    layer = Layer(1, 1, "salient")
+    rgba = render.render_rgba(layer, m)
+    assert rgba.shape == (100, 100, 4) and rgba.dtype == np.uint8
+    assert (rgba[:10, :, 3] == 0).all() and (rgba[10:, :, 3] == 255).all()
+    assert rgba[99, 99, :3].sum() > rgba[10, 0, :3].sum()  # inferno: high values bright
+    layer.mode, layer.topk = "top-k", 20.0
+    kept = render.render_rgba(layer, m)[..., 3] > 0
+    assert abs(kept.mean() - 0.2 * 0.9) < 0.02 and kept[99].all() and not kept[20].any()
+    layer.mode = "contour"
+    edge = render.render_rgba(layer, m)[..., 3] > 0
+    assert 0 < edge.sum() < kept.sum()
+    s = np.linspace(-2, 1, 1000, dtype=np.float32).reshape(10, 100)
+    lo, hi = render.levels(True, render.stats(s), 100.0)
+    assert lo == -hi and hi == pytest.approx(2.0)
+    assert render.shared_levels(False, [render.stats(m), render.stats(m * 3)], 100.0) == pytest.approx((float(np.nanmin(m)), 3.0))
+
+
+def test_composite_opacity_and_session_view(session):
+    run = session.new_run("rise", {})
+    session.accept(run.id, 1, _exp(), True)
+    base = session.image.copy()
+    view = render.session_view(session)
+    assert view.shape == base.shape and not np.array_equal(view, base)
+    session.set_layer(session.layers[0], opacity=0.0)
+    assert np.array_equal(render.session_view(session), base)
+    session.set_layer(session.layers[0], opacity=1.0, visible=False)
+    assert np.array_equal(render.session_view(session), base)
+
+
+def test_agreement_matches_scipy():
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(0)
+    a = rng.random((30, 40))
+    b = a + 0.5 * rng.random((30, 40))
+    assert spearman(a, b) == pytest.approx(spearmanr(a.ravel(), b.ravel())[0], abs=1e-9)
+    assert spearman(a, -a) == pytest.approx(-1.0)
+    assert topk_iou(a, a, 10) == 1.0
+    assert topk_iou(a, 1 - a, 10) == 0.0
+    n = a.copy()
+    n[0] = np.nan
+    assert np.isfinite(spearman(n, b))
+
+
+def test_session_file_roundtrip(session, tmp_path):
+    run = session.new_run("rise", {"n": 10}, target=3, seed=7, title="RISE")
+    session.accept(run.id, 1, _exp(), True)
+    session.set_layer(session.layers[0], opacity=0.3, colormap="viridis", mode="top-k", topk=15.0, clip=98.0)
+    session.set_layer(session.layers[1], visible=True, blend="multiply")
+    running = session.new_run("gradient", {})
+    session.accept(running.id, 1, _exp(progress=0.5, method="gradient"))
+    path = save_session(tmp_path / "s.json", session)
+    assert arrays_path(path).exists()
+    s2 = load_session(path)
+    assert np.array_equal(s2.image, session.image) and s2.image_path == "img.png"
+    assert [l.record() for l in s2.layers] == [l.record() for l in session.layers]
+    r2 = s2.runs[run.id]
+    assert (r2.method, r2.params, r2.target, r2.seed, r2.status, r2.title) == ("rise", {"n": 10}, 3, 7, "done", "RISE")
+    for name, m in run.explanation.maps.items():
+        np.testing.assert_array_equal(s2.runs[run.id].explanation.maps[name], m)
+    assert s2.runs[running.id].status == "cancelled"  # an unfinished run comes back as a kept partial
+    assert s2.active_layer_id == session.active_layer_id
+    nxt = s2.new_run("x", {})
+    assert nxt.id > max(session.runs)
+
+
+def test_session_file_errors(tmp_path, session):
+    with pytest.raises(FileError, match="no such session file"):
+        load_session(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(FileError, match="bad.json"):
+        load_session(bad)
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(FileError, match="not an explorer session"):
+        load_session(other)
+    p = save_session(tmp_path / "ok.json", session)
+    arrays_path(p).unlink()
+    with pytest.raises(FileError, match="arrays file is missing"):
+        load_session(p)
+    with pytest.raises(FileError, match="no image"):
+        save_session(tmp_path / "x.json", Session())
+
+
+def test_figure_grid_layout():
+    tiles = [(np.zeros((50, 100, 3), np.uint8), f"map {i}") for i in range(5)]
+    fig = figure_grid(tiles, cols=3, tile_width=100, pad=10, title_h=20)
+    assert fig.shape == (2 * 70 + 30, 3 * 100 + 40, 3)
+    assert fig[10 + 20 + 5, 15].tolist() == [0, 0, 0] and fig[0, 0].tolist() == [255, 255, 255]
