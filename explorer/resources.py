@@ -17,7 +17,7 @@ SAMPLES = ("chelsea.png", "coffee.png", "rocket.jpg", "astronaut.png")
 ICON_SIZES = (16, 24, 32, 48, 64, 128, 256, 512)
 # What the app cannot start without (checked before the window opens, so a broken install is named
 # in one line instead of failing half-way through start-up).
-REQUIRED = (("labels", "imagenet1k.txt"), ("samples", "chelsea.png"), ("icons", "explorer.svg"))
+REQUIRED = (("labels", "imagenet1k.txt"), ("icons", "explorer.svg")) + tuple(("samples", s) for s in SAMPLES)
 
 
 def root() -> Path:

@@ -126,7 +126,8 @@ def _one_line_error(capsys) -> str:
     return err
 
 
-@pytest.mark.parametrize("missing", ["labels/imagenet1k.txt", "samples/chelsea.png", "icons/explorer.svg"])
+@pytest.mark.parametrize("missing", ["labels/imagenet1k.txt", "samples/chelsea.png", "samples/astronaut.png",
+                                     "icons/explorer.svg"])
 def test_gui_start_names_a_missing_resource(broken_copy, no_window, missing, capsys):
     (broken_copy / missing).unlink()
     with pytest.raises(ExplorerError, match="missing resource file .*" + Path(missing).name):
