@@ -115,6 +115,9 @@ def test_cancel_keeps_partial(qtbot, worker, col):
     qtbot.waitUntil(lambda: bool(col.finished or col.failed), timeout=T)
     rid, gen, exp = col.finished[0]
     assert rid == 3 and exp.cancelled and 0 < exp.progress < 1 and np.isfinite(exp.raw["salient"]).all()
+    worker.submit(RunJob(3, 2, "rise", {"n": 16, "batch_size": 8}))  # a cancelled run can be re-run
+    qtbot.waitUntil(lambda: len(col.finished) == 2, timeout=T)
+    assert col.finished[1][1] == 2 and col.finished[1][2].complete
 
 
 def test_bad_param_and_unexpected_errors_are_messages(qtbot, worker, col):

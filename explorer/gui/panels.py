@@ -196,6 +196,8 @@ class LayerPanel(QWidget):
     def _on_run_removed(self, run: Run) -> None:
         it = self.run_items.pop(run.id, None)
         if it is not None:
+            for i in range(it.childCount()):
+                self.layer_items.pop(it.child(i).data(0, Qt.UserRole)[1], None)
             self.tree.takeTopLevelItem(self.tree.indexOfTopLevelItem(it))
 
     # ------------------------------------------------------------------ layers

@@ -163,8 +163,8 @@ class Session:
         self.predictions_changed.emit()
 
     def set_model_choice(self, choice: ModelChoice) -> None:
+        """What the user asked for; ``model_info`` keeps describing the loaded model until a new one arrives."""
         self.model_choice = choice
-        self.model_info = {}
         self.model_changed.emit()
 
     def set_model_info(self, info: dict, labels: list[str]) -> None:

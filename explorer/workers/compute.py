@@ -85,6 +85,7 @@ class ComputeWorker(QThread):
         self._queue: "queue.Queue[Any]" = queue.Queue()
         self._lock = threading.Lock()
         self._latest: dict[int, int] = {}  # run id -> newest generation submitted
+        self._dead: dict[int, int] = {}  # run id -> generations up to this one were cancelled
         self._active: dict[int, RunJob] = {}
         self._calls = 0
         self.model = None  # owned by this thread
@@ -118,7 +119,7 @@ class ComputeWorker(QThread):
         with self._lock:
             ids = list(self._latest) if run_id is None else [run_id]
             for rid in ids:
-                self._latest[rid] = self._latest.get(rid, 0) + 1_000_000  # nothing queued is current any more
+                self._dead[rid] = self._latest.get(rid, 0)  # every generation submitted so far is cancelled
                 job = self._active.get(rid)
                 if job is not None:
                     job.cancel.cancel()
@@ -244,7 +245,8 @@ class ComputeWorker(QThread):
 
     def _current(self, job: RunJob) -> bool:
         with self._lock:
-            return self._latest.get(job.run_id, 0) == job.generation and not job.cancel.cancelled
+            return (self._latest.get(job.run_id, 0) == job.generation and job.generation > self._dead.get(job.run_id, 0)
+                    and not job.cancel.cancelled)
 
     def _do_run(self, job: RunJob) -> None:
         if not self._current(job):
