@@ -266,3 +266,16 @@ def test_cli_screenshot(tmp_path, samples_dir):
         assert im.size[0] >= 800 and im.size[1] >= 500
         px = np.asarray(im.convert("RGB"))
     assert px.std() > 10  # not a blank window
+
+
+def test_evaluate_active_layer_fills_evaluation_panel(fresh, qtbot):
+    win = fresh
+    assert win.evaluation is not None  # explorer/gui/evaluation_panel.py is docked
+    run = _settle(win, qtbot, _run_via_panel(win, qtbot, "gradient"))
+    token = win.evaluate_active_layer()
+    assert token is not None
+    qtbot.waitUntil(lambda: bool(win.evaluation.labels()), timeout=T)
+    label = win.evaluation.labels()[0]
+    assert run.label in label
+    for mode in ("deletion", "insertion"):
+        assert 0.0 <= win.evaluation.auc(label, mode) <= 1.0

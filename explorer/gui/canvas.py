@@ -123,7 +123,7 @@ class Canvas(QWidget):
             item.clear()
             return
         rgba = render.render_rgba(layer, m)
-        item.setImage(rgba, autoLevels=False, levels=(0, 255))
+        item.setImage(rgba, autoLevels=False, levels=None)  # uint8 RGBA: no rescaling pass
         self.renders += 1
 
     def _update_colorbar(self) -> None:

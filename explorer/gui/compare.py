@@ -177,7 +177,8 @@ class CompareWidget(QWidget):
         for i, (rgb, title) in enumerate(tiles):
             r, c = divmod(i, cols)
             sub = self.grid.addLayout(row=r, col=c)
-            sub.addLabel(title, row=0, col=0, color="#ddd", size="9pt")
+            label = sub.addLabel(title, row=0, col=0, color="#ddd", size="9pt")
+            label.setMaximumHeight(18)
             vb = sub.addViewBox(row=1, col=0, lockAspect=True, invertY=True, enableMenu=False)
             vb.addItem(pg.ImageItem(rgb, levels=(0, 255)))
             if first is None:

@@ -215,18 +215,61 @@ class MainWindow(QMainWindow):
         try:
             from explorer.gui import evaluation_panel
 
-            cls = evaluation_panel.EvaluationPanel
-            try:
-                panel = cls(self.session, self.worker)
-            except TypeError:
-                panel = cls()
+            panel = evaluation_panel.EvaluationPanel()
         except Exception:  # noqa: BLE001 - a broken optional panel must not stop the app
             log.exception("the evaluation panel could not be created")
             return None
-        d = self._dock("Evaluation", panel, Qt.RightDockWidgetArea)
+        host = QWidget()
+        lay = QVBoxLayout(host)
+        lay.setContentsMargins(4, 4, 4, 4)
+        row = QHBoxLayout()
+        self.evaluate_btn = QPushButton("Evaluate active layer")
+        self.evaluate_btn.setToolTip("deletion and insertion curves of the active layer's map (computed on the worker)")
+        self.evaluate_status = QLabel("")
+        row.addWidget(self.evaluate_btn)
+        row.addWidget(self.evaluate_status, 1)
+        lay.addLayout(row)
+        lay.addWidget(panel, 1)
+        self.evaluate_btn.clicked.connect(self.evaluate_active_layer)
+        self._eval_calls: dict[int, str] = {}
+        self.worker.call_done.connect(self._on_call_done)
+        self.worker.call_failed.connect(self._on_call_failed)
+        d = self._dock("Evaluation", host, Qt.RightDockWidgetArea)
         self.tabifyDockWidget(self.docks["Layers"], d)
         self.docks["Layers"].raise_()
         return panel
+
+    def evaluate_active_layer(self) -> int | None:
+        """Queue deletion/insertion curves of the active layer; they appear in the evaluation panel."""
+        from explorer.workers.jobs import causal_curves
+
+        layer = self.session.active_layer()
+        m = self.session.layer_data(layer) if layer is not None else None
+        if m is None:
+            self.show_error("Evaluation — pick a layer with a map first")
+            return None
+        run = self.session.runs[layer.run_id]
+        target = run.explanation.target if run.explanation.target is not None else self.session.effective_target()
+        token = self.worker.call(causal_curves(np.asarray(m), target))
+        self._eval_calls[token] = f"{run.label} · {layer.name}"
+        self.evaluate_status.setText(f"evaluating {self._eval_calls[token]}…")
+        return token
+
+    @Slot(int, object)
+    def _on_call_done(self, token: int, result) -> None:
+        label = self._eval_calls.pop(token, None)
+        if label is None or self.evaluation is None:
+            return
+        for mode, (curve, frames) in result.items():
+            self.evaluation.set_curve(label, curve, frames)
+        self.evaluate_status.setText(f"{label}: done")
+
+    @Slot(int, str)
+    def _on_call_failed(self, token: int, msg: str) -> None:
+        label = self._eval_calls.pop(token, None)
+        if label is not None:
+            self.evaluate_status.setText("failed")
+            self.show_error(f"Evaluation of {label} — {msg}")
 
     def _menus(self) -> None:
         mb = self.menuBar()

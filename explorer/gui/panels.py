@@ -208,7 +208,7 @@ class LayerPanel(QWidget):
             if parent is not None:
                 parent.removeChild(it)
         self.layer_items.clear()
-        for layer in reversed(self.session.layers):  # top layer first
+        for layer in self.session.layers:  # in the method's output order, headline map first
             parent = self.run_items.get(layer.run_id)
             if parent is None:
                 run = self.session.runs.get(layer.run_id)

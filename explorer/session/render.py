@@ -98,17 +98,25 @@ def shared_levels(signed: bool, all_stats: list[MapStats], clip: float = 99.5) -
     return min(p[0] for p in pairs), max(p[1] for p in pairs)
 
 
-_LUT32: dict[str, np.ndarray] = {}
+_LUT32: dict[tuple[str, bool], np.ndarray] = {}
 
 
-def lut32(name: str) -> np.ndarray:
-    """The colormap as 256 packed RGBA uint32 values (opaque), for a one-gather colouring."""
-    t = _LUT32.get(name)
+def lut32(name: str, fade_zero: bool = False) -> np.ndarray:
+    """The colormap as 256 packed RGBA uint32 values, for a one-gather colouring.
+
+    Opaque, or with ``fade_zero`` (signed maps) an alpha growing with the distance from the middle
+    entry, so pixels with no evidence either way leave the photo visible.
+    """
+    t = _LUT32.get((name, fade_zero))
     if t is None:
         rgb = colormaps.lut(name, 256)
-        rgba = np.concatenate([rgb, np.full((256, 1), 255, np.uint8)], axis=1)
+        if fade_zero:
+            a = np.minimum(np.abs(np.arange(256) - 127.5) / 127.5 * 1.5, 1.0) * 255
+        else:
+            a = np.full(256, 255.0)
+        rgba = np.concatenate([rgb, a.round().astype(np.uint8)[:, None]], axis=1)
         t = np.ascontiguousarray(rgba).view(np.uint32).reshape(256)
-        _LUT32[name] = t
+        _LUT32[(name, fade_zero)] = t
     return t
 
 
@@ -148,7 +156,7 @@ def render_rgba(layer: Layer, m: np.ndarray, lv: tuple[float, float] | None = No
     if nan is not None:
         v[nan] = 0
     idx = v.astype(np.uint8)
-    packed = np.take(lut32(layer.colormap), idx)
+    packed = np.take(lut32(layer.colormap, fade_zero=layer.signed and layer.mode == "heat"), idx)
     rgba = packed.view(np.uint8).reshape(m.shape + (4,))
     alpha = rgba[..., 3]
     if layer.mode in ("top-k", "contour"):

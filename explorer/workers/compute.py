@@ -63,6 +63,15 @@ def describe_error(exc: BaseException, what: str) -> str:
     return f"unexpected error while {what}: {type(exc).__name__}: {exc} (details in the log)"
 
 
+def _prepare_display(exp) -> None:
+    """Resample the maps to image space and cache their display statistics here, off the GUI thread."""
+    from explorer.session import render
+
+    for m in exp.maps.values():
+        st = render.stats(m)
+        st.nan_mask(m)
+
+
 class ComputeWorker(QThread):
     catalog_ready = Signal(object)  # list[dict] method entries
     model_loading = Signal(str)
@@ -273,14 +282,14 @@ class ComputeWorker(QThread):
                 now = time.perf_counter()
                 exp = update.explanation
                 if update.done:
-                    exp.maps  # noqa: B018 - resample to image space here, not on the GUI thread
+                    _prepare_display(exp)
                     self.run_finished.emit(job.run_id, job.generation, exp)
                     break
                 if now - last_progress >= 0.03:
                     self.run_progress.emit(job.run_id, job.generation, float(update.progress), update.message)
                     last_progress = now
                 if now - last_emit >= self.throttle_s:
-                    exp.maps  # noqa: B018
+                    _prepare_display(exp)
                     self.run_partial.emit(job.run_id, job.generation, exp)
                     last_emit = time.perf_counter()
         except Cancelled:
