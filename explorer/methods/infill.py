@@ -1,21 +1,43 @@
 """In-fill: what replaces the removed pixels of a perturbed image, shared by every perturbation method.
 
 An in-filler turns a batch of keep-masks M (B, 1, h, w) into perturbed inputs M*x + (1-M)*B(x, M), all in
-the model's normalised space. The global ones build the baseline image once; mask-dependent ones (local
-mean, in-painting) override ``apply``.
+the model's normalised space. The global ones build the baseline image B once (``zero``, ``mean``, ``blur``,
+``noise``, ``constant``); the mask-dependent ones subclass ``Infill`` and compute B from each mask in
+``baseline(x, masks)``:
+
+- ``local_mean``: the mean of the *kept* pixels in a 15x15 window around each pixel (box filters of M*x and
+  M), as in FIDO's local-mean in-filler; where a window holds no kept pixel, the mean of all kept pixels.
+- ``random_colour``: one uniformly random colour per mask plus N(0, 0.2) pixel noise (FIDO's heuristic;
+  colour and noise are drawn in [0, 1] RGB units, then normalised: our reading of the paper).
+- ``telea`` / ``navier_stokes``: classical in-painting with OpenCV (``cv2.inpaint``) of the removed pixels
+  (M < 0.5) on the uint8 image, one mask at a time on the CPU. Cost: about 2-20 ms per 224x224 mask,
+  depending on the hole area and the radius, whatever the device: slow for thousands of RISE masks.
+- ``learned``: a user's TorchScript in-painter ``(image, mask) -> image``; ``image`` is (B, 3, h, w) RGB in
+  [0, 1], ``mask`` is (B, 1, h, w) with 1 = pixel to fill in (the hole) and 0 = pixel kept (the convention of
+  exported LaMa models), the result is (B, 3, h, w) RGB in [0, 1]. Checked once at load time.
+
+Mask-dependent baselines are computed without gradient (FIDO: no gradient through the in-filler); callers
+that need a hard mask (FIDO) pass one.
 """
 
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from explorer.core.errors import ParamError
+from explorer.core.errors import FileError, ParamError
 from explorer.models.preprocess import Preprocess
 
-INFILLS = ("zero", "mean", "blur", "noise", "constant")
+GLOBAL_INFILLS = ("zero", "mean", "blur", "noise", "constant")
+# Every in-fill a parameter can offer without extra options (``learned`` needs a file, see ALL_INFILLS).
+INFILLS = GLOBAL_INFILLS + ("local_mean", "random_colour", "telea", "navier_stokes")
+LEARNED = "learned"
+ALL_INFILLS = INFILLS + (LEARNED,)
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -34,38 +56,190 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 class Infill:
-    """The baseline image B for ``kind``; ``apply(x, masks)`` builds the perturbed batch."""
+    """The baseline image B for ``kind``; ``apply(x, masks)`` builds the perturbed batch.
+
+    ``baseline(x, masks)`` returns B: (1, 3, h, w) for the global kinds, (B, 3, h, w) for mask-dependent
+    ones (subclasses, ``mask_dependent = True``, ``base is None``).
+    """
+
+    mask_dependent = False
 
     def __init__(self, kind: str, x: torch.Tensor, preprocess: Preprocess, *, sigma: float = 10.0,
-                 colour: tuple[int, int, int] = (128, 128, 128), generator: torch.Generator | None = None):
+                 colour: tuple[int, int, int] = (128, 128, 128), generator: torch.Generator | None = None,
+                 **options):
         self.kind = kind
+        self.preprocess = preprocess
+        self.generator = generator
+        self.options = options
+        self.base = None if self.mask_dependent else self._global_base(kind, x, preprocess, sigma, colour, generator)
+
+    @staticmethod
+    def _global_base(kind, x, preprocess, sigma, colour, generator) -> torch.Tensor:
         if kind == "zero":  # zero in normalised space = the dataset mean colour
-            base = torch.zeros_like(x)
-        elif kind == "mean":  # the image's own mean colour
-            base = x.mean(dim=(2, 3), keepdim=True).expand_as(x).clone()
-        elif kind == "blur":
-            base = gaussian_blur(x, sigma)
-        elif kind == "noise":  # uniform noise over the valid pixel range
+            return torch.zeros_like(x)
+        if kind == "mean":  # the image's own mean colour
+            return x.mean(dim=(2, 3), keepdim=True).expand_as(x).clone()
+        if kind == "blur":
+            return gaussian_blur(x, sigma)
+        if kind == "noise":  # uniform noise over the valid pixel range
             u = torch.rand(x.shape, generator=generator, device=x.device) if generator is not None else torch.rand_like(x)
-            base = preprocess.normalise(u)
-        elif kind == "constant":
+            return preprocess.normalise(u)
+        if kind == "constant":
             c = torch.tensor(colour, dtype=x.dtype, device=x.device).view(1, 3, 1, 1) / 255.0
-            base = preprocess.normalise(c.expand_as(x))
-        else:
-            raise ParamError(f"unknown in-fill {kind!r}; valid: {', '.join(INFILLS)}")
-        self.base = base
+            return preprocess.normalise(c.expand_as(x))
+        raise ParamError(f"unknown in-fill {kind!r}; valid: {', '.join(INFILLERS)}")
+
+    def baseline(self, x: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """What fills the removed pixels for each mask (no gradient flows through it)."""
+        return self.base
 
     def apply(self, x: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         """x: (1, 3, h, w); masks: (B, 1, h, w) keep-masks in [0, 1] -> (B, 3, h, w)."""
-        return torch.lerp(self.base, x, masks)  # base + m * (x - base)
+        return torch.lerp(self.baseline(x, masks), x, masks)  # base + m * (x - base)
+
+
+class _MaskInfill(Infill):
+    """Base of the in-fillers whose baseline depends on the mask."""
+
+    mask_dependent = True
+
+    def baseline(self, x: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self._fill(x.detach(), masks.detach().to(x.dtype))
+
+    def _fill(self, x: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class LocalMeanInfill(_MaskInfill):
+    """Mean of the kept pixels in a ``window`` x ``window`` neighbourhood (default 15)."""
+
+    def _fill(self, x, masks):
+        k = int(self.options.get("window", 15))
+        k = max(1, k | 1)  # odd
+        pad = k // 2
+        num = F.avg_pool2d(masks * x, k, stride=1, padding=pad, count_include_pad=True)
+        den = F.avg_pool2d(masks, k, stride=1, padding=pad, count_include_pad=True)
+        # fallback where the window holds no kept pixel: the mean of every kept pixel of that mask (or 0)
+        tot = masks.sum(dim=(2, 3), keepdim=True)
+        glob = (masks * x).sum(dim=(2, 3), keepdim=True) / tot.clamp_min(1e-6)
+        glob = torch.where(tot > 1e-6, glob, torch.zeros_like(glob))
+        ok = den > 1e-4
+        return torch.where(ok, num / den.clamp_min(1e-4), glob.expand_as(num))
+
+
+class RandomColourInfill(_MaskInfill):
+    """One random colour per mask plus Gaussian noise (σ = ``noise``, default 0.2, in [0, 1] RGB units)."""
+
+    def _fill(self, x, masks):
+        b = masks.shape[0]
+        g = self.generator
+        dev = x.device
+        colour = torch.rand((b, 3, 1, 1), generator=g, device=dev) if g is not None else torch.rand(b, 3, 1, 1, device=dev)
+        shape = (b, 3) + tuple(x.shape[-2:])
+        noise = torch.randn(shape, generator=g, device=dev) if g is not None else torch.randn(shape, device=dev)
+        rgb = (colour + float(self.options.get("noise", 0.2)) * noise).clamp(0, 1)
+        return self.preprocess.normalise(rgb).to(x.dtype)
+
+
+class OpenCVInpaintInfill(_MaskInfill):
+    """``cv2.inpaint`` (Telea or Navier-Stokes) of the pixels with M < 0.5, per mask, on the CPU."""
+
+    def _fill(self, x, masks):
+        import cv2
+
+        flag = cv2.INPAINT_TELEA if self.kind == "telea" else cv2.INPAINT_NS
+        radius = float(self.options.get("radius", 3.0))
+        rgb = (self.preprocess.denormalise(x)[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+        rgb = np.ascontiguousarray(rgb)
+        holes = (masks[:, 0] < 0.5).cpu().numpy()
+        out = np.empty((masks.shape[0],) + rgb.shape, dtype=np.uint8)
+        for i, hole in enumerate(holes):
+            if not hole.any():
+                out[i] = rgb
+            elif hole.all():  # nothing to in-paint from: the dataset mean colour
+                mean = np.array(self.preprocess.mean) * 255
+                out[i] = np.broadcast_to(mean.round().astype(np.uint8), rgb.shape)
+            else:
+                out[i] = cv2.inpaint(rgb, hole.astype(np.uint8) * 255, radius, flag)
+        t = torch.from_numpy(out).to(x.device).permute(0, 3, 1, 2).float() / 255.0
+        return self.preprocess.normalise(t).to(x.dtype)
+
+
+_SCRIPTS: dict[tuple[str, float, str], torch.jit.ScriptModule] = {}
+
+
+def load_inpainter(path: str | os.PathLike, device: torch.device | str, hw: tuple[int, int]) -> torch.jit.ScriptModule:
+    """Load and check a TorchScript in-painter (image, mask) -> image; FileError naming the file if unusable."""
+    if path is None or str(path).strip() == "":
+        raise ParamError("in-fill 'learned' needs a TorchScript in-painter file (parameter 'inpainter')")
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise FileError(p, "no such in-painter file")
+    key = (str(p.resolve()), p.stat().st_mtime, str(device))
+    if key in _SCRIPTS:
+        return _SCRIPTS[key]
+    try:
+        module = torch.jit.load(str(p), map_location=device)
+    except Exception as exc:  # noqa: BLE001 - any load failure is the file's fault
+        raise FileError(p, f"not a TorchScript in-painter ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    module.eval()
+    h, w = hw
+    img = torch.full((2, 3, h, w), 0.5, device=device)
+    mask = torch.zeros(2, 1, h, w, device=device)
+    mask[:, :, h // 4: h // 2, w // 4: w // 2] = 1
+    try:
+        with torch.no_grad():
+            out = module(img, mask)
+    except Exception as exc:  # noqa: BLE001
+        raise FileError(p, "the in-painter failed on a (2, 3, %d, %d) image and (2, 1, %d, %d) mask: %s: %s"
+                        % (h, w, h, w, type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")) from None
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, 3, h, w):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise FileError(p, f"the in-painter returned {got}; expected an image of shape (2, 3, {h}, {w}) "
+                           "for a (2, 3, h, w) image and (2, 1, h, w) mask")
+    if not torch.isfinite(out).all():
+        raise FileError(p, "the in-painter returned NaN or infinite values")
+    _SCRIPTS.clear()  # keep one module in memory
+    _SCRIPTS[key] = module
+    return module
+
+
+class LearnedInfill(_MaskInfill):
+    """A user's TorchScript in-painter; option ``path`` (the file). See the module docstring for the contract."""
+
+    def __init__(self, kind, x, preprocess, **kw):
+        super().__init__(kind, x, preprocess, **kw)
+        self.path = self.options.get("path")
+        self.module = load_inpainter(self.path, x.device, tuple(x.shape[-2:]))
+
+    def _fill(self, x, masks):
+        rgb = self.preprocess.denormalise(x).clamp(0, 1).expand(masks.shape[0], -1, -1, -1).contiguous()
+        holes = (masks < 0.5).to(rgb.dtype)
+        out = self.module(rgb, holes)
+        if not isinstance(out, torch.Tensor) or out.shape != rgb.shape:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise FileError(self.path, f"the in-painter returned {got} for a batch of shape {tuple(rgb.shape)}")
+        return self.preprocess.normalise(out.float().clamp(0, 1)).to(x.dtype)
 
 
 # In-fillers by name; mask-dependent ones (local mean, in-painting) register here too.
-INFILLERS: dict[str, type[Infill]] = {k: Infill for k in INFILLS}
+INFILLERS: dict[str, type[Infill]] = {k: Infill for k in GLOBAL_INFILLS}
+INFILLERS.update({
+    "local_mean": LocalMeanInfill,
+    "random_colour": RandomColourInfill,
+    "telea": OpenCVInpaintInfill,
+    "navier_stokes": OpenCVInpaintInfill,
+    LEARNED: LearnedInfill,
+})
 
 
 def make_infill(kind: str, x: torch.Tensor, preprocess: Preprocess, **kw) -> Infill:
-    """The in-filler ``kind`` for input ``x`` (keyword options are passed to its constructor)."""
+    """The in-filler ``kind`` for input ``x`` (keyword options are passed to its constructor).
+
+    Options: ``sigma`` (blur), ``colour`` (constant), ``generator`` (noise, random_colour), ``window``
+    (local_mean), ``noise`` (random_colour), ``radius`` (telea, navier_stokes), ``path`` (learned).
+    """
     cls = INFILLERS.get(kind)
     if cls is None:
         raise ParamError(f"unknown in-fill {kind!r}; valid: {', '.join(INFILLERS)}")
