@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
                                QMainWindow, QPushButton, QTabWidget, QVBoxLayout, QWidget)
 
 from explorer import resources
@@ -59,6 +59,8 @@ class ModelPanel(QWidget):
         self.labels.setPlaceholderText("labels file (optional)")
         self.device = QComboBox()
         self.device.addItems(["auto", "cpu", "cuda"])
+        self.trust = QCheckBox("trust pickled objects in the file")
+        self.trust.setToolTip("allow loading a whole pickled model; pickles can run code: only for files you trust")
         self.load_btn = QPushButton("Load model")
         self.browse_btn = QPushButton("File…")
         self.status = QLabel("loading…")
@@ -76,6 +78,7 @@ class ModelPanel(QWidget):
         form.addRow("weights", self.weights)
         form.addRow("labels", self.labels)
         form.addRow("device", self.device)
+        form.addRow("", self.trust)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(self.image_label)
@@ -95,13 +98,14 @@ class ModelPanel(QWidget):
     def choice(self) -> ModelChoice:
         dev = self.device.currentText()
         return ModelChoice(self.spec.currentText().strip() or None, self.weights.text().strip() or None,
-                           self.labels.text().strip() or None, False, None if dev == "auto" else dev)
+                           self.labels.text().strip() or None, self.trust.isChecked(), None if dev == "auto" else dev)
 
     def show_choice(self, c: ModelChoice) -> None:
         self.spec.setCurrentText(c.label)
         self.weights.setText(c.weights or "")
         self.labels.setText(c.labels or "")
         self.device.setCurrentText(c.device or "auto")
+        self.trust.setChecked(bool(c.trust_pickle))
 
 
 class MainWindow(QMainWindow):

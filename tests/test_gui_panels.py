@@ -1,0 +1,115 @@
+"""Panels on their own (no model, no worker): generated method controls, live debounce, layer controls."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from explorer.core.params import Param, Params
+from explorer.core.types import Explanation, LayerSpec, Placement
+from explorer.gui.method_panel import MethodPanel
+from explorer.gui.panels import LayerPanel
+from explorer.gui.widgets import ValueSlider
+from explorer.session import Session
+
+PARAMS = Params(
+    Param("n", "int", 100, "samples", low=10, high=10_000, log=True),
+    Param("alpha", "float", 0.5, "weight", low=0.0, high=1.0, step=0.05),
+    Param("smooth", "bool", False, "smooth it", live=False),
+    Param("mode", "choice", "a", "mode", choices=("a", "b")),
+    Param("note", "str", "", "free text"),
+    Param("layer", "layer", None, "a layer"),
+    Param("layers", "layers", None, "layers"),
+    Param("contrast", "class", None, "a class"),
+    Param("batch_size", "int", 0, "batch", low=0, high=64, live=False),
+)
+
+
+def _entry(name, available=True):
+    return {"name": name, "title": name.title(), "family": "test", "paper": "p", "summary": "s", "needs": "scores only",
+            "class_agnostic": False, "outputs": (LayerSpec("salient"), LayerSpec("extra", signed=True)),
+            "params": PARAMS, "quick": {"n": 20}, "available": available, "reason": "" if available else "no hooks"}
+
+
+@pytest.fixture
+def panel(qtbot):
+    p = MethodPanel(debounce_ms=50)
+    qtbot.addWidget(p)
+    p.set_layer_names(["features.1", "features.2"])
+    p.set_labels(["cat", "dog"])
+    p.set_catalog([_entry("alpha_method"), _entry("hooky", available=False)])
+    return p
+
+
+def test_controls_are_generated_from_params(panel):
+    assert list(panel.controls) == PARAMS.names()
+    assert isinstance(panel.controls["n"].editor, ValueSlider) and panel.controls["n"].editor.log
+    v = panel.values()
+    assert PARAMS.resolve(v) == PARAMS.resolve({})  # the controls start at the declared defaults
+    panel.controls["layer"].editor.setCurrentText("features.2")
+    panel.controls["layers"].editor.setText("features.1, features.2")
+    panel.controls["contrast"].editor.setText("dog")
+    r = PARAMS.resolve(panel.values())
+    assert r["layer"] == "features.2" and r["layers"] == ("features.1", "features.2") and r["contrast"] == "dog"
+    panel.quick_btn.click()
+    assert panel.values()["n"] == 20
+    model = panel.combo.model()
+    assert not model.item(panel.combo.findData("hooky")).isEnabled()
+    assert "no hooks" in model.item(panel.combo.findData("hooky")).toolTip()
+
+
+def test_value_slider_log_roundtrip(qtbot):
+    s = ValueSlider(10, 10_000, 100, integer=True, log=True)
+    qtbot.addWidget(s)
+    got = []
+    s.valueChanged.connect(got.append)
+    s.slider.setValue(500)  # the middle of a log scale: ~sqrt(10 * 10000)
+    assert 300 <= s.value() <= 330 and got[-1] == s.value()
+    s.spin.setValue(5000)
+    assert s.slider.value() > 850
+
+
+def test_live_params_debounced_and_non_live_ignored(panel, qtbot):
+    fired = []
+    panel.live_changed.connect(lambda m, v, seed, ch: fired.append((m, v["alpha"], set(ch))))
+    panel.controls["alpha"].editor.spin.setValue(0.7)  # not bound to a run: nothing
+    qtbot.wait(120)
+    assert fired == []
+    panel.bind(5, label="run #5")
+    panel.controls["smooth"].editor.setChecked(True)  # live=False
+    qtbot.wait(120)
+    assert fired == []
+    for a in (0.2, 0.25, 0.3):
+        panel.controls["alpha"].editor.spin.setValue(a)
+    qtbot.waitUntil(lambda: len(fired) == 1, timeout=10_000)
+    qtbot.wait(120)
+    assert fired == [("alpha_method", 0.3, {"alpha"})]
+    panel.live.setChecked(False)
+    panel.controls["alpha"].editor.spin.setValue(0.9)
+    qtbot.wait(120)
+    assert len(fired) == 1
+
+
+def test_layer_panel_controls_write_to_session(qtbot):
+    s = Session()
+    s.set_image(np.zeros((20, 20, 3), np.uint8))
+    lp = LayerPanel(s)
+    qtbot.addWidget(lp)
+    run = s.new_run("m", {})
+    exp = Explanation("m", {"salient": np.ones((8, 8), np.float32), "extra": np.zeros((8, 8), np.float32)},
+                      {"salient": False, "extra": True}, Placement.whole((20, 20), (8, 8)), 0, "c", {}, 0, "x")
+    s.accept(run.id, 1, exp, True)
+    assert lp.run_items[run.id].childCount() == 2 and lp.controls.isEnabled()
+    layer = s.active_layer()
+    lp.mode.setCurrentText("top-k")
+    lp.blend.setCurrentText("screen")
+    lp.topk.spin.setValue(5)
+    assert (layer.mode, layer.blend, layer.topk) == ("top-k", "screen", 5.0)
+    extra = s.layers[1]
+    lp.layer_items[extra.id].setCheckState(0, Qt.Checked)
+    assert extra.visible
+    lp.tree.setCurrentItem(lp.layer_items[extra.id])
+    assert s.active_layer() is extra and lp.colormap.currentText() == "RdBu"
+    s.remove_run(run)
+    assert not lp.run_items and not lp.layer_items and s.active_layer() is None and not lp.controls.isEnabled()
