@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from explorer.core.errors import ParamError, UnsupportedError
+from explorer.core.errors import UnsupportedError
 from explorer.core.params import Param, Params
 from explorer.core.types import LayerSpec, Needs, Step
 from explorer.methods.base import Context, Method, register
@@ -47,11 +47,12 @@ CAM_OUTPUTS = (
 )
 
 
-def upsample(m: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
-    """(…, h, w) -> (…, H, W) bilinear with half-pixel centres (align_corners=False, as OpenCV's resize)."""
+def upsample(m: torch.Tensor, hw: tuple[int, int], corners: bool = False) -> torch.Tensor:
+    """(…, h, w) -> (…, H, W) bilinear; half-pixel centres (align_corners=False, as OpenCV's resize) unless
+    ``corners`` (align_corners=True, as torch's UpsamplingBilinear2d)."""
     shape = m.shape[:-2]
     out = F.interpolate(m.reshape(-1, 1, *m.shape[-2:]).float(), size=tuple(hw), mode="bilinear",
-                        align_corners=False)
+                        align_corners=bool(corners))
     return out.reshape(*shape, *hw)
 
 
@@ -219,6 +220,9 @@ class ScoreCAM(CamMethod):
               "ours, to bound the K forwards on wide layers)", low=0, high=100_000, step=1, live=False),
         Param("infill", "choice", "zero", "what replaces masked-out pixels (zero = x * mask, as the paper)",
               choices=INFILLS),
+        Param("mask_upsample", "choice", "half_pixel", "how channels are upsampled into masks: half_pixel "
+              "(the paper's code, F.interpolate) or corners (align_corners=True, as pytorch-grad-cam)",
+              choices=("half_pixel", "corners")),
         Param("batch", "int", 0, "masked images per forward (0 = the model's batch policy)", low=0, high=1024,
               live=False),
     )
@@ -257,7 +261,7 @@ class ScoreCAM(CamMethod):
         for i in range(0, idx_all.numel(), size):
             ctx.cancel.check()
             idx = idx_all[i: i + size]
-            up = upsample(act[chosen[idx]], hw)
+            up = upsample(act[chosen[idx]], hw, corners=self.p.mask_upsample == "corners")
             lo_i = lo[idx].view(-1, 1, 1)
             hi_i = hi[idx].view(-1, 1, 1)
             masks = ((up - lo_i) / (hi_i - lo_i)).unsqueeze(1).to(x.dtype)
