@@ -21,6 +21,7 @@ from explorer.core.errors import Cancelled, ExplorerError
 # Subcommands contributed by other modules: name -> "module:function" that adds its parser.
 # The function receives the subparsers object and must set ``func`` on its parser.
 EXTRA_COMMANDS: dict[str, str] = {
+    "train-explainer": "explorer.methods.explainer_net.train:add_parser",
     "evaluate": "explorer.evaluation.cli:add_parser",
 }
 

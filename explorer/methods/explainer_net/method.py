@@ -1,0 +1,116 @@
+"""The ``explainer`` method: class masks from a trained explainer head, one classifier forward per image.
+
+At explain time the classifier runs once, forward only (no backward pass), with hooks recording the tapped
+feature maps; the head turns them into all K class logit maps at stride 8, which are cached per image in the
+method instance. Any class's mask is then an upsample and a sigmoid of its cached map: changing the target
+re-runs nothing heavy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from explorer.core.params import Param, Params
+from explorer.core.types import NON_TARGET, SALIENT, LayerSpec, Needs, Step
+from explorer.methods.base import Context, Method, register
+from explorer.methods.explainer_net.model import SHIPPED, Explainer
+
+_DEFAULT_NAMES = ("", "default", "shipped", "auto", "none")
+
+
+def shipped_checkpoint() -> Path:
+    """The demonstration checkpoint shipped for the default EfficientNet-Lite0."""
+    from explorer import resources
+
+    return resources.path("checkpoints", SHIPPED)
+
+
+def _image_key(x: torch.Tensor) -> str:
+    a = x.detach().float().contiguous().cpu().numpy()
+    return f"{a.shape}:" + hashlib.blake2b(a.tobytes(), digest_size=16).hexdigest()
+
+
+@register("explainer")
+class ExplainerNet(Method):
+    title = "Explainer network"
+    family = "trained explainer"
+    paper = ("Stalder, Perraudin, Achanta, Perez-Cruz, Volpi 2022, What you see is what you classify: "
+             "black box attributions (NeurIPS)")
+    summary = ("a head trained on the classifier's frozen features outputs every class's mask in one forward "
+               "pass (the shipped checkpoint is a small demonstration, not an ImageNet-trained explainer)")
+    # Forward hooks on the classifier's feature maps; never its backward pass.
+    needs = Needs.SCORES | Needs.LAYER
+    outputs = (
+        LayerSpec(SALIENT, help="sigmoid(S_target): the explainer's keep-mask for the target class, in [0, 1]"),
+        LayerSpec(NON_TARGET, help="max of the masks of the strongest other classes, in [0, 1]"),
+    )
+    params = Params(
+        Param("checkpoint", "str", "", "explainer checkpoint (.pt) trained for this classifier with "
+              "`explorer train-explainer`; empty = the shipped demonstration checkpoint for efficientnet_lite0",
+              live=False),
+        Param("others", "int", 5, "non_target: the strongest other classes by the classifier's score "
+              "(0 = every other class, the paper's non-target mask)", low=0, high=100_000, step=1),
+    )
+    quick = {}
+    CACHE_SIZE = 4
+
+    def validate(self) -> None:
+        path = self.p.checkpoint
+        if path is None or str(path).strip().lower() in _DEFAULT_NAMES:
+            path = shipped_checkpoint()
+        self.checkpoint_path = str(path)
+        self.explainer = Explainer.load(path, self.model)  # refuses another classifier's checkpoint
+        self._cache: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+
+    def maps_for(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """(K, h, w) class logit maps and (K,) class probabilities for one input, cached; and whether cached."""
+        key = _image_key(x)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            s, p = self._cache[key]
+            return s, p, True
+        with torch.inference_mode():
+            s, logits = self.explainer.logit_maps(x[:1])
+        entry = (s[0], logits[0].softmax(0))
+        self._cache[key] = entry
+        while len(self._cache) > self.CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return entry[0], entry[1], False
+
+    def masks(self, x: torch.Tensor, classes: list[int]) -> torch.Tensor:
+        """(len(classes), H, W) masks in [0, 1] for any classes of input ``x`` (cached maps: cheap)."""
+        s, _, _ = self.maps_for(x)
+        with torch.inference_mode():
+            return Explainer.upsample(s[list(classes)][None], x.shape[-2:])[0].sigmoid()
+
+    def steps(self, ctx: Context) -> Iterator[Step]:
+        ctx.cancel.check()
+        s, probs, cached = self.maps_for(ctx.x)
+        K = s.shape[0]
+        others = probs.clone()
+        others[ctx.target] = -1.0
+        k = K - 1 if self.p.others == 0 else min(int(self.p.others), K - 1)
+        rivals = others.topk(k).indices if k > 0 else torch.zeros(0, dtype=torch.long, device=s.device)
+        hw = tuple(ctx.x.shape[-2:])
+        with torch.inference_mode():
+            salient = Explainer.upsample(s[ctx.target][None, None], hw)[0, 0].sigmoid()
+            if k > 0:
+                rival_map = s[rivals].amax(0)  # max of logits = logit of the max mask (sigmoid is monotone)
+                non_target = Explainer.upsample(rival_map[None, None], hw)[0, 0].sigmoid()
+            else:
+                non_target = torch.zeros(hw, device=s.device)
+        info = {
+            "checkpoint": self.checkpoint_path,
+            "cached": cached,
+            "mask_area": float(salient.mean()),
+            "non_target_classes": [int(i) for i in rivals[:10].tolist()],
+            "non_target_count": int(k),
+            "trained": {key: self.explainer.meta.get(key) for key in ("epochs", "steps", "trained_on", "note")
+                        if key in self.explainer.meta},
+        }
+        yield Step(1.0, {SALIENT: salient, NON_TARGET: non_target}, info, "masks from the explainer network")
