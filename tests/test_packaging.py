@@ -232,8 +232,11 @@ def test_render_icons_script_reproduces_the_pngs(tmp_path):
 def test_pyinstaller_spec_is_cpu_only_and_bundles_resources():
     src = (PACKAGING / "explorer.spec").read_text()
     ast.parse(src)
-    for needle in ("Analysis(", "COLLECT(", "_resources", "nvidia", "triton", "console="):
+    for needle in ("Analysis(", "COLLECT(", "_resources", "nvidia", "triton", "console=", "pyi_rth_torchvision_cpu.py"):
         assert needle in src, needle
+    hook = PACKAGING / "pyi_rth_torchvision_cpu.py"
+    ast.parse(hook.read_text())
+    assert "_meta_registrations" in hook.read_text()
     smoke = (PACKAGING / "smoke_frozen.sh").read_text()
     assert "--screenshot" in smoke
 
