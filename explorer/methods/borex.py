@@ -26,8 +26,10 @@ Choices that are this project's own (the paper's text leaves them open or we cou
 - GP coordinates are in "224² units": (y·f, x·f, s₂₂₄) with f = 224 / min(h, w) and s₂₂₄ the nominal
   half-width, so the length scales mean the same thing at every input size.
 - With a flat prior (no maximum) the first query is at the centre rather than at pixel (0, 0).
-- The prior method's own seed is the run's seed; there is no separate ``seed`` parameter (the runner's
-  seed is recorded with every result).
+- Jitter (as in the public implementation we read): each probe's GP coordinates get Gaussian noise of
+  std (1, 1, 0.5) so that repeated grid points do not make the kernel matrix singular; the window itself
+  is probed on the grid. The noise is drawn from the run's seed (there is no separate ``seed`` parameter:
+  the runner's seed drives it and the prior method, and is recorded with every result).
 - Resume: the last step's ``info["state"]`` (numpy arrays and plain values, picklable) holds the probes, the
   length-scale history and the prior. Passed back as ``ctx.state`` (``run(..., state=...)``) with the same
   image, target, prior and GP settings, a run with more iterations continues from the stored probes (only
@@ -302,6 +304,9 @@ class BOREx(Method):
               live=False),
         Param("nu", "choice", "1.5", "Matern smoothness", choices=("1.5", "2.5")),
         Param("alpha", "float", 0.01, "GP noise added to the kernel diagonal", low=1e-6, high=1.0, log=True),
+        Param("jitter", "str", "1,1,0.5", "std of the Gaussian jitter added to each probe's GP coordinates "
+              "(y, x, s at 224x224; the window itself stays on the grid), drawn from the run's seed; 0 = none",
+              live=False),
         Param("refit", "bool", True, "refit the length scales (bounded to [1, 20]) after every query"),
         Param("normalise", "bool", True, "rescale the prior so mean|h| = 0.1"),
     )
@@ -313,6 +318,15 @@ class BOREx(Method):
         if any(s > 4096 for s in self.scales_nominal):
             raise ParamError(f"parameter 'scales' = {p.scales!r}: half-widths must be <= 4096 pixels")
         self.ls_init = _floats(p.length_scales, "length_scales", 3)
+        try:
+            jit = tuple(float(v) for v in str(p.jitter).split(",") if v.strip())
+        except ValueError:
+            jit = ()
+        if len(jit) == 1:
+            jit = jit * 3
+        if len(jit) != 3 or not all(math.isfinite(v) and 0 <= v <= 50 for v in jit):
+            raise ParamError(f"parameter 'jitter' = {p.jitter!r} needs 1 or 3 numbers between 0 and 50")
+        self.jitter = jit
         self.prior_kwargs = parse_assignments(v for v in str(p.prior_params).split(",") if v.strip())
         self.nu = float(p.nu)
 
@@ -388,7 +402,7 @@ class BOREx(Method):
             "version": _STATE_VERSION, "target": int(ctx.target), "input": (H, W), "x": _digest(ctx.x),
             "prior": _digest(prior_raw), "scales": tuple(s_nom), "length_scales": tuple(self.ls_init),
             "kappa": float(p.kappa), "nu": self.nu, "alpha": float(p.alpha), "refit": bool(p.refit),
-            "normalise": bool(p.normalise),
+            "normalise": bool(p.normalise), "jitter": tuple(self.jitter), "seed": int(ctx.seed),
         }
 
         # 2. resume from a previous run's state when everything matches
@@ -419,8 +433,14 @@ class BOREx(Method):
         stats = {"forwards": 0, "forward_seconds": 0.0, "gp_seconds": 0.0, "refit_seconds": 0.0,
                  "grid_seconds": 0.0}
 
+        jitter = np.asarray(self.jitter, dtype=np.float64)
+
         def design(pr):
-            X = torch.tensor([[y * f, x * f, s_nom[j]] for y, x, j, _ in pr], dtype=torch.float64, device=dev)
+            rows = []
+            for i, (y, x, j, _) in enumerate(pr):  # jitter of probe i: a function of (seed, i) only
+                e = np.random.default_rng([int(ctx.seed) & 0xFFFFFFFF, i]).normal(size=3) * jitter if jitter.any() else 0.0
+                rows.append(np.array([y * f, x * f, s_nom[j]]) + e)
+            X = torch.tensor(np.array(rows), dtype=torch.float64, device=dev)
             score = torch.tensor([sc for *_, sc in pr], dtype=torch.float64, device=dev)
             hv = torch.stack([h[y, x] for y, x, _, _ in pr]).double()
             return X, score - hv
