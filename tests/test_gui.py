@@ -272,7 +272,7 @@ def test_evaluate_active_layer_fills_evaluation_panel(fresh, qtbot):
     win = fresh
     assert win.evaluation is not None  # explorer/gui/evaluation_panel.py is docked
     run = _settle(win, qtbot, _run_via_panel(win, qtbot, "gradient"))
-    token = win.evaluate_active_layer()
+    token = win.evaluate_active_layer(step=224 * 224 // 12)  # 13 points per curve keeps the test short
     assert token is not None
     qtbot.waitUntil(lambda: bool(win.evaluation.labels()), timeout=T)
     label = win.evaluation.labels()[0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -243,7 +244,7 @@ class MainWindow(QMainWindow):
         self.docks["Layers"].raise_()
         return panel
 
-    def evaluate_active_layer(self) -> int | None:
+    def evaluate_active_layer(self, step: int | None = None) -> int | None:
         """Queue deletion/insertion curves of the active layer; they appear in the evaluation panel."""
         from explorer.workers.jobs import causal_curves
 
@@ -254,7 +255,7 @@ class MainWindow(QMainWindow):
             return None
         run = self.session.runs[layer.run_id]
         target = run.explanation.target if run.explanation.target is not None else self.session.effective_target()
-        token = self.worker.call(causal_curves(np.asarray(m), target))
+        token = self.worker.call(causal_curves(np.asarray(m), target, step))
         self._eval_calls[token] = f"{run.label} · {layer.name}"
         self.evaluate_status.setText(f"evaluating {self._eval_calls[token]}…")
         return token
@@ -314,6 +315,9 @@ class MainWindow(QMainWindow):
     def start(self, model=None) -> None:
         """Start the worker thread (imports torch there) and load the model (or use ``model``, a LoadedModel)."""
         if not self.worker.isRunning():
+            # hand the GIL over sooner when the GUI thread asks for it (the worker's Python code between
+            # torch calls otherwise keeps it up to 5 ms at a time, which adds up on a busy CPU)
+            sys.setswitchinterval(min(sys.getswitchinterval(), 0.002))
             self.worker.start()
             if model is None:
                 self.load_model(self.session.model_choice)
