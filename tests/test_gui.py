@@ -279,3 +279,28 @@ def test_evaluate_active_layer_fills_evaluation_panel(fresh, qtbot):
     assert run.label in label
     for mode in ("deletion", "insertion"):
         assert 0.0 <= win.evaluation.auc(label, mode) <= 1.0
+
+
+def test_every_registered_method_gets_working_controls(win):
+    panel = win.method_panel
+    for e in win.catalog:
+        assert panel.select(e["name"]), e["name"]
+        assert list(panel.controls) == e["params"].names()
+        e["params"].resolve(panel.values())  # the generated controls' values validate as they are
+        panel.quick_btn.click()
+        e["params"].resolve(panel.values())
+
+
+def test_borex_resumes_when_only_iterations_grow(fresh, qtbot):
+    win = fresh
+    if "borex" not in {e["name"] for e in win.catalog}:
+        pytest.fail("borex is registered in this project; the resume path must be exercised")
+    run = _settle(win, qtbot, _run_via_panel(win, qtbot, "borex"))
+    assert run.status == "done", run.error
+    iters = run.explanation.params["iterations"]
+    assert run.explanation.info.get("state") is not None
+    win.method_panel.controls["iterations"].editor.spin.setValue(iters + 2)
+    qtbot.waitUntil(lambda: run.generation == 2 and not run.active, timeout=T)
+    assert run.status == "done", run.error
+    assert run.explanation.params["iterations"] == iters + 2
+    assert run.explanation.info["resume"].startswith("resumed"), run.explanation.info["resume"]

@@ -495,7 +495,7 @@ class MainWindow(QMainWindow):
     def _priors(self, run: Run) -> dict:
         """Finished maps of other runs, by method and layer name (input space), for methods that build on them."""
         priors = {}
-        for r in self.session.runs.values():
+        for r in sorted(self.session.runs.values(), key=lambda r: -r.id):  # the newest result of a name wins
             if r.id != run.id and r.explanation is not None and r.status == "done":
                 exp = r.explanation
                 priors.setdefault(r.method, exp.raw[exp.main])
@@ -512,11 +512,11 @@ class MainWindow(QMainWindow):
         """A new generation of ``run``; the current maps stay on screen until the new ones arrive."""
         state = None
         if params is not None and run.explanation is not None:
-            old = run.params
-            changed = {k for k in set(params) | set(old) if params.get(k) != old.get(k)}
+            old, new = self._resolved(run.method, run.params), self._resolved(run.method, params)
+            changed = {k for k in set(new) | set(old) if new.get(k) != old.get(k)}
             st = run.explanation.info.get("state")
-            if (changed == {"iterations"} and st is not None and old.get("iterations") is not None
-                    and params["iterations"] > old["iterations"]):
+            if (changed == {"iterations"} and st is not None and isinstance(old.get("iterations"), int)
+                    and isinstance(new.get("iterations"), int) and new["iterations"] > old["iterations"]):
                 state = st  # resume (BOREx): only the iteration count grew
         if seed is not None and seed != run.seed:
             run.seed = int(seed)
@@ -524,6 +524,16 @@ class MainWindow(QMainWindow):
         self.worker.cancel(run.id)
         self.session.requeue(run, params, target)
         self._submit(run, state)
+
+    def _resolved(self, method: str, values: dict) -> dict:
+        """``values`` completed and coerced by the method's Params (as given when they do not validate)."""
+        e = self.entry(method)
+        if e is None:
+            return dict(values)
+        try:
+            return e["params"].resolve(values, str(self.session.model_info.get("device", "cpu")))
+        except ExplorerError:
+            return dict(values)
 
     def _on_live(self, method: str, values: dict, seed: int, _changed) -> None:
         run = self.session.runs.get(self.method_panel.bound_run or -1)

@@ -164,6 +164,8 @@ class ParamControl(QWidget):
         t = e.text().strip()
         if self.param.kind in ("layers", "class") and t.lower() in ("", "auto", "none"):
             return None
+        if self.param.kind == "str" and not t and self.param.default is None:
+            return None
         return t
 
     def setValue(self, v: Any) -> None:
