@@ -262,9 +262,9 @@ class ScoreCAM(CamMethod):
             ctx.cancel.check()
             idx = idx_all[i: i + size]
             up = upsample(act[chosen[idx]], hw, corners=self.p.mask_upsample == "corners")
-            lo_i = lo[idx].view(-1, 1, 1)
-            hi_i = hi[idx].view(-1, 1, 1)
-            masks = ((up - lo_i) / (hi_i - lo_i)).unsqueeze(1).to(x.dtype)
+            lo_i = up.amin(dim=(1, 2), keepdim=True)  # normalised after upsampling, as the paper's code
+            hi_i = up.amax(dim=(1, 2), keepdim=True)
+            masks = ((up - lo_i) / (hi_i - lo_i).clamp(min=1e-12)).unsqueeze(1).to(x.dtype)
             scores[idx] = score(masks)
             done += idx.numel()
             if done < idx_all.numel():
