@@ -93,6 +93,8 @@ def test_checkout_fallback_and_package_config():
     assert resources.root() == ROOT / "resources"
     manifest = (ROOT / "MANIFEST.in").read_text().split("\n")
     assert "graft resources" in manifest and "include README.md CHANGELOG.md setup.py" in manifest
+    # the frozen build (GBs) lives under packaging/: it must never reach the sdist
+    assert "prune packaging/build" in manifest and "prune packaging/dist" in manifest
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert 'explorer = "explorer.cli:main"' in pyproject
     deps = pyproject.split("dependencies = [", 1)[1].split("]", 1)[0]
