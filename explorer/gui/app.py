@@ -110,4 +110,9 @@ def main(args) -> int:
         QTimer.singleShot(SCREENSHOT_TIMEOUT_S * 1000, too_long)
     code = app.exec()
     win.shutdown()
-    return state["rc"] if out else int(code)
+    rc = state["rc"] if out else int(code)
+    if win.worker.isRunning():  # stuck in a long import or model load: do not wait for it
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(rc)
+    return rc

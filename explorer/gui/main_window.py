@@ -458,6 +458,13 @@ class MainWindow(QMainWindow):
     def _on_catalog(self, entries: list[dict]) -> None:
         self.catalog = entries
         self.method_panel.set_catalog(entries)
+        for run in self.session.runs.values():  # runs started before the catalog arrived get their titles
+            e = self.entry(run.method)
+            if e is not None and run.title in ("", run.method):
+                run.title = e["title"]
+                for layer in self.session.layers_of(run):
+                    layer.label = f"{layer.name} — {run.label}"
+                self.session.run_changed.emit(run)
         if self._pending_bind is not None:
             self._bind_run(self._pending_bind)
         self.catalog_changed.emit()

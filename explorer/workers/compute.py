@@ -145,8 +145,8 @@ class ComputeWorker(QThread):
     def stop(self, wait_ms: int = 10000) -> None:
         self.cancel(None)
         self._queue.put(_STOP)
-        if self.isRunning():
-            self.wait(wait_ms)
+        if self.isRunning() and not self.wait(wait_ms):
+            log.warning("the compute worker did not stop within %d ms (busy in a long call)", wait_ms)
 
     @property
     def busy(self) -> bool:
