@@ -186,3 +186,13 @@ def test_figure_grid_layout():
     fig = figure_grid(tiles, cols=3, tile_width=100, pad=10, title_h=20)
     assert fig.shape == (2 * 70 + 30, 3 * 100 + 40, 3)
     assert fig[10 + 20 + 5, 15].tolist() == [0, 0, 0] and fig[0, 0].tolist() == [255, 255, 255]
+
+
+def test_display_map_subsamples_big_maps_only():
+    small = np.random.rand(300, 400).astype(np.float32)
+    assert render.display_map(small) is small
+    big = np.random.rand(3000, 4000).astype(np.float32)
+    d = render.display_map(big)
+    assert max(d.shape) <= render.DISPLAY_MAX and d is render.display_map(big)  # cached
+    np.testing.assert_array_equal(d, big[::4, ::4])
+    assert render.display_image(np.zeros((5000, 100, 3), np.uint8)).shape[0] <= 2 * render.DISPLAY_MAX

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
@@ -68,7 +68,8 @@ class Canvas(QWidget):
         if img is None:
             self.base.clear()
             return
-        self.base.setImage(img, autoLevels=False, levels=(0, 255))
+        h, w = img.shape[:2]
+        self.base.setImage(render.display_image(img), autoLevels=False, levels=(0, 255), rect=QRectF(0, 0, w, h))
         self.vb.autoRange(padding=0.01)
 
     def _on_layers(self) -> None:
@@ -122,8 +123,10 @@ class Canvas(QWidget):
         if m is None:
             item.clear()
             return
-        rgba = render.render_rgba(layer, m)
-        item.setImage(rgba, autoLevels=False, levels=None)  # uint8 RGBA: no rescaling pass
+        h, w = m.shape
+        rgba = render.render_rgba(layer, render.display_map(m))
+        # uint8 RGBA: no rescaling pass; the rect maps a subsampled layer onto the whole image
+        item.setImage(rgba, autoLevels=False, levels=None, rect=QRectF(0, 0, w, h))
         self.renders += 1
 
     def _update_colorbar(self) -> None:

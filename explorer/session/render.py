@@ -28,6 +28,7 @@ class MapStats:
     vmax: float
     has_nan: bool = False
     _nan: np.ndarray | None = None
+    display: np.ndarray | None = None  # a subsampled copy for the screen (big images), see display_map
 
     def nan_mask(self, m: np.ndarray) -> np.ndarray | None:
         """The map's NaN pixels (None when there are none), computed once."""
@@ -73,6 +74,28 @@ def stats(m: np.ndarray) -> MapStats:
         return st
     _STATS_BY_ID[key] = (ref, st)
     return st
+
+
+DISPLAY_MAX = 1024  # longest side of a layer as coloured for the screen
+
+
+def display_map(m: np.ndarray, max_side: int = DISPLAY_MAX) -> np.ndarray:
+    """``m`` itself, or for big images a regularly subsampled copy (cached) whose longest side is at most
+    ``max_side``: maps come from a model input of a few hundred pixels, so nothing visible is lost, and
+    recolouring a 12-megapixel photo's layer stays as fast as a 1024² one. Exports use the full map."""
+    step = int(np.ceil(max(m.shape[:2]) / max_side))
+    if step <= 1:
+        return m
+    st = stats(m)
+    if st.display is None:
+        st.display = np.ascontiguousarray(m[::step, ::step])
+    return st.display
+
+
+def display_image(rgb: np.ndarray, max_side: int = 2 * DISPLAY_MAX) -> np.ndarray:
+    """The photo subsampled for the screen when it is very large (a cheaper repaint)."""
+    step = int(np.ceil(max(rgb.shape[:2]) / max_side))
+    return rgb if step <= 1 else np.ascontiguousarray(rgb[::step, ::step])
 
 
 def levels(signed: bool, st: MapStats, clip: float = 99.5) -> tuple[float, float]:

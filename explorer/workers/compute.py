@@ -70,6 +70,8 @@ def _prepare_display(exp) -> None:
     for m in exp.maps.values():
         st = render.stats(m)
         st.nan_mask(m)
+        d = render.display_map(m)
+        render.stats(d).nan_mask(d)
 
 
 class ComputeWorker(QThread):
