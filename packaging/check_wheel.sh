@@ -36,16 +36,25 @@ echo "wheel: $(grep -c _resources/ <<<"$wl") resource files; sdist: $(grep -c /r
 echo "== installing the wheel (no deps; torch etc. come from $py's environment)"
 "$py" -m pip install -q --no-deps --target "$work/site" "$whl"
 mkdir -p "$work/cwd" && cd "$work/cwd"
-export PYTHONPATH="$work/site" EXPLORER_OFFLINE=1 HF_HUB_OFFLINE=1 TORCH_HOME="$work/no-torch-home"
+# no network: every proxy points at a closed port and the caches are empty, with no --offline flag, so
+# any attempt to download would fail the run
+export PYTHONPATH="$work/site" TORCH_HOME="$work/no-torch-home" HF_HOME="$work/no-hf-home" \
+    http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 HTTP_PROXY=http://127.0.0.1:9 \
+    HTTPS_PROXY=http://127.0.0.1:9 no_proxy= NO_PROXY=
+unset EXPLORER_OFFLINE HF_HUB_OFFLINE
 "$py" - <<PY
 import explorer, explorer.resources as r
 assert explorer.__file__.startswith("$work/site"), explorer.__file__
 assert str(r.root()).startswith("$work/site"), r.root()
 print("resources resolve to", r.root())
 PY
-"$work/site/bin/explorer" explain "$root/resources/samples/chelsea.png" --method rise --param n=64 --offline --out "$work/out"
+"$work/site/bin/explorer" explain "$root/resources/samples/chelsea.png" --method rise --param n=64 --out "$work/out"
 test -s "$work/out/manifest.json" && test -s "$work/out/overlay.png"
 "$py" -c "import json,sys; m=json.load(open('$work/out/manifest.json')); print('top-1:', m['top5'][0]['name'])"
+if [ -d "$root/resources/checkpoints" ]; then  # the shipped explainer checkpoint loads from the wheel too
+    "$work/site/bin/explorer" explain "$root/resources/samples/chelsea.png" --method explainer --out "$work/out-explainer"
+    test -s "$work/out-explainer/manifest.json"
+fi
 
 echo "== a broken install names the missing file and exits 2"
 rm "$work/site/explorer/_resources/labels/imagenet1k.txt"
