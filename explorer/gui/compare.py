@@ -152,15 +152,19 @@ class CompareWidget(QWidget):
                 out.update({l.id: lv for l in group})
         return out
 
-    def tiles(self) -> list[tuple[np.ndarray, str]]:
-        """(RGB overlay, title) per chosen map, coloured as the grid shows them."""
+    def tiles(self, max_side: int | None = None) -> list[tuple[np.ndarray, str]]:
+        """(RGB overlay, title) per chosen map, coloured as the grid shows them (subsampled to ``max_side``)."""
         layers = self.chosen()
         lv = self._levels(layers)
         out = []
+        image = self.session.image
+        step = int(np.ceil(max(image.shape[:2]) / max_side)) if max_side else 1
+        image = image[::step, ::step] if step > 1 else image
         for l in layers:
             m = self.session.layer_data(l)
+            m = m[::step, ::step] if step > 1 else m
             rgba = render.render_rgba(l, m, lv.get(l.id))
-            rgb = render.composite(self.session.image, [(rgba, max(l.opacity, 0.6), "normal")])
+            rgb = render.composite(image, [(rgba, max(l.opacity, 0.6), "normal")])
             out.append((rgb, l.label))
         return out
 
@@ -169,17 +173,18 @@ class CompareWidget(QWidget):
         self.views = []
         if self.session.image is None:
             return
-        tiles = self.tiles()
+        tiles = self.tiles(max_side=768)
         if not tiles:
             return
         cols = max(1, math.ceil(math.sqrt(len(tiles))))
         first = None
         for i, (rgb, title) in enumerate(tiles):
             r, c = divmod(i, cols)
-            sub = self.grid.addLayout(row=r, col=c)
-            label = sub.addLabel(title, row=0, col=0, color="#ddd", size="9pt")
-            label.setMaximumHeight(18)
-            vb = sub.addViewBox(row=1, col=0, lockAspect=True, invertY=True, enableMenu=False)
+            vb = self.grid.addViewBox(row=r, col=c, lockAspect=True, invertY=True, enableMenu=False)
+            title_item = pg.TextItem(title, color="#f0f0f0", fill=pg.mkBrush(0, 0, 0, 160), anchor=(0, 0))
+            title_item.setPos(0, 0)
+            title_item.setZValue(10)
+            vb.addItem(title_item)
             vb.addItem(pg.ImageItem(rgb, levels=(0, 255)))
             if first is None:
                 first = vb

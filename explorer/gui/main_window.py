@@ -187,6 +187,7 @@ class MainWindow(QMainWindow):
         self.layer_panel.remove_requested.connect(self.remove_run)
         self.layer_panel.run_selected.connect(self._bind_run)
         self.model_panel.load_requested.connect(self.load_model)
+        self.compare.export_btn.clicked.connect(self.export_figure_dialog)
         self.model_panel.open_btn.clicked.connect(self.open_image_dialog)
         self.model_panel.sample.activated.connect(self._open_sample_combo)
         # worker -> session (queued: delivered on this thread)
