@@ -26,7 +26,25 @@ def _app():
         app = QApplication(sys.argv[:1])
         app.setApplicationName("explorer")
         app.setOrganizationName("explorer")
+        _set_icon(app)
     return app
+
+
+def _set_icon(app) -> None:
+    """Window/taskbar icon and the desktop entry's name (packaging/linux/explorer.desktop)."""
+    from PySide6.QtGui import QIcon
+
+    from explorer import resources
+    from explorer.core.errors import ExplorerError
+
+    icon = QIcon()
+    for n in (16, 24, 32, 48, 64, 128, 256):
+        try:
+            icon.addFile(str(resources.icon(n)))
+        except ExplorerError:  # a missing size only costs that size
+            pass
+    app.setWindowIcon(icon)
+    app.setDesktopFileName("explorer")
 
 
 def main(args) -> int:
