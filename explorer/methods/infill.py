@@ -10,8 +10,9 @@ the model's normalised space. The global ones build the baseline image B once (`
 - ``random_colour``: one uniformly random colour per mask plus N(0, 0.2) pixel noise (FIDO's heuristic;
   colour and noise are drawn in [0, 1] RGB units, then normalised: our reading of the paper).
 - ``telea`` / ``navier_stokes``: classical in-painting with OpenCV (``cv2.inpaint``) of the removed pixels
-  (M < 0.5) on the uint8 image, one mask at a time on the CPU. Cost: about 2-20 ms per 224x224 mask,
-  depending on the hole area and the radius, whatever the device: slow for thousands of RISE masks.
+  (M < 0.5) on the uint8 image, one mask at a time on the CPU whatever the device. Cost grows with the hole
+  area: measured ~140 ms per 224x224 RISE mask (half the pixels removed) and 2-26 ms for a 60x60 hole on a
+  loaded, shared 2-core machine; thousands of RISE masks take minutes, and a FIDO step pays it per sample.
 - ``learned``: a user's TorchScript in-painter ``(image, mask) -> image``; ``image`` is (B, 3, h, w) RGB in
   [0, 1], ``mask`` is (B, 1, h, w) with 1 = pixel to fill in (the hole) and 0 = pixel kept (the convention of
   exported LaMa models), the result is (B, 3, h, w) RGB in [0, 1]. Checked once at load time.
