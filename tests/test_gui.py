@@ -89,6 +89,9 @@ def test_window_shows_predictions_catalog_and_status(win):
     shown = [win.predictions.all.item(i).text() for i in range(1000) if not win.predictions.all.item(i).isHidden()]
     assert shown == ["281: tabby"]
     win.predictions.search.clear()
+    assert win.recent_files()[0].endswith("chelsea.png")  # remembered in the (test) QSettings
+    win._fill_recent()
+    assert any(a.text().endswith("chelsea.png") for a in win.recent_menu.actions())
 
 
 def test_run_rise_from_generated_controls(fresh, qtbot):
@@ -255,7 +258,7 @@ def test_window_opens_before_torch_is_imported():
 
 def test_cli_screenshot(tmp_path, samples_dir):
     out = tmp_path / "shot.png"
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", EXPLORER_OFFLINE="1")
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", EXPLORER_OFFLINE="1", XDG_CONFIG_HOME=str(tmp_path))
     r = subprocess.run([sys.executable, "-m", "explorer", "--image", str(samples_dir / "chelsea.png"),
                         "--method", "gradient", "--screenshot", str(out)],
                        capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
