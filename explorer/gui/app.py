@@ -70,6 +70,7 @@ def main(args) -> int:
     target = g("target")
     if target is not None and str(target).strip().lstrip("-").isdigit():
         target = int(target)
+        win.session.set_target(target)  # shown in the predictions panel and the status bar
 
     state = {"rc": 0, "run": None}
     method = g("method")
