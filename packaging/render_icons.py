@@ -19,10 +19,12 @@ ICONS = Path(__file__).resolve().parent.parent / "resources" / "icons"
 def render(svg: Path = ICONS / "explorer.svg", out_dir: Path = ICONS, sizes=SIZES) -> list[Path]:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import Qt
-    from PySide6.QtGui import QGuiApplication, QImage, QPainter
+    from PySide6.QtGui import QImage, QPainter
     from PySide6.QtSvg import QSvgRenderer
+    from PySide6.QtWidgets import QApplication
 
-    app = QGuiApplication.instance() or QGuiApplication(sys.argv[:1])  # noqa: F841 (keeps Qt alive)
+    # a full QApplication (not QGuiApplication), so that widgets created later in the same process still work
+    app = QApplication.instance() or QApplication(sys.argv[:1])  # noqa: F841 (keeps Qt alive)
     renderer = QSvgRenderer(str(svg))
     if not renderer.isValid():
         raise SystemExit(f"render_icons: {svg} is not a valid SVG")

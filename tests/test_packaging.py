@@ -247,3 +247,17 @@ def test_changelog_has_this_version():
     text = (ROOT / "CHANGELOG.md").read_text()
     assert text.startswith("# Changelog")
     assert f"## [{explorer.__version__}]" in text
+
+
+@pytest.mark.gui
+def test_gui_sets_the_application_icon(qapp):
+    from explorer.gui.app import _set_icon
+
+    old = qapp.windowIcon()
+    try:
+        _set_icon(qapp)
+        sizes = {(s.width(), s.height()) for s in qapp.windowIcon().availableSizes()}
+        assert {(16, 16), (48, 48), (256, 256)} <= sizes
+        assert qapp.desktopFileName() == "explorer"
+    finally:
+        qapp.setWindowIcon(old)
