@@ -12,8 +12,10 @@ classifier here is a 1000-class softmax model):
   (k = 3) with probability >= a threshold (0.25), and always its top-1;
 - L_c is the cross-entropy of f(m⊙x) against the classifier's own probabilities restricted to y and
   renormalised (with one label this is the paper's single-label cross-entropy);
-- L_e is minus the entropy of softmax f((1−m)⊙x) divided by log K. The official code averages the entropy
-  terms over the classes (−H/K): harmless for 20 VOC classes, but it makes the term vanish for 1000 classes;
+- L_e is, as in the official code, minus the entropy of softmax f((1−m)⊙x) averaged over the batch *and the
+  classes* (−H/K). For 1000 classes this makes the term small (at most log(1000)/1000 ≈ 0.007); an earlier
+  version divided by log K instead and the masks collapsed to "keep everything" on small folders, because
+  both L_c and a strong L_e are minimised by m = 1;
 - the non-target max is taken over the class logit maps at the head's reduced resolution, then upsampled
   (the head outputs stride-8 maps; upsampling all 1000 maps first would cost 50 M values per image);
 - total variation is the mean absolute horizontal plus vertical difference (the official code pads by
@@ -301,8 +303,7 @@ def explainer_losses(explainer: Explainer, x: torch.Tensor, cfg: TrainConfig) ->
     q = q / q.sum(1, keepdim=True)
     l_c = -(q * masked.log_softmax(1)).sum(1).mean()
     p_inv = inverted.softmax(1)
-    entropy = -(p_inv * p_inv.clamp_min(1e-16).log()).sum(1) / math.log(K)
-    l_e = -entropy.mean()
+    l_e = (p_inv * p_inv.clamp_min(1e-16).log()).mean()  # −(entropy elements).mean() over batch and classes
     class_maps = S.gather(1, idx[:, :, None, None].expand(-1, -1, h, w))
     l_a = area_loss(explainer.upsample(class_maps, HW).sigmoid(), valid, cfg.a_min, cfg.a_max)
     l_tv = total_variation(m) + total_variation(n)
