@@ -131,6 +131,13 @@ def cmd_gui(args) -> int:
     from explorer import resources
 
     resources.check()  # a broken install stops here: one line naming the missing file, exit 2
+    import os
+
+    if sys.platform.startswith("linux") and not any(
+            os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
+        raise ExplorerError("no display to open the window on (DISPLAY and WAYLAND_DISPLAY are unset): run it in a "
+                            "desktop session, set QT_QPA_PLATFORM=offscreen to use --screenshot headless, or use "
+                            "the headless commands (explorer explain ..., see explorer --help)")
     from explorer.gui.app import main as gui_main
 
     return gui_main(args)

@@ -261,3 +261,14 @@ def test_gui_sets_the_application_icon(qapp):
         assert qapp.desktopFileName() == "explorer"
     finally:
         qapp.setWindowIcon(old)
+
+
+def test_gui_without_a_display_says_so(no_window, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "platform", "linux")
+    for var in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(var, raising=False)
+    assert cli.main([]) == 2
+    err = _one_line_error(capsys)
+    assert "no display" in err and "QT_QPA_PLATFORM=offscreen" in err
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    assert cli.main([]) == 99  # with a platform the window (here: its stand-in) opens
