@@ -218,3 +218,12 @@ def test_lrp_reports_conservation_on_the_real_model(model, coffee):
     info = exp.info
     assert info["relevance_sum"] == pytest.approx(float(exp.raw["salient"].sum()), rel=1e-3, abs=1e-4)
     assert info["logit"] > 0 and np.isfinite(info["conservation"])
+
+
+@pytest.mark.parametrize("n,size", [(50, 16), (4, 16), (3, 1), (16, 16), (17, 16), (1, 5)])
+def test_chunks_are_balanced_and_cover_everything(n, size):
+    from explorer.methods.gradients import chunk_sizes
+
+    parts = chunk_sizes(n, size)
+    assert sum(parts) == n and max(parts) <= size and max(parts) - min(parts) <= 1
+    assert len(parts) == -(-n // size)

@@ -1,5 +1,5 @@
-"""Feature Explanation Method (FEM, Fuad, Mallick, Benois-Pineau, Zemmari et al. 2020) and its multi-layer
-fusion MLFEM (Bourroux, Benois-Pineau, Bourqui, Giot 2022). Class-agnostic: no class score, no gradient.
+"""Feature Explanation Method (FEM, Fuad et al. 2020, the group of the survey Ayyar, Benois-Pineau, Zemmari
+2021) and its multi-layer fusion MLFEM (Bourroux et al. 2022). Class-agnostic: no class score, no gradient.
 
 FEM on a layer's feature maps A (K×h×w), per channel k: threshold T_k = μ_k + k_sigma·σ_k over space
 (population standard deviation), binary map M_k = [A_k ≥ T_k], channel weight w_k = mean(A_k);
@@ -46,7 +46,7 @@ def record(model, modules: dict, x: torch.Tensor) -> dict[str, torch.Tensor]:
 class FEM(Method):
     title = "FEM (feature explanation method)"
     family = "feature maps"
-    paper = "Fuad, Mallick, Benois-Pineau, Zemmari et al. 2020, Features Understanding in 3D CNNs / FEM"
+    paper = "Fuad, Benois-Pineau, Zemmari et al. 2020, Feature Explanation Method (FEM), survey of Ayyar et al. 2021"
     summary = "class-agnostic: feature maps above mean + 2 std, weighted by their mean activation"
     needs = Needs.LAYER
     class_agnostic = True
