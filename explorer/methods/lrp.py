@@ -24,7 +24,7 @@ relevance put in at the output.
 
 Conservation on the default model: with biases, LRP rules route relevance into the biases, and here the
 BatchNorm shifts merged into 49 convolutions are large, so sum(R) is a small fraction of z_c (measured
-about 0.001 for epsilon_plus_flat, 0.0005-0.003 for epsilon_alpha2_beta1_flat, 0.02-0.04 for
+0.0004-0.0011 for epsilon_plus_flat, -0.001 to 0.003 for epsilon_alpha2_beta1_flat, 0.02-0.04 for
 epsilon_gamma_box on the sample photos). The z+ rule also drops the relevance of depthwise channels whose
 (merged) weights are all negative but which are active through their bias (277 of 1152 channels in
 ``blocks.6.0.conv_dw``). ``zero_bias`` ignores the biases inside the rules. On the same network with its
