@@ -74,3 +74,15 @@ def input_space(saliency: Any, placement: Placement) -> np.ndarray:
         filled = np.nan_to_num(m, nan=float(np.nanmin(m)) if np.isfinite(m).any() else 0.0)
         out = resize_map(filled, placement.input_hw)
     return np.nan_to_num(out, nan=-np.inf).astype(np.float32)
+
+
+def random_map(hw: tuple[int, int], cells: int = 7, seed: int = 0) -> np.ndarray:
+    """A random baseline map at a map-like spatial scale: a cells×cells grid of U(0, 1), bilinearly upsampled.
+
+    ``cells=None`` or ``cells >= min(hw)`` gives pixel-level noise (a harsher, less fair baseline for
+    deletion: see the note in ``explorer.evaluation.causal``).
+    """
+    rng = np.random.default_rng(int(seed))
+    if not cells or cells >= min(hw):
+        return rng.random(tuple(hw)).astype(np.float32)
+    return resize_map(rng.random((int(cells), int(cells))).astype(np.float32), tuple(hw))

@@ -12,9 +12,15 @@ AUC is the trapezoid rule over the fractions, which span [0, 1], so with probabi
 The default step is 224 pixels at 224² (HW/224 in general, so every curve has 225 points whatever the
 input size). Substrate and step are recorded in every ``Curve``.
 
-Note on the blur: METHODS.md §7 states "Gaussian kernel 11, σ = 5"; we build exactly that (σ in pixels).
-The RISE reference code's kernel helper spreads its 11 taps over ±5 standard deviations (σ ≈ 1 pixel);
-pass ``substrate="blur:1"`` to get that milder blur. This is recorded in ``Curve.substrate``.
+Note on the blur: METHODS.md §7 states "Gaussian kernel 11, σ = 5": a Gaussian of σ = 5 pixels truncated
+to 11 × 11 taps (renormalised; reflect padding at the borders), applied in normalised space. It is a mild
+blur at 224²: the default model still recognises many blurred photos, so insertion curves can start high.
+Other blurs: ``substrate="blur:SIGMA"`` or ``"blur:SIGMA:KERNEL"``. The name is recorded in ``Curve.substrate``.
+
+Note on random baselines: removing scattered single pixels is out-of-distribution noise that destroys the
+prediction faster than removing any coherent region, so a pixel-level random map gets a *low* (good-looking)
+deletion AUC. Compare maps with a random map of the same spatial scale (``random_map``: a random coarse grid
+upsampled bilinearly), and keep deletion and insertion on the same substrate when comparing the two.
 
 All forwards go through ``explorer.methods.perturbation.score_batch`` (the model's batch policy, halving
 on out-of-memory, inference mode); the keep-masks of one batch of steps are built on the device from a

@@ -49,7 +49,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0] + "\n\nMetrics: " + ", ".join(metric_names()),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("path", metavar="DIR_OR_IMAGE")
-    p.add_argument("--methods", default=None, help="comma-separated method names (required unless --summary-only)")
+    p.add_argument("--methods", default=None,
+                   help="comma-separated method names (required unless --summary-only); 'random' adds a baseline map")
     p.add_argument("--metric", "--metrics", dest="metric", default=",".join(DEFAULT_METRICS),
                    help=f"comma-separated metrics (default {','.join(DEFAULT_METRICS)}); 'all' for every one")
     p.add_argument("--param", action="append", default=[], metavar="METHOD.K=V",
@@ -204,6 +205,23 @@ class Bar:
 
 
 # --------------------------------------------------------------------------- per image and method
+RANDOM = "random"  # a baseline "method": a seeded random 7x7 grid upsampled (explorer.evaluation.base.random_map)
+
+
+def random_explanation(model, ctx, image_name: str, seed: int):
+    """The random baseline as an Explanation (seeded by the image name and --seed: reproducible)."""
+    import zlib
+
+    from explorer.core.types import Explanation
+    from explorer.evaluation.base import random_map
+
+    s = (zlib.crc32(image_name.encode()) + 7919 * int(seed)) % (2 ** 32)
+    raw = {"salient": random_map(tuple(ctx.placement.input_hw), 7, s)}
+    return Explanation(method=RANDOM, raw=raw, signed={"salient": False}, placement=ctx.placement,
+                       target=ctx.target, target_name=model.labels[ctx.target], params={"cells": 7}, seed=s,
+                       model_id=model.id, timings={"seconds": 0.0})
+
+
 def _flatten(prefix: str, obj: Any, out: list[tuple[str, Any]]) -> None:
     if isinstance(obj, dict):
         for k, v in obj.items():
@@ -275,7 +293,7 @@ def evaluate_map(model, image, ctx, method: str, exp, metrics: list[str], args, 
         if ref is not None:
             add("reference", "pcc", agreement.pcc(img_map, ref))
             add("reference", "sim", agreement.sim(img_map, ref))
-    if "sanity" in metrics:
+    if "sanity" in metrics and method != RANDOM:
         r = sanity_check(model, image.rgb, method, ctx.target, params=exp.params, n_stages=args.sanity_stages,
                          seed=args.seed, topk=args.topk, reference=sal, cancel=cancel)
         for st in r["stages"]:
@@ -336,8 +354,11 @@ def cmd_evaluate(args) -> int:
     files = list_images(Path(args.path))
     from explorer.methods import get_method
 
-    classes = {m: get_method(m) for m in methods}  # unknown names fail here, before loading anything
-    values = split_params(args.param, methods)
+    from explorer.methods import method_names
+
+    real = [m for m in methods if not (m == RANDOM and RANDOM not in method_names())]
+    classes = {m: get_method(m) for m in real}  # unknown names fail here, before loading anything
+    values = split_params(args.param, real)
     if local_rank is not None and args.device is None:
         import torch
 
@@ -350,7 +371,7 @@ def cmd_evaluate(args) -> int:
     from explorer.methods.base import prepare
 
     model = model_from_args(args)
-    instances = {m: classes[m](model, **values[m]) for m in methods}  # refuses e.g. gradients on a black box
+    instances = {m: classes[m](model, **values[m]) for m in real}  # refuses e.g. gradients on a black box
     if "sanity" in metrics and model.module is None:
         from explorer.core.errors import UnsupportedError
 
@@ -391,9 +412,12 @@ def cmd_evaluate(args) -> int:
                 continue
             final = None
             try:
-                for upd in run(instances[m], model, image.rgb, context=ctx):
-                    final = upd
-                exp = final.explanation
+                if m in instances:
+                    for upd in run(instances[m], model, image.rgb, context=ctx):
+                        final = upd
+                    exp = final.explanation
+                else:
+                    exp = random_explanation(model, ctx, name, args.seed)
                 if need_agree:
                     maps[m] = exp.raw[exp.main]
                 if m in todo:
