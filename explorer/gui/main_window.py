@@ -76,8 +76,9 @@ class ModelPanel(QWidget):
         spec_row.addWidget(self.spec, 1)
         spec_row.addWidget(self.browse_btn)
         form.addRow("model", spec_row)
-        form.addRow("weights", self.weights)
-        form.addRow("labels", self.labels)
+        form.addRow("weights", self._with_browse(self.weights, "Weights file",
+                                                 "Weights (*.pt *.pth *.bin *.safetensors);;All files (*)"))
+        form.addRow("labels", self._with_browse(self.labels, "Labels file", "Labels (*.txt *.json);;All files (*)"))
         form.addRow("device", self.device)
         form.addRow("", self.trust)
         lay = QVBoxLayout(self)
@@ -90,6 +91,23 @@ class ModelPanel(QWidget):
         lay.addStretch(1)
         self.load_btn.clicked.connect(lambda: self.load_requested.emit(self.choice()))
         self.browse_btn.clicked.connect(self._browse)
+
+    def _with_browse(self, edit: QLineEdit, title: str, filt: str) -> QWidget:
+        host = QWidget()
+        row = QHBoxLayout(host)
+        row.setContentsMargins(0, 0, 0, 0)
+        btn = QPushButton("…")
+        btn.setFixedWidth(30)
+        btn.setToolTip(f"choose a {title.lower()}")
+
+        def pick():
+            path, _ = QFileDialog.getOpenFileName(self, title, "", filt)
+            if path:
+                edit.setText(path)
+        btn.clicked.connect(pick)
+        row.addWidget(edit, 1)
+        row.addWidget(btn)
+        return host
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Model file", "", "Models (*.pt *.pth *.ts *.onnx);;All files (*)")
