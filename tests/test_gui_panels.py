@@ -116,7 +116,7 @@ def test_layer_panel_controls_write_to_session(qtbot):
 
 
 def test_none_survives_many_void_qt_calls():
-    """PySide6 6.12 on CPython 3.11 drops a reference to None per void call; explorer.gui guards it."""
+    """PySide6 6.12.0 on CPython 3.11 drops a reference to None per void call; pyproject pins < 6.12."""
     import subprocess
     import sys
 
