@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from explorer.core.errors import ExplorerError, FileError
-from explorer.methods import explain, run
+from explorer.methods import explain
 from explorer.methods.explainer_net.method import ExplainerNet, shipped_checkpoint
 from explorer.methods.explainer_net.model import Explainer, pick_taps, read_checkpoint
 from explorer.methods.explainer_net.train import (

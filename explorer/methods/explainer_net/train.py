@@ -128,7 +128,8 @@ def scan_folder(folder: str | Path, short_side: int = 448) -> ImageSet:
     except OSError as exc:
         raise FileError(root, f"cannot list the folder: {exc.strerror or exc}") from None
     images = [p for p in files if p.suffix.lower() in SUFFIXES and not p.name.startswith(".")]
-    skipped = [(str(p), f"not an image file (suffix {p.suffix or 'none'!r})") for p in files if p not in set(images)]
+    wanted = set(images)
+    skipped = [(str(p), f"not an image file (suffix {p.suffix or 'none'!r})") for p in files if p not in wanted]
     out = ImageSet(root, [], skipped, short_side)
     decode = len(images) <= CACHE_LIMIT
     for p in images:
