@@ -38,31 +38,44 @@ def rise_grid_size(hw: tuple[int, int], cells: int) -> tuple[int, int]:
     return max(1, min(cells, hw[0])), max(1, min(cells, hw[1]))
 
 
+def _linear_weights(length: int, cells: int, cell_px: int, shift: torch.Tensor) -> torch.Tensor:
+    """(b, length, cells): weights of bilinear resizing (align_corners=False, edge clamped) of ``cells``
+    values to (cells+1)·cell_px samples, read at positions shift + 0..length-1."""
+    b = shift.shape[0]
+    pos = torch.arange(length, device=shift.device, dtype=torch.float32)
+    u = ((pos[None] + shift[:, None] + 0.5) * (cells / ((cells + 1) * cell_px)) - 0.5).clamp(0, cells - 1)
+    i0 = u.floor()
+    w = u - i0
+    i0 = i0.long()
+    i1 = (i0 + 1).clamp_max(cells - 1)
+    R = torch.zeros(b, length, cells, device=shift.device, dtype=torch.float32)
+    R.scatter_add_(2, i0[..., None], (1 - w)[..., None])
+    R.scatter_add_(2, i1[..., None], w[..., None])
+    return R
+
+
 def rise_masks(n: int, hw: tuple[int, int], cells: int, p: float, batch: int, device: torch.device,
                generator: torch.Generator) -> Iterator[torch.Tensor]:
     """RISE keep-masks (Petsiuk et al. 2018), ``batch`` at a time, generated on ``device``.
 
     Each mask: an s×s grid of Bernoulli(p) cells, bilinearly upsampled to (s+1)·cell and cropped at a random
-    shift in [0, cell) on each axis. The upsample and the crop are done in one ``grid_sample`` call with
-    border padding, which equals resizing the grid to (s+1)·cell with align_corners=False and cropping;
-    only the h×w crop is ever materialised.
+    shift in [0, cell) on each axis. Bilinear resizing is separable, so the upsample-and-crop of grid G is
+    R_y·G·R_xᵀ with R_y (h×s) and R_x (w×s) the interpolation weights of the cropped rows and columns (the
+    same numbers ``grid_sample``/``interpolate`` compute, align_corners=False, border clamped): two small
+    batched matrix products; only the h×w crop is ever materialised.
     """
     H, W = hw
     sy, sx = rise_grid_size(hw, cells)
     cy, cx = math.ceil(H / sy), math.ceil(W / sx)
-    Ly, Lx = (sy + 1) * cy, (sx + 1) * cx
-    ys = torch.arange(H, device=device, dtype=torch.float32)
-    xs = torch.arange(W, device=device, dtype=torch.float32)
     done = 0
     while done < n:
         b = min(batch, n - done)
         grid = (torch.rand(b, 1, sy, sx, device=device, generator=generator) < p).float()
         dy = torch.randint(0, cy, (b,), device=device, generator=generator).float()
         dx = torch.randint(0, cx, (b,), device=device, generator=generator).float()
-        gy = 2 * (ys[None, :, None] + dy[:, None, None] + 0.5) / Ly - 1  # (b, H, 1)
-        gx = 2 * (xs[None, None, :] + dx[:, None, None] + 0.5) / Lx - 1  # (b, 1, W)
-        coords = torch.stack(torch.broadcast_tensors(gx, gy), dim=-1)  # (b, H, W, 2), x first
-        yield F.grid_sample(grid, coords, mode="bilinear", padding_mode="border", align_corners=False)
+        Ry = _linear_weights(H, sy, cy, dy)  # (b, H, sy)
+        Rx = _linear_weights(W, sx, cx, dx)  # (b, W, sx)
+        yield torch.bmm(torch.bmm(Ry, grid[:, 0]), Rx.transpose(1, 2))[:, None]
         done += b
 
 
