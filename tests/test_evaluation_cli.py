@@ -112,3 +112,13 @@ def test_evaluate_user_errors_exit_2(folder, tmp_path, capsys, extra, text):
 def test_evaluate_missing_path(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "none"), "--methods", "gradient", "--out", str(tmp_path / "o")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_evaluate_single_image_with_removal_gain(folder, tmp_path, capsys):
+    out = tmp_path / "one"
+    assert main(["evaluate", str(folder / "coffee.png"), "--methods", "gradient", "--metric", "removal_gain",
+                 "--out", str(out)]) == 0
+    rows = _rows(out / "per_image" / "coffee.png__gradient.csv")
+    q = {r["quantity"]: r["value"] for r in rows if r["metric"] == "removal_gain"}
+    assert -1 <= float(q["layers.salient.10%.delta_p_target"]) <= 1 and any(k.startswith("random.") for k in q)
+    assert "removal_gain" in (out / "summary.md").read_text()

@@ -333,7 +333,8 @@ def cmd_evaluate(args) -> int:
         s = summarise(out)
         if not s["methods"]:
             raise FileError(out / "per_image", "no results to summarise")
-        print(f"summary of {s['n_images']} images written to {out}/summary.md, summary.csv, curves.png")
+        wrote = ", ".join(n for n in ("summary.md", "summary.csv", "curves.png") if (out / n).exists())
+        print(f"summary of {s['n_images']} images: wrote {wrote} in {out}")
         return 0
     methods = parse_list(args.methods, "methods (--methods a,b,c)")
     metrics = parse_metrics(args.metric)
@@ -435,8 +436,9 @@ def cmd_evaluate(args) -> int:
     bar.close()
     write_skipped(out / f"skipped{suffix}.csv", skipped)
     s = summarise(out)
+    wrote = ", ".join(n for n in ("summary.md", "summary.csv", "curves.png") if (out / n).exists())
     print(f"evaluated {len(mine)} images x {len(methods)} methods ({computed} computed, {reused} already done, "
-          f"{len(skipped)} skipped); wrote {out}/summary.md, summary.csv, curves.png")
+          f"{len(skipped)} skipped); wrote {wrote} in {out}")
     for name, reason in skipped:
         print(f"  skipped {name}: {reason}", file=sys.stderr)
     return 0
