@@ -18,11 +18,15 @@ from typing import Callable
 
 from explorer.core.errors import Cancelled, ExplorerError
 
-# Subcommands contributed by other modules: name -> "module:function" that adds its parser.
-# The function receives the subparsers object and must set ``func`` on its parser.
-EXTRA_COMMANDS: dict[str, str] = {
-    "train-explainer": "explorer.methods.explainer_net.train:add_parser",
-    "evaluate": "explorer.evaluation.cli:add_parser",
+# Subcommands contributed by other modules: name -> ("module:function" that adds its parser, one-line help).
+# The function receives the subparsers object and must set ``func`` on its parser. The module is imported
+# only when that subcommand is asked for, so ``explorer`` (the GUI) and the light commands never pay for it
+# (the explainer's module imports torch, for instance).
+EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
+    "train-explainer": ("explorer.methods.explainer_net.train:add_parser",
+                        "train the explainer network for a classifier over a folder of images"),
+    "evaluate": ("explorer.evaluation.cli:add_parser",
+                 "run methods and faithfulness metrics over an image or a folder"),
 }
 
 
@@ -143,7 +147,7 @@ def cmd_gui(args) -> int:
     return gui_main(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="explorer", description="See why an image classifier decides what it decides.")
     parser.add_argument("--image", default=None, help="image to open (default: the bundled chelsea.png)")
     parser.add_argument("--method", default=None, help="run this method at start")
@@ -175,15 +179,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     import importlib
 
-    for name, target in EXTRA_COMMANDS.items():
-        mod, fn = target.split(":")
-        add: Callable = getattr(importlib.import_module(mod), fn)
-        add(sub)
+    wanted = set(sys.argv[1:] if argv is None else argv)
+    for name, (target, help_text) in EXTRA_COMMANDS.items():
+        if name in wanted:
+            mod, fn = target.split(":")
+            add: Callable = getattr(importlib.import_module(mod), fn)
+            add(sub)
+        else:  # listed in --help; its real parser is built when the command is used
+            sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -57,3 +57,11 @@ def test_entry_point_subprocess(tmp_path):
     r = subprocess.run([sys.executable, "-m", "explorer", "explain", str(tmp_path / "none.png"),
                         "--method", "gradient", "--out", str(tmp_path)], capture_output=True, text=True)
     assert r.returncode == 2 and "none.png: no such file" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_parser_and_gui_entry_do_not_import_torch():
+    """The GUI must open before torch loads: building the parser imports no heavy subcommand module."""
+    code = ("import sys\nfrom explorer.cli import build_parser\n"
+            "build_parser([]); build_parser(['methods'])\nprint('torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr

@@ -16,6 +16,7 @@ import json
 import os
 import pickle
 import socket
+import urllib.parse
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -71,6 +72,36 @@ def _network_timeout(seconds: float):
         yield
     finally:
         socket.setdefaulttimeout(old)
+
+
+def _reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
+    """A quick TCP check, so that a machine without network fails in seconds instead of retrying."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def _hub_offline(offline: bool):
+    """Hugging Face offline mode for this call only (the hub reads its flag once, at import)."""
+    if not offline:
+        yield
+        return
+    import huggingface_hub.constants as hub
+
+    old_env, old_flag = os.environ.get("HF_HUB_OFFLINE"), hub.HF_HUB_OFFLINE
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    hub.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        hub.HF_HUB_OFFLINE = old_flag
+        if old_env is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = old_env
 
 
 def _downloads_allowed(allow: bool | None) -> bool:
@@ -183,6 +214,10 @@ def _torchvision_module(name: str, weights: str | None, trust: bool, allow_downl
     url = wenum.url
     cache = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
     if not cache.exists():
+        if allow_download and not _reachable(urllib.parse.urlparse(url).hostname or ""):
+            raise ModelLoadError(
+                f"weights for torchvision:{name} are not in the local cache ({cache}) and {url} cannot be "
+                "reached (no network?); pass --weights FILE")
         if not allow_download:
             raise ModelLoadError(
                 f"weights for torchvision:{name} are not available offline (expected {cache}); "
@@ -209,21 +244,15 @@ def _timm_module(name: str, weights: str | None, trust: bool, allow_download: bo
         module = timm.create_model(name, pretrained=False)
         _apply_state_dict(module, _unwrap_state_dict(load_weights_file(weights, trust), weights), weights)
         return module, str(weights)
-    old = os.environ.get("HF_HUB_OFFLINE")
-    if not allow_download:
-        os.environ["HF_HUB_OFFLINE"] = "1"
+    if allow_download and not _reachable("huggingface.co"):
+        allow_download = False  # no network: look in the local cache only, and fail fast if absent
     try:
-        with _network_timeout(DOWNLOAD_TIMEOUT_S):
+        with _hub_offline(not allow_download), _network_timeout(DOWNLOAD_TIMEOUT_S):
             module = timm.create_model(name, pretrained=True)
     except Exception as exc:  # noqa: BLE001
         raise ModelLoadError(
             f"weights for timm:{name} are neither in the local Hugging Face cache nor downloadable here "
             f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}); pass --weights FILE") from None
-    finally:
-        if old is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = old
     return module, f"timm pretrained {name}"
 
 
