@@ -18,6 +18,7 @@ Methods: ``rise``, ``occlusion``, ``lime``, ``kernelshap``.
 from __future__ import annotations
 
 import math
+import time
 from typing import Iterator
 
 import torch
@@ -195,6 +196,41 @@ def batch_size(model: LoadedModel, requested: int) -> int:
 
 
 # --------------------------------------------------------------------------- linear fits (LIME, KernelSHAP)
+def _solve_psd(K: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """K⁻¹·rhs (rhs: (m,) or (m, k)) for a symmetric positive semi-definite K, on the CPU in float64, by
+    Cholesky. A jitter of 1e-10·mean(diag K) keeps it definite while there are fewer samples than features
+    (the result then approaches the least-norm solution); it is negligible once K is well determined."""
+    K = K.cpu()
+    m = K.shape[0]
+    jitter = 1e-10 * float(K.diagonal().mean().abs()) + 1e-300
+    eye = torch.eye(m, dtype=K.dtype)
+    for _ in range(6):
+        L, info = torch.linalg.cholesky_ex(K + jitter * eye)
+        if int(info) == 0:
+            r = rhs.cpu()
+            return torch.cholesky_solve(r[:, None] if r.dim() == 1 else r, L).reshape(r.shape)
+        jitter *= 100
+    return torch.linalg.lstsq(K, rhs.cpu(), driver="gelsd").solution
+
+
+class FitThrottle:
+    """Decides when a streamed fit is re-solved: after every batch while solving is cheap, else only as
+    often as keeps the solves under ``share`` of the run's time (with many superpixels an M×M solve can
+    cost as much as a batch of forwards); always after the last batch, so the final map never depends on it."""
+
+    def __init__(self, share: float = 0.1):
+        self.share = share
+        self.cost = 0.0
+        self.since = time.perf_counter()
+
+    def due(self, last: bool) -> bool:
+        return last or self.cost <= self.share * (time.perf_counter() - self.since)
+
+    def solved(self, seconds: float) -> None:
+        self.cost = seconds
+        self.since = time.perf_counter()
+
+
 class WeightedSums:
     """Constant-size sufficient statistics of a weighted linear regression of y on z, in float64.
 
@@ -232,8 +268,7 @@ class WeightedSums:
         r = self.b - S * zm * ym
         m = C.shape[0]
         eye = torch.eye(m, dtype=C.dtype, device=C.device)
-        beta = torch.linalg.lstsq((C + alpha * eye).cpu(), r.cpu()[:, None], driver="gelsd").solution[:, 0]
-        beta = beta.to(C.device)
+        beta = _solve_psd(C + alpha * eye, r).to(C.device)
         beta0 = float(ym - zm @ beta)
         sst = float(self.syy - S * ym * ym)
         sse = sst - 2 * float(beta @ r) + float(beta @ C @ beta)
@@ -243,17 +278,14 @@ class WeightedSums:
     def shapley(self, f_empty: float, f_full: float) -> torch.Tensor:
         """The KernelSHAP fit with its two constraints imposed exactly: intercept f(∅) and
         Σφ = f(all) − f(∅) (efficiency). argmin Σ w (y − f(∅) − zᵀφ)² s.t. 1ᵀφ = Δ, solved through its
-        KKT system (minimum-norm solution while there are fewer samples than features)."""
-        m = self.A.shape[0]
-        K = torch.zeros(m + 1, m + 1, dtype=torch.float64)
-        K[:m, :m] = self.A.cpu()
-        K[:m, m] = 1.0
-        K[m, :m] = 1.0
-        rhs = torch.empty(m + 1, dtype=torch.float64)
-        rhs[:m] = (self.b - f_empty * self.c).cpu()
-        rhs[m] = f_full - f_empty
-        sol = torch.linalg.lstsq(K, rhs[:, None], driver="gelsd").solution[:, 0]
-        return sol[:m].to(self.A.device)
+        KKT system."""
+        # KKT by elimination: φ = A⁻¹(b' − λ·1) with λ chosen so that 1ᵀφ = Δ, b' = Σ w z (y − f(∅)).
+        b = (self.b - f_empty * self.c).cpu()
+        ones = torch.ones_like(b)
+        sol = _solve_psd(self.A, torch.stack([b, ones], 1))
+        u, v = sol[:, 0], sol[:, 1]
+        lam = (u.sum() - (f_full - f_empty)) / v.sum()
+        return (u - lam * v).to(self.A.device)
 
 
 def lime_kernel(z: torch.Tensor, width: float) -> torch.Tensor:
@@ -406,12 +438,17 @@ class Lime(_SuperpixelMethod):
         infill = infill_for(self, ctx)
         sums = WeightedSums(m, ctx.device)
         bs = batch_size(ctx.model, p.batch_size)
+        throttle = FitThrottle()
         for z in lime_patterns(p.samples, m, bs, ctx.device, ctx.generator()):
             ctx.cancel.check()
             y = _target_scores(self, ctx, infill, segment_masks(z, labels))
             sums.add(z, y, lime_kernel(z, p.kernel_width))
-            beta, beta0, r2 = sums.ridge(p.alpha)
-            yield Step(sums.count / p.samples, {"salient": paint(beta, labels)},
+            if throttle.due(sums.count >= p.samples):
+                t0 = time.perf_counter()
+                beta, beta0, r2 = sums.ridge(p.alpha)
+                salient = paint(beta, labels)
+                throttle.solved(time.perf_counter() - t0)
+            yield Step(sums.count / p.samples, {"salient": salient},
                        {"samples": sums.count, "segments": m, "segmentation": how, "intercept": beta0, "r2": r2},
                        f"{sums.count}/{p.samples} samples")
 
@@ -436,6 +473,7 @@ class KernelShap(_SuperpixelMethod):
         n = p.samples if m > 1 else 2  # one feature: its value is f(all) - f(none), nothing to sample
         f_full = f_empty = 0.0
         done = 0
+        throttle = FitThrottle()
         for z in shap_patterns(n, m, bs, ctx.device, ctx.generator(), p.paired):
             ctx.cancel.check()
             y = _target_scores(self, ctx, infill, segment_masks(z, labels))
@@ -445,7 +483,10 @@ class KernelShap(_SuperpixelMethod):
             if sums.count + 2 < done:  # every other pattern enters the regression with weight 1
                 rest = slice(2, None) if sums.count == 0 else slice(None)
                 sums.add(z[rest], y[rest], torch.ones_like(y[rest]))
-            phi = sums.shapley(f_empty, f_full)
-            yield Step(done / n, {"salient": paint(phi, labels)},
+            if throttle.due(done >= n):
+                t0 = time.perf_counter()
+                salient = paint(sums.shapley(f_empty, f_full), labels)
+                throttle.solved(time.perf_counter() - t0)
+            yield Step(done / n, {"salient": salient},
                        {"samples": done, "segments": m, "segmentation": how, "f_full": f_full, "f_empty": f_empty},
                        f"{done}/{n} samples")
