@@ -137,7 +137,7 @@ def main(argv=None) -> int:
 
     n = 128 if args.quick else 1000
     samples = 128 if args.quick else 1000
-    bound_images = 32 if args.quick else 128
+    bound_images = 16 if args.quick else 128
     window, stride = (64, 32) if args.quick else (32, 16)
     segments = 50
 
@@ -162,6 +162,16 @@ def main(argv=None) -> int:
             model(x.expand(b, -1, -1, -1))
 
     rows = []
+    out = {"machine": info, "quick": args.quick, "device": str(model.device), "model": model.id,
+           "image": Path(args.image).name, "policy_batch": bs,
+           "settings": {"rise_n": n, "cells": 7, "p": 0.5, "occlusion": [window, stride], "samples": samples,
+                        "segments_asked": segments},
+           "forward_bound": {"best": best, "sweep": bound_rows}, "rows": [], "complete": False}
+
+    def save():  # after every row, so that an interrupted run still leaves its numbers
+        out["rows"] = [{k: v for k, v in r.items() if k != "_t"} for r in rows]
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(out, indent=2))
 
     def add(name, t: Timing, images, vs=None, vs_t: Timing | None = None, goal=None, note=""):
         r = {"name": name, "seconds": round(t, 3), "cpu_seconds": round(t.cpu, 3), "images": images,
@@ -173,6 +183,7 @@ def main(argv=None) -> int:
         ratio = f"{r['ratio']:5.2f} {r['ratio_cpu']:5.2f}  x {vs} (goal <= {goal})" if vs else ""
         print(f"  {name:46s} {t:8.2f} {t.cpu:8.2f} {r['images_per_s'] or 0:7.1f}  {ratio}", flush=True)
         r["_t"] = t
+        save()
         return r
 
     bound_t = Timing(n / ips, n / best["images_per_cpu_s"])
@@ -243,14 +254,9 @@ def main(argv=None) -> int:
         info["loadavg_end"] = os.getloadavg()
     except OSError:
         pass
-    out = {"machine": info, "quick": args.quick, "device": str(model.device), "model": model.id,
-           "image": Path(args.image).name, "policy_batch": bs,
-           "settings": {"rise_n": n, "cells": 7, "p": 0.5, "occlusion": [window, stride], "samples": samples,
-                        "segments": int(labels.max() + 1), "segmentation": how},
-           "forward_bound": {"best": best, "sweep": bound_rows},
-           "rows": [{k: v for k, v in r.items() if k != "_t"} for r in rows]}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2))
+    out["settings"].update(segments=int(labels.max() + 1), segmentation=how)
+    out["complete"] = True
+    save()
     print(f"wrote {args.out}")
     return 0
 

@@ -22,7 +22,6 @@ import time
 from typing import Iterator
 
 import torch
-import torch.nn.functional as F
 
 from explorer.core.errors import ParamError
 from explorer.core.params import Param, Params
