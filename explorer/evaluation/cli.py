@@ -52,7 +52,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--methods", default=None,
                    help="comma-separated method names (required unless --summary-only); 'random' adds a baseline map")
     p.add_argument("--metric", "--metrics", dest="metric", default=",".join(DEFAULT_METRICS),
-                   help=f"comma-separated metrics (default {','.join(DEFAULT_METRICS)}); 'all' for every one")
+                   help=f"comma-separated metrics (default {','.join(DEFAULT_METRICS)}); 'all' for every one whose inputs are given")
     p.add_argument("--param", action="append", default=[], metavar="METHOD.K=V",
                    help="method parameter, e.g. rise.n=2000 (K=V without a method applies to every method that has K)")
     p.add_argument("--target", default=None, help="class index or name for every image (default: each image's top-1)")
@@ -338,6 +338,9 @@ def cmd_evaluate(args) -> int:
         return 0
     methods = parse_list(args.methods, "methods (--methods a,b,c)")
     metrics = parse_metrics(args.metric)
+    if args.metric.strip() == "all":  # 'all' = every metric whose inputs were given
+        metrics = [m for m in metrics if not ((m == "pointing" and not args.boxes)
+                                              or (m == "reference" and not args.reference))]
     shard_i, shard_n, local_rank = parse_shard(args.shard)
     if args.sanity_stages < 1:
         raise ParamError("--sanity-stages must be >= 1")
