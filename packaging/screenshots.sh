@@ -14,6 +14,6 @@ shot() {  # NAME IMAGE METHOD [--param k=v ...]
     "$exe" --image "$root/resources/samples/$image" --method "$method" "$@" --device cpu --screenshot "$out/$name.png"
 }
 shot undesirable chelsea.png undesirable --param n=1000
-shot borex coffee.png borex --param iterations=25
+shot rise coffee.png rise --param n=1000
 shot gradcam rocket.jpg gradcam
 ls -l "$out"
