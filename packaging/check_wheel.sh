@@ -3,7 +3,7 @@
 # installs the wheel WITHOUT its dependencies into a throwaway folder that shadows the checkout, and runs
 # the installed `explorer` command from another directory with no network: the default model, its labels
 # and the sample photo must all come from the wheel's explorer/_resources.
-#   bash packaging/check_wheel.sh            (about 30-60 s on 2 cores; not part of the pytest suite)
+#   bash packaging/check_wheel.sh            (1-2 min on 2 busy cores; not part of the pytest suite)
 # Needs `build` in the environment (a dev tool: .venv/bin/python -m pip install build).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
