@@ -272,3 +272,16 @@ def test_gui_without_a_display_says_so(no_window, monkeypatch, capsys):
     assert "no display" in err and "QT_QPA_PLATFORM=offscreen" in err
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
     assert cli.main([]) == 99  # with a platform the window (here: its stand-in) opens
+
+
+def test_readme_links_and_images_exist():
+    import re
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert text.startswith("# explorer\n")
+    assert "bash packaging/dev.sh          # opens the GUI" in text and "bash packaging/dev.sh test" in text
+    targets = re.findall(r"\]\(([^)#\s]+)\)", text)
+    local = [t for t in targets if not t.startswith(("http://", "https://"))]
+    assert local, "the README should link its screenshots and packaging notes"
+    for t in local:
+        assert (ROOT / t).exists(), f"README links {t}, which does not exist"
