@@ -16,6 +16,14 @@ from explorer.core.params import Param
 STEPS = 1000
 
 
+def decimals_for(*values: float | None, least: int = 3) -> int:
+    """Enough decimals to show the smallest non-zero bound or step (1e-6 must not round to 0)."""
+    small = [abs(v) for v in values if v]
+    if not small:
+        return least
+    return int(min(10, max(least, math.ceil(-math.log10(min(small))) + 2)))
+
+
 class ValueSlider(QWidget):
     """A horizontal slider bound to a spin box: int or float, linear or logarithmic."""
 
@@ -23,7 +31,7 @@ class ValueSlider(QWidget):
     sliderReleased = Signal()
 
     def __init__(self, low: float, high: float, value: float, step: float | None = None,
-                 integer: bool = False, log: bool = False, decimals: int = 3, parent=None):
+                 integer: bool = False, log: bool = False, decimals: int | None = None, parent=None):
         super().__init__(parent)
         self.low, self.high, self.integer = float(low), float(high), integer
         self.log = bool(log and low > 0)
@@ -35,7 +43,7 @@ class ValueSlider(QWidget):
             self.spin.setSingleStep(int(step or 1))
         else:
             self.spin = QDoubleSpinBox()
-            self.spin.setDecimals(decimals)
+            self.spin.setDecimals(decimals if decimals is not None else decimals_for(low, high, step, value))
             self.spin.setRange(low, high)
             self.spin.setSingleStep(step or (high - low) / 100)
         self.spin.setKeyboardTracking(False)
@@ -115,7 +123,7 @@ class ParamControl(QWidget):
             self.editor.valueChanged.connect(self._emit)
         elif p.kind == "float":
             self.editor = QDoubleSpinBox()
-            self.editor.setDecimals(4)
+            self.editor.setDecimals(decimals_for(p.low, p.high, p.step, value, least=4))
             self.editor.setRange(p.low if p.low is not None else -1e9, p.high if p.high is not None else 1e9)
             self.editor.setValue(float(value or 0.0))
             self.editor.valueChanged.connect(self._emit)
