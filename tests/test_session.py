@@ -196,3 +196,27 @@ def test_display_map_subsamples_big_maps_only():
     assert max(d.shape) <= render.DISPLAY_MAX and d is render.display_map(big)  # cached
     np.testing.assert_array_equal(d, big[::4, ::4])
     assert render.display_image(np.zeros((5000, 100, 3), np.uint8)).shape[0] <= 2 * render.DISPLAY_MAX
+
+
+def test_layers_added_later_by_a_run_do_not_steal_the_active_layer():
+    """BOREx yields `refined` alone during its prior stage, then `refined` + `uncertainty`."""
+    import numpy as np
+
+    from explorer.core.types import Explanation, Placement
+    from explorer.session.document import Session
+
+    s = Session()
+    s.set_image(np.zeros((8, 8, 3), np.uint8), "x.png")
+    run = s.new_run("borex", {})
+    pl = Placement.whole((8, 8), (8, 8))
+
+    def exp(names):
+        return Explanation("borex", {n: np.ones((8, 8), np.float32) for n in names}, {n: False for n in names},
+                           pl, 1, "c1", {}, 0, "m")
+
+    assert s.accept(run.id, run.generation, exp(["refined"]))
+    first = s.active_layer()
+    assert first is not None and first.name == "refined"
+    assert s.accept(run.id, run.generation, exp(["refined", "uncertainty"]), done=True)
+    assert s.active_layer() is first
+    assert [(l.name, l.visible) for l in s.layers] == [("refined", True), ("uncertainty", False)]

@@ -293,12 +293,14 @@ class Session:
             self.layers.append(layer)
             added.append(layer)
         if added:
-            # a new run's headline map becomes the active layer and hides older runs' maps
+            # a new run's headline map becomes the active layer and hides older runs' maps; maps that a
+            # run adds later (BOREx's uncertainty after its prior stage) join hidden and leave the active one
             for l in self.layers:
                 if l.run_id != run.id and l.visible and any(a.visible for a in added):
                     l.visible = False
             self.layers_changed.emit()
-            self.set_active_layer(added[0].id)
+            if not mine:
+                self.set_active_layer(added[0].id)
         for l in self.layers:
             if l.run_id == run.id:
                 self.layer_changed.emit(l, "data")
