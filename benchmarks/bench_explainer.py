@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -39,21 +38,7 @@ from explorer.models import load_model  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results" / "bench_explainer.json"
 
 
-def machine() -> dict:
-    try:
-        load = os.getloadavg()
-    except OSError:
-        load = None
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version(), "loadavg": load}
+from _machine import machine  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 
 def median_ms(fn, repeats: int) -> tuple[float, list[float]]:
@@ -115,7 +100,7 @@ def main() -> int:
     mach = machine()
     print(f"\nExplainer network vs RISE on {Path(args.image).name} ({model.id}, input "
           f"{model.preprocess.input_size[0]}x{model.preprocess.input_size[1]}), CPU; "
-          f"{mach['cpu_count']} cpus, {mach['torch_threads']} torch threads, load {mach['loadavg']}")
+          f"{mach['cpu_count']} cpus, {mach['torch_threads']} torch threads, load {mach['loadavg_start']}")
     print(f"{'':58s}{'ms/image':>10}{'vs rise':>10}")
     rise_ms = rows[f"rise N={args.n}"][0]
     for name, (ms, _) in rows.items():

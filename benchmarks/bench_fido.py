@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -32,17 +31,7 @@ from explorer.methods import explain  # noqa: E402
 from explorer.models import load_model  # noqa: E402
 
 
-def machine() -> dict:
-    cpu = platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version(), "loadavg_start": os.getloadavg()}
+from _machine import machine  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 
 def bound(model, samples: int, hw: tuple[int, int], reps: int) -> float:
