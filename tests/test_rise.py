@@ -63,3 +63,14 @@ def test_rise_streams_and_converges(model, chelsea):
     ups = list(run("rise", model, chelsea, params={"n": 64, "batch_size": 16}))
     assert [round(u.progress, 2) for u in ups[:-1]] == [0.25, 0.5, 0.75, 1.0]
     assert ups[-1].done and ups[-1].explanation.complete
+
+
+def test_masks_do_not_depend_on_the_batch_size():
+    """Same seed, same masks at any batch size (the CPU default batch differs from a GPU's, OOM halves it)."""
+    def all_masks(batch):
+        g = torch.Generator().manual_seed(3)
+        return torch.cat(list(rise_masks(70, (24, 24), 5, 0.5, batch, torch.device("cpu"), g)))
+
+    ref = all_masks(16)
+    for batch in (1, 4, 7, 64, 100):
+        torch.testing.assert_close(all_masks(batch), ref, atol=1e-6, rtol=0)

@@ -54,6 +54,9 @@ def _linear_weights(length: int, cells: int, cell_px: int, shift: torch.Tensor) 
     return R
 
 
+RANDOM_BLOCK = 16
+
+
 def rise_masks(n: int, hw: tuple[int, int], cells: int, p: float, batch: int, device: torch.device,
                generator: torch.Generator) -> Iterator[torch.Tensor]:
     """RISE keep-masks (Petsiuk et al. 2018), ``batch`` at a time, generated on ``device``.
@@ -67,12 +70,22 @@ def rise_masks(n: int, hw: tuple[int, int], cells: int, p: float, batch: int, de
     H, W = hw
     sy, sx = rise_grid_size(hw, cells)
     cy, cx = math.ceil(H / sy), math.ceil(W / sx)
-    done = 0
+    # Random numbers are drawn in fixed blocks of RANDOM_BLOCK masks, whatever the batch size, so that a seed
+    # gives the same masks (and the same map) at any batch size or after an out-of-memory halving.
+    drawn: list[torch.Tensor] = []  # pending (grid, dy, dx) rows not yet yielded
+    made = done = 0
     while done < n:
         b = min(batch, n - done)
-        grid = (torch.rand(b, 1, sy, sx, device=device, generator=generator) < p).float()
-        dy = torch.randint(0, cy, (b,), device=device, generator=generator).float()
-        dx = torch.randint(0, cx, (b,), device=device, generator=generator).float()
+        while made < done + b:
+            k = min(RANDOM_BLOCK, n - made)
+            g = (torch.rand(k, 1, sy, sx, device=device, generator=generator) < p).float()
+            ky = torch.randint(0, cy, (k,), device=device, generator=generator).float()
+            kx = torch.randint(0, cx, (k,), device=device, generator=generator).float()
+            drawn.append((g, ky, kx))
+            made += k
+        grid, dy, dx = (torch.cat(parts) for parts in zip(*drawn))
+        drawn = [(grid[b:], dy[b:], dx[b:])] if grid.shape[0] > b else []
+        grid, dy, dx = grid[:b], dy[:b], dx[:b]
         Ry = _linear_weights(H, sy, cy, dy)  # (b, H, sy)
         Rx = _linear_weights(W, sx, cx, dx)  # (b, W, sx)
         yield torch.bmm(torch.bmm(Ry, grid[:, 0]), Rx.transpose(1, 2))[:, None]
