@@ -59,6 +59,23 @@ class Placement:
         return cls(tuple(image_hw), tuple(input_hw), (0, 0, int(image_hw[0]), int(image_hw[1])))
 
 
+def as_map2d(value: Any, what: str = "a map", dtype=np.float32) -> np.ndarray:
+    """A 2-D array from an array-like or a torch tensor (detached, no torch import), leading 1-axes squeezed.
+
+    The one place maps from methods, files, priors and metrics are checked for shape; raises ExplorerError.
+    """
+    from explorer.core.errors import ExplorerError
+
+    if hasattr(value, "detach"):  # a torch tensor
+        value = value.detach().float().cpu().numpy()
+    a = np.asarray(value, dtype=dtype)
+    while a.ndim > 2 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim != 2:
+        raise ExplorerError(f"{what} must be 2-D (H x W), got shape {a.shape}")
+    return a
+
+
 def resize_map(m: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     """Bilinear resampling of a float map to ``hw`` (float32), torch-free."""
     from PIL import Image

@@ -21,17 +21,12 @@ from typing import Any, Mapping
 import numpy as np
 
 from explorer.core.errors import ExplorerError, ParamError
-from explorer.core.types import resize_map
+from explorer.core.types import as_map2d, resize_map
 
 
 def as_map(m: Any) -> np.ndarray:
     """A 2-D float64 array from an array-like (leading singleton axes squeezed)."""
-    a = np.asarray(m, dtype=np.float64)
-    while a.ndim > 2 and a.shape[0] == 1:
-        a = a[0]
-    if a.ndim != 2:
-        raise ExplorerError(f"a map must be 2-D (H x W), got shape {a.shape}")
-    return a
+    return as_map2d(m, "a map", dtype=np.float64)
 
 
 def _pair(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:

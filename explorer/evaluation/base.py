@@ -14,8 +14,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from explorer.core.cancel import NEVER, CancelToken
-from explorer.core.errors import ExplorerError
-from explorer.core.types import Explanation, Placement, resize_map, to_input_space
+from explorer.core.types import Explanation, Placement, as_map2d, resize_map, to_input_space
 
 
 @dataclass
@@ -47,14 +46,7 @@ def map_array(saliency: Any) -> np.ndarray:
     """A 2-D float32 numpy map from an ndarray, a torch tensor (squeezing leading 1s) or an Explanation."""
     if isinstance(saliency, Explanation):
         saliency = saliency.raw[saliency.main]
-    if hasattr(saliency, "detach"):  # torch tensor, without importing torch here
-        saliency = saliency.detach().float().cpu().numpy()
-    a = np.asarray(saliency, dtype=np.float32)
-    while a.ndim > 2 and a.shape[0] == 1:
-        a = a[0]
-    if a.ndim != 2:
-        raise ExplorerError(f"a saliency map must be 2-D (H x W), got shape {a.shape}")
-    return a
+    return as_map2d(saliency, "a saliency map")
 
 
 def input_space(saliency: Any, placement: Placement) -> np.ndarray:

@@ -21,7 +21,7 @@ from explorer.core.cancel import NEVER, CancelToken
 from explorer.core.errors import Cancelled, ExplorerError
 from explorer.core.params import Params
 from explorer.core.registry import Registry
-from explorer.core.types import Explanation, LayerSpec, Needs, Placement, Step, Update
+from explorer.core.types import Explanation, LayerSpec, Needs, Placement, Step, Update, as_map2d
 from explorer.models.loaded import LoadedModel
 
 METHODS: Registry[type["Method"]] = Registry("method")
@@ -129,17 +129,6 @@ def method_names() -> list[str]:
     return METHODS.names()
 
 
-def _as_numpy(v: Any) -> np.ndarray:
-    if isinstance(v, torch.Tensor):
-        v = v.detach().float().cpu().numpy()
-    a = np.asarray(v, dtype=np.float32)
-    while a.ndim > 2 and a.shape[0] == 1:
-        a = a[0]
-    if a.ndim != 2:
-        raise ValueError(f"a map must be 2-D, got shape {a.shape}")
-    return a
-
-
 def prepare(model: LoadedModel, image: np.ndarray, target: int | str | None = None,
             seed: int = 0, cancel: CancelToken | None = None,
             priors: dict[str, np.ndarray] | None = None, state: dict | None = None) -> Context:
@@ -172,7 +161,7 @@ def run(method: str | Method, model: LoadedModel, image: np.ndarray, *, target: 
     n = 0
 
     def make(step: Step, complete: bool) -> Explanation:
-        raw = {k: _as_numpy(v) for k, v in step.maps.items()}
+        raw = {k: as_map2d(v, f"map {k!r} of {cls.name}") for k, v in step.maps.items()}
         return Explanation(
             method=cls.name, raw=raw, signed={k: cls.signed_of(k) for k in raw}, placement=ctx.placement,
             target=None if cls.class_agnostic else ctx.target, target_name=model.labels[ctx.target],

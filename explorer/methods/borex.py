@@ -51,7 +51,7 @@ import torch
 
 from explorer.core.errors import ExplorerError, FileError, ParamError, UnknownNameError
 from explorer.core.params import Param, Params, parse_assignments
-from explorer.core.types import REFINED, UNCERTAINTY, LayerSpec, Needs, Step, resize_map, to_input_space
+from explorer.core.types import REFINED, UNCERTAINTY, LayerSpec, Needs, Step, as_map2d, resize_map, to_input_space
 from explorer.methods.base import Context, Method, get_method, method_names, register
 from explorer.methods.infill import make_infill
 from explorer.methods.perturbation import score_batch
@@ -86,13 +86,7 @@ def _digest(a: np.ndarray | torch.Tensor) -> str:
 
 def map_to_input(m: Any, ctx: Context, what: str) -> np.ndarray:
     """A 2-D map (input space, image space or any other size) as an h×w float32 array in input space."""
-    if isinstance(m, torch.Tensor):
-        m = m.detach().float().cpu().numpy()
-    a = np.asarray(m, dtype=np.float32)
-    while a.ndim > 2 and a.shape[0] == 1:
-        a = a[0]
-    if a.ndim != 2:
-        raise ExplorerError(f"{what} must be a 2-D (H x W) map, got shape {a.shape}")
+    a = as_map2d(m, what)
     if np.isinf(a).any():
         raise ExplorerError(f"{what} holds infinite values")
     hw = tuple(ctx.x.shape[-2:])
