@@ -15,6 +15,7 @@ from explorer.core.errors import ParamError
 _MISSING = object()
 
 KINDS = ("int", "float", "bool", "choice", "str", "layer", "layers", "class")
+PICKERS = ("", "prior", "npy")
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,10 @@ class Param:
     index, ``None`` = not used).
     ``gpu_default`` replaces ``default`` when the run is on a CUDA device.
     ``live`` marks a parameter the GUI offers as a live slider (re-runs on change).
+    ``advanced`` marks an engineering knob (batch size, refresh rate) that changes the speed, not the map;
+    the GUI folds these into a collapsed group so the scientific parameters come first.
+    ``picker`` names a richer editor for a ``str`` parameter: ``prior`` (a map of this session, a method to
+    run first, or ``flat``) or ``npy`` (a path to a .npy file). The value stays a plain string.
     """
 
     name: str
@@ -39,12 +44,16 @@ class Param:
     gpu_default: Any = _MISSING
     log: bool = False
     live: bool = True
+    advanced: bool = False
+    picker: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown param kind {self.kind!r}")
         if self.kind == "choice" and self.default not in self.choices:
             raise ValueError(f"default {self.default!r} of {self.name} not in {self.choices}")
+        if self.picker not in PICKERS:
+            raise ValueError(f"unknown picker {self.picker!r} of {self.name}; valid: {PICKERS}")
 
     def default_for(self, device: str = "cpu") -> Any:
         if self.gpu_default is not _MISSING and str(device).startswith("cuda"):
@@ -140,6 +149,10 @@ class Param:
             d["choices"] = list(self.choices)
         if self.gpu_default is not _MISSING:
             d["gpu_default"] = self.gpu_default
+        if self.advanced:
+            d["advanced"] = True
+        if self.picker:
+            d["picker"] = self.picker
         return d
 
 

@@ -32,13 +32,49 @@ class Needs(enum.Flag):
         return " + ".join(parts) or "scores only"
 
 
+# What a layer of a known role shows, in plain words (the window's one line per layer), and for signed
+# roles what 0 and the sign mean. A method's LayerSpec may say it better for its own map; these are the
+# defaults, so that every layer of every method explains itself without per-widget text.
+ROLE_MEANINGS = {
+    SALIENT: "pixels that support the target class: brighter = more",
+    TARGET_HINDERING: "pixels whose presence lowers the target's score: removing them raises it",
+    NON_TARGET: "pixels that pull the image towards other classes than the target",
+    REFINED: "the prior map corrected by Bayesian optimisation: prior + Gaussian-process posterior mean",
+    UNCERTAINTY: "how unsure the estimate is per pixel: bright = needs more samples or iterations",
+    "signed": "the raw map before its ReLU or absolute value: positive supports, negative opposes the target",
+}
+ROLE_ZERO = {
+    SALIENT: "0 = no effect on the target's score; positive supports it, negative argues against it",
+    REFINED: "0 = the windows over this pixel score the same kept alone as removed; positive = they carry "
+             "the target, negative = they hinder it",
+    "signed": "0 = no evidence either way; positive supports the target, negative opposes it",
+}
+SIGNED_SALIENT = "pixels for (positive) and against (negative) the target class"
+UNSIGNED_ZERO = "unsigned: never negative, brighter = more"
+
+
 @dataclass(frozen=True)
 class LayerSpec:
-    """A map a method returns: its name, whether its sign is meaningful, and a one-line meaning."""
+    """A map a method returns: its name, whether its sign is meaningful, and what it means.
+
+    ``help``: how it is computed (a formula). ``meaning``: what it shows, in plain words, one line (defaults
+    to the role's, ROLE_MEANINGS). ``zero``: what the value 0 and the sign mean (signed maps; defaults to
+    the role's, ROLE_ZERO, or says that an unsigned map has no negative values).
+    """
 
     name: str
     signed: bool = False
     help: str = ""
+    meaning: str = ""
+    zero: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.meaning:
+            meaning = SIGNED_SALIENT if self.signed and self.name == SALIENT else ROLE_MEANINGS.get(self.name, self.help)
+            object.__setattr__(self, "meaning", meaning)
+        if not self.zero:
+            zero = ROLE_ZERO.get(self.name, ROLE_ZERO["signed"]) if self.signed else UNSIGNED_ZERO
+            object.__setattr__(self, "zero", zero)
 
 
 @dataclass(frozen=True)

@@ -105,7 +105,8 @@ class Method:
         return {
             "name": cls.name, "title": cls.title or cls.name, "family": cls.family, "paper": cls.paper,
             "summary": cls.summary, "needs": cls.needs.describe(), "class_agnostic": cls.class_agnostic,
-            "outputs": [{"name": o.name, "signed": o.signed, "help": o.help} for o in cls.outputs],
+            "outputs": [{"name": o.name, "signed": o.signed, "help": o.help, "meaning": o.meaning, "zero": o.zero}
+                        for o in cls.outputs],
             "params": cls.params.describe(),
         }
 

@@ -290,10 +290,11 @@ class BOREx(Method):
         Param("iterations", "int", 50, "GP iterations (queries; two forwards each); more resumes a previous run",
               low=1, high=500, step=1),
         Param("prior", "str", "rise", "prior map: a result of this session by method/layer name, a method to "
-              "run first (e.g. rise, gradcam), or 'flat' (none)", live=False),
+              "run first (e.g. rise, gradcam), or 'flat' (none)", live=False, picker="prior"),
         Param("prior_params", "str", "", "parameters of the prior method when it is run here, e.g. "
               "'n=100,cells=8,p=0.3' (empty = its defaults)", live=False),
-        Param("prior_file", "str", None, "a .npy file holding the prior map (overrides 'prior')", live=False),
+        Param("prior_file", "str", None, "a .npy file holding the prior map (overrides 'prior')", live=False,
+              picker="npy"),
         Param("scales", "str", "30,45,60,75", "window half-widths in pixels at 224x224 (scaled with the input)",
               live=False),
         Param("kappa", "float", 10.0, "UCB exploration weight (a = mu + h + kappa sigma)", low=0.0, high=100.0, step=0.5),

@@ -224,7 +224,7 @@ class ScoreCAM(CamMethod):
               "(the paper's code, F.interpolate) or corners (align_corners=True, as pytorch-grad-cam)",
               choices=("half_pixel", "corners")),
         Param("batch", "int", 0, "masked images per forward (0 = the model's batch policy)", low=0, high=1024,
-              live=False),
+              live=False, advanced=True),
     )
     quick = {"top_channels": 24}
 

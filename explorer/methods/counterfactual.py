@@ -70,8 +70,10 @@ class Fido(Method):
                "are in-filled (blur, local mean, in-painting, a learned in-painter) instead of greyed out")
     needs = Needs.GRADIENTS
     outputs = (
-        LayerSpec(SSR, help="smallest sufficient region: keep probability (objective ssr or both)"),
-        LayerSpec(SDR, help="smallest destroying region: drop probability (objective sdr or both)"),
+        LayerSpec(SSR, help="smallest sufficient region: keep probability (objective ssr or both)",
+                  meaning="the smallest region that alone keeps the class when the rest is in-filled"),
+        LayerSpec(SDR, help="smallest destroying region: drop probability (objective sdr or both)",
+                  meaning="the smallest region whose in-fill destroys the class"),
         LayerSpec(TARGET_HINDERING, help="smallest region whose in-fill most raises the target's log-odds (objective hindering)"),
     )
     params = Params(
@@ -91,7 +93,8 @@ class Fido(Method):
         INPAINTER_PARAM,
         Param("scale", "float", 1.0, "run the model at this fraction of its input size (faster; convolutional "
               "models only)", low=0.25, high=1.0, step=0.05),
-        Param("every", "int", 10, "show the map every this many steps", low=1, high=10_000, live=False),
+        Param("every", "int", 10, "show the map every this many steps", low=1, high=10_000, live=False,
+              advanced=True),
     )
     quick = {"steps": 4, "samples": 2, "scale": 0.5, "grid": 28, "ramp": 2, "every": 2}
 

@@ -50,7 +50,8 @@ class FEM(Method):
     summary = "class-agnostic: feature maps above mean + 2 std, weighted by their mean activation"
     needs = Needs.LAYER
     class_agnostic = True
-    outputs = (LayerSpec("salient", signed=False, help="FEM map, upsampled"),)
+    outputs = (LayerSpec("salient", signed=False, help="FEM map, upsampled",
+                         meaning="where the strongest features of the last layer fire (class-agnostic)"),)
     params = Params(LAYER_PARAM, K_PARAM)
     quick: dict = {}
 
@@ -87,7 +88,8 @@ class MLFEM(Method):
     summary = "class-agnostic: FEM maps of several layers, normalised and averaged"
     needs = Needs.LAYER
     class_agnostic = True
-    outputs = (LayerSpec("salient", signed=False, help="mean of the max-normalised FEM maps of the layers"),)
+    outputs = (LayerSpec("salient", signed=False, help="mean of the max-normalised FEM maps of the layers",
+                         meaning="where the strongest features of several layers fire (class-agnostic)"),)
     params = Params(
         Param("layers", "layers", None, "comma-separated layer names (default: the last layer of each of the "
               "deepest `depth` resolutions)", live=False),

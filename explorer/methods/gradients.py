@@ -141,7 +141,7 @@ def channel_sum(g: torch.Tensor) -> torch.Tensor:
 
 
 BATCH_PARAM = Param("batch", "int", 0, "inputs per forward/backward (0 = the model's batch policy)",
-                    low=0, high=1024, step=1, live=False)
+                    low=0, high=1024, step=1, live=False, advanced=True)
 
 
 def _batch(model, requested: int) -> int:
@@ -156,7 +156,8 @@ class Gradient(Method):
     paper = "Simonyan, Vedaldi, Zisserman 2014, Deep Inside Convolutional Networks"
     summary = "|d score / d pixel|, maximum over colour channels"
     needs = Needs.GRADIENTS
-    outputs = (LayerSpec("salient", signed=False, help="absolute input gradient, max over channels"),)
+    outputs = (LayerSpec("salient", signed=False, help="absolute input gradient, max over channels",
+                         meaning="pixels where a small change moves the target's score most (sensitivity, either way)"),)
     params = Params()
     quick: dict = {}
 
@@ -315,7 +316,8 @@ class SmoothGrad(_NoisyGradients):
     title = "SmoothGrad"
     paper = "Smilkov, Thorat, Kim, Viegas, Wattenberg 2017, SmoothGrad: removing noise by adding noise"
     summary = "mean |gradient| over noisy copies of the image, max over channels"
-    outputs = (LayerSpec("salient", signed=False, help="mean absolute gradient over noisy copies, max over channels"),)
+    outputs = (LayerSpec("salient", signed=False, help="mean absolute gradient over noisy copies, max over channels",
+                         meaning="pixels where a small change moves the target's score most, averaged over noise"),)
 
     def first(self, g: torch.Tensor) -> torch.Tensor:
         return g.abs()
@@ -329,7 +331,8 @@ class VarGrad(_NoisyGradients):
     title = "VarGrad"
     paper = "Adebayo, Gilmer, Goodfellow, Kim 2018, Local explanation methods for deep neural networks lack sensitivity to parameter values"
     summary = "variance of the gradient over noisy copies of the image, max over channels"
-    outputs = (LayerSpec("salient", signed=False, help="gradient variance over noisy copies, max over channels"),)
+    outputs = (LayerSpec("salient", signed=False, help="gradient variance over noisy copies, max over channels",
+                         meaning="pixels whose gradient varies most under noise (sensitivity, not direction)"),)
 
     def reduce(self, s1, s2, n):
         mean = s1 / n

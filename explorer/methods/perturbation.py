@@ -320,7 +320,8 @@ INFILL_PARAMS = (
 )
 SCORE_PARAM = Param("score", "choice", "softmax", "score the model's probabilities or raw logits",
                     choices=("softmax", "logit"))
-BATCH_PARAM = Param("batch_size", "int", 0, "images per forward pass (0 = device policy)", low=0, high=4096, live=False)
+BATCH_PARAM = Param("batch_size", "int", 0, "images per forward pass (0 = device policy)", low=0, high=4096, live=False,
+                    advanced=True)
 
 WINDOW_PARAM = Param("window", "int", 32, "side of the occluding square, input pixels (clamped to the input)",
                      low=1, high=4096, step=1)
@@ -352,7 +353,9 @@ class Rise(Method):
     summary = "average of random keep-masks weighted by the target's score on each masked image"
     needs = Needs.SCORES
     outputs = (
-        LayerSpec("salient", help="sum_i P_i[c] M_i / (N p)"),
+        LayerSpec("salient", help="sum_i P_i[c] M_i / (N p)",
+                  zero="never near 0: a value is the target's mean score over the masks keeping the pixel, "
+                  "so only values above the map's average support the target"),
         LayerSpec(UNCERTAINTY, help="per-pixel standard error of the salient estimate"),
     )
     params = Params(N_PARAM, CELLS_PARAM, DENSITY_PARAM, *INFILL_PARAMS, SCORE_PARAM, BATCH_PARAM)
