@@ -1,0 +1,164 @@
+"""Issue 20, the Qt-free half: prior references, class lookup, layer meanings from the registry,
+advanced parameters, the first-start choice, stepping in presentation mode and the comparison plan."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from explorer.core.errors import ExplorerError, UnknownNameError
+from explorer.core.params import Param
+from explorer.core.types import Explanation, LayerSpec, Placement
+from explorer.methods import METHODS, method_names
+from explorer.session import Session
+from explorer.session import priors, teaching
+from explorer.session.classes import find_class
+from explorer.session.layer_help import layer_help
+
+
+def _exp(method="gradcam", layers=("salient", "signed"), value=1.0):
+    raw = {n: np.full((8, 8), value + i, np.float32) for i, n in enumerate(layers)}
+    return Explanation(method, raw, {n: n == "signed" for n in layers}, Placement.whole((16, 16), (8, 8)), 3,
+                       "cat", {}, 0, "m")
+
+
+@pytest.fixture
+def session():
+    s = Session()
+    s.set_image(np.zeros((16, 16, 3), np.uint8), "img.png")
+    return s
+
+
+def _done(s, method="gradcam", title="Grad-CAM", **kw):
+    run = s.new_run(method, {}, title=title)
+    s.accept(run.id, run.generation, _exp(method, **kw), done=True)
+    return run
+
+
+# ---------------------------------------------------------------- priors
+def test_prior_choices_list_finished_runs_and_layers_then_methods_and_flat(session):
+    a = _done(session)
+    failed = session.new_run("rise", {}, title="RISE")
+    session.fail(failed.id, failed.generation, "boom")
+    running = session.new_run("lime", {}, title="LIME")
+    c = priors.choices(session, [("rise", "RISE")])
+    values = [x.value for x in c]
+    assert values[:2] == ["Grad-CAM #1", "Grad-CAM #1 · signed"]
+    assert "RISE #2" not in values and "LIME #3" not in values  # failed / unfinished runs are not offered
+    assert values[-2:] == ["rise", "flat"] and c[-2].text == "run RISE first"
+    assert priors.choices(session, [], exclude=a.id)[0].value == "flat"  # a run never refines itself
+    assert running.active
+
+
+def test_priors_for_resolves_run_references_to_that_very_map(session):
+    a = _done(session, value=1.0)
+    b = _done(session, value=5.0)  # a newer Grad-CAM: the method name now means this one
+    borex = session.new_run("borex", {"prior": "Grad-CAM #1 · signed"})
+    maps = priors.priors_for(session, borex)
+    assert float(maps["Grad-CAM #1"][0, 0]) == 1.0 and float(maps["Grad-CAM #1 · signed"][0, 0]) == 2.0
+    assert float(maps["gradcam"][0, 0]) == 5.0 and float(maps["salient"][0, 0]) == 5.0
+    # a reference whose title changed (e.g. typed before the catalog named the run) still finds it by #id
+    borex.params["prior"] = "gradcam #2"
+    assert float(priors.priors_for(session, borex)["gradcam #2"][0, 0]) == 5.0
+    assert a.id != b.id
+
+
+def test_check_prior_refuses_removed_failed_unfinished_and_missing_layers(session):
+    a = _done(session)
+    priors.check_prior(session, "Grad-CAM #1")
+    priors.check_prior(session, "rise")  # a method name is the method's business (it runs it first)
+    with pytest.raises(priors.PriorError, match="no layer 'refined'"):
+        priors.check_prior(session, "Grad-CAM #1 · refined")
+    r = session.new_run("rise", {}, title="RISE")
+    with pytest.raises(priors.PriorError, match="queued, not finished"):
+        priors.check_prior(session, "RISE #2")
+    session.fail(r.id, r.generation, "out of memory")
+    with pytest.raises(priors.PriorError, match="failed \\(out of memory\\)"):
+        priors.check_prior(session, "RISE #2")
+    session.remove_run(a)
+    with pytest.raises(priors.PriorError, match="removed"):
+        priors.check_prior(session, "Grad-CAM #1")
+    with pytest.raises(priors.PriorError, match="itself"):
+        priors.check_prior(session, "RISE #2", run_id=2)
+    assert isinstance(priors.PriorError("x"), ExplorerError)
+
+
+# ---------------------------------------------------------------- classes
+def test_find_class_by_index_list_text_and_name():
+    labels = ["tench", "goldfish", "great white shark"]
+    assert find_class(labels, "auto") is None and find_class(labels, "") is None
+    assert find_class(labels, 2) == 2 and find_class(labels, "1") == 1
+    assert find_class(labels, "2: great white shark") == 2 and find_class(labels, "GoldFish") == 1
+    with pytest.raises(UnknownNameError, match="unknown class 'shark'.*great white shark"):
+        find_class(labels, "shark")
+    with pytest.raises(UnknownNameError, match="0..2"):
+        find_class(labels, "7")
+
+
+# ---------------------------------------------------------------- layer meanings
+def test_every_layer_of_every_method_says_what_it_means_and_what_0_means():
+    for name in method_names():
+        d = METHODS.get(name).describe()
+        for o in d["outputs"]:
+            h = layer_help(d, o["name"], o["signed"])
+            assert h.meaning and h.zero, (name, o["name"])
+            assert h.summary == d["summary"] and h.paper == d["paper"]
+            if o["signed"]:
+                assert "0" in h.colorbar_note() and ("positive" in h.zero or "negative" in h.zero), (name, o)
+            else:
+                assert h.colorbar_note() == ""
+    borex = METHODS.get("borex").describe()
+    assert "kept alone as removed" in layer_help(borex, "refined").zero
+    assert "mean score" in layer_help(METHODS.get("rise").describe(), "salient").zero
+
+
+def test_layer_help_falls_back_to_the_role_and_escapes_html():
+    h = layer_help(None, "target_hindering")
+    assert "lowers the target" in h.meaning and h.method == ""
+    spec = LayerSpec("odd", help="a < b")
+    assert spec.meaning == "a < b"  # no role: the formula is the best one-liner there is
+    assert "a &lt; b" in layer_help({"outputs": (spec,), "title": "T"}, "odd").html()
+
+
+# ---------------------------------------------------------------- advanced parameters
+def test_batch_sizes_are_advanced_and_scientific_parameters_are_not():
+    for name in method_names():
+        for p in METHODS.get(name).params:
+            if p.name in ("batch", "batch_size"):
+                assert p.advanced, (name, p.name)
+            if p.name in ("n", "iterations", "kappa", "layer", "steps", "prior"):
+                assert not p.advanced, (name, p.name)
+    prior = METHODS.get("borex").params["prior"]
+    assert prior.picker == "prior" and prior.describe()["picker"] == "prior"
+    with pytest.raises(ValueError, match="unknown picker"):
+        Param("x", "str", "", picker="slider")
+
+
+# ---------------------------------------------------------------- first start, presentation, compare
+def test_first_method_default_and_overrides():
+    assert teaching.first_method(None, None) == teaching.DEFAULT_METHOD == "gradcam"
+    assert teaching.first_method("rise", None) == "rise"
+    assert teaching.first_method("none", None) is None
+    assert teaching.first_method(None, "saved.json") is None and teaching.first_method("rise", "s.json") is None
+    assert teaching.DEFAULT_METHOD in METHODS and teaching.FOLLOW_UP in METHODS
+    assert set(teaching.COMPARE_METHODS) <= set(method_names())
+
+
+def test_step_target_and_step_run_wrap(session):
+    preds = [(5, "a", 0.5), (7, "b", 0.3), (9, "c", 0.2)]
+    assert teaching.step_target(preds, None, +1) == 7  # None = top-1, then the next one
+    assert teaching.step_target(preds, 9, +1) == 5 and teaching.step_target(preds, 5, -1) == 9
+    assert teaching.step_target([], 3, +1) == 3
+    assert teaching.step_run(session, None, +1) is None
+    a, b = _done(session), _done(session)
+    session.new_run("rise", {})  # no map yet: skipped
+    assert teaching.step_run(session, None, +1) == a.id
+    assert teaching.step_run(session, a.id, +1) == b.id and teaching.step_run(session, b.id, +1) == a.id
+
+
+def test_compare_plan_reuses_runs_for_the_same_target(session):
+    g = _done(session)
+    todo, reuse = teaching.compare_plan(session, {"gradcam", "rise", "lrp"}, ("gradcam", "rise", "lrp", "fido"))
+    assert todo == ["rise", "lrp"] and reuse == [g]  # fido: not available on this model
+    todo, reuse = teaching.compare_plan(session, {"gradcam"}, ("gradcam",), target=4)
+    assert todo == ["gradcam"] and reuse == []  # another class: a new run
