@@ -16,6 +16,7 @@ import sys
 import time
 from typing import Callable
 
+from explorer.core import argtypes as T
 from explorer.core.errors import Cancelled, ExplorerError
 
 # Subcommands contributed by other modules: name -> ("module:function" that adds its parser, one-line help).
@@ -30,14 +31,50 @@ EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with errors as one line (the option and the reason), exit code 2, like every user error."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's hook
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class VersionAction(argparse.Action):
+    """``--version``: explorer's version, torch's, and the device a run would use."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from explorer import __version__
+
+        try:
+            import torch
+
+            from explorer.models.device import pick_device
+
+            try:
+                dev = str(pick_device(None))
+            except ExplorerError as exc:
+                dev = f"none ({exc})"
+            extra = f"torch {torch.__version__}, device {dev}"
+        except ImportError as exc:
+            extra = f"torch not importable ({exc})"
+        parser.exit(0, f"explorer {__version__} ({extra})\n")
+
+
 def add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--model", default=None, help="efficientnet_lite0 (default), torchvision:NAME, timm:NAME, FILE.pt, FILE.onnx")
-    g.add_argument("--weights", default=None, help="weights file for a torchvision:/timm: architecture")
-    g.add_argument("--labels", default=None, help="class names file (one per line, or JSON)")
-    g.add_argument("--trust-pickle", action="store_true", help="allow loading pickled Python objects (only for files you trust)")
-    g.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when present)")
-    g.add_argument("--input-size", type=int, default=None, help="override the model's input size (pixels)")
+    g.add_argument("--model", default=None, type=T.model_spec(),
+                   help="efficientnet_lite0 (default), torchvision:NAME, timm:NAME, FILE.pt, FILE.onnx")
+    g.add_argument("--weights", default=None, type=T.existing_file("weights file"),
+                   help="weights file for a torchvision:/timm: architecture")
+    g.add_argument("--labels", default=None, type=T.existing_file("labels file"),
+                   help="class names file (one per line, or JSON)")
+    g.add_argument("--trust-pickle", action="store_true",
+                   help="allow unpickling Python objects from the --model/--weights files named here (they can run "
+                        "code: only for files you trust); never applies to files a session names")
+    g.add_argument("--device", default=None, type=T.device(), help="cpu, cuda, cuda:N (default: CUDA when present)")
+    g.add_argument("--input-size", type=T.integer(8, 4096), default=None, help="override the model's input size (pixels)")
     g.add_argument("--offline", action="store_true", help="never try to download weights")
 
 
@@ -58,37 +95,27 @@ def _progress(frac: float, msg: str, stream=sys.stderr) -> None:
 
 # --------------------------------------------------------------------------- explain
 def cmd_explain(args) -> int:
+    from explorer.api.run import stream
     from explorer.core.params import parse_assignments
-    from explorer.io.export import write_explanation
     from explorer.io.images import read_image
-    from explorer.methods import get_method, run
-    from explorer.methods.base import prepare
+    from explorer.methods import get_method
 
     image = read_image(args.image)
-    cls = get_method(args.method)
+    get_method(args.method)  # an unknown method is named before the model is loaded
     values = parse_assignments(args.param or [])
     t0 = time.perf_counter()
     model = model_from_args(args)
     t_load = time.perf_counter() - t0
-    method = cls(model, **values)
-    ctx = prepare(model, image.rgb, args.target, args.seed)
-    preds = model.predict(ctx.x, 5)
     final = None
-    for update in run(method, model, image.rgb, context=ctx):
-        _progress(update.progress, update.message)
-        final = update
+    # the same path as the Python API's explorer.explain: same checks, same messages, same manifest
+    for final in stream(model, image.rgb, args.method, args.target, seed=args.seed, image_path=image.path, **values):
+        _progress(final.progress, final.message)
     if sys.stderr.isatty():
         sys.stderr.write("\n")
-    exp = final.explanation
-    exp.timings["model_load_seconds"] = t_load
-    manifest = write_explanation(args.out, exp, image.rgb, {
-        "image": image.path,
-        "model_info": model.describe(),
-        "target_index": ctx.target,
-        "top5": [{"index": p.index, "name": p.name, "prob": p.prob} for p in preds],
-    })
-    print(f"{cls.name}: target {ctx.target} ({model.labels[ctx.target]}), "
-          f"{exp.timings['seconds']:.2f} s; wrote {', '.join(manifest['files'])} to {args.out}")
+    final.timings["model_load_seconds"] = t_load
+    manifest = final.save(args.out)
+    print(f"{final.method}: target {manifest['target_index']} ({model.labels[manifest['target_index']]}), "
+          f"{final.timings['seconds']:.2f} s; wrote {', '.join(manifest['files'])} to {args.out}")
     return 0
 
 
@@ -131,10 +158,8 @@ def cmd_models(args) -> int:
 
 
 # --------------------------------------------------------------------------- GUI
-def cmd_gui(args) -> int:
-    from explorer import resources
-
-    resources.check()  # a broken install stops here: one line naming the missing file, exit 2
+def check_display() -> None:
+    """Refuse in one line, before Qt aborts the process, when there is no display (also explorer.view)."""
     import os
 
     if sys.platform.startswith("linux") and not any(
@@ -142,30 +167,48 @@ def cmd_gui(args) -> int:
         raise ExplorerError("no display to open the window on (DISPLAY and WAYLAND_DISPLAY are unset): run it in a "
                             "desktop session, set QT_QPA_PLATFORM=offscreen to use --screenshot headless, or use "
                             "the headless commands (explorer explain ..., see explorer --help)")
+
+
+def cmd_gui(args) -> int:
+    from explorer import resources
+
+    resources.check()  # a broken install stops here: one line naming the missing file, exit 2
+    check_display()
     from explorer.gui.app import main as gui_main
 
     return gui_main(args)
 
 
+def _method_names() -> list[str]:
+    from explorer.methods import method_names  # imports torch: only for the subcommands that need it anyway
+
+    return method_names()
+
+
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="explorer", description="See why an image classifier decides what it decides.")
-    parser.add_argument("--image", default=None, help="image to open (default: the bundled chelsea.png)")
-    parser.add_argument("--method", default=None, help="run this method at start")
-    parser.add_argument("--param", action="append", default=[], metavar="K=V", help="method parameter (repeatable)")
-    parser.add_argument("--target", default=None, help="class index or name (default: top-1)")
-    parser.add_argument("--screenshot", default=None, metavar="OUT.png", help="save a screenshot after the run and exit")
-    parser.add_argument("--session", default=None, help="open a saved session file")
+    parser = Parser(prog="explorer", description="See why an image classifier decides what it decides.")
+    parser.add_argument("--version", action=VersionAction, help="print the version, torch's and the device, and exit")
+    parser.add_argument("--image", default=None, type=T.existing_file("image file"),
+                        help="image to open (default: the bundled chelsea.png)")
+    parser.add_argument("--method", default=None, type=T.name("method"), help="run this method at start")
+    parser.add_argument("--param", action="append", default=[], metavar="K=V", type=T.assignment(),
+                        help="method parameter (repeatable)")
+    parser.add_argument("--target", default=None, type=T.target(), help="class index or name (default: top-1)")
+    parser.add_argument("--screenshot", default=None, metavar="OUT.png", type=T.output_file("screenshot file"),
+                        help="save a screenshot after the run and exit")
+    parser.add_argument("--session", default=None, type=T.existing_file("session file"),
+                        help="open a saved session file (its model loads without trust: pickles are refused)")
     add_model_args(parser)
     parser.set_defaults(func=cmd_gui)
     sub = parser.add_subparsers(dest="command")
 
     p = sub.add_parser("explain", help="explain one image with one method, writing maps and a manifest")
-    p.add_argument("image")
-    p.add_argument("--method", required=True)
-    p.add_argument("--param", action="append", default=[], metavar="K=V")
-    p.add_argument("--target", default=None, help="class index or name (default: top-1)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("image", type=T.existing_file("image file"))
+    p.add_argument("--method", required=True, type=T.name("method", _method_names))
+    p.add_argument("--param", action="append", default=[], metavar="K=V", type=T.assignment())
+    p.add_argument("--target", default=None, type=T.target(), help="class index or name (default: top-1)")
+    p.add_argument("--seed", type=T.integer(0, 2**32 - 1), default=0)
+    p.add_argument("--out", required=True, type=T.output_dir(), help="output folder")
     add_model_args(p)
     p.set_defaults(func=cmd_explain)
 
@@ -192,7 +235,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser(argv)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a bad option (one line already printed), --help or --version: a return code
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     try:
         return int(args.func(args) or 0)
     except ExplorerError as exc:

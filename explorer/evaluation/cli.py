@@ -41,35 +41,49 @@ def metric_names() -> tuple[str, ...]:
 
 
 # --------------------------------------------------------------------------- parser
+def _infill_names() -> list[str]:
+    from explorer.methods.infill import INFILLERS
+
+    return list(INFILLERS)
+
+
 def add_parser(sub) -> argparse.ArgumentParser:
-    from explorer.cli import add_model_args
+    from explorer.cli import _method_names, add_model_args
+    from explorer.core import argtypes as T
 
     p = sub.add_parser(
         "evaluate", help="faithfulness metrics of methods over an image or a folder (CSV, summary, plot)",
         description=__doc__.split("\n\n")[0] + "\n\nMetrics: " + ", ".join(metric_names()),
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("path", metavar="DIR_OR_IMAGE")
-    p.add_argument("--methods", default=None,
+    p.add_argument("path", metavar="DIR_OR_IMAGE", type=T.existing_path("image or folder"))
+    p.add_argument("--methods", default=None, type=T.name_list("method", _method_names, (RANDOM,)),
                    help="comma-separated method names (required unless --summary-only); 'random' adds a baseline map")
     p.add_argument("--metric", "--metrics", dest="metric", default=",".join(DEFAULT_METRICS),
+                   type=T.name_list("metric", lambda: list(metric_names()), ("all",)),
                    help=f"comma-separated metrics (default {','.join(DEFAULT_METRICS)}); 'all' for every one whose inputs are given")
-    p.add_argument("--param", action="append", default=[], metavar="METHOD.K=V",
+    p.add_argument("--param", action="append", default=[], metavar="METHOD.K=V", type=T.assignment("METHOD.K=V"),
                    help="method parameter, e.g. rise.n=2000 (K=V without a method applies to every method that has K)")
-    p.add_argument("--target", default=None, help="class index or name for every image (default: each image's top-1)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--step", type=int, default=None, help="pixels per deletion/insertion step (default HW/224: 224 at 224²)")
-    p.add_argument("--deletion-substrate", default="zero", help="zero (default), black, blur[:SIGMA[:KERNEL]], mean, ...")
-    p.add_argument("--insertion-substrate", default="blur", help="blur (default: kernel 11, sigma 5), zero, black, ...")
-    p.add_argument("--confidence-substrate", default="black", help="what the map's soft mask fades to (default black)")
-    p.add_argument("--boxes", default=None, help="pointing game: JSON {image name: [top, left, height, width] or mask image path}")
-    p.add_argument("--tolerance", type=int, default=15, help="pointing game tolerance in pixels (default 15)")
-    p.add_argument("--reference", default=None, help="folder of reference maps (NAME.npy or a grey image NAME.png) for PCC/SIM")
-    p.add_argument("--topk", type=float, default=0.1, help="top-k fraction for IoU (agreement, sanity; default 0.1)")
-    p.add_argument("--sanity-stages", type=int, default=4, help="cascading randomisation stages (default 4)")
-    p.add_argument("--shard", default=None, help="i/n: evaluate every n-th image from i; auto: from RANK/WORLD_SIZE (torchrun)")
-    p.add_argument("--limit", type=int, default=None, help="evaluate at most this many images (after sharding)")
+    p.add_argument("--target", default=None, type=T.target(),
+                   help="class index or name for every image (default: each image's top-1)")
+    p.add_argument("--seed", type=T.integer(0, 2**32 - 1), default=0)
+    p.add_argument("--step", type=T.integer(1), default=None, help="pixels per deletion/insertion step (default HW/224: 224 at 224²)")
+    sub_t = T.substrate(_infill_names)
+    p.add_argument("--deletion-substrate", default="zero", type=sub_t, help="zero (default), black, blur[:SIGMA[:KERNEL]], mean, ...")
+    p.add_argument("--insertion-substrate", default="blur", type=sub_t, help="blur (default: kernel 11, sigma 5), zero, black, ...")
+    p.add_argument("--confidence-substrate", default="black", type=sub_t, help="what the map's soft mask fades to (default black)")
+    p.add_argument("--boxes", default=None, type=T.existing_file("boxes file"),
+                   help="pointing game: JSON {image name: [top, left, height, width] or mask image path}")
+    p.add_argument("--tolerance", type=T.integer(0), default=15, help="pointing game tolerance in pixels (default 15)")
+    p.add_argument("--reference", default=None, type=T.existing_dir("reference folder"),
+                   help="folder of reference maps (NAME.npy or a grey image NAME.png) for PCC/SIM")
+    p.add_argument("--topk", type=T.number(0.0, 1.0, low_open=True), default=0.1,
+                   help="top-k fraction for IoU (agreement, sanity; default 0.1)")
+    p.add_argument("--sanity-stages", type=T.integer(1), default=4, help="cascading randomisation stages (default 4)")
+    p.add_argument("--shard", default=None, type=T.shard(),
+                   help="i/n: evaluate every n-th image from i; auto: from RANK/WORLD_SIZE (torchrun)")
+    p.add_argument("--limit", type=T.integer(1), default=None, help="evaluate at most this many images (after sharding)")
     p.add_argument("--summary-only", action="store_true", help="only rebuild summary and plot from OUT/per_image")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", required=True, type=T.output_dir(), help="output folder")
     add_model_args(p)
     p.set_defaults(func=cmd_evaluate)
     return p
@@ -147,17 +161,26 @@ def load_boxes(path: str | None) -> dict[str, Any]:
         return {}
     p = Path(path)
     try:
-        data = json.loads(p.read_text())
+        if p.stat().st_size > 64 << 20:  # boxes for a million images fit in far less
+            raise FileError(p, "too large for a boxes file (limit 64 MB)")
+        data = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FileError(p, "no such file") from None
+    except RecursionError:
+        raise FileError(p, "not a JSON object of boxes: nested too deeply") from None
     except (OSError, ValueError) as exc:
         raise FileError(p, f"not a JSON object of boxes: {exc}") from None
     if not isinstance(data, dict):
         raise FileError(p, "must be a JSON object {image name: [top, left, height, width] or mask path}")
     for k, v in data.items():
-        ok = isinstance(v, str) or (isinstance(v, (list, tuple)) and len(v) == 4 and all(isinstance(t, (int, float)) for t in v))
+        # a mask is only ever decoded as an image (explorer.io.images); a box must be finite and non-empty
+        ok = isinstance(v, str) and v.strip() != "" or (
+            isinstance(v, (list, tuple)) and len(v) == 4
+            and all(isinstance(t, (int, float)) and not isinstance(t, bool) and np.isfinite(t) for t in v)
+            and v[0] >= 0 and v[1] >= 0 and v[2] > 0 and v[3] > 0)
         if not ok:
-            raise FileError(p, f"entry {k!r}: expected [top, left, height, width] or a mask image path")
+            raise FileError(p, f"entry {k!r}: expected [top, left, height, width] (finite, top/left >= 0, "
+                               "height/width > 0) or a mask image path")
     return data
 
 
@@ -170,7 +193,13 @@ def load_reference(folder: str | None, image_name: str) -> np.ndarray | None:
         if not cand.is_file():
             continue
         if cand.suffix == ".npy":
-            return np.load(cand).astype(np.float32)
+            from explorer.core.types import as_map2d
+            from explorer.io.arrays import read_npy
+
+            a = as_map2d(read_npy(cand), f"{cand}: a reference map")  # never a pickle, never a 10 GB header
+            if not np.isfinite(a).all():
+                raise FileError(cand, "a reference map holds NaN or infinite values")
+            return a
         from explorer.io.images import read_image
 
         rgb = read_image(cand).rgb.astype(np.float32)

@@ -53,6 +53,8 @@ def main(args) -> int:
     from explorer import resources
     from explorer.core.params import parse_assignments
     from explorer.gui.main_window import MainWindow
+    from explorer.gui.teaching import first_start
+    from explorer.session.teaching import first_method
     from explorer.session.document import ModelChoice
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -62,7 +64,7 @@ def main(args) -> int:
     win = MainWindow(ModelChoice.from_args(args))
     win.show()
     app.processEvents()
-    win.start()
+    win.start(trust_pickle=bool(g("trust_pickle", False)))  # the person typed it, for the files they named
     if g("session"):
         win.open_session(g("session"))
     else:
@@ -73,18 +75,19 @@ def main(args) -> int:
         win.session.set_target(target)  # shown in the predictions panel and the status bar
 
     state = {"rc": 0, "run": None}
-    method = g("method")
+    # the window opens on an explanation: --method's, else the default (none for --session or --method none)
+    method = first_method(g("method"), g("session"))
     if method:
-        run = win.start_run(method, params, 0, target)
+        if target is not None:
+            run = win.start_run(method, params, 0, target)
+            if run is not None:
+                win.method_panel.bind(run.id, label=run.label)
+                win.catalog_changed.connect(lambda rid=run.id: win._bind_run(rid))
+        else:  # teaching.first_start also offers the streaming follow-up after the default method
+            run = first_start(win, method if g("method") else None, params)
         state["run"] = run.id if run is not None else None
         if run is None:
             state["rc"] = 1
-        win.method_panel.bind(state["run"], label=run.label if run else "")
-
-        def bind_when_catalog():
-            if state["run"] is not None:
-                win._bind_run(state["run"])
-        win.catalog_changed.connect(bind_when_catalog)
 
     out = g("screenshot")
     if out:
@@ -115,7 +118,7 @@ def main(args) -> int:
 
         if state["run"] is not None:
             win.run_settled.connect(settled)
-        elif not method:
+        elif not g("method") or not method:
             win.predictions_shown.connect(lambda: settled())
         else:
             QTimer.singleShot(400, shoot)

@@ -26,6 +26,7 @@ from explorer.gui.method_panel import MethodPanel
 from explorer.gui.panels import LayerPanel, PredictionsPanel
 from explorer.gui.widgets import MessageBar
 from explorer.io.images import SUFFIXES
+from explorer.session import priors as prior_maps
 from explorer.session.document import ModelChoice, Run, Session
 from explorer.workers.compute import ComputeWorker, RunJob
 
@@ -61,7 +62,8 @@ class ModelPanel(QWidget):
         self.device = QComboBox()
         self.device.addItems(["auto", "cpu", "cuda"])
         self.trust = QCheckBox("trust pickled objects in the file")
-        self.trust.setToolTip("allow loading a whole pickled model; pickles can run code: only for files you trust")
+        self.trust.setToolTip("allow loading a whole pickled model; pickles can run code: only for files you trust. "
+                              "Asks you to confirm the file, applies to this one load, and is never saved")
         self.load_btn = QPushButton("Load model")
         self.browse_btn = QPushButton("File…")
         self.status = QLabel("loading…")
@@ -116,15 +118,15 @@ class ModelPanel(QWidget):
 
     def choice(self) -> ModelChoice:
         dev = self.device.currentText()
-        return ModelChoice(self.spec.currentText().strip() or None, self.weights.text().strip() or None,
-                           self.labels.text().strip() or None, self.trust.isChecked(), None if dev == "auto" else dev)
+        return ModelChoice(spec=self.spec.currentText().strip() or None, weights=self.weights.text().strip() or None,
+                           labels=self.labels.text().strip() or None, device=None if dev == "auto" else dev)
 
     def show_choice(self, c: ModelChoice) -> None:
         self.spec.setCurrentText(c.label)
         self.weights.setText(c.weights or "")
         self.labels.setText(c.labels or "")
         self.device.setCurrentText(c.device or "auto")
-        self.trust.setChecked(bool(c.trust_pickle))
+        self.trust.setChecked(False)  # trust is one deliberate act per load, never restored from a choice
 
 
 class MainWindow(QMainWindow):
@@ -190,6 +192,12 @@ class MainWindow(QMainWindow):
         self._menus()
         self.setAcceptDrops(True)
         self.resize(1440, 900)
+        # teaching aids, each in its own module: layer meanings, presentation mode, one-click comparison
+        from explorer.gui import layer_help, presentation, teaching
+
+        layer_help.install(self)
+        self.presentation = presentation.install(self)
+        teaching.install(self)
 
         # wiring: session -> views
         self.session.run_changed.connect(self._on_run_changed)
@@ -201,10 +209,12 @@ class MainWindow(QMainWindow):
         self.method_panel.run_requested.connect(self.start_run)
         self.method_panel.live_changed.connect(self._on_live)
         self.method_panel.cancel_requested.connect(self.cancel_active)
+        self.method_panel.invalid.connect(self.show_status)
+        self.method_panel.prior_source = self._prior_choices
         self.layer_panel.cancel_requested.connect(self.cancel_run)
         self.layer_panel.remove_requested.connect(self.remove_run)
         self.layer_panel.run_selected.connect(self._bind_run)
-        self.model_panel.load_requested.connect(self.load_model)
+        self.model_panel.load_requested.connect(self._load_from_panel)
         self.compare.export_btn.clicked.connect(self.export_figure_dialog)
         self.model_panel.open_btn.clicked.connect(self.open_image_dialog)
         self.model_panel.sample.activated.connect(self._open_sample_combo)
@@ -331,15 +341,18 @@ class MainWindow(QMainWindow):
         menu.addAction(a)
         return a
 
-    def start(self, model=None) -> None:
-        """Start the worker thread (imports torch there) and load the model (or use ``model``, a LoadedModel)."""
+    def start(self, model=None, trust_pickle: bool = False) -> None:
+        """Start the worker thread (imports torch there) and load the model (or use ``model``, a LoadedModel).
+
+        ``trust_pickle`` is the command line's ``--trust-pickle``: it covers the files named on that command
+        line (the initial choice) only, never a model a session file names later."""
         if not self.worker.isRunning():
             # hand the GIL over sooner when the GUI thread asks for it (the worker's Python code between
             # torch calls otherwise keeps it up to 5 ms at a time, which adds up on a busy CPU)
             sys.setswitchinterval(min(sys.getswitchinterval(), 0.002))
             self.worker.start()
             if model is None:
-                self.load_model(self.session.model_choice)
+                self.load_model(self.session.model_choice, trust_pickle)
             else:
                 self.worker.set_model(model)
 
@@ -357,6 +370,11 @@ class MainWindow(QMainWindow):
 
     def show_info(self, text: str) -> None:
         self.messages.show_message(text, "info")
+
+    def show_status(self, text: str, ms: int = 10_000) -> None:
+        """A passing remark in the status bar (a refused pick, a mode change): nothing else changes."""
+        log.info("%s", text)
+        self.statusBar().showMessage(text, ms)
 
     def _set_model_status(self, text: str) -> None:
         self.model_panel.status.setText(text)
@@ -442,11 +460,35 @@ class MainWindow(QMainWindow):
         return self.open_image(path)
 
     # ------------------------------------------------------------------ model
-    def load_model(self, choice: ModelChoice) -> None:
+    def load_model(self, choice: ModelChoice, trust_pickle: bool = False) -> None:
+        """Load ``choice``; ``trust_pickle`` only from a deliberate act here (CLI flag, confirmed checkbox)."""
         self._previous_choice = self.session.model_choice
         self.session.set_model_choice(choice)
         self.model_panel.show_choice(choice)
-        self.worker.load_model(choice)
+        self.worker.load_model(choice, trust_pickle)
+
+    def _load_from_panel(self, choice: ModelChoice) -> None:
+        trust = self.model_panel.trust.isChecked()
+        if trust:
+            files = [f for f in (choice.spec, choice.weights) if f and Path(f).is_file()]
+            if not files:
+                self.show_error("Model — 'trust pickled objects' applies to a model or weights file; none is given")
+                return
+            if not self.confirm_trust(files):
+                self.show_info("Model not loaded: trust was not confirmed")
+                return
+        self.load_model(choice, trust)
+
+    def confirm_trust(self, files: list[str]) -> bool:
+        """Ask the person at the keyboard, naming each file, before anything may be unpickled."""
+        from PySide6.QtWidgets import QMessageBox
+
+        names = "\n".join(str(Path(f).resolve()) for f in files)
+        answer = QMessageBox.question(
+            self, "Trust this file?",
+            f"Unpickling can run any code the file's author put in it, with your permissions.\n\n{names}\n\n"
+            "Load it with full trust, this once?", QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
+        return answer == QMessageBox.Yes
 
     @Slot(object)
     def _on_model_loaded(self, d: dict) -> None:
@@ -512,6 +554,8 @@ class MainWindow(QMainWindow):
             target = self.session.target
         if e is not None and e.get("class_agnostic"):
             target = None
+        if not self._priors_ok(method, values):
+            return None
         run = self.session.new_run(method, values, None, seed, title=e["title"] if e else method)
         run.target = target if isinstance(target, int) else None
         self._submit(run, target=target)
@@ -519,15 +563,27 @@ class MainWindow(QMainWindow):
         return run
 
     def _priors(self, run: Run) -> dict:
-        """Finished maps of other runs, by method and layer name (input space), for methods that build on them."""
-        priors = {}
-        for r in sorted(self.session.runs.values(), key=lambda r: -r.id):  # the newest result of a name wins
-            if r.id != run.id and r.explanation is not None and r.status == "done":
-                exp = r.explanation
-                priors.setdefault(r.method, exp.raw[exp.main])
-                for name, m in exp.raw.items():
-                    priors.setdefault(name, m)
-        return priors
+        """Finished maps of other runs (input space) by method, layer and run name, for methods that build on them."""
+        return prior_maps.priors_for(self.session, run)
+
+    def _priors_ok(self, method: str, values: dict, run_id: int | None = None) -> bool:
+        """False (and why, in the status bar) when a prior parameter names a run that is gone or unfinished."""
+        e = self.entry(method)
+        for p in e["params"] if e is not None else ():
+            if p.picker == "prior":
+                try:
+                    prior_maps.check_prior(self.session, values.get(p.name), run_id)
+                except ExplorerError as exc:
+                    self.show_status(f"{e['title']} not run — {exc}")
+                    return False
+        return True
+
+    def _prior_choices(self) -> list:
+        """What the prior picker lists: finished runs and layers, the methods that can run first, flat."""
+        own = self.method_panel.method()
+        methods = [(e["name"], e["title"]) for e in self.catalog
+                   if e["name"] != own and e.get("family") != "refinement" and e.get("available", True)]
+        return prior_maps.choices(self.session, methods, exclude=self.method_panel.bound_run)
 
     def _submit(self, run: Run, state: dict | None = None, target="run") -> None:
         target = run.target if target == "run" else target
@@ -536,6 +592,8 @@ class MainWindow(QMainWindow):
 
     def requeue(self, run: Run, params: dict | None = None, target="keep", seed: int | None = None) -> None:
         """A new generation of ``run``; the current maps stay on screen until the new ones arrive."""
+        if not self._priors_ok(run.method, params if params is not None else run.params, run.id):
+            return  # the run keeps its map and status; the status bar says why
         state = None
         if params is not None and run.explanation is not None:
             old, new = self._resolved(run.method, run.params), self._resolved(run.method, params)

@@ -1,4 +1,9 @@
-"""Writing results: one float32 .npy per map, an overlay PNG, and a JSON manifest."""
+"""Writing results: one float32 .npy per map, an overlay PNG, and a JSON manifest.
+
+Each file is written under a temporary name and renamed into place (``explorer.io.safe_files``), and the
+manifest comes last: a folder whose ``manifest.json`` lists a file holds that whole file, and a failure
+(full disk, permissions) leaves no partial file under a final name.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import numpy as np
 
 from explorer.core.colormaps import overlay
 from explorer.core.types import Explanation
+from explorer.io.safe_files import atomic_write, output_dir, write_text
 
 
 def library_versions() -> dict[str, str]:
@@ -28,24 +34,41 @@ def library_versions() -> dict[str, str]:
 def save_png(path: str | Path, rgb: np.ndarray) -> None:
     from PIL import Image
 
-    Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(path)
+    with atomic_write(path, "wb") as f:
+        Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(f, format="PNG")
+
+
+def provenance(image_path: str | None, model, target_index: int, predictions) -> dict:
+    """What the manifest records besides the explanation itself: the image, the model, the target, the top-5.
+
+    ``model`` is a LoadedModel (only ``describe()`` is used), ``predictions`` its ``Prediction`` list.
+    """
+    return {
+        "image": image_path,
+        "model_info": model.describe(),
+        "target_index": int(target_index),
+        "top5": [{"index": p.index, "name": p.name, "prob": p.prob} for p in predictions],
+    }
+
+
+def build_manifest(exp: Explanation, image: np.ndarray, extra: dict | None = None) -> dict:
+    """The manifest ``write_explanation`` writes, without writing anything (the Python API's ``manifest()``)."""
+    manifest = exp.record()
+    manifest.update(extra or {})
+    manifest["files"] = [f"{name}.npy" for name in exp.maps] + ["overlay.png", "manifest.json"]
+    manifest["image_size"] = {"height": int(image.shape[0]), "width": int(image.shape[1])}
+    manifest["versions"] = library_versions()
+    return manifest
 
 
 def write_explanation(out_dir: str | Path, exp: Explanation, image: np.ndarray, extra: dict | None = None) -> dict:
     """Write ``<layer>.npy`` (float32, H×W of the image) per map, ``overlay.png`` and ``manifest.json``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files = []
     for name, m in exp.maps.items():
         np.save(out / f"{name}.npy", np.asarray(m, dtype=np.float32))
-        files.append(f"{name}.npy")
     main = exp.main
     save_png(out / "overlay.png", overlay(image, exp.maps[main], exp.signed.get(main, False)))
-    files.append("overlay.png")
-    manifest = exp.record()
-    manifest.update(extra or {})
-    manifest["files"] = files + ["manifest.json"]
-    manifest["image_size"] = {"height": int(image.shape[0]), "width": int(image.shape[1])}
-    manifest["versions"] = library_versions()
+    manifest = build_manifest(exp, image, extra)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return manifest

@@ -4,21 +4,32 @@
 and result record, every layer's display settings) and ``path`` with suffix ``.npz`` (the image pixels and
 each run's maps as the method produced them, in model-input space). ``load_session(path)`` rebuilds a
 ``Session`` with the same image, runs, explanations and layer settings. Nothing here imports torch or Qt.
+
+Sessions are made to be shared, so a session file is read as hostile input (docs/security.md): its size,
+nesting, every field's type and range, and every array's header are checked before use; the arrays file
+must be a plain name next to the JSON; a model entry never carries trust (see ``ModelChoice``), so a model
+it names is loaded with ``weights_only``. Writing goes to temporary names renamed into place, arrays first,
+so a failed save never leaves a JSON that points to missing or partial arrays.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 
+from explorer.core import colormaps
 from explorer.core.errors import FileError
 from explorer.core.types import Explanation, Placement, _jsonable
-from explorer.session.document import Layer, ModelChoice, Run, Session
+from explorer.io.arrays import read_npz
+from explorer.io.safe_files import atomic_write
+from explorer.session.document import BLEND_MODES, DISPLAY_MODES, STATUSES, Layer, ModelChoice, Run, Session
 
 FORMAT = "explorer-session"
 VERSION = 1
+MAX_JSON_BYTES = 64 << 20  # a session with hundreds of runs is well under 1 MB: the rest is an attack or an error
 
 
 def arrays_path(path: str | Path) -> Path:
@@ -66,67 +77,168 @@ def save_session(path: str | Path, session: Session) -> Path:
         "target": session.target, "runs": runs, "layers": [l.record() for l in session.layers],
         "active_layer": session.active_layer_id, "arrays": npz.name,
     }
+    if p.is_dir():
+        raise FileError(p, "is a folder, not a session file")
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        with open(npz, "wb") as f:
+        with atomic_write(npz, "wb") as f:
             np.savez_compressed(f, **arrays)
-        p.write_text(json.dumps(doc, indent=2), encoding="utf-8")
+        with atomic_write(p, "w", encoding="utf-8") as f:
+            f.write(json.dumps(doc, indent=2))
     except OSError as exc:
         raise FileError(p, f"cannot write the session: {exc.strerror or exc}") from None
     return p
 
 
+# --------------------------------------------------------------------------- checks of what a file says
+def _int(v, what: str, low: int | None = 0) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or (low is not None and v < low):
+        raise ValueError(f"{what} must be an integer >= {low}, not {v!r}")
+    return v
+
+
+def _num(v, what: str, low: float, high: float) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not low <= v <= high:
+        raise ValueError(f"{what} must be a number in [{low}, {high}], not {v!r}")
+    return float(v)
+
+
+def _str(v, what: str) -> str:
+    if not isinstance(v, str):
+        raise TypeError(f"{what} must be a string, not {type(v).__name__}")
+    return v
+
+
+def _layer(rec) -> Layer:
+    if not isinstance(rec, dict):
+        raise TypeError(f"a layer record must be an object, not {type(rec).__name__}")
+    fields = {k: rec[k] for k in Layer.__dataclass_fields__ if k in rec}
+    layer = Layer(**fields)
+    _int(layer.id, "layer id"), _int(layer.run_id, "layer run_id")
+    _str(layer.name, "layer name"), _str(layer.label, "layer label")
+    for k in ("signed", "visible"):
+        if not isinstance(getattr(layer, k), bool):
+            raise TypeError(f"layer {k} must be true or false")
+    _num(layer.opacity, "layer opacity", 0.0, 1.0)
+    _num(layer.clip, "layer clip", 0.0, 100.0)
+    _num(layer.topk, "layer topk", 0.0, 100.0)
+    for k, valid in (("colormap", colormaps.NAMES), ("mode", DISPLAY_MODES), ("blend", BLEND_MODES)):
+        if getattr(layer, k) not in valid:
+            raise ValueError(f"layer {k} {getattr(layer, k)!r}; valid: {', '.join(valid)}")
+    return layer
+
+
+def _placement(pl, image_hw: tuple[int, int]) -> Placement:
+    ihw = tuple(_int(v, "placement image_hw", 1) for v in pl["image_hw"])
+    inhw = tuple(_int(v, "placement input_hw", 1) for v in pl["input_hw"])
+    box = tuple(_int(v, "placement box") for v in pl["box"])
+    if len(ihw) != 2 or len(inhw) != 2 or len(box) != 4:
+        raise ValueError("placement needs image_hw [h, w], input_hw [h, w] and box [top, left, height, width]")
+    if ihw != image_hw:
+        raise ValueError(f"a map placed on a {ihw} image, but the session's image is {image_hw}")
+    top, left, h, w = box
+    if h < 1 or w < 1 or top + h > ihw[0] or left + w > ihw[1]:
+        raise ValueError(f"placement box {box} is not inside the {ihw} image")
+    return Placement(ihw, inhw, box)
+
+
+def _map(arrays: dict, key, input_hw: tuple[int, int]) -> np.ndarray:
+    a = arrays[_str(key, "array name")]
+    if a.ndim != 2 or a.dtype.kind != "f":
+        raise ValueError(f"array {key!r} must be a 2-D float map, not {a.dtype} {a.shape}")
+    if tuple(a.shape) != tuple(input_hw):
+        raise ValueError(f"array {key!r} has shape {a.shape}, but its placement says {tuple(input_hw)}")
+    if np.isinf(a).any():
+        raise ValueError(f"array {key!r} holds infinite values")
+    return a
+
+
 def load_session(path: str | Path) -> Session:
     """Rebuild a Session from ``save_session``'s files (FileError naming the file when it cannot)."""
     p = Path(path)
+    if p.is_dir():
+        raise FileError(p, "is a folder, not a session file")
     try:
+        size = p.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise FileError(p, f"is {size / 1e6:.0f} MB, too large for a session file (limit "
+                               f"{MAX_JSON_BYTES / 1e6:.0f} MB)")
         doc = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FileError(p, "no such session file") from None
+    except RecursionError:
+        raise FileError(p, "not a readable session file (nested too deeply)") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FileError(p, f"not a readable session file ({exc})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise FileError(p, "not an explorer session file")
-    if int(doc.get("version", 0)) > VERSION:
-        raise FileError(p, f"written by a newer explorer (session format {doc.get('version')}); update explorer")
-    npz = p.parent / doc.get("arrays", arrays_path(p).name)
-    try:
-        with np.load(npz, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except FileNotFoundError:
-        raise FileError(npz, "the session's arrays file is missing (it must stay next to the .json)") from None
-    except (OSError, ValueError) as exc:
-        raise FileError(npz, f"not a readable arrays file ({exc})") from None
+    version = doc.get("version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise FileError(p, f"damaged session file (version {version!r} is not an integer)")
+    if version > VERSION:
+        raise FileError(p, f"written by a newer explorer (session format {version}); update explorer")
+    name = doc.get("arrays", arrays_path(p).name)
+    # the arrays file is a plain name next to the JSON: a shared session must not make us read other files
+    if not isinstance(name, str) or name in ("", ".", "..") or Path(name).name != name or "\\" in name:
+        raise FileError(p, f"damaged session file (arrays {name!r} must be a file name next to the .json)")
+    npz = p.parent / name
+    if not npz.exists():
+        raise FileError(npz, "the session's arrays file is missing (it must stay next to the .json)")
+    arrays = read_npz(npz)
     if "image" not in arrays:
         raise FileError(npz, "holds no image")
+    img = arrays["image"]
+    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8 or min(img.shape[:2]) < 1:
+        raise FileError(npz, f"its image must be H x W x 3 uint8, not {img.dtype} {img.shape}")
     try:
         s = Session()
         s.model_choice = ModelChoice.from_record(doc.get("model"))
         s.model_info = dict(doc.get("model_info") or {})
-        s.set_image(arrays["image"], doc.get("image", {}).get("path"))
+        image_rec = doc.get("image") or {}
+        image_path = image_rec.get("path")
+        s.set_image(img, None if image_path is None else _str(image_path, "image path"))
         s.target = doc.get("target")
+        if s.target is not None:
+            _int(s.target, "target")
         layers_by_run: dict[int, list[Layer]] = {}
-        for rec in doc.get("layers", []):
-            fields = {k: rec[k] for k in Layer.__dataclass_fields__ if k in rec}
-            layer = Layer(**fields)
+        for rec in _list(doc.get("layers", []), "layers"):
+            layer = _layer(rec)
             layers_by_run.setdefault(layer.run_id, []).append(layer)
-        for rec in doc.get("runs", []):
-            run = Run(int(rec["id"]), rec["method"], dict(rec.get("params") or {}), rec.get("target"),
-                      int(rec.get("seed", 0)), rec.get("status", "done"), float(rec.get("progress", 1.0)),
-                      rec.get("status", ""), rec.get("error", ""), title=rec.get("title", ""))
+        for rec in _list(doc.get("runs", []), "runs"):
+            status = rec.get("status", "done")
+            if status not in STATUSES:
+                raise ValueError(f"run status {status!r}; valid: {', '.join(STATUSES)}")
+            if status in ("queued", "running"):  # nothing is computing for a run read from a file
+                status = "cancelled" if rec.get("explanation") is not None else "error"
+            run = Run(_int(rec["id"], "run id"), _str(rec["method"], "run method"), dict(rec.get("params") or {}),
+                      rec.get("target"), _int(rec.get("seed", 0), "run seed", None), status,
+                      _num(rec.get("progress", 1.0), "run progress", 0.0, 1.0), status,
+                      _str(rec.get("error", ""), "run error"), title=_str(rec.get("title", ""), "run title"))
+            if run.target is not None:
+                _int(run.target, "run target")
             e = rec.get("explanation")
             if e is not None:
-                pl = e["placement"]
-                raw = {name: arrays[key] for name, key in e.get("arrays", {}).items()}
+                placement = _placement(e["placement"], tuple(img.shape[:2]))
+                raw = {_str(name, "map name"): _map(arrays, key, placement.input_hw)
+                       for name, key in e.get("arrays", {}).items()}
+                if not raw:
+                    raise ValueError(f"run {run.id} has an explanation without maps")
                 run.explanation = Explanation(
                     method=e["method"], raw=raw, signed=dict(e.get("signed", {})),
-                    placement=Placement(tuple(pl["image_hw"]), tuple(pl["input_hw"]), tuple(pl["box"])),
+                    placement=placement,
                     target=e.get("target"), target_name=e.get("target_name", ""), params=dict(e.get("params", {})),
                     seed=int(e.get("seed", 0)), model_id=e.get("model_id", ""), timings=dict(e.get("timings", {})),
                     info=dict(e.get("info", {})), progress=float(e.get("progress", 1.0)),
                     complete=bool(e.get("complete", True)), cancelled=bool(e.get("cancelled", False)))
             s.add_restored(run, layers_by_run.get(run.id, []))
-        s.active_layer_id = doc.get("active_layer")
-    except (KeyError, TypeError, ValueError) as exc:
+        active = doc.get("active_layer")
+        s.active_layer_id = active if active in {l.id for l in s.layers} else None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise FileError(p, f"damaged session file ({type(exc).__name__}: {exc})") from None
     return s
+
+
+def _list(v, what: str) -> list:
+    if not isinstance(v, list):
+        raise TypeError(f"{what} must be a list, not {type(v).__name__}")
+    return v

@@ -131,8 +131,9 @@ def load_weights_file(path: str | Path, trust_pickle: bool = False):
         if trust_pickle:
             raise FileError(p, f"cannot unpickle: {exc}") from None
         raise FileError(
-            p, "refused: this file holds Python objects that cannot be loaded safely (weights_only=True); "
-            "if you trust its source, allow it with --trust-pickle") from None
+            p, "refused: this file holds pickled Python objects, which can run code when loaded (only tensors "
+            "are read without trust); if you trust its source, allow it deliberately with --trust-pickle on the "
+            "command line or the GUI's 'trust pickled objects' checkbox, which asks you to confirm the file") from None
     except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ModuleNotFoundError) as exc:
         raise FileError(p, f"not a PyTorch weights file ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
 

@@ -106,8 +106,9 @@ class ComputeWorker(QThread):
         self.setObjectName("explorer-compute")
 
     # ------------------------------------------------------------------ API for the GUI thread
-    def load_model(self, choice) -> None:
-        self._queue.put(("model", choice))
+    def load_model(self, choice, trust_pickle: bool = False) -> None:
+        """Load ``choice``; ``trust_pickle`` is the user's act for this one load (never part of the choice)."""
+        self._queue.put(("model", (choice, bool(trust_pickle))))
 
     def set_model(self, model) -> None:
         """Use an already loaded ``LoadedModel`` (embedding, tests) instead of loading one."""
@@ -168,7 +169,7 @@ class ComputeWorker(QThread):
             kind, payload = item
             try:
                 if kind == "model":
-                    self._do_model(payload)
+                    self._do_model(*payload)
                 elif kind == "model_object":
                     self._adopt_model(payload)
                 elif kind == "image":
@@ -210,14 +211,14 @@ class ComputeWorker(QThread):
             out.append(e)
         return out
 
-    def _do_model(self, choice) -> None:
+    def _do_model(self, choice, trust_pickle: bool = False) -> None:
         label = getattr(choice, "label", str(choice))
         self.model_loading.emit(label)
         try:
             from explorer.models import load_model
 
             model = load_model(choice.spec, weights=choice.weights, labels=choice.labels, device=choice.device,
-                               trust_pickle=choice.trust_pickle,
+                               trust_pickle=trust_pickle,
                                allow_download=False if choice.offline else None, input_size=choice.input_size)
             try:
                 layer_names = model.layer_names()

@@ -491,6 +491,7 @@ def train_explainer(model: LoadedModel, folder: str | Path, config: TrainConfig 
 def add_parser(sub) -> None:
     """``explorer train-explainer DIR ...`` (registered through cli.EXTRA_COMMANDS)."""
     from explorer.cli import add_model_args
+    from explorer.core import argtypes as T
 
     d = TrainConfig()
     p = sub.add_parser(
@@ -498,19 +499,19 @@ def add_parser(sub) -> None:
         description="Train the explainer head of Stalder et al. 2022 for a classifier on a folder of images "
                     "(any layout, searched recursively; no labels needed: the classifier's own confident "
                     "predictions are the labels). Writes a checkpoint after every epoch; --resume continues one.")
-    p.add_argument("folder", metavar="DIR", help="folder of training images")
-    p.add_argument("--epochs", type=int, default=None, help=f"total epochs (default {d.epochs}; with --resume: the total to reach)")
-    p.add_argument("--batch-size", type=int, default=None, help=f"images per step (default {d.batch_size})")
-    p.add_argument("--lr", type=float, default=None, help=f"Adam learning rate (default {d.lr:g})")
-    p.add_argument("--size", type=int, default=None, help="training resolution in pixels (default: the model's input size)")
-    p.add_argument("--topk", type=int, default=None, help=f"at most this many pseudo-labels per image (default {d.topk})")
-    p.add_argument("--threshold", type=float, default=None,
+    p.add_argument("folder", metavar="DIR", type=T.existing_dir("folder of training images"), help="folder of training images")
+    p.add_argument("--epochs", type=T.integer(1), default=None, help=f"total epochs (default {d.epochs}; with --resume: the total to reach)")
+    p.add_argument("--batch-size", type=T.integer(1), default=None, help=f"images per step (default {d.batch_size})")
+    p.add_argument("--lr", type=T.number(0.0, 1.0, low_open=True), default=None, help=f"Adam learning rate (default {d.lr:g})")
+    p.add_argument("--size", type=T.integer(0, 1024), default=None, help="training resolution in pixels (default: the model's input size)")
+    p.add_argument("--topk", type=T.integer(1), default=None, help=f"at most this many pseudo-labels per image (default {d.topk})")
+    p.add_argument("--threshold", type=T.number(0.0, 1.0), default=None,
                    help=f"probability a class needs to be a pseudo-label besides the top-1 (default {d.threshold:g})")
-    p.add_argument("--width", type=int, default=None, help=f"channels of the head (default {d.width})")
-    p.add_argument("--seed", type=int, default=None, help="seed of the initialisation, sampling and augmentation (default 0)")
-    p.add_argument("--out", default=None, metavar="CKPT", help="checkpoint to write (default: explainer_<model>.pt; "
+    p.add_argument("--width", type=T.integer(8), default=None, help=f"channels of the head (default {d.width})")
+    p.add_argument("--seed", type=T.integer(0, 2**32 - 1), default=None, help="seed of the initialisation, sampling and augmentation (default 0)")
+    p.add_argument("--out", default=None, metavar="CKPT", type=T.output_file("checkpoint file"), help="checkpoint to write (default: explainer_<model>.pt; "
                                                                "with --resume: the resumed file)")
-    p.add_argument("--resume", default=None, metavar="CKPT", help="continue training from this checkpoint")
+    p.add_argument("--resume", default=None, metavar="CKPT", type=T.existing_file("checkpoint"), help="continue training from this checkpoint")
     p.add_argument("--quiet", action="store_true", help="print only the summary, not every step")
     add_model_args(p)
     p.set_defaults(func=cmd_train_explainer)

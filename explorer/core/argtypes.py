@@ -1,0 +1,268 @@
+"""Typed command-line values: every option is checked when it is parsed, before anything heavy happens.
+
+Each factory returns an argparse ``type=`` callable that raises ``argparse.ArgumentTypeError`` with the
+reason, so a bad value ends as one line ``explorer explain: error: argument --seed: ...`` (exit 2) instead
+of a traceback an hour into a run. Each callable carries ``kind`` (what it accepts), which the failure
+sweep (tests/test_cli_sweep.py) reads to choose the bad values it tries, so an option added without a
+type here is caught by that test. Only cheap checks happen here (no torch): names that need a model or the
+method registry are checked by the command and fail with the same one-line form.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+from pathlib import Path
+from typing import Callable
+
+Error = argparse.ArgumentTypeError
+
+
+def _typed(kind: str, fn: Callable[[str], object], **info) -> Callable[[str], object]:
+    fn.kind = kind  # type: ignore[attr-defined]
+    for k, v in info.items():
+        setattr(fn, k, v)
+    fn.__name__ = kind  # argparse names the type in its own messages
+    return fn
+
+
+def _nonempty(text: str, what: str) -> str:
+    if text is None or not str(text).strip():
+        raise Error(f"an empty value is not a {what}")
+    return str(text)
+
+
+# --------------------------------------------------------------------------- numbers
+def integer(low: int | None = None, high: int | None = None) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        _nonempty(text, "number")
+        try:
+            v = int(text.strip())
+        except ValueError:
+            raise Error(f"{text!r} is not a whole number") from None
+        if low is not None and v < low:
+            raise Error(f"{v} is below the minimum {low}")
+        if high is not None and v > high:
+            raise Error(f"{v} is above the maximum {high}")
+        return v
+    return _typed("int", parse, low=low, high=high)
+
+
+def number(low: float | None = None, high: float | None = None, low_open: bool = False) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        _nonempty(text, "number")
+        try:
+            v = float(text.strip())
+        except ValueError:
+            raise Error(f"{text!r} is not a number") from None
+        if not math.isfinite(v):
+            raise Error(f"{text!r} is not a finite number")
+        if low is not None and (v < low or (low_open and v == low)):
+            raise Error(f"{v:g} must be {'>' if low_open else '>='} {low:g}")
+        if high is not None and v > high:
+            raise Error(f"{v:g} is above the maximum {high:g}")
+        return v
+    return _typed("float", parse, low=low, high=high, low_open=low_open)
+
+
+# --------------------------------------------------------------------------- paths
+def existing_file(what: str = "file") -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        _nonempty(text, what)
+        p = Path(text).expanduser()
+        if p.is_dir():
+            raise Error(f"{text}: is a folder, not a {what}")
+        if not p.exists():
+            raise Error(f"{text}: no such file (expected a {what})")
+        if not os.access(p, os.R_OK):
+            raise Error(f"{text}: the {what} is not readable")
+        return str(p)
+    return _typed("file", parse, what=what)
+
+
+def existing_dir(what: str = "folder") -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        _nonempty(text, what)
+        p = Path(text).expanduser()
+        if p.exists() and not p.is_dir():
+            raise Error(f"{text}: is a file, not a {what}")
+        if not p.exists():
+            raise Error(f"{text}: no such {what}")
+        return str(p)
+    return _typed("dir", parse, what=what)
+
+
+def existing_path(what: str = "file or folder") -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        _nonempty(text, what)
+        p = Path(text).expanduser()
+        if not p.exists():
+            raise Error(f"{text}: no such {what}")
+        return str(p)
+    return _typed("path", parse, what=what)
+
+
+def _creatable(p: Path, text: str, what: str) -> None:
+    """The nearest existing ancestor must be a writable folder (nothing is created here)."""
+    q = p
+    while not q.exists():
+        if q.parent == q:
+            return
+        q = q.parent
+    if not q.is_dir():
+        raise Error(f"{text}: cannot be created: {q} is a file")
+    if not os.access(q, os.W_OK | os.X_OK):
+        raise Error(f"{text}: cannot write the {what}: {q} is not writable")
+
+
+def output_dir(what: str = "output folder") -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        _nonempty(text, what)
+        p = Path(text).expanduser()
+        if p.exists() and not p.is_dir():
+            raise Error(f"{text}: is a file, not an {what}")
+        _creatable(p, text, what)
+        return str(p)
+    return _typed("out_dir", parse, what=what)
+
+
+def output_file(what: str = "output file") -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        _nonempty(text, what)
+        p = Path(text).expanduser()
+        if p.is_dir():
+            raise Error(f"{text}: is a folder, not an {what}")
+        _creatable(p.parent, text, what)
+        return str(p)
+    return _typed("out_file", parse, what=what)
+
+
+# --------------------------------------------------------------------------- names and small languages
+_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+def name(what: str, valid: Callable[[], list[str]] | None = None, extra: tuple[str, ...] = ()) -> Callable[[str], str]:
+    """A name; with ``valid`` (a cheap listing) checked against it here, else by the command."""
+    def parse(text: str) -> str:
+        _nonempty(text, what)
+        t = text.strip()
+        if not _NAME.match(t):
+            raise Error(f"{text!r} is not a {what} name")
+        if valid is not None:
+            names = list(valid()) + list(extra)
+            if t not in names:
+                raise Error(f"unknown {what} {t!r}; valid: {', '.join(names)}")
+        return t
+    return _typed("name", parse, what=what)
+
+
+def name_list(what: str, valid: Callable[[], list[str]], extra: tuple[str, ...] = ()) -> Callable[[str], str]:
+    """Comma-separated names, each checked against ``valid()`` (plus ``extra``)."""
+    def parse(text: str) -> str:
+        _nonempty(text, f"list of {what}s")
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        if not items:
+            raise Error(f"no {what} in {text!r}")
+        names = list(valid()) + list(extra)
+        bad = [t for t in items if t not in names]
+        if bad:
+            raise Error(f"unknown {what} {bad[0]!r}; valid: {', '.join(names)}")
+        return text
+    return _typed("names", parse, what=what)
+
+
+def assignment(what: str = "K=V") -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        _nonempty(text, f"{what} assignment")
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip():
+            raise Error(f"{text!r} is not {what} (a name, '=', a value)")
+        return text
+    return _typed("assign", parse, what=what)
+
+
+def target() -> Callable[[str], str]:
+    """A class index (>= 0) or a class name (checked against the model's labels by the command)."""
+    def parse(text: str) -> str:
+        _nonempty(text, "class index or name")
+        t = text.strip()
+        if re.fullmatch(r"[+-]?\d+", t) and int(t) < 0:
+            raise Error(f"class index {t} is negative")
+        if t.lower() in ("nan", "inf", "-inf", "+inf"):
+            raise Error(f"{t!r} is neither a class index nor a class name")
+        return t
+    return _typed("target", parse)
+
+
+def device() -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        _nonempty(text, "device")
+        t = text.strip()
+        if not re.fullmatch(r"cpu|cuda(:\d+)?", t):
+            raise Error(f"unknown device {t!r}; valid: cpu, cuda, cuda:N")
+        return t
+    return _typed("device", parse)
+
+
+MODEL_FILE_SUFFIXES = (".pt", ".pth", ".ts", ".jit", ".torchscript", ".onnx", ".pkl", ".bin")
+
+
+def model_spec() -> Callable[[str], str]:
+    """efficientnet_lite0/default, torchvision:NAME, timm:NAME, or an existing model file."""
+    def parse(text: str) -> str:
+        _nonempty(text, "model")
+        t = text.strip()
+        if t in ("efficientnet_lite0", "default"):
+            return t
+        prefix, sep, rest = t.partition(":")
+        if sep and prefix in ("torchvision", "timm"):
+            if not _NAME.match(rest):
+                raise Error(f"{t!r}: expected {prefix}:NAME with an architecture name")
+            return t
+        p = Path(t).expanduser()
+        if p.is_dir():
+            raise Error(f"{t}: is a folder, not a model file")
+        if p.is_file():
+            return str(p)
+        if p.suffix.lower() in MODEL_FILE_SUFFIXES or os.sep in t:
+            raise Error(f"{t}: no such file (expected a model file)")
+        raise Error(f"unknown model {t!r}; valid: efficientnet_lite0, torchvision:NAME, timm:NAME, FILE.pt, FILE.onnx")
+    return _typed("model", parse)
+
+
+def shard() -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        _nonempty(text, "shard")
+        t = text.strip()
+        if t == "auto":
+            return t
+        m = re.fullmatch(r"(\d+)/(\d+)", t)
+        if not m or int(m.group(2)) < 1 or int(m.group(1)) >= int(m.group(2)):
+            raise Error(f"{t!r} must be i/n with 0 <= i < n (e.g. 0/4), or auto")
+        return t
+    return _typed("shard", parse)
+
+
+def substrate(valid: Callable[[], list[str]]) -> Callable[[str], str]:
+    """zero, black, blur[:SIGMA[:KERNEL]] (SIGMA > 0, KERNEL odd >= 1), or an in-fill name from ``valid()``."""
+    def parse(text: str) -> str:
+        _nonempty(text, "substrate")
+        t = text.strip().lower()
+        if t.startswith("blur"):
+            parts = t.split(":")
+            if parts[0] != "blur" or len(parts) > 3:
+                raise Error(f"{text!r}: use blur, blur:SIGMA or blur:SIGMA:KERNEL")
+            if len(parts) > 1 and parts[1]:
+                number(0.0, None, low_open=True)(parts[1])
+            if len(parts) > 2 and parts[2]:
+                k = integer(1)(parts[2])
+                if k % 2 == 0:
+                    raise Error(f"{text!r}: the blur kernel must be odd")
+            return text
+        names = ["zero", "black"] + [n for n in valid() if n not in ("zero", "blur")]
+        if t not in names:
+            raise Error(f"unknown substrate {text!r}; valid: blur, blur:SIGMA, blur:SIGMA:KERNEL, {', '.join(names)}")
+        return text
+    return _typed("substrate", parse)
