@@ -70,3 +70,32 @@ def tiny_model():
                     preprocess=Preprocess((32, 32)), device=torch.device("cpu"), module=net)
     validate_output(m)
     return m
+
+
+def wrap_module(net, model_id: str, input_hw: tuple[int, int], classes: int = 10):
+    """A random-weight torch module as a LoadedModel on CPU (frozen, eval), checked like a loaded model."""
+    import torch
+
+    from explorer.models.loaded import LoadedModel, validate_output
+    from explorer.models.preprocess import Preprocess
+
+    net = net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    m = LoadedModel(id=model_id, kind="torch", forward=net, labels=[f"c{i}" for i in range(classes)],
+                    preprocess=Preprocess(tuple(input_hw)), device=torch.device("cpu"), module=net)
+    validate_output(m)
+    return m
+
+
+@pytest.fixture(scope="session")
+def tiny_vit():
+    """A small random timm ViT with 4 register tokens on a non-square 40x56 input (5x7 patches of 8):
+    the model the attention methods run on in the contract tests."""
+    import torch
+    from timm.models.vision_transformer import VisionTransformer
+
+    torch.manual_seed(0)
+    net = VisionTransformer(img_size=(40, 56), patch_size=8, embed_dim=32, depth=3, num_heads=4, num_classes=10,
+                            reg_tokens=4)
+    return wrap_module(net, "tiny_vit", (40, 56))

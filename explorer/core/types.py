@@ -22,6 +22,7 @@ class Needs(enum.Flag):
     SCORES = 1  # black box: class scores of (perturbed) inputs
     GRADIENTS = 2  # autograd through the model
     LAYER = 4  # forward/backward hooks on a named inner layer
+    ATTENTION = 8  # the attention probabilities of a ViT-like transformer's blocks (timm)
 
     def describe(self) -> str:
         parts = []
@@ -29,6 +30,8 @@ class Needs(enum.Flag):
             parts.append("gradients")
         if Needs.LAYER in self:
             parts.append("layer hooks")
+        if Needs.ATTENTION in self:
+            parts.append("attention weights")
         return " + ".join(parts) or "scores only"
 
 

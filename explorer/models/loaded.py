@@ -11,6 +11,7 @@ from torch import nn
 
 from explorer.core.errors import ExplorerError, ModelLoadError, UnknownNameError, UnsupportedError
 from explorer.core.types import Needs
+from explorer.models.attention import attention_problem, has_attention
 from explorer.models.device import BatchPolicy
 from explorer.models.layers import LayerInfo, discover
 from explorer.models.preprocess import Preprocess
@@ -48,13 +49,16 @@ class LoadedModel:
     @property
     def supports(self) -> Needs:
         if self.kind == "torch":
-            return Needs.SCORES | Needs.GRADIENTS | Needs.LAYER
+            base = Needs.SCORES | Needs.GRADIENTS | Needs.LAYER
+            return base | Needs.ATTENTION if has_attention(self.module) else base
         if self.kind == "torchscript":
             return Needs.SCORES | Needs.GRADIENTS
         return Needs.SCORES
 
     def check_supports(self, needs: Needs, method: str = "this method") -> None:
         missing = needs & ~self.supports
+        if Needs.ATTENTION in missing:  # the most specific reason first: what to load instead
+            raise UnsupportedError(f"{method}: {attention_problem(self)}")
         if Needs.GRADIENTS in missing:
             raise UnsupportedError(
                 f"{method} needs gradients, which the {self.kind} model {self.id!r} does not offer "
