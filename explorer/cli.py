@@ -174,6 +174,11 @@ def cmd_gui(args) -> int:
 
     resources.check()  # a broken install stops here: one line naming the missing file, exit 2
     check_display()
+    from explorer.gui.platform_check import check_xcb
+
+    missing = check_xcb()  # Qt would abort the process on a missing xcb library, naming none: name them first
+    if missing:
+        raise ExplorerError(missing)
     from explorer.gui.app import main as gui_main
 
     return gui_main(args)
