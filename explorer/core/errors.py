@@ -47,6 +47,10 @@ class UnknownNameError(ExplorerError):
         super().__init__(f"unknown {kind} {name!r}; valid: {shown}{more}")
 
 
+class TargetError(ExplorerError):
+    """A target class index the model does not have."""
+
+
 class UnsupportedError(ExplorerError):
     """A method that needs something the model does not offer (gradients, hooks)."""
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from explorer.core.errors import ExplorerError, ModelLoadError, UnknownNameError, UnsupportedError
+from explorer.core.errors import ExplorerError, ModelLoadError, TargetError, UnknownNameError, UnsupportedError
 from explorer.core.types import Needs
 from explorer.models.attention import attention_problem, has_attention
 from explorer.models.device import BatchPolicy
@@ -108,7 +108,7 @@ class LoadedModel:
         if isinstance(target, (int, np.integer)) or (isinstance(target, str) and target.strip().lstrip("-").isdigit()):
             idx = int(target)
             if not 0 <= idx < self.num_classes:
-                raise ExplorerError(f"class index {idx} is out of range: the model has {self.num_classes} classes (0..{self.num_classes - 1})")
+                raise TargetError(f"class index {idx} is out of range: the model has {self.num_classes} classes (0..{self.num_classes - 1})")
             return idx
         name = str(target).strip()
         if name in self.labels:

@@ -1,0 +1,144 @@
+"""``explain``, ``explain_iter`` and ``evaluate``: the runner and the metrics the CLI uses, for Python callers.
+
+``stream`` is the one path from (model, image, method, target, parameters) to explanations: the CLI's
+``explorer explain`` drives it too, so both check the same things in the same order and fail with the
+same messages (unknown method or parameter, class out of range, a model that is back in training mode).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from explorer.api.images import as_rgb
+from explorer.api.model import as_loaded
+from explorer.api.result import Explanation
+from explorer.core.cancel import CancelToken
+from explorer.core.errors import ExplorerError, UnknownNameError
+
+METRICS = ("deletion", "insertion", "confidence")
+
+
+def stream(model: Any, image: Any, method: str = "gradcam", target: int | str | None = None, *,
+           seed: int = 0, cancel: CancelToken | None = None, priors: Iterable[Explanation] | None = None,
+           image_path: str | None = None, **params: Any) -> Iterator[Explanation]:
+    """Yield an ``Explanation`` per step of ``method``; the last is complete (or cancelled)."""
+    from explorer.io.export import provenance
+    from explorer.methods import get_method, run
+    from explorer.methods.base import prepare
+
+    rgb, path = as_rgb(image)
+    cls = get_method(method)  # an unknown method is named before the model is touched
+    loaded = as_loaded(model)
+    inst = cls(loaded, **params)  # validates the parameters (ParamError) and what the method needs of the model
+    ctx = prepare(loaded, rgb, target, seed, cancel)
+    ctx.priors = _priors(priors, ctx.placement)
+    record = provenance(image_path or path, loaded, ctx.target, loaded.predict(ctx.x, 5))
+    for update in run(inst, loaded, rgb, context=ctx):
+        yield Explanation(update.explanation, rgb, image_path or path, record, update.message)
+
+
+def explain_iter(model: Any, image: Any, method: str = "gradcam", target: int | str | None = None, *,
+                 seed: int = 0, cancel: CancelToken | None = None, priors: Iterable[Explanation] | None = None,
+                 **params: Any) -> Iterator[Explanation]:
+    """Like ``explain``, but yield the partial explanations as the method computes them.
+
+    Sampling and optimising methods (rise, borex, fido, smoothgrad, ...) yield every few batches; one-pass
+    methods yield once. Each item is an ``Explanation`` (``progress`` in [0, 1], ``complete`` on the last),
+    so a notebook can draw a progress bar or a live plot. To stop early, set ``cancel`` (a
+    ``explorer.CancelToken``, e.g. from a button's callback or another thread): the run stops at its next
+    step and the last item is the partial result with ``cancelled=True``. Interrupting the kernel
+    (KeyboardInterrupt) or leaving the loop early stops at once; hooks and any switch a method set on the
+    model are removed or restored before the interrupt reaches you.
+    """
+    yield from stream(model, image, method, target, seed=seed, cancel=cancel, priors=priors, **params)
+
+
+def explain(model: Any, image: Any, method: str = "gradcam", target: int | str | None = None, *,
+            seed: int = 0, priors: Iterable[Explanation] | None = None, **params: Any) -> Explanation:
+    """Explain why ``model`` gives ``image`` its score for ``target``; return the finished ``Explanation``.
+
+    ``model``: an ``nn.Module`` returning (N, K) class scores (wrapped by ``load_model`` on first use), the
+    result of ``explorer.load_model``, or a spec such as ``"efficientnet_lite0"``. ``image``: a file path, a
+    PIL image, an H×W×3 uint8 array, or a (3, H, W) float tensor in [0, 1] (not normalised: explorer
+    applies the model's mean and std). ``method``: any name of ``explorer.list_methods()``; its parameters
+    go as keywords (``n=2000``, ``layer="layer4"``) and are validated as on the command line. ``target``: a
+    class index or name (default: the model's top-1). ``seed`` makes sampling methods reproducible;
+    ``priors``: earlier explanations a refining method (borex) may start from.
+
+    User mistakes raise an ``explorer.ExplorerError`` subclass with the CLI's message (``ParamError``,
+    ``UnknownNameError``, ``TargetError``, ``ImageReadError``, ``ModelLoadError``, ``UnsupportedError``).
+    """
+    final = None
+    for final in stream(model, image, method, target, seed=seed, priors=priors, **params):
+        pass
+    return final
+
+
+def _priors(priors: Iterable[Explanation] | Explanation | None, placement) -> dict[str, np.ndarray]:
+    """Other results a method may build on (BOREx), by method and layer name, in model-input space."""
+    if priors is None:
+        return {}
+    if isinstance(priors, Explanation):
+        priors = [priors]
+    out: dict[str, np.ndarray] = {}
+    for e in priors:
+        if not isinstance(e, Explanation):
+            raise ExplorerError(f"priors must be Explanations returned by explorer.explain, not {type(e).__name__}")
+        core = e._core
+        if core.placement.input_hw != placement.input_hw or core.placement.image_hw != placement.image_hw:
+            raise ExplorerError(f"the prior {core.method!r} was computed for another image or model input size "
+                                f"({core.placement.image_hw} at {core.placement.input_hw}, here {placement.image_hw} "
+                                f"at {placement.input_hw})")
+        out.setdefault(core.method, core.raw[core.main])
+        for name, m in core.raw.items():
+            out.setdefault(name, m)
+    return out
+
+
+def evaluate(model: Any, image: Any, explanation: Any, metrics: Sequence[str] = ("deletion", "insertion"), *,
+             target: int | str | None = None, layer: str | None = None, step: int | None = None,
+             cancel: CancelToken | None = None) -> dict[str, dict[str, Any]]:
+    """Faithfulness of a map: deletion / insertion curves (RISE protocol) and the confidence drop.
+
+    ``explanation``: an ``Explanation`` (its ``layer``, default the headline map, and its target) or an H×W
+    map (image or model-input size). ``image=None`` takes the explanation's own image. Returns
+    ``{metric: result}``; a curve is ``{"auc", "fractions", "scores", "step", "substrate", "target"}``
+    (numpy arrays for the curve; low deletion AUC and high insertion AUC are good), ``confidence`` is
+    ``{"drop" (%), "increase", "p_image", "p_masked", "substrate", "target"}``. ``step``: pixels changed
+    per curve point (default HW/224).
+    """
+    from explorer.evaluation.causal import causal_curve
+    from explorer.evaluation.metrics import confidence
+    from explorer.methods.base import prepare
+
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    for m in metrics:
+        if m not in METRICS:
+            raise UnknownNameError("metric", m, METRICS)
+    if image is None and isinstance(explanation, Explanation):
+        image = explanation.image
+    rgb, _ = as_rgb(image)
+    if isinstance(explanation, Explanation):
+        if explanation.image.shape != rgb.shape:
+            raise ExplorerError(f"the explanation is of a {explanation.image.shape[1]}x{explanation.image.shape[0]} "
+                                f"image, not of this {rgb.shape[1]}x{rgb.shape[0]} one")
+        saliency = explanation.maps[explanation._layer(layer)]
+        if target is None:
+            target = explanation.target
+    else:
+        saliency = explanation  # an H×W map (image or model-input size), numpy or torch; checked by the metric
+    loaded = as_loaded(model)
+    ctx = prepare(loaded, rgb, target, cancel=cancel)
+    out: dict[str, dict[str, Any]] = {}
+    for m in metrics:
+        if m == "confidence":
+            out[m] = confidence(loaded, rgb, saliency, context=ctx, cancel=cancel)
+            continue
+        curve = causal_curve(loaded, rgb, saliency, mode=m, step=step, cancel=cancel, context=ctx)
+        out[m] = {"auc": float(curve.auc), "fractions": np.asarray(curve.fractions, dtype=np.float64),
+                  "scores": np.asarray(curve.scores, dtype=np.float64), "step": int(curve.step),
+                  "substrate": curve.substrate, "target": int(curve.target)}
+    return out
