@@ -102,14 +102,13 @@ def read_prior_file(path: str | Path) -> np.ndarray:
     p = Path(path).expanduser()
     if not p.is_file():
         raise FileError(p, "no such prior map file (expected a 2-D .npy array)")
-    try:
-        a = np.load(p, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise FileError(p, f"not a readable .npy array ({exc})") from None
-    if not isinstance(a, np.ndarray):  # an .npz archive
-        if hasattr(a, "close"):
-            a.close()
+    import zipfile
+
+    from explorer.io.arrays import read_npy
+
+    if zipfile.is_zipfile(p):  # an .npz archive
         raise FileError(p, "an .npz archive, not one map: save a single 2-D array with numpy.save")
+    a = read_npy(p)  # header checked first: no pickles, no object arrays, no 10 GB claims
     if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_) or np.iscomplexobj(a):
         raise FileError(p, f"holds {a.dtype} values, not real numbers")
     while a.ndim > 2 and a.shape[0] == 1:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import socket
 import urllib.parse
 from contextlib import contextmanager
@@ -29,6 +30,8 @@ from explorer.models.loaded import LoadedModel, validate_output
 from explorer.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 
 DEFAULT_MODEL = "efficientnet_lite0"
+MAX_LABELS_BYTES = 16 << 20
+MAX_LABEL_CHARS = 1000
 DOWNLOAD_TIMEOUT_S = 20.0
 
 
@@ -39,28 +42,57 @@ def imagenet_labels() -> list[str]:
 
 
 def read_labels(path: str | Path) -> list[str]:
-    """A labels file: one name per line, or JSON (a list, or a {index: name} mapping)."""
+    """A labels file: one name per line, or JSON (a list, or a {index: name} mapping).
+
+    Read as untrusted input: a size cap before reading (ImageNet-21k's names are 300 KB), text only (a NUL
+    byte means a binary file), every name one short line. A count that does not fit the model's outputs
+    is refused by ``validate_output``.
+    """
     p = Path(path)
     try:
+        if p.is_dir():
+            raise FileError(p, "is a folder, not a labels file")
+        size = p.stat().st_size
+        if size > MAX_LABELS_BYTES:
+            raise FileError(p, f"is {size / 1e6:.0f} MB, too large for a labels file (limit {MAX_LABELS_BYTES >> 20} MB)")
         text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FileError(p, f"cannot read labels file: {exc}") from None
+    except FileError:
+        raise
+    except UnicodeDecodeError:
+        raise FileError(p, "not a text file (not UTF-8): a labels file is one class name per line, or JSON") from None
+    except OSError as exc:
+        raise FileError(p, f"cannot read labels file: {exc.strerror or exc}") from None
+    if "\x00" in text:
+        raise FileError(p, "a binary file, not a labels file (it contains NUL bytes)")
     if p.suffix.lower() == ".json":
         try:
             data = json.loads(text)
+        except RecursionError:
+            raise FileError(p, "not valid JSON: nested too deeply") from None
         except json.JSONDecodeError as exc:
             raise FileError(p, f"not valid JSON: {exc}") from None
         if isinstance(data, dict):
             try:
-                return [str(data[k]) for k in sorted(data, key=lambda k: int(k))]
+                keys = sorted(data, key=lambda k: int(k))
             except ValueError:
                 raise FileError(p, "a JSON labels mapping must have integer keys") from None
-        if isinstance(data, list):
-            return [str(x) for x in data]
-        raise FileError(p, "JSON labels must be a list of names or an {index: name} mapping")
-    labels = [line.strip() for line in text.splitlines() if line.strip()]
+            if [int(k) for k in keys] != list(range(len(keys))):
+                raise FileError(p, "a JSON labels mapping must have the keys 0, 1, ..., K-1 (each once)")
+            labels = [data[k] for k in keys]
+        elif isinstance(data, list):
+            labels = data
+        else:
+            raise FileError(p, "JSON labels must be a list of names or an {index: name} mapping")
+        if not all(isinstance(x, (str, int, float)) and not isinstance(x, bool) for x in labels):
+            raise FileError(p, "JSON labels must be names (strings), not nested lists or objects")
+        labels = [str(x) for x in labels]
+    else:
+        labels = [line.strip() for line in text.splitlines() if line.strip()]
     if not labels:
         raise FileError(p, "the labels file is empty")
+    long = next((i for i, x in enumerate(labels) if len(x) > MAX_LABEL_CHARS), None)
+    if long is not None:
+        raise FileError(p, f"label {long} is {len(labels[long])} characters long; a class name is one short line")
     return labels
 
 
@@ -293,10 +325,21 @@ class _OnnxForward:
         providers = ["CPUExecutionProvider"]
         if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
+        # Only onnxruntime's own operators run: no custom-op library is ever registered (that would load a
+        # shared object, i.e. run native code of the file author's choosing), and onnxruntime itself refuses
+        # external-data paths outside the model's folder.
+        opts = ort.SessionOptions()
         try:
-            self.session = ort.InferenceSession(str(path), providers=providers)
+            self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
         except Exception as exc:  # noqa: BLE001
-            raise FileError(path, f"not a valid ONNX model ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            custom = re.search(r"([\w.]+:[\w.]+)\(-?\d+\) is not a registered function/op", msg)
+            if custom:
+                raise FileError(path, f"uses the custom operator {custom.group(1)}; explorer runs only standard "
+                                      "ONNX operators and never loads custom-op libraries") from None
+            if "External data path" in msg:
+                raise FileError(path, "refers to external data outside its own folder; refused") from None
+            raise FileError(path, f"not a valid ONNX model ({type(exc).__name__}: {msg[:200]})") from None
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
             raise FileError(path, f"an image classifier takes one input; this ONNX model takes {len(inputs)}")
