@@ -50,6 +50,7 @@ class Canvas(QWidget):
         self._dirty: set[int] = set()
         self.renders = 0  # how many times a layer was recoloured (tests, benchmarks)
         self.colorbar = ColorBar()
+        self.note_for = lambda layer: ""  # what the colour bar says under a layer (what 0 means), set by the window
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(2)
@@ -137,7 +138,7 @@ class Canvas(QWidget):
             return
         lo, hi = render.levels(layer.signed, render.stats(m), layer.clip)
         mode = "" if layer.mode == "heat" else f"  ·  {layer.mode} {layer.topk:g}%"
-        self.colorbar.set_scale(layer.colormap, lo, hi, f"{layer.label}{mode}", layer.signed)
+        self.colorbar.set_scale(layer.colormap, lo, hi, f"{layer.label}{mode}", layer.signed, self.note_for(layer))
 
     def _on_mouse(self, pos) -> None:
         img = self.session.image

@@ -82,6 +82,7 @@ class CompareWidget(QWidget):
             w.currentIndexChanged.connect(lambda _i: self._agreement())
         self.k.valueChanged.connect(lambda _v: self._agreement())
         self._checked: dict[int, bool] = {}
+        self._only: set[int] | None = None  # show_runs: the runs whose maps the grid shows by default
         self.agreement: dict[str, float] = {}
 
     def _poke(self) -> None:
@@ -110,6 +111,15 @@ class CompareWidget(QWidget):
                     out.append(layer)
         return out
 
+    def show_runs(self, run_ids) -> None:
+        """Show exactly the headline maps of ``run_ids`` (also those whose maps arrive later)."""
+        self._only = set(run_ids)
+        self._checked = {}
+        self.picker.blockSignals(True)
+        self.picker.clear()  # refresh() would otherwise keep the ticks shown now
+        self.picker.blockSignals(False)
+        self.refresh()
+
     def refresh(self) -> None:
         layers = self.candidates()
         for i in range(self.picker.count()):
@@ -122,7 +132,7 @@ class CompareWidget(QWidget):
             it = QListWidgetItem(l.label)
             it.setData(Qt.UserRole, l.id)
             it.setFlags(Qt.ItemIsEnabled | Qt.ItemIsUserCheckable)
-            default = l.run_id not in first_of_run
+            default = l.run_id not in first_of_run and (self._only is None or l.run_id in self._only)
             first_of_run.add(l.run_id)
             it.setCheckState(Qt.Checked if self._checked.get(l.id, default) else Qt.Unchecked)
             self.picker.addItem(it)

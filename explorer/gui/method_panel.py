@@ -3,7 +3,8 @@
 Nothing here is written per method: every entry of the catalog the worker sends (name, title, summary,
 needs, outputs, params, quick values, availability for the loaded model) becomes a combo item, and each
 ``Param`` a ``ParamControl``. Parameters marked ``live`` re-run the bound run (debounced) when the
-"live" switch is on.
+"live" switch is on. Parameters marked ``advanced`` (batch sizes and other speed knobs) sit in a collapsed
+"advanced" group below the scientific ones; class, prior and file parameters get pickers (gui/pickers.py).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton,
-                               QScrollArea, QSpinBox, QVBoxLayout, QWidget)
+                               QScrollArea, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
+from explorer.gui.pickers import ClassList, PickerContext
 from explorer.gui.widgets import Debouncer, ParamControl
 
 
@@ -22,6 +24,7 @@ class MethodPanel(QWidget):
     run_requested = Signal(str, dict, int)  # method, values, seed
     live_changed = Signal(str, dict, int, object)  # method, values, seed, names changed since the last
     cancel_requested = Signal()
+    invalid = Signal(str)  # a picker refused a typed value (an unknown class name...)
 
     def __init__(self, parent=None, debounce_ms: int = 300):
         super().__init__(parent)
@@ -36,10 +39,31 @@ class MethodPanel(QWidget):
         self.summary = QLabel("loading methods…")
         self.summary.setWordWrap(True)
         self.summary.setStyleSheet("color: palette(mid);")
+        # the window's one class list (every class picker shares it) and the prior choices (set by the window)
+        self.classes = ClassList(self)
+        self.prior_source = lambda: []
+        self.pickers = PickerContext(self.classes, lambda: self.prior_source())
         self.form_host = QWidget()
-        self.form = QFormLayout(self.form_host)
-        self.form.setContentsMargins(0, 0, 0, 0)
+        host_lay = QVBoxLayout(self.form_host)
+        host_lay.setContentsMargins(0, 0, 0, 0)
+        self.form = QFormLayout()
         self.form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
+        self.adv_btn = QToolButton()
+        self.adv_btn.setCheckable(True)
+        self.adv_btn.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
+        self.adv_btn.setArrowType(Qt.RightArrow)
+        self.adv_btn.setAutoRaise(True)
+        self.adv_btn.setToolTip("speed knobs (batch sizes, refresh rate): they change how fast, not the map")
+        self.adv_host = QWidget()
+        self.adv_form = QFormLayout(self.adv_host)
+        self.adv_form.setContentsMargins(12, 0, 0, 0)
+        self.adv_form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
+        self.adv_host.setVisible(False)
+        self.adv_btn.toggled.connect(self._toggle_advanced)
+        host_lay.addLayout(self.form)
+        host_lay.addWidget(self.adv_btn)
+        host_lay.addWidget(self.adv_host)
+        host_lay.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.form_host)
@@ -126,6 +150,11 @@ class MethodPanel(QWidget):
 
     def set_labels(self, labels: list[str]) -> None:
         self.labels = list(labels)
+        self.classes.set_labels(self.labels)
+
+    def _toggle_advanced(self, on: bool) -> None:
+        self.adv_host.setVisible(on)
+        self.adv_btn.setArrowType(Qt.DownArrow if on else Qt.RightArrow)
 
     def method(self) -> str | None:
         return self.combo.currentData()
@@ -145,8 +174,9 @@ class MethodPanel(QWidget):
         for c in self.controls.values():
             c.setParent(None)
             c.deleteLater()
-        while self.form.rowCount():
-            self.form.removeRow(0)
+        for form in (self.form, self.adv_form):
+            while form.rowCount():
+                form.removeRow(0)
         self.controls.clear()
         e = self.entry()
         if e is None:
@@ -159,13 +189,27 @@ class MethodPanel(QWidget):
         self.summary.setText(f"{e['summary']}<br><i>needs {e['needs']} · maps: {outs}</i>{extra}")
         self.summary.setToolTip(e.get("paper", ""))
         for p in e["params"]:
-            choices = self.layer_names if p.kind == "layer" else self.labels if p.kind == "class" else None
+            choices = self.layer_names if p.kind == "layer" else self.pickers
             c = ParamControl(p, old.get(p.name, p.default), choices)
             c.changed.connect(self._on_changed)
+            c.invalid.connect(self.invalid)
+            if p.picker == "prior":  # the prior list's ".npy file" entry fills the file parameter
+                c.editor.file_chosen.connect(self._prior_file_chosen)
             label = QLabel(p.name + (" ⟳" if p.live else ""))
             label.setToolTip(c.toolTip() + ("\n⟳ live: re-runs the selected run" if p.live else ""))
-            self.form.addRow(label, c)
+            (self.adv_form if p.advanced else self.form).addRow(label, c)
             self.controls[p.name] = c
+        n_adv = sum(1 for p in e["params"] if p.advanced)
+        self.adv_btn.setText(f"advanced ({n_adv})")
+        self.adv_btn.setVisible(n_adv > 0)
+
+    def _prior_file_chosen(self, path: str) -> None:
+        target = next((c for c in self.controls.values() if c.param.picker == "npy"), None)
+        if target is None:
+            self.invalid.emit("this method takes no prior file")
+            return
+        target.setValue(path)
+        self._on_changed(target.param.name, path)
 
     # ------------------------------------------------------------------ values
     def values(self) -> dict[str, Any]:

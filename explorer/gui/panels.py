@@ -108,6 +108,7 @@ class LayerPanel(QWidget):
         self.tree.setSelectionMode(QAbstractItemView.SingleSelection)
         self.run_items: dict[int, QTreeWidgetItem] = {}
         self.layer_items: dict[int, QTreeWidgetItem] = {}
+        self.decorate = lambda tree, item, layer: None  # (tree, item, layer): extra text/widgets per layer row
 
         self.opacity = ValueSlider(0.0, 1.0, 0.6, 0.05, decimals=2)
         self.colormap = QComboBox()
@@ -224,6 +225,7 @@ class LayerPanel(QWidget):
             it.setText(0, layer.name + (" ±" if layer.signed else ""))
             it.setCheckState(0, Qt.Checked if layer.visible else Qt.Unchecked)
             it.setToolTip(0, f"{layer.label}\n{'signed (diverging colours)' if layer.signed else 'unsigned'}")
+            self.decorate(self.tree, it, layer)  # the window adds the layer's meaning and its "?" (gui/layer_help.py)
             self.layer_items[layer.id] = it
             parent.setExpanded(True)
         self.tree.blockSignals(False)

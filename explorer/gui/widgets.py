@@ -105,15 +105,25 @@ class ParamControl(QWidget):
     """The editor of one declared parameter, chosen from its kind; emits ``changed(name, value)``."""
 
     changed = Signal(str, object)
+    invalid = Signal(str)  # a picker refused a typed value (the message says why; the old value stays)
 
-    def __init__(self, param: Param, value: Any = None, choices: list[str] | None = None, parent=None):
+    def __init__(self, param: Param, value: Any = None, choices=None, parent=None):
+        """``choices``: layer names for a ``layer`` parameter, or a ``PickerContext`` (gui/pickers.py) for
+        class, prior and file parameters."""
         super().__init__(parent)
+        from explorer.gui.pickers import PickerContext, make_picker
+
         self.param = p = param
         value = p.default if value is None and p.default is not None else value
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         self.editor: QWidget
-        if p.kind in ("int", "float") and p.low is not None and p.high is not None:
+        picker = make_picker(p, value, choices if isinstance(choices, PickerContext) else None)
+        if picker is not None:
+            self.editor = picker
+            picker.picked.connect(self._emit)
+            picker.invalid.connect(self.invalid)
+        elif p.kind in ("int", "float") and p.low is not None and p.high is not None:
             self.editor = ValueSlider(p.low, p.high, value, p.step, integer=p.kind == "int", log=p.log)
             self.editor.valueChanged.connect(self._emit)
         elif p.kind == "int":
@@ -142,10 +152,10 @@ class ParamControl(QWidget):
             self.editor.addItems(["auto"] + list(choices or []))
             self.editor.setCurrentText("auto" if value is None else str(value))
             self.editor.currentTextChanged.connect(self._emit)
-        else:  # str, layers, class
+        else:  # str, layers, class (without a picker context)
             self.editor = QLineEdit("auto" if value is None and p.kind != "str" else ("" if value is None else
                                     ",".join(value) if isinstance(value, (list, tuple)) else str(value)))
-            if p.kind == "class" and choices:
+            if p.kind == "class" and isinstance(choices, list) and choices:
                 comp = QCompleter(list(choices), self.editor)
                 comp.setCaseSensitivity(Qt.CaseInsensitive)
                 comp.setFilterMode(Qt.MatchContains)
@@ -160,6 +170,8 @@ class ParamControl(QWidget):
 
     def value(self) -> Any:
         e = self.editor
+        if hasattr(e, "picked"):  # a picker (gui/pickers.py) holds its own typed value
+            return e.value()
         if isinstance(e, ValueSlider):
             return e.value()
         if isinstance(e, (QSpinBox, QDoubleSpinBox)):
@@ -186,7 +198,9 @@ class ParamControl(QWidget):
         e = self.editor
         e.blockSignals(True)
         try:
-            if isinstance(e, ValueSlider):
+            if hasattr(e, "picked"):
+                e.setValue(v)
+            elif isinstance(e, ValueSlider):
                 e.setValue(v)
             elif isinstance(e, (QSpinBox, QDoubleSpinBox)):
                 e.setValue(v)
@@ -246,9 +260,13 @@ class ColorBar(QWidget):
         self.lo, self.hi = 0.0, 1.0
         self.title = ""
         self.signed = False
+        self.note = ""
 
-    def set_scale(self, cmap: str, lo: float, hi: float, title: str, signed: bool) -> None:
-        self.cmap, self.lo, self.hi, self.title, self.signed = cmap, lo, hi, title, signed
+    def set_scale(self, cmap: str, lo: float, hi: float, title: str, signed: bool, note: str = "") -> None:
+        """``note``: one more line under the title (what 0 means for a signed map)."""
+        self.cmap, self.lo, self.hi, self.title, self.signed, self.note = cmap, lo, hi, title, signed, note
+        self.setFixedHeight(60 if note else 44)
+        self.setToolTip(note)
         self.update()
 
     def clear(self) -> None:
@@ -276,7 +294,14 @@ class ColorBar(QWidget):
         p.drawText(x1 + 6, y0, 84, bh, Qt.AlignLeft | Qt.AlignVCenter, f"{self.hi:.3g}")
         if self.signed:
             p.drawText(x0, y0, x1 - x0, bh, Qt.AlignCenter, "0")
-        p.drawText(0, y0 + bh + 2, w, h - y0 - bh - 2, Qt.AlignCenter, self.title)
+        line = 16
+        p.drawText(0, y0 + bh + 2, w, line, Qt.AlignCenter, self.title)
+        if self.note:
+            f = p.font()
+            f.setItalic(True)
+            p.setFont(f)
+            p.drawText(4, y0 + bh + 2 + line, w - 8, line, Qt.AlignCenter,
+                       p.fontMetrics().elidedText(self.note, Qt.ElideRight, w - 8))
 
 
 class Debouncer(QTimer):

@@ -1,0 +1,72 @@
+"""Layers that explain themselves: a one-line meaning under each layer of the layer list, a "?" that opens
+the method's summary, paper and sign meaning, and the colour bar's note on what 0 means for signed maps.
+
+The texts come from the method registry through the catalog (explorer/session/layer_help.py); this module
+only puts them on screen. ``install(window)`` wires it into the main window.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QToolButton, QTreeWidgetItem, QVBoxLayout
+
+from explorer.session.layer_help import LayerHelp, layer_help
+
+
+class LayerHelpDialog(QDialog):
+    """The "?" window of one layer: what it shows, its sign, how it is computed, the method and its paper."""
+
+    def __init__(self, help: LayerHelp, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle(f"{help.layer} — {help.title or help.method}")
+        self.text = QTextBrowser()
+        self.text.setOpenExternalLinks(False)
+        self.text.setHtml(help.html())
+        self.text.setMinimumSize(460, 260)
+        buttons = QDialogButtonBox(QDialogButtonBox.Close)
+        buttons.rejected.connect(self.reject)
+        buttons.accepted.connect(self.accept)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.text, 1)
+        lay.addWidget(buttons)
+
+
+def help_for(win, layer) -> LayerHelp:
+    """The help of a session layer, from its run's catalog entry (role defaults before the catalog arrives)."""
+    run = win.session.runs.get(layer.run_id)
+    entry = win.entry(run.method) if run is not None else None
+    return layer_help(entry, layer.name, layer.signed)
+
+
+def decorate(win, tree, item: QTreeWidgetItem, layer) -> None:
+    """Put the layer's meaning on its row (second line) and a "?" button in its second column."""
+    h = help_for(win, layer)
+    item.setText(0, f"{layer.name}{' ±' if layer.signed else ''}\n{h.line()}")
+    item.setToolTip(0, f"{layer.label}\n{h.line()}\n{h.zero}")
+    btn = QToolButton()
+    btn.setText("?")
+    btn.setAutoRaise(True)
+    btn.setToolTip(f"what {layer.name} means: the method, its paper, its sign")
+    btn.clicked.connect(lambda _=False, lid=layer.id: open_help(win, lid))
+    tree.setItemWidget(item, 1, btn)
+
+
+def open_help(win, layer_id: int) -> LayerHelpDialog | None:
+    layer = win.session.layer(layer_id)
+    if layer is None:
+        return None
+    dlg = LayerHelpDialog(help_for(win, layer), win)
+    win.layer_help_dialog = dlg  # kept so tests (and the user) can find it
+    dlg.setAttribute(Qt.WA_DeleteOnClose)
+    dlg.show()
+    return dlg
+
+
+def install(win) -> None:
+    panel = win.layer_panel
+    panel.tree.setWordWrap(True)
+    panel.decorate = lambda tree, item, layer: decorate(win, tree, item, layer)
+    win.canvas.note_for = lambda layer: help_for(win, layer).colorbar_note()
+    # the catalog (titles, layer texts) may arrive after the first runs: redraw what they show
+    win.catalog_changed.connect(panel._rebuild_layers)
+    win.catalog_changed.connect(win.canvas._update_colorbar)

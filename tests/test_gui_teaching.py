@@ -1,0 +1,211 @@
+"""Issue 20 in the window (pytest-qt, offscreen, the real default model): the first start opens on an
+explanation, pickers instead of text, layers that explain themselves, presentation mode, one-click compare."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtTest import QTest
+
+from explorer.gui import layer_help, teaching as gui_teaching
+from explorer.gui.main_window import MainWindow
+from explorer.gui.pickers import ClassPicker, PriorPicker
+from explorer.session import teaching
+
+T = 180_000  # ms; generous for a loaded CI machine
+
+
+@pytest.fixture(scope="module")
+def win(qapp, model, samples_dir, tmp_path_factory):
+    settings = QSettings(str(tmp_path_factory.mktemp("qs") / "settings.ini"), QSettings.IniFormat)
+    w = MainWindow(settings=settings, throttle_s=0.02)
+    w.resize(1280, 820)
+    w.show()
+    w.start(model=model)
+    assert w.open_image(str(samples_dir / "chelsea.png"))
+    yield w
+    w.close()
+
+
+def _idle(win, qtbot):
+    win.cancel_active()
+    qtbot.waitUntil(lambda: not any(r.active for r in win.session.runs.values()), timeout=T)
+
+
+def _pixels(win) -> np.ndarray:
+    from PySide6.QtGui import QImage
+
+    win.canvas.view.viewport().repaint()
+    img = win.canvas.grab_view().toImage().convertToFormat(QImage.Format_RGB888)
+    rows = np.frombuffer(img.constBits(), np.uint8, img.sizeInBytes()).reshape(img.height(), img.bytesPerLine())
+    return rows[:, : img.width() * 3].reshape(img.height(), img.width(), 3).copy()
+
+
+def test_first_start_runs_gradcam_and_the_overlay_differs_from_the_bare_photo(win, qtbot):
+    qtbot.waitUntil(lambda: bool(win.catalog) and bool(win.session.predictions), timeout=T)
+    run = gui_teaching.first_start(win)
+    assert run is not None and run.method == teaching.DEFAULT_METHOD == "gradcam"
+    qtbot.waitUntil(lambda: run.status == "done", timeout=T)
+    assert win.method_panel.method() == "gradcam"  # the panel shows what ran
+    qtbot.waitUntil(win.follow_up.isVisible, timeout=T)  # (it changes the canvas size: grab after it)
+    layer = win.session.layers_of(run)[0]
+    assert layer.visible and win.session.active_layer() is layer
+    shown = _pixels(win)
+    win.session.set_layer(layer, visible=False)
+    bare = _pixels(win)  # the same view without the map: the bare photo
+    win.session.set_layer(layer, visible=True)
+    changed = np.abs(shown.astype(int) - bare.astype(int)).max(axis=-1) > 30
+    assert changed.mean() > 0.05  # the map is on the photo, not a faint tint
+    # the follow-up offer: a streaming method at the user's click
+    assert "RISE" in win.follow_up.run_btn.text() and run.explanation.target_name in win.follow_up.label.text()
+
+
+def test_follow_up_streams_and_presentation_toggle_does_not_disturb_it(win, qtbot):
+    _idle(win, qtbot)
+    n_runs = len(win.session.runs)
+    qtbot.mouseClick(win.follow_up.run_btn, Qt.LeftButton)
+    assert len(win.session.runs) == n_runs + 1 and not win.follow_up.isVisible()
+    rise = max(win.session.runs.values(), key=lambda r: r.id)
+    assert rise.method == "rise"
+    qtbot.waitUntil(lambda: rise.explanation is not None and rise.progress < 1, timeout=T)
+    gen, first = rise.generation, rise.progress
+    pres = win.presentation
+    pres.action.trigger()  # View > Presentation, while RISE streams
+    assert pres.active and win.docks["Layers"].isVisible()
+    assert not any(d.isVisible() for t, d in win.docks.items() if t != "Layers")
+    assert not win.tabs.tabBar().isVisible() and win.font().pointSizeF() > 12
+    assert "presentation" in win.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: rise.progress > first or not rise.active, timeout=T)  # still streaming
+    pres.action.trigger()
+    assert not pres.active and win.docks["Method"].isVisible() and win.tabs.tabBar().isVisible()
+    assert rise.generation == gen and rise.status in ("running", "done")  # nothing was re-run or cancelled
+    _idle(win, qtbot)
+
+
+def test_presentation_keys_step_through_runs_and_classes(win, qtbot):
+    _idle(win, qtbot)
+    runs = [r for r in win.session.runs.values() if r.explanation is not None]
+    assert len(runs) >= 2
+    pres = win.presentation
+    pres.set_active(True)
+    win.method_panel.live.setChecked(False)  # stepping classes must not start runs in this test
+    try:
+        win.activateWindow()
+        qtbot.waitUntil(win.isActiveWindow, timeout=5000)
+        start = pres.current_run()
+        QTest.keyClick(win, Qt.Key_Right)
+        after = pres.current_run()
+        assert after != start
+        visible = [l for l in win.session.layers if l.visible]
+        assert [l.run_id for l in visible] == [after]  # that run's headline map alone
+        t0 = win.session.effective_target()
+        QTest.keyClick(win, Qt.Key_Down)
+        assert win.session.effective_target() == win.session.predictions[1][0] != t0
+        QTest.keyClick(win, Qt.Key_Up)
+        assert win.session.effective_target() == t0
+    finally:
+        pres.set_active(False)
+        win.session.set_target(None)
+        win.method_panel.live.setChecked(True)
+    before = [l.visible for l in win.session.layers]
+    QTest.keyClick(win, Qt.Key_Right)  # outside presentation the arrows step nothing
+    assert [l.visible for l in win.session.layers] == before and not pres.active
+
+
+def test_layer_rows_explain_themselves_and_the_colour_bar_says_what_0_means(win, qtbot):
+    _idle(win, qtbot)
+    grad = next(r for r in win.session.runs.values() if r.method == "gradcam")
+    salient, signed = win.session.layers_of(grad)
+    item = win.layer_panel.layer_items[salient.id]
+    assert "support the target class" in item.text(0)
+    assert "before its ReLU" in win.layer_panel.layer_items[signed.id].text(0)
+    btn = win.layer_panel.tree.itemWidget(win.layer_panel.layer_items[signed.id], 1)
+    assert btn is not None and btn.text() == "?"
+    qtbot.mouseClick(btn, Qt.LeftButton)
+    dlg = win.layer_help_dialog
+    text = dlg.text.toPlainText()
+    assert "Grad-CAM" in text and "Selvaraju" in text and "0 = no evidence" in text
+    dlg.close()
+    win.session.set_active_layer(signed.id)
+    assert win.canvas.colorbar.note.startswith("0 = ")
+    win.session.set_active_layer(salient.id)
+    assert win.canvas.colorbar.note == ""  # unsigned: the bottom colour is the map's minimum
+
+
+def test_borex_refines_a_run_picked_from_the_list_and_refuses_a_removed_one(win, qtbot):
+    _idle(win, qtbot)
+    panel = win.method_panel
+    grad = next(r for r in win.session.runs.values() if r.method == "gradcam")
+    assert panel.select("borex")
+    picker = panel.controls["prior"].editor
+    assert isinstance(picker, PriorPicker)
+    picker.showPopup()
+    picker.hidePopup()
+    items = [picker.itemData(i) for i in range(picker.count())]
+    assert grad.label in items and f"{grad.label} · signed" in items and "rise" in items and "flat" in items
+    assert picker.itemText(picker.count() - 1) == "a .npy file…"
+    picker.setCurrentIndex(items.index(grad.label))
+    picker.activated.emit(items.index(grad.label))
+    assert panel.values()["prior"] == grad.label
+    panel.controls["iterations"].setValue(2)
+    qtbot.mouseClick(panel.run_btn, Qt.LeftButton)
+    borex = max(win.session.runs.values(), key=lambda r: r.id)
+    assert borex.method == "borex"
+    qtbot.waitUntil(lambda: not borex.active, timeout=T)
+    assert borex.status == "done" and borex.explanation.params["prior"] == grad.label
+    assert borex.explanation.info.get("stage") != "prior"  # the given map was refined, no method ran first
+    # the prior run goes away: a re-run is refused in the status bar and BOREx keeps its map
+    exp, gen = borex.explanation, borex.generation
+    win.remove_run(grad.id)
+    panel.bind(borex.id, "borex", borex.params, borex.seed, borex.label)
+    panel.controls["kappa"].editor.spin.setValue(5.0)  # a live parameter
+    qtbot.waitUntil(lambda: "removed" in win.statusBar().currentMessage(), timeout=5000)
+    assert borex.explanation is exp and borex.generation == gen and borex.status == "done"
+    assert win.start_run("borex", dict(borex.params)) is None  # a new run is refused the same way
+
+
+def test_class_picker_shares_the_list_and_refuses_an_unknown_name(win, qtbot):
+    panel = win.method_panel
+    assert panel.select("undesirable")
+    c = panel.controls["competitor"]
+    assert isinstance(c.editor, ClassPicker) and c.editor.model() is panel.classes
+    assert panel.classes.rowCount() == 1001  # "auto" + the model's 1000 classes
+    c.editor.lineEdit().setText("no such animal")
+    c.editor.lineEdit().editingFinished.emit()
+    assert "unknown class 'no such animal'" in win.statusBar().currentMessage()
+    assert c.value() is None and c.editor.currentText() == "auto"  # the old value stays
+    c.editor.lineEdit().setText("Goldfish")
+    c.editor.lineEdit().editingFinished.emit()
+    assert c.value() == 1 and c.editor.currentText() == "1: goldfish"
+    assert panel.entry()["params"].resolve(panel.values())["competitor"] == 1
+
+
+def test_advanced_parameters_sit_in_a_collapsed_group(win):
+    panel = win.method_panel
+    assert panel.select("rise")
+    assert panel.adv_btn.isVisible() and panel.adv_btn.text() == "advanced (1)"
+    assert not panel.adv_host.isVisible()
+    assert panel.adv_form.rowCount() == 1 and "batch_size" in panel.controls
+    assert panel.controls["batch_size"].parent() is panel.adv_host
+    assert panel.controls["n"].parent() is not panel.adv_host
+    panel.adv_btn.click()
+    assert panel.adv_host.isVisible()
+    panel.adv_btn.click()
+    assert panel.select("gradcam") and not panel.adv_btn.isVisible()  # nothing advanced there
+
+
+def test_compare_action_fills_the_compare_tab_in_one_click(win, qtbot):
+    _idle(win, qtbot)
+    ids = gui_teaching.compare_methods(win, ("gradcam", "gradient"))
+    assert win.tabs.currentWidget() is win.compare and len(ids) == 2
+    runs = [win.session.runs[i] for i in ids]
+    qtbot.waitUntil(lambda: all(r.status == "done" for r in runs), timeout=T)
+    win.compare.refresh()
+    shown = {l.run_id for l in win.compare.chosen()}
+    assert shown == set(ids)  # exactly those runs' headline maps, older runs left out
+    assert len(win.compare.chosen()) == 2
+    again = gui_teaching.compare_methods(win, ("gradcam", "gradient"))
+    assert again == ids  # the second click reuses them
+    assert win.compare_action.text().startswith("Compare")
+    win.tabs.setCurrentWidget(win.canvas)
