@@ -59,7 +59,8 @@ class VersionAction(argparse.Action):
             extra = f"torch {torch.__version__}, device {dev}"
         except ImportError as exc:
             extra = f"torch not importable ({exc})"
-        parser.exit(0, f"explorer {__version__} ({extra})\n")
+        print(f"explorer {__version__} ({extra})")
+        parser.exit(0)
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:

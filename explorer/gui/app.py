@@ -93,7 +93,16 @@ def main(args) -> int:
     if out:
         def shoot():
             app.processEvents()
-            ok = win.grab().save(out)
+            from explorer.core.errors import ExplorerError
+            from explorer.io.safe_files import atomic_path
+
+            try:
+                with atomic_path(out) as tmp:  # never a half-written picture under the final name
+                    if not win.grab().save(str(tmp), "PNG"):
+                        raise OSError("Qt could not write the PNG")
+                ok = True
+            except ExplorerError:
+                ok = False
             if not ok:
                 print(f"explorer: error: cannot write the screenshot {out}", file=sys.stderr)
                 state["rc"] = 2

@@ -776,8 +776,14 @@ class MainWindow(QMainWindow):
             self.export_view(path)
 
     def export_view(self, path: str) -> bool:
-        if not self.canvas.grab_view().save(path):
-            self.show_error(f"Cannot write {path}")
+        from explorer.io.safe_files import atomic_path
+
+        try:
+            with atomic_path(path) as tmp:  # a failed write leaves no half PNG under the final name
+                if not self.canvas.grab_view().save(str(tmp), "PNG"):
+                    raise OSError(f"Qt could not write {path}")
+        except ExplorerError as exc:
+            self.show_error(f"Cannot export the view — {exc}")
             return False
         return True
 
@@ -788,21 +794,27 @@ class MainWindow(QMainWindow):
 
     def export_layers(self, folder: str) -> list[str]:
         """Every layer with data as float32 .npy (image resolution) plus a JSON index."""
+        from explorer.io.safe_files import atomic_write, output_dir, write_text
+
         out = Path(folder)
         written, index = [], []
         try:
-            out.mkdir(parents=True, exist_ok=True)
+            out = output_dir(folder)  # a file in the way, or a read-only folder, is named before writing
             for layer in self.session.layers:
                 m = self.session.layer_data(layer)
                 if m is None:
                     continue
                 run = self.session.runs[layer.run_id]
                 name = f"run{run.id}_{run.method}_{layer.name}.npy"
-                np.save(out / name, np.asarray(m, dtype=np.float32))
+                with atomic_write(out / name) as f:
+                    np.save(f, np.asarray(m, dtype=np.float32))
                 written.append(name)
                 index.append({"file": name, "layer": layer.record(), "run": run.record(),
                               "explanation": run.explanation.record()})
-            (out / "layers.json").write_text(json.dumps(index, indent=2), encoding="utf-8")
+            write_text(out / "layers.json", json.dumps(index, indent=2))  # last: it vouches for the files
+        except ExplorerError as exc:
+            self.show_error(f"Cannot export the layers — {exc}")
+            return written
         except OSError as exc:
             self.show_error(f"Cannot export the layers to {out}: {exc.strerror or exc}")
             return written
@@ -818,7 +830,7 @@ class MainWindow(QMainWindow):
         try:
             self.compare.refresh()
             self.compare.export_figure(path)
-        except (ValueError, OSError) as exc:
+        except (ValueError, OSError, ExplorerError) as exc:
             self.show_error(f"Cannot export the figure — {exc}")
             return False
         return True

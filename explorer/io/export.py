@@ -63,12 +63,13 @@ def build_manifest(exp: Explanation, image: np.ndarray, extra: dict | None = Non
 
 def write_explanation(out_dir: str | Path, exp: Explanation, image: np.ndarray, extra: dict | None = None) -> dict:
     """Write ``<layer>.npy`` (float32, H×W of the image) per map, ``overlay.png`` and ``manifest.json``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(out_dir)  # a file in the way or a read-only folder: FileError naming it, nothing written
+    (out / "manifest.json").unlink(missing_ok=True)  # an old manifest must not vouch for files rewritten now
     for name, m in exp.maps.items():
-        np.save(out / f"{name}.npy", np.asarray(m, dtype=np.float32))
+        with atomic_write(out / f"{name}.npy") as f:
+            np.save(f, np.asarray(m, dtype=np.float32))
     main = exp.main
     save_png(out / "overlay.png", overlay(image, exp.maps[main], exp.signed.get(main, False)))
     manifest = build_manifest(exp, image, extra)
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    write_text(out / "manifest.json", json.dumps(manifest, indent=2))  # last: its presence means complete
     return manifest

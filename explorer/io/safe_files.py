@@ -72,7 +72,7 @@ def output_dir(path: str | Path, what: str = "output folder") -> Path:
         raise FileError(p, f"is a file, not an {what}")
     try:
         p.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:  # a parent is a file
+    except (FileExistsError, NotADirectoryError):  # a parent is a file
         raise FileError(p, f"cannot create the {what}: a part of the path is a file") from None
     except OSError as exc:
         raise FileError(p, f"cannot create the {what}: {_reason(exc)}") from None
