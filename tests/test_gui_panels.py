@@ -49,9 +49,10 @@ def test_controls_are_generated_from_params(panel):
     assert PARAMS.resolve(v) == PARAMS.resolve({})  # the controls start at the declared defaults
     panel.controls["layer"].editor.setCurrentText("features.2")
     panel.controls["layers"].editor.setText("features.1, features.2")
-    panel.controls["contrast"].editor.setText("dog")
+    panel.controls["contrast"].editor.lineEdit().setText("dog")  # the shared class picker: typed, resolved
+    panel.controls["contrast"].editor.lineEdit().editingFinished.emit()
     r = PARAMS.resolve(panel.values())
-    assert r["layer"] == "features.2" and r["layers"] == ("features.1", "features.2") and r["contrast"] == "dog"
+    assert r["layer"] == "features.2" and r["layers"] == ("features.1", "features.2") and r["contrast"] == 1
     panel.quick_btn.click()
     assert panel.values()["n"] == 20
     model = panel.combo.model()

@@ -96,7 +96,7 @@ def test_render_nan_transparent_topk_contour_and_signed_levels():
 
     m = np.linspace(0, 1, 100 * 100, dtype=np.float32).reshape(100, 100)
     m[:10] = np.nan
-    layer = Layer(1, 1, "salient")
+    layer = Layer(1, 1, "salient", fade=False)  # opaque colours (the fade is tested in test_teaching.py)
     rgba = render.render_rgba(layer, m)
     assert rgba.shape == (100, 100, 4) and rgba.dtype == np.uint8
     assert (rgba[:10, :, 3] == 0).all() and (rgba[10:, :, 3] == 255).all()

@@ -107,8 +107,7 @@ def test_every_layer_of_every_method_says_what_it_means_and_what_0_means():
                 assert "0" in h.colorbar_note() and ("positive" in h.zero or "negative" in h.zero), (name, o)
             else:
                 assert h.colorbar_note() == ""
-    borex = METHODS.get("borex").describe()
-    assert "kept alone as removed" in layer_help(borex, "refined").zero
+    # a method's own text wins over its role's default
     assert "mean score" in layer_help(METHODS.get("rise").describe(), "salient").zero
 
 
@@ -162,3 +161,37 @@ def test_compare_plan_reuses_runs_for_the_same_target(session):
     assert todo == ["rise", "lrp"] and reuse == [g]  # fido: not available on this model
     todo, reuse = teaching.compare_plan(session, {"gradcam"}, ("gradcam",), target=4)
     assert todo == ["gradcam"] and reuse == []  # another class: a new run
+
+
+# ---------------------------------------------------------------- display defaults per layer kind
+def test_display_defaults_floor_baseline_maps_and_fade_unsigned_ones():
+    from explorer.session import render
+    from explorer.session.display import BASELINE_FLOOR, display_defaults, on_baseline
+    from explorer.session.document import Layer
+
+    rng = np.random.default_rng(0)
+    rise_like = (0.6 + 0.05 * rng.random((50, 50))).astype(np.float32)  # chelsea: 0.569..0.656
+    cam_like = np.maximum(rng.standard_normal((50, 50)), 0).astype(np.float32)
+    assert on_baseline(rise_like) and not on_baseline(cam_like) and not on_baseline(-rise_like)
+    assert display_defaults("salient", False, rise_like)["floor"] == BASELINE_FLOOR
+    assert display_defaults("salient", False, cam_like)["floor"] == 0.0
+    assert "floor" not in display_defaults("signed", True, cam_like - 0.5)
+    # the floor: the lower half of a baseline map is fully transparent, the rest fades in with the value
+    layer = Layer(1, 1, "salient", **display_defaults("salient", False, rise_like))
+    alpha = render.render_rgba(layer, rise_like)[..., 3]
+    below = rise_like < np.percentile(rise_like, 49)
+    assert (alpha[below] == 0).all() and alpha[rise_like >= np.percentile(rise_like, 99.5)].min() == 255
+    old = Layer(1, 1, "salient", fade=False)  # the old default: min-max levels, every pixel opaque
+    assert (render.render_rgba(old, rise_like)[..., 3] == 255).all()
+    lo, hi = render.levels(False, render.stats(rise_like), 99.5, layer.floor)
+    assert lo == pytest.approx(np.median(rise_like), abs=1e-3)
+
+
+def test_new_session_layers_get_the_display_defaults(session):
+    run = session.new_run("rise", {})
+    exp = _exp("rise", layers=("salient", "uncertainty"), value=0.0)
+    exp.raw["salient"] = (0.6 + 0.05 * np.random.default_rng(1).random((8, 8))).astype(np.float32)
+    session.accept(run.id, run.generation, exp, done=True)
+    sal, unc = session.layers_of(run)
+    assert sal.floor == 50.0 and sal.fade and sal.opacity == pytest.approx(0.7)
+    assert unc.floor == 0.0  # a constant map is not "on a baseline"

@@ -136,7 +136,7 @@ class Canvas(QWidget):
         if m is None:
             self.colorbar.clear()
             return
-        lo, hi = render.levels(layer.signed, render.stats(m), layer.clip)
+        lo, hi = render.levels(layer.signed, render.stats(m), layer.clip, layer.floor)
         mode = "" if layer.mode == "heat" else f"  ·  {layer.mode} {layer.topk:g}%"
         self.colorbar.set_scale(layer.colormap, lo, hi, f"{layer.label}{mode}", layer.signed, self.note_for(layer))
 

@@ -158,7 +158,7 @@ class CompareWidget(QWidget):
             group = [l for l in layers if l.signed == signed]
             if group:
                 lv = render.shared_levels(signed, [render.stats(self.session.layer_data(l)) for l in group],
-                                          group[0].clip)
+                                          group[0].clip, group[0].floor)
                 out.update({l.id: lv for l in group})
         return out
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel,
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel,
                                QLineEdit, QListWidget, QListWidgetItem, QPushButton, QTreeWidget, QTreeWidgetItem,
                                QVBoxLayout, QWidget)
 
@@ -119,17 +119,24 @@ class LayerPanel(QWidget):
         self.topk = ValueSlider(1.0, 100.0, 20.0, 1.0, decimals=0)
         self.blend = QComboBox()
         self.blend.addItems(list(BLEND_MODES))
+        self.floor = ValueSlider(0.0, 99.0, 0.0, 1.0, decimals=0)
+        self.fade = QCheckBox("fade in from transparent")
         self.controls = QWidget()
         form = QFormLayout(self.controls)
         form.setContentsMargins(0, 0, 0, 0)
         form.addRow("opacity", self.opacity)
         form.addRow("colormap", self.colormap)
         form.addRow("clip %ile", self.clip)
+        form.addRow("floor %ile", self.floor)
+        form.addRow("", self.fade)
         form.addRow("display", self.mode)
         form.addRow("top-k %", self.topk)
         form.addRow("blend", self.blend)
         self.clip.setToolTip("values above this percentile get the top colour (of |value| for signed maps)")
         self.topk.setToolTip("percent of pixels kept in top-k and contour modes")
+        self.floor.setToolTip("unsigned maps: values below this percentile get the bottom colour "
+                              "(50 for maps on a baseline, such as RISE's: only the upper half is coloured)")
+        self.fade.setToolTip("unsigned heat maps: low values are transparent, so the photo shows through")
         self.cancel_btn = QPushButton("Cancel run")
         self.remove_btn = QPushButton("Remove run")
         row = QHBoxLayout()
@@ -148,6 +155,8 @@ class LayerPanel(QWidget):
         self.mode.currentTextChanged.connect(lambda v: self._set(mode=v))
         self.topk.valueChanged.connect(lambda v: self._set(topk=v))
         self.blend.currentTextChanged.connect(lambda v: self._set(blend=v))
+        self.floor.valueChanged.connect(lambda v: self._set(floor=v))
+        self.fade.toggled.connect(lambda v: self._set(fade=v))
         self.tree.itemChanged.connect(self._on_item_changed)
         self.tree.currentItemChanged.connect(self._on_current)
         self.cancel_btn.clicked.connect(self._cancel)
@@ -272,15 +281,19 @@ class LayerPanel(QWidget):
         self._show_controls(layer)
 
     def _show_controls(self, layer: Layer) -> None:
-        for w in (self.opacity, self.colormap, self.clip, self.mode, self.topk, self.blend):
+        for w in (self.opacity, self.colormap, self.clip, self.mode, self.topk, self.blend, self.floor, self.fade):
             w.blockSignals(True)
+        self.floor.setValue(layer.floor)
+        self.fade.setChecked(layer.fade)
+        self.floor.setEnabled(not layer.signed)  # signed maps are centred on 0
+        self.fade.setEnabled(not layer.signed)
         self.opacity.setValue(layer.opacity)
         self.colormap.setCurrentText(layer.colormap)
         self.clip.setValue(layer.clip)
         self.mode.setCurrentText(layer.mode)
         self.topk.setValue(layer.topk)
         self.blend.setCurrentText(layer.blend)
-        for w in (self.opacity, self.colormap, self.clip, self.mode, self.topk, self.blend):
+        for w in (self.opacity, self.colormap, self.clip, self.mode, self.topk, self.blend, self.floor, self.fade):
             w.blockSignals(False)
 
     def _set(self, **changes) -> None:

@@ -116,10 +116,11 @@ def _layer(rec) -> Layer:
     layer = Layer(**fields)
     _int(layer.id, "layer id"), _int(layer.run_id, "layer run_id")
     _str(layer.name, "layer name"), _str(layer.label, "layer label")
-    for k in ("signed", "visible"):
+    for k in ("signed", "visible", "fade"):
         if not isinstance(getattr(layer, k), bool):
             raise TypeError(f"layer {k} must be true or false")
     _num(layer.opacity, "layer opacity", 0.0, 1.0)
+    _num(layer.floor, "layer floor", 0.0, 99.0)
     _num(layer.clip, "layer clip", 0.0, 100.0)
     _num(layer.topk, "layer topk", 0.0, 100.0)
     for k, valid in (("colormap", colormaps.NAMES), ("mode", DISPLAY_MODES), ("blend", BLEND_MODES)):

@@ -20,6 +20,7 @@ import numpy as np
 
 from explorer.core import colormaps
 from explorer.core.types import Explanation
+from explorer.session.display import display_defaults
 from explorer.session.events import Signal
 
 DISPLAY_MODES = ("heat", "top-k", "contour")
@@ -118,8 +119,10 @@ class Layer:
     topk: float = 20.0  # percent of pixels kept in top-k / contour mode
     blend: str = "normal"
     label: str = ""
+    floor: float = 0.0  # percentile of an unsigned map's values given the bottom colour (0 = its minimum)
+    fade: bool = True  # unsigned heat: transparent at the bottom of the scale, so low values leave the photo
 
-    DISPLAY_FIELDS = ("visible", "opacity", "colormap", "clip", "mode", "topk", "blend")
+    DISPLAY_FIELDS = ("visible", "opacity", "colormap", "clip", "mode", "topk", "blend", "floor", "fade")
 
     def record(self) -> dict:
         return {k: getattr(self, k) for k in ("id", "run_id", "name", "signed", "label") + self.DISPLAY_FIELDS}
@@ -302,7 +305,8 @@ class Session:
                 continue
             signed = bool(exp.signed.get(name, False))
             layer = Layer(next(self._layer_ids), run.id, name, signed, visible=(i == 0),
-                          colormap=colormaps.default_for(signed), label=f"{name} — {run.label}")
+                          colormap=colormaps.default_for(signed), label=f"{name} — {run.label}",
+                          **display_defaults(name, signed, exp.raw[name]))
             self.layers.append(layer)
             added.append(layer)
         if added:
@@ -355,6 +359,8 @@ class Session:
                 raise ValueError(f"colormap {value!r}; valid: {', '.join(colormaps.NAMES)}")
             if key == "opacity":
                 value = float(min(1.0, max(0.0, value)))
+            if key == "floor":
+                value = float(min(99.0, max(0.0, value)))
             if getattr(layer, key) != value:
                 setattr(layer, key, value)
                 self.layer_changed.emit(layer, key)

@@ -98,21 +98,25 @@ def display_image(rgb: np.ndarray, max_side: int = 2 * DISPLAY_MAX) -> np.ndarra
     return rgb if step <= 1 else np.ascontiguousarray(rgb[::step, ::step])
 
 
-def levels(signed: bool, st: MapStats, clip: float = 99.5) -> tuple[float, float]:
-    """The values mapped to the bottom and top colours (symmetric around 0 for signed maps)."""
+def levels(signed: bool, st: MapStats, clip: float = 99.5, floor: float = 0.0) -> tuple[float, float]:
+    """The values mapped to the bottom and top colours (symmetric around 0 for signed maps).
+
+    ``floor``: for unsigned maps, the percentile given the bottom colour (0 = the minimum); a map whose
+    values sit on a baseline (RISE: the mean score, never 0) needs it, or its whole range is coloured."""
     q = clip / 100.0
     if signed:
         hi = st.quantile(q, absolute=True) or 1.0
         return -hi, hi
-    lo, hi = st.vmin, st.quantile(q)
+    lo, hi = (st.quantile(floor / 100.0) if floor > 0 else st.vmin), st.quantile(q)
     if hi <= lo:
         hi = lo + 1.0
     return lo, hi
 
 
-def shared_levels(signed: bool, all_stats: list[MapStats], clip: float = 99.5) -> tuple[float, float]:
+def shared_levels(signed: bool, all_stats: list[MapStats], clip: float = 99.5,
+                  floor: float = 0.0) -> tuple[float, float]:
     """One scale for several maps (comparison grid, 'shared' normalisation)."""
-    pairs = [levels(signed, s, clip) for s in all_stats]
+    pairs = [levels(signed, s, clip, floor) for s in all_stats]
     if not pairs:
         return (-1.0, 1.0) if signed else (0.0, 1.0)
     if signed:
@@ -121,25 +125,30 @@ def shared_levels(signed: bool, all_stats: list[MapStats], clip: float = 99.5) -
     return min(p[0] for p in pairs), max(p[1] for p in pairs)
 
 
-_LUT32: dict[tuple[str, bool], np.ndarray] = {}
+_LUT32: dict[tuple[str, bool, bool], np.ndarray] = {}
+FADE_GAIN = 1.5  # the alpha ramp reaches opaque at 1 / FADE_GAIN of the way up the scale
 
 
-def lut32(name: str, fade_zero: bool = False) -> np.ndarray:
+def lut32(name: str, fade_zero: bool = False, fade_low: bool = False) -> np.ndarray:
     """The colormap as 256 packed RGBA uint32 values, for a one-gather colouring.
 
     Opaque, or with ``fade_zero`` (signed maps) an alpha growing with the distance from the middle
-    entry, so pixels with no evidence either way leave the photo visible.
+    entry, so pixels with no evidence either way leave the photo visible; ``fade_low`` (unsigned maps)
+    an alpha growing from the bottom entry, so the photo shows through where the map is low.
     """
-    t = _LUT32.get((name, fade_zero))
+    key = (name, bool(fade_zero), bool(fade_low))
+    t = _LUT32.get(key)
     if t is None:
         rgb = colormaps.lut(name, 256)
         if fade_zero:
-            a = np.minimum(np.abs(np.arange(256) - 127.5) / 127.5 * 1.5, 1.0) * 255
+            a = np.minimum(np.abs(np.arange(256) - 127.5) / 127.5 * FADE_GAIN, 1.0) * 255
+        elif fade_low:
+            a = np.minimum(np.arange(256) / 255.0 * FADE_GAIN, 1.0) * 255
         else:
             a = np.full(256, 255.0)
         rgba = np.concatenate([rgb, a.round().astype(np.uint8)[:, None]], axis=1)
         t = np.ascontiguousarray(rgba).view(np.uint32).reshape(256)
-        _LUT32[(name, fade_zero)] = t
+        _LUT32[key] = t
     return t
 
 
@@ -170,7 +179,7 @@ def render_rgba(layer: Layer, m: np.ndarray, lv: tuple[float, float] | None = No
     """H×W×4 uint8 colours of ``m`` under ``layer``'s colormap, clipping and display mode."""
     m = np.asarray(m, dtype=np.float32)
     st = st or stats(m)
-    lo, hi = lv or levels(layer.signed, st, layer.clip)
+    lo, hi = lv or levels(layer.signed, st, layer.clip, layer.floor)
     scale = 255.0 / (hi - lo) if hi > lo else 0.0
     v = np.subtract(m, np.float32(lo))
     np.multiply(v, np.float32(scale), out=v)
@@ -179,7 +188,9 @@ def render_rgba(layer: Layer, m: np.ndarray, lv: tuple[float, float] | None = No
     if nan is not None:
         v[nan] = 0
     idx = v.astype(np.uint8)
-    packed = np.take(lut32(layer.colormap, fade_zero=layer.signed and layer.mode == "heat"), idx)
+    heat = layer.mode == "heat"
+    packed = np.take(lut32(layer.colormap, fade_zero=layer.signed and heat,
+                           fade_low=not layer.signed and heat and layer.fade), idx)
     rgba = packed.view(np.uint8).reshape(m.shape + (4,))
     alpha = rgba[..., 3]
     if layer.mode in ("top-k", "contour"):

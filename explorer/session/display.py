@@ -1,0 +1,41 @@
+"""How a new layer is shown at first: a display default per layer kind (docs/display.md says how these were
+chosen, side by side on real photos). Qt-free, numpy only; the user's later changes are never touched.
+
+Kinds:
+
+- signed maps: the diverging colormap centred on 0 with the alpha fading to nothing at 0 (render.lut32):
+  no evidence either way leaves the photo as it is;
+- unsigned maps that sit on a baseline (RISE's mean score, never 0; most masked-score averages): the
+  bottom of the scale moves from the minimum to the median (``floor`` 50), so only the half of the photo
+  that scores above the typical mask is coloured, and it fades in from transparent;
+- other unsigned maps (Grad-CAM, gradients, FIDO's masks...): the scale starts at the minimum (their
+  "nothing" is 0) and fades in from transparent, so the photo stays readable under the weak parts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+OPACITY = 0.7  # with the fade, only strong values reach this; the photo shows through the rest
+BASELINE_FLOOR = 50.0  # percentile given the bottom colour on a baseline map
+# a map is "on a baseline" when its minimum is further from 0 than its spread (p1..p99) is wide: then the
+# minimum is not "nothing", and min-max levels would tint the whole photo
+BASELINE_RATIO = 1.0
+
+
+def on_baseline(m) -> bool:
+    a = np.asarray(m, dtype=np.float32)
+    a = a[np.isfinite(a)]
+    if a.size < 2:
+        return False
+    lo, p1, p99 = float(a.min()), *np.percentile(a, [1, 99]).tolist()
+    spread = p99 - p1
+    return lo > 0 and spread > 0 and lo > BASELINE_RATIO * spread
+
+
+def display_defaults(name: str, signed: bool, m) -> dict:
+    """The Layer display fields a new layer named ``name`` with map ``m`` starts with."""
+    if signed:
+        return {"opacity": OPACITY}
+    floor = BASELINE_FLOOR if on_baseline(m) else 0.0
+    return {"opacity": OPACITY, "floor": floor, "fade": True}
