@@ -75,7 +75,7 @@ def existing_file(what: str = "file") -> Callable[[str], str]:
         if p.is_dir():
             raise Error(f"{text}: is a folder, not a {what}")
         if not p.exists():
-            raise Error(f"{text}: no such file (expected a {what})")
+            raise Error(f"{text}: no such file ({what} expected)")
         if not os.access(p, os.R_OK):
             raise Error(f"{text}: the {what} is not readable")
         return str(p)
@@ -155,7 +155,7 @@ def name(what: str, valid: Callable[[], list[str]] | None = None, extra: tuple[s
             if t not in names:
                 raise Error(f"unknown {what} {t!r}; valid: {', '.join(names)}")
         return t
-    return _typed("name", parse, what=what)
+    return _typed("name", parse, what=what, valid=valid)
 
 
 def name_list(what: str, valid: Callable[[], list[str]], extra: tuple[str, ...] = ()) -> Callable[[str], str]:
@@ -170,7 +170,7 @@ def name_list(what: str, valid: Callable[[], list[str]], extra: tuple[str, ...] 
         if bad:
             raise Error(f"unknown {what} {bad[0]!r}; valid: {', '.join(names)}")
         return text
-    return _typed("names", parse, what=what)
+    return _typed("names", parse, what=what, valid=valid)
 
 
 def assignment(what: str = "K=V") -> Callable[[str], str]:
@@ -227,7 +227,7 @@ def model_spec() -> Callable[[str], str]:
         if p.is_file():
             return str(p)
         if p.suffix.lower() in MODEL_FILE_SUFFIXES or os.sep in t:
-            raise Error(f"{t}: no such file (expected a model file)")
+            raise Error(f"{t}: no such file (model file expected)")
         raise Error(f"unknown model {t!r}; valid: efficientnet_lite0, torchvision:NAME, timm:NAME, FILE.pt, FILE.onnx")
     return _typed("model", parse)
 
