@@ -2,9 +2,9 @@
 old defaults (opacity 0.6, min-max levels, opaque colours), the new ones (explorer/session/display.py) and
 a top-20 % contour, side by side.
 
-    python packaging/display_study.py OUT_DIR [PHOTO ...]      (default: the four bundled samples)
+    python packaging/display_study.py [--cache DIR] OUT_DIR [PHOTO ...]   (default: the four bundled samples)
 
-Maps are computed once per photo (RISE with n=500) and cached in OUT_DIR/maps. Only the sample photos'
+Maps are computed once per photo (RISE with n=500) and cached in --cache (default OUT_DIR/maps). Only the sample photos'
 sheets go into docs/display/ (ImageNet photos may be looked at, not shipped).
 """
 
@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from explorer import resources
 from explorer.core import colormaps
-from explorer.io.export import save_png
 from explorer.io.images import read_image
 from explorer.session import render
 from explorer.session.display import display_defaults
@@ -25,7 +25,7 @@ from explorer.session.document import Layer
 from explorer.session.figure import figure_grid
 
 METHODS = (("gradcam", {}), ("rise", {"n": 500}))
-SIDE = 256  # the photos are shown at this longest side
+SIDE = 200  # the photos are shown at this width
 
 
 def maps_for(photo: Path, cache: Path, model) -> dict[str, tuple[np.ndarray, bool, str]]:
@@ -65,17 +65,26 @@ def sheet(photo: Path, maps: dict, step: int) -> np.ndarray:
 
 
 def main(argv: list[str]) -> int:
+    import argparse
+
     from explorer.models import load_model
 
-    out = Path(argv[0]) if argv else Path("docs/display")
-    photos = [Path(p) for p in argv[1:]] or [resources.sample(n) for n in resources.SAMPLES]
-    cache = out / "maps"
+    ap = argparse.ArgumentParser(description="before/after sheets of the display defaults")
+    ap.add_argument("--cache", type=Path, default=None, help="where the computed maps are kept")
+    ap.add_argument("out", type=Path, nargs="?", default=Path("docs/display"))
+    ap.add_argument("photos", type=Path, nargs="*")
+    a = ap.parse_args(argv)
+    out = a.out
+    photos = a.photos or [resources.sample(n) for n in resources.SAMPLES]
+    cache = a.cache or out / "maps"
     cache.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     model = load_model(device="cpu")
     for p in photos:
         img = read_image(p).rgb
         step = max(1, int(np.ceil(max(img.shape[:2]) / SIDE)))
-        save_png(out / f"{p.stem}.png", sheet(p, maps_for(p, cache, model), step))
+        # a 128-colour palette keeps the four committed sheets to a few hundred KB
+        Image.fromarray(sheet(p, maps_for(p, cache, model), step)).quantize(128).save(out / f"{p.stem}.png", optimize=True)
         print(out / f"{p.stem}.png")
     return 0
 

@@ -209,3 +209,14 @@ def test_compare_action_fills_the_compare_tab_in_one_click(win, qtbot):
     assert again == ids  # the second click reuses them
     assert win.compare_action.text().startswith("Compare")
     win.tabs.setCurrentWidget(win.canvas)
+
+
+def test_the_active_layer_meaning_is_shown_in_full_under_the_list(win, qtbot):
+    _idle(win, qtbot)
+    layer = next(l for l in win.session.layers if l.signed)
+    win.session.set_active_layer(layer.id)
+    strip = win.meaning_strip
+    assert strip.isVisible() and layer.name in strip.label.text() and "0 = " in strip.label.text()
+    qtbot.mouseClick(strip.help_btn, Qt.LeftButton)
+    assert layer.name in win.layer_help_dialog.windowTitle()
+    win.layer_help_dialog.close()

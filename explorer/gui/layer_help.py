@@ -7,8 +7,11 @@ only puts them on screen. ``install(window)`` wires it into the main window.
 
 from __future__ import annotations
 
+from html import escape
+
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QToolButton, QTreeWidgetItem, QVBoxLayout
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QTextBrowser, QToolButton,
+                               QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from explorer.session.layer_help import LayerHelp, layer_help
 
@@ -62,9 +65,49 @@ def open_help(win, layer_id: int) -> LayerHelpDialog | None:
     return dlg
 
 
+class MeaningStrip(QWidget):
+    """Under the layer list: the active layer's meaning in full (the rows are narrow) and its "?"."""
+
+    def __init__(self, win, parent=None):
+        super().__init__(parent)
+        self.win = win
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setStyleSheet("color: palette(window-text);")
+        self.help_btn = QToolButton()
+        self.help_btn.setText("?")
+        self.help_btn.setToolTip("what this layer means: the method, its paper, its sign")
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.label, 1)
+        lay.addWidget(self.help_btn, 0, Qt.AlignTop)
+        self.help_btn.clicked.connect(self._open)
+        self.show_layer(None)
+
+    def show_layer(self, layer) -> None:
+        if layer is None:
+            self.label.setText("")
+            self.setVisible(False)
+            return
+        h = help_for(self.win, layer)
+        self.label.setText(f"<b>{layer.name}{' ±' if layer.signed else ''}</b>: {escape(h.line())}"
+                           + (f"<br><i>{escape(h.zero)}</i>" if layer.signed else ""))
+        self.setVisible(True)
+
+    def _open(self) -> None:
+        layer = self.win.session.active_layer()
+        if layer is not None:
+            open_help(self.win, layer.id)
+
+
 def install(win) -> None:
     panel = win.layer_panel
     panel.tree.setWordWrap(True)
+    win.meaning_strip = strip = MeaningStrip(win)
+    lay = panel.layout()
+    lay.insertWidget(lay.indexOf(panel.tree) + 1, strip)
+    win.session.active_layer_changed.connect(strip.show_layer)
+    win.catalog_changed.connect(lambda: strip.show_layer(win.session.active_layer()))
     panel.decorate = lambda tree, item, layer: decorate(win, tree, item, layer)
     win.canvas.note_for = lambda layer: help_for(win, layer).colorbar_note()
     # the catalog (titles, layer texts) may arrive after the first runs: redraw what they show

@@ -20,7 +20,7 @@ OPACITY = 0.7  # with the fade, only strong values reach this; the photo shows t
 BASELINE_FLOOR = 50.0  # percentile given the bottom colour on a baseline map
 # a map is "on a baseline" when its minimum is further from 0 than its spread (p1..p99) is wide: then the
 # minimum is not "nothing", and min-max levels would tint the whole photo
-BASELINE_RATIO = 1.0
+BASELINE_RATIO = 0.5
 
 
 def on_baseline(m) -> bool:
