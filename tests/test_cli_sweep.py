@@ -92,6 +92,7 @@ def _bad(a: argparse.Action, w: dict) -> list[str]:
         "model": ["", "no_such_name", w["missing"][:-4] + ".pt", w["folder"]],
         "shard": ["", "abc", "3/2", "1/0", "-1/2"],
         "substrate": ["", "no_such_name", "blur:nan", "blur:-1", "blur:5:4"],
+        "address": ["", "nowhere", "host:0", "host:abc"],
     }[kind]
     if kind == "int":
         if t.low is not None:

@@ -266,3 +266,17 @@ def substrate(valid: Callable[[], list[str]]) -> Callable[[str], str]:
             raise Error(f"unknown substrate {text!r}; valid: blur, blur:SIGMA, blur:SIGMA:KERNEL, {', '.join(names)}")
         return text
     return _typed("substrate", parse)
+
+
+def address() -> Callable[[str], str]:
+    """A cluster address: local, auto, or HOST:PORT (PORT 1..65535)."""
+    def parse(text: str) -> str:
+        _nonempty(text, "address")
+        t = text.strip()
+        if t in ("local", "auto"):
+            return t
+        host, sep, port = t.rpartition(":")
+        if not sep or not re.fullmatch(r"[A-Za-z0-9_.\-\[\]:]+", host) or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise Error(f"{t!r} must be local, auto or HOST:PORT")
+        return t
+    return _typed("address", parse)
