@@ -19,6 +19,12 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
     # torch first, pinned to the releases this machine serves (a newer torch is not required)
     "$venv/bin/python" -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
     "$venv/bin/python" -m pip install -q -e ".[test]"
+    # quantus (test-only) depends on opencv-python, whose cv2 overwrites the headless build's files and
+    # points Qt at its own plugins: keep only opencv-python-headless
+    if "$venv/bin/python" -m pip show -q opencv-python >/dev/null 2>&1; then
+        "$venv/bin/python" -m pip uninstall -q -y opencv-python
+        "$venv/bin/python" -m pip install -q --force-reinstall --no-deps "$("$venv/bin/python" -m pip show opencv-python-headless | sed -n 's/^Version: /opencv-python-headless==/p')"
+    fi
     echo "$want" > "$stamp"
 fi
 

@@ -30,6 +30,9 @@ from explorer.core.errors import ExplorerError, FileError, ParamError, UnknownNa
 
 BASE_METRICS = ("deletion", "insertion", "confidence", "pointing", "reference", "agreement", "sanity")
 DEFAULT_METRICS = ("deletion", "insertion", "confidence")
+# metrics computed through explorer.evaluation.registry alone (the older ones above have their rows here)
+REGISTRY_ONLY = ("road", "pixel_flipping", "region_perturbation", "smprt", "emprt")
+RERUNS_METHOD = ("sanity", "smprt", "emprt")  # re-run the method on a randomised copy of the model
 
 
 def has_removal_gain() -> bool:
@@ -37,7 +40,9 @@ def has_removal_gain() -> bool:
 
 
 def metric_names() -> tuple[str, ...]:
-    return BASE_METRICS + (("removal_gain",) if has_removal_gain() else ())
+    from explorer.evaluation.registry import metric_names as all_names
+
+    return tuple(m for m in all_names() if m != "removal_gain" or has_removal_gain())
 
 
 # --------------------------------------------------------------------------- parser
@@ -82,6 +87,18 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--shard", default=None, type=T.shard(),
                    help="i/n: evaluate every n-th image from i; auto: from RANK/WORLD_SIZE (torchrun)")
     p.add_argument("--limit", type=T.integer(1), default=None, help="evaluate at most this many images (after sharding)")
+    p.add_argument("--road-noise", type=T.number(0.0), default=None, help="ROAD imputation noise, normalised units (default 0.01)")
+    p.add_argument("--flip-step", type=T.integer(1), default=None, help="pixel flipping: pixels per step (default 1%% of the pixels)")
+    p.add_argument("--flip-substrate", default=None, type=sub_t, help="pixel flipping baseline (default black)")
+    p.add_argument("--region-patch", type=T.integer(1), default=None, help="region perturbation patch size (default 8)")
+    p.add_argument("--region-count", type=T.integer(1), default=None, help="region perturbation: regions replaced (default 100)")
+    p.add_argument("--region-substrate", default=None, type=sub_t, help="region perturbation baseline (default black; Samek: noise)")
+    p.add_argument("--mprt-stages", type=T.integer(1), default=None, help="sMPRT: bottom-up randomisation stages (default 4)")
+    p.add_argument("--smprt-samples", type=T.integer(1), default=None, help="sMPRT: noisy copies averaged per map (default 10)")
+    p.add_argument("--smprt-noise", type=T.number(0.0), default=None, help="sMPRT: noise σ as a fraction of the input range (default 0.1)")
+    p.add_argument("--ray", default=None, metavar="ADDRESS", type=T.address(),
+                   help="run the photos as Ray tasks: local (start a cluster here), auto, or HOST:PORT (pip install 'explorer[ray]')")
+    p.add_argument("--ray-cpus", type=T.integer(1), default=None, help="with --ray local: CPUs of the local cluster (default all)")
     p.add_argument("--summary-only", action="store_true", help="only rebuild summary and plot from OUT/per_image")
     p.add_argument("--out", required=True, type=T.output_dir(), help="output folder")
     add_model_args(p)
@@ -205,6 +222,23 @@ def load_reference(folder: str | None, image_name: str) -> np.ndarray | None:
         rgb = read_image(cand).rgb.astype(np.float32)
         return rgb.mean(axis=2)
     return None
+
+
+def check_names_in_folder(files: list[Path], boxes: dict, boxes_path: str | None, reference: str | None) -> None:
+    """Refuse a boxes file or a reference folder that names photos the folder does not hold (a typo or the
+    wrong folder would otherwise score nothing and look complete)."""
+    names = {p.name for p in files}
+    stems = {p.stem for p in files}
+    stray = sorted(k for k in boxes if k not in names)
+    if stray:
+        more = f" (and {len(stray) - 5} more)" if len(stray) > 5 else ""
+        raise FileError(boxes_path, f"names {len(stray)} photo(s) not in the folder: {', '.join(stray[:5])}{more}")
+    if reference:
+        refs = sorted(p.name for p in Path(reference).iterdir()
+                      if p.is_file() and not p.name.startswith(".") and p.stem not in stems)
+        if refs:
+            more = f" (and {len(refs) - 5} more)" if len(refs) > 5 else ""
+            raise FileError(reference, f"holds {len(refs)} map(s) for photos not in the folder: {', '.join(refs[:5])}{more}")
 
 
 class Bar:
@@ -331,6 +365,16 @@ def evaluate_map(model, image, ctx, method: str, exp, metrics: list[str], args, 
         if r["stages"]:
             add("sanity", "spearman_final", r["stages"][-1]["spearman"])
             add("sanity", "topk_iou_final", r["stages"][-1]["topk_iou"])
+    extra = [m for m in metrics if m in REGISTRY_ONLY and not (m in RERUNS_METHOD and method == RANDOM)]
+    if extra:
+        from explorer.evaluation import registry
+
+        opts = registry.Options.from_namespace(args)
+        for mname in extra:
+            call = registry.MetricCall(model, image.rgb, sal, context=ctx, method=method, params=dict(exp.params or {}),
+                                       options=opts, maps=dict(exp.raw), cancel=cancel)
+            for metric, q, v, f in registry.rows(mname, registry.compute(mname, call)):
+                add(metric, q, v, f)
     if "removal_gain" in metrics:
         from explorer.evaluation.removal_gain import removal_gain
 
@@ -355,7 +399,7 @@ def agreement_rows(image_name: str, target: int, maps: dict[str, np.ndarray], k:
 
 # --------------------------------------------------------------------------- command
 def cmd_evaluate(args) -> int:
-    from explorer.evaluation.report import result_path, summarise, write_rows, write_skipped
+    from explorer.evaluation.report import summarise, write_skipped
 
     out = Path(args.out)
     if args.summary_only:
@@ -384,7 +428,18 @@ def cmd_evaluate(args) -> int:
         raise ParamError("metric 'reference' needs --reference DIR (reference maps named like the images)")
     if args.reference and not Path(args.reference).is_dir():
         raise FileError(args.reference, "reference folder not found")
+    from explorer.evaluation.registry import Options
+
+    Options.from_namespace(args).validate()
     files = list_images(Path(args.path))
+    if Path(args.path).is_dir():
+        check_names_in_folder(files, boxes, args.boxes, args.reference if "reference" in metrics else None)
+    if getattr(args, "ray", None):
+        if shard_n > 1:
+            raise ParamError("--ray and --shard do not mix: Ray spreads the photos itself")
+        from explorer.evaluation.ray_runner import check_address
+
+        check_address(args.ray)  # before loading anything: an address that does not answer fails in seconds
     from explorer.methods import get_method
 
     from explorer.methods import method_names
@@ -399,76 +454,42 @@ def cmd_evaluate(args) -> int:
             args.device = f"cuda:{local_rank % torch.cuda.device_count()}"
     from explorer.cli import model_from_args
     from explorer.evaluation.causal import make_substrate  # noqa: F401 - import cost paid before the loop
-    from explorer.io.images import read_image
-    from explorer.methods import run
-    from explorer.methods.base import prepare
 
     model = model_from_args(args)
     instances = {m: classes[m](model, **values[m]) for m in real}  # refuses e.g. gradients on a black box
-    if "sanity" in metrics and model.module is None:
+    reruns = [m for m in metrics if m in RERUNS_METHOD]
+    if reruns and model.module is None:
         from explorer.core.errors import UnsupportedError
 
-        raise UnsupportedError(f"metric 'sanity' re-initialises the model's weights, which the {model.kind} model "
+        raise UnsupportedError(f"metric {reruns[0]!r} re-initialises the model's weights, which the {model.kind} model "
                                f"{model.id!r} does not expose (black box); drop it from --metric")
-    mine = files[shard_i::shard_n]
-    if args.limit is not None:
-        mine = mine[: max(0, args.limit)]
+    from explorer.evaluation import runner
+
+    mine = runner.run_photos(files, (shard_i, shard_n), args.limit)
     suffix = "" if shard_n == 1 else f".shard{shard_i}of{shard_n}"
-    skipped: list[tuple[str, str]] = []
-    want_agree = "agreement" in metrics and len(methods) > 1
     bar = Bar(len(mine) * len(methods))
-    units = computed = reused = 0
-    for path in mine:
-        name = path.name
-        todo = [m for m in methods if not result_path(out, name, m).exists()]
-        agree_path = result_path(out, name, "agreement")
-        need_agree = want_agree and not agree_path.exists()
-        if not todo and not need_agree:
-            units += len(methods)
-            reused += len(methods)
-            bar.update(units, f"{name}: done before")
-            continue
-        try:
-            image = read_image(path)
-            ctx = prepare(model, image.rgb, args.target, args.seed)
-        except ExplorerError as exc:
-            reason = getattr(exc, "reason", None) or str(exc)
-            skipped.append((name, reason))
-            units += len(methods)
-            bar.update(units, f"{name}: skipped ({reason})")
-            continue
-        maps: dict[str, np.ndarray] = {}
-        for m in methods:
-            if m not in todo and not need_agree:
-                units += 1
-                reused += 1
-                continue
-            final = None
-            try:
-                if m in instances:
-                    for upd in run(instances[m], model, image.rgb, context=ctx):
-                        final = upd
-                    exp = final.explanation
-                else:
-                    exp = random_explanation(model, ctx, name, args.seed)
-                if need_agree:
-                    maps[m] = exp.raw[exp.main]
-                if m in todo:
-                    write_rows(result_path(out, name, m), evaluate_map(model, image, ctx, m, exp, metrics, args, boxes))
-                    computed += 1
-                else:
-                    reused += 1
-            except ExplorerError as exc:
-                skipped.append((f"{name} [{m}]", str(exc)))
+    if getattr(args, "ray", None):
+        from explorer.evaluation.ray_runner import run_with_ray
+
+        t = run_with_ray(args.ray, args, mine, methods, metrics, boxes, out, bar)
+        computed, reused, skipped = t["computed"], t["reused"], t["skipped"]
+    else:
+        units = computed = reused = 0
+        skipped = []
+
+        def tick(msg: str) -> None:
+            nonlocal units
             units += 1
-            bar.update(units, f"{name}: {m}")
-        if need_agree and len(maps) > 1:
-            write_rows(agree_path, agreement_rows(name, ctx.target, maps, args.topk))
-        del maps
+            bar.update(units, msg)
+
+        for path in mine:
+            r = runner.evaluate_photo(model, instances, path, methods, metrics, args, boxes, out, on_unit=tick)
+            computed, reused = computed + r.computed, reused + r.reused
+            skipped += r.skipped
     bar.close()
     write_skipped(out / f"skipped{suffix}.csv", skipped)
-    s = summarise(out)
-    wrote = ", ".join(n for n in ("summary.md", "summary.csv", "curves.png") if (out / n).exists())
+    s = runner.finish(out, files, methods, shard_n, args.limit)
+    wrote = ", ".join(n for n in ("summary.md", "summary.csv", "curves.png") if (out / n).exists()) if s else "no summary yet"
     print(f"evaluated {len(mine)} images x {len(methods)} methods ({computed} computed, {reused} already done, "
           f"{len(skipped)} skipped); wrote {wrote} in {out}")
     for name, reason in skipped:

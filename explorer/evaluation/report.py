@@ -15,6 +15,7 @@ numpy + PIL only (no matplotlib: the PNG is drawn with PIL).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
@@ -26,7 +27,10 @@ import numpy as np
 
 FIELDS = ("image", "method", "target", "metric", "quantity", "value", "fraction")
 GRID = np.linspace(0.0, 1.0, 101)
-CURVE_MODES = ("deletion", "insertion")
+CURVE_MODES = ("deletion", "insertion", "pixel_flipping", "region_perturbation", "road_morf", "road_lerf")
+X_LABEL = {"deletion": "fraction of pixels removed", "insertion": "fraction of pixels inserted",
+           "pixel_flipping": "fraction of pixels flipped", "region_perturbation": "fraction of pixels in replaced regions",
+           "road_morf": "fraction removed (most relevant first)", "road_lerf": "fraction removed (least relevant first)"}
 PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
            (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
 
@@ -98,6 +102,7 @@ def summarise(out: str | Path, title: str = "explorer evaluate") -> dict[str, An
     scal: dict[str, dict[tuple[str, str], _Acc]] = defaultdict(lambda: defaultdict(_Acc))
     curves: dict[str, dict[str, np.ndarray]] = defaultdict(dict)
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    spans: dict[str, dict[str, float]] = defaultdict(dict)  # the largest fraction a curve reaches
     images: dict[str, set] = defaultdict(set)
     notes: dict[str, set] = defaultdict(set)  # (metric) -> substrate/step strings
     files = sorted((out / "per_image").glob("*.csv")) if (out / "per_image").is_dir() else []
@@ -109,8 +114,9 @@ def summarise(out: str | Path, title: str = "explorer evaluate") -> dict[str, An
                 images[method].add(r["image"])
                 if r.get("fraction", "") != "":
                     v, fr = _num(r["value"]), _num(r["fraction"])
-                    if v is not None and fr is not None:
-                        pts[(method, metric)].append((fr, v))
+                    if v is not None and fr is not None:  # "score": the metric's curve; "morf.score": a named one
+                        key = metric if q == "score" else f"{metric}_{q.removesuffix('.score')}"
+                        pts[(method, key)].append((fr, v))
                     continue
                 v = _num(r["value"])
                 if v is None:
@@ -126,6 +132,7 @@ def summarise(out: str | Path, title: str = "explorer evaluate") -> dict[str, An
         for (method, metric), p in pts.items():
             p.sort()
             fr, sc = np.array([a for a, _ in p]), np.array([b for _, b in p])
+            spans[method][metric] = max(spans[method].get(metric, 0.0), float(fr.max()))
             acc = curves[method].setdefault(metric, np.zeros(GRID.size))
             acc += np.interp(GRID, fr, sc)
             counts[method][metric] += 1
@@ -141,7 +148,7 @@ def summarise(out: str | Path, title: str = "explorer evaluate") -> dict[str, An
     columns.sort(key=lambda k: (order.get(k[0], 8), k[0], k[1]))
 
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "summary.csv", "w", newline="") as f:
+    with _atomic(out / "summary.csv") as f:
         w = csv.writer(f)
         w.writerow(["method", "metric", "quantity", "n", "mean", "std"])
         for m in methods:
@@ -151,7 +158,7 @@ def summarise(out: str | Path, title: str = "explorer evaluate") -> dict[str, An
                     w.writerow([m, key[0], key[1], a.n, repr(a.mean), repr(a.std)])
 
     mean_curves = {m: {k: v / counts[m][k] for k, v in c.items()} for m, c in curves.items()}
-    with open(out / "curves.csv", "w", newline="") as f:
+    with _atomic(out / "curves.csv") as f:
         w = csv.writer(f)
         w.writerow(["method", "mode", "n_images"] + [f"{g:.2f}" for g in GRID])
         for m in sorted(mean_curves):
@@ -181,13 +188,24 @@ def summarise(out: str | Path, title: str = "explorer evaluate") -> dict[str, An
         lines += [f"- {name}: {reason}" for name, reason in skipped]
     lines.append("")
     lines.append("Lower deletion AUC and higher insertion AUC are better; causal ins_minus_del = insertion − deletion.")
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    with _atomic(out / "summary.md") as f:
+        f.write("\n".join(lines) + "\n")
     if mean_curves:
-        plot_curves(out / "curves.png", mean_curves, {m: dict(counts[m]) for m in counts})
+        plot_curves(out / "curves.png", mean_curves, {m: dict(counts[m]) for m in counts},
+                    spans={m: dict(v) for m, v in spans.items()})
     return {"methods": methods, "columns": columns,
             "table": {m: {f"{a}.{b}": (scal[m][(a, b)].mean, scal[m][(a, b)].std, scal[m][(a, b)].n)
                           for (a, b) in scal[m]} for m in methods},
             "curves": mean_curves, "skipped": skipped, "n_images": n_img}
+
+
+@contextlib.contextmanager
+def _atomic(path: Path):
+    """Write to a temporary file and rename: two shards merging at once never interleave their bytes."""
+    tmp = Path(path).with_name(Path(path).name + f".tmp{os.getpid()}")
+    with open(tmp, "w", newline="") as f:
+        yield f
+    os.replace(tmp, path)
 
 
 def read_skipped(out: Path) -> list[tuple[str, str]]:
@@ -210,20 +228,27 @@ def write_skipped(path: Path, skipped: list[tuple[str, str]]) -> None:
 
 # --------------------------------------------------------------------------- plot (PIL)
 def plot_curves(path: Path, curves: dict[str, dict[str, np.ndarray]], counts: dict[str, dict[str, int]],
-                size: tuple[int, int] = (1000, 440)) -> None:
+                size: tuple[int, int] = (1000, 440), spans: dict[str, dict[str, float]] | None = None) -> None:
     """Average deletion and insertion curves per method, side by side, drawn with PIL."""
     from PIL import Image, ImageDraw, ImageFont
 
-    W, H = size
+    present = {k for c in curves.values() for k in c}
+    modes = [m for m in CURVE_MODES if m in present] + sorted(present - set(CURVE_MODES))
+    modes = modes or list(CURVE_MODES[:2])
+    cols = min(len(modes), 2 if len(modes) <= 4 else 3)
+    nrows = -(-len(modes) // cols)
+    pw, ph = size[0] // 2, size[1]
+    W, H = pw * cols, ph * nrows
     img = Image.new("RGB", (W, H), "white")
     d = ImageDraw.Draw(img)
     font = ImageFont.load_default()
-    modes = [m for m in CURVE_MODES if any(m in c for c in curves.values())] or list(CURVE_MODES)
     methods = sorted(curves)
     colour = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(methods)}
-    pw = W // len(modes)
     for j, mode in enumerate(modes):
-        x0, y0, x1, y1 = j * pw + 55, 30, (j + 1) * pw - 20, H - 45
+        row, col = divmod(j, cols)
+        x0, y0, x1, y1 = col * pw + 55, row * ph + 30, (col + 1) * pw - 20, (row + 1) * ph - 45
+        # region perturbation reaches ~13 % of the pixels, ROAD 90 %: draw each panel over its own span
+        xmax = max([(spans or {}).get(m, {}).get(mode, 1.0) for m in methods if mode in curves[m]] + [1e-6])
         ymax = max([float(np.max(c[mode])) for c in curves.values() if mode in c] + [1e-6])
         ymax = 1.0 if ymax > 0.5 else max(0.05, math.ceil(ymax * 20) / 20)
         d.rectangle([x0, y0, x1, y1], outline=(0, 0, 0))
@@ -231,21 +256,23 @@ def plot_curves(path: Path, curves: dict[str, dict[str, np.ndarray]], counts: di
             fx = x0 + (x1 - x0) * t / 5
             fy = y1 - (y1 - y0) * t / 5
             d.line([fx, y1, fx, y1 + 4], fill=(0, 0, 0))
-            d.text((fx - 8, y1 + 7), f"{t / 5:.1f}", fill=(0, 0, 0), font=font)
+            d.text((fx - 8, y1 + 7), f"{xmax * t / 5:.2g}", fill=(0, 0, 0), font=font)
             d.line([x0 - 4, fy, x0, fy], fill=(0, 0, 0))
             d.line([x0 + 1, fy, x1 - 1, fy], fill=(235, 235, 235))
             d.text((x0 - 38, fy - 6), f"{ymax * t / 5:.2f}", fill=(0, 0, 0), font=font)
-        verb = "removed" if mode == "deletion" else "inserted"
-        d.text(((x0 + x1) / 2 - 70, y1 + 22), f"fraction of pixels {verb}", fill=(0, 0, 0), font=font)
-        d.text((x0, 10), f"{mode} (mean P_target over images)", fill=(0, 0, 0), font=font)
+        d.text(((x0 + x1) / 2 - 70, y1 + 22), X_LABEL.get(mode, "fraction"), fill=(0, 0, 0), font=font)
+        d.text((x0, y0 - 20), f"{mode} (mean P_target over images)", fill=(0, 0, 0), font=font)
         ly = y0 + 8
         for m in methods:
             c = curves[m].get(mode)
             if c is None:
                 continue
-            pts = [(x0 + (x1 - x0) * g, y1 - (y1 - y0) * min(max(v / ymax, 0.0), 1.0)) for g, v in zip(GRID, c)]
-            d.line(pts, fill=colour[m], width=2)
-            auc = float(np.sum((c[1:] + c[:-1]) * np.diff(GRID)) / 2)
+            span = (spans or {}).get(m, {}).get(mode, 1.0)
+            g, v = GRID[GRID <= span + 1e-9], c[GRID <= span + 1e-9]
+            pts = [(x0 + (x1 - x0) * a / xmax, y1 - (y1 - y0) * min(max(b / ymax, 0.0), 1.0)) for a, b in zip(g, v)]
+            if len(pts) > 1:
+                d.line(pts, fill=colour[m], width=2)
+            auc = float(np.sum((v[1:] + v[:-1]) * np.diff(g)) / 2 / (g[-1] - g[0])) if g.size > 1 else float(v[0])
             label = f"{m}  AUC {auc:.3f}  (n={counts.get(m, {}).get(mode, 0)})"
             d.line([x1 - 190, ly + 6, x1 - 170, ly + 6], fill=colour[m], width=3)
             d.text((x1 - 165, ly), label, fill=(0, 0, 0), font=font)
