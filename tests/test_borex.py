@@ -108,7 +108,7 @@ def test_probes_scores_and_first_query(model, chelsea):
     for layer in ("refined", "uncertainty"):
         assert np.isfinite(exp.raw[layer]).all()
     assert (exp.raw["uncertainty"] >= 0).all()
-    assert exp.signed["refined"] and not exp.signed["uncertainty"]
+    assert not exp.signed["refined"] and not exp.signed["uncertainty"]  # a ranking (see test_signed_zero)
 
 
 def test_every_iteration_yields_maps_and_probes(tiny_model, tiny_image):

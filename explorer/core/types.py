@@ -48,8 +48,6 @@ ROLE_MEANINGS = {
 }
 ROLE_ZERO = {
     SALIENT: "0 = no effect on the target's score; positive supports it, negative argues against it",
-    REFINED: "0 = the windows over this pixel score the same kept alone as removed; positive = they carry "
-             "the target, negative = they hinder it",
     "signed": "0 = no evidence either way; positive supports the target, negative opposes it",
 }
 SIGNED_SALIENT = "pixels for (positive) and against (negative) the target class"

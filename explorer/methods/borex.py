@@ -282,7 +282,13 @@ class BOREx(Method):
                "the model where the UCB acquisition is highest; two forwards per iteration")
     needs = Needs.SCORES
     outputs = (
-        LayerSpec(REFINED, signed=True, help="posterior mean + prior, box-averaged per window size, averaged over sizes"),
+        LayerSpec(REFINED, signed=False, help="posterior mean + prior, box-averaged per window size, averaged over sizes",
+                  meaning="the prior map corrected by Bayesian optimisation: a ranking, brighter = the windows over"
+                          " this pixel matter more",
+                  # P_c(window kept alone) - P_c(window removed) is negative for most windows of a photo (a window
+                  # alone rarely holds the class) and the prior's scale is arbitrary, so no value is a boundary
+                  zero="a ranking, not a signed score: prior + GP mean of P_c(window kept alone) - P_c(window "
+                       "removed), mostly negative on photos; 0 is no boundary between support and opposition"),
         LayerSpec(UNCERTAINTY, signed=False, help="GP posterior standard deviation, averaged likewise"),
     )
     params = Params(

@@ -43,7 +43,10 @@ LAYER_PARAM = Param("layer", "layer", None, "feature-map layer (default: the las
 
 CAM_OUTPUTS = (
     LayerSpec("salient", signed=False, help="ReLU of the weighted sum of feature maps, upsampled"),
-    LayerSpec("signed", signed=True, help="the weighted sum of feature maps before the ReLU, upsampled"),
+    LayerSpec("signed", signed=True, help="the weighted sum of feature maps before the ReLU, upsampled",
+              zero="0 = the weighted feature maps cancel, or no channel fires, at this location; for cam the map's "
+                   "mean plus the head's bias is the logit (0 = no contribution), for the gradient-weighted members"
+                   " a first-order estimate of that"),
 )
 
 
@@ -193,7 +196,10 @@ class GuidedGradCAM(GradCAM):
     paper = "Selvaraju et al. 2017, Grad-CAM: Visual Explanations from Deep Networks via Gradient-based Localization"
     summary = "Guided Backprop gradient multiplied by the upsampled Grad-CAM map"
     outputs = (LayerSpec("salient", signed=False, help="|guided gradient x Grad-CAM|, max over channels"),
-               LayerSpec("signed", signed=True, help="guided gradient x Grad-CAM, summed over channels"))
+               LayerSpec("signed", signed=True, help="guided gradient x Grad-CAM, summed over channels",
+                         zero="0 = no guided gradient or no Grad-CAM evidence here; the sign is whether brightening"
+                              " the pixel would raise (+) or lower (-) the score through that pass, not whether the"
+                              " pixel supports the target"))
 
     def steps(self, ctx: Context) -> Iterator[Step]:
         act, grad, logits = activations_and_grads(self.model, self.layer_module, ctx.x, ctx.target)

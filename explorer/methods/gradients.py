@@ -157,7 +157,8 @@ class Gradient(Method):
     summary = "|d score / d pixel|, maximum over colour channels"
     needs = Needs.GRADIENTS
     outputs = (LayerSpec("salient", signed=False, help="absolute input gradient, max over channels",
-                         meaning="pixels where a small change moves the target's score most (sensitivity, either way)"),)
+                         meaning="pixels where a small change moves the target's score most (sensitivity, either "
+                                 "way)"),)
     params = Params()
     quick: dict = {}
 
@@ -173,7 +174,10 @@ class GradientXInput(Method):
     paper = "Shrikumar et al. 2016, Not Just a Black Box (gradient * input)"
     summary = "input * d score / d input, summed over colour channels (signed)"
     needs = Needs.GRADIENTS
-    outputs = (LayerSpec("salient", signed=True, help="x * gradient summed over channels"),)
+    outputs = (LayerSpec("salient", signed=True, help="x * gradient summed over channels",
+                         zero="0 = no first-order contribution relative to an all-zero input (the dataset mean "
+                              "colour): the gradient or the normalised pixel is 0 there; positive raises the "
+                              "target's logit"),)
     params = Params()
     quick: dict = {}
 
@@ -216,7 +220,9 @@ class IntegratedGradients(Method):
     paper = "Sundararajan, Taly, Yan 2017, Axiomatic Attribution for Deep Networks"
     summary = "(x - baseline) * path integral of the gradient; sums to the score difference (completeness)"
     needs = Needs.GRADIENTS
-    outputs = (LayerSpec("salient", signed=True, help="attribution summed over channels"),)
+    outputs = (LayerSpec("salient", signed=True, help="attribution summed over channels",
+                         zero="0 = no contribution relative to the baseline image; positive raises the target's "
+                              "logit above the baseline's, and the map sums to z_c(image) - z_c(baseline)"),)
     params = Params(
         Param("steps", "int", 50, "points on the straight path from the baseline to the image", low=2, high=1000,
               step=1, live=False),
@@ -344,7 +350,10 @@ class _ModifiedBackprop(Method):
     needs = Needs.GRADIENTS | Needs.LAYER
     mode = "guided"
     outputs = (LayerSpec("salient", signed=False, help="absolute modified gradient, max over channels"),
-               LayerSpec("signed", signed=True, help="modified gradient summed over channels"))
+               LayerSpec("signed", signed=True, help="modified gradient summed over channels",
+                         zero="0 = the modified backward pass carries no gradient to this pixel; the sign is "
+                              "whether brightening the pixel would raise (+) or lower (-) the score through that "
+                              "pass, not whether the pixel supports the target"))
     params = Params()
     quick: dict = {}
 

@@ -208,7 +208,9 @@ class LRP(Method):
     paper = "Bach et al. 2015, On Pixel-Wise Explanations by Layer-Wise Relevance Propagation; zennit (Anders et al. 2021)"
     summary = "relevance of the class logit propagated back layer by layer with zennit's rule composites"
     needs = Needs.GRADIENTS | Needs.LAYER
-    outputs = (LayerSpec("salient", signed=True, help="input relevance summed over colour channels"),)
+    outputs = (LayerSpec("salient", signed=True, help="input relevance summed over colour channels",
+                         zero="0 = no relevance; positive supports the target, negative opposes it, and the map "
+                              "sums to about z_c (what the biases and epsilon absorb is missing)"),)
     params = Params(
         Param("composite", "choice", "epsilon_plus_flat", "zennit rule composite", choices=COMPOSITES),
         Param("epsilon", "float", 1e-6, "stabiliser of the epsilon rule (dense layers)", low=1e-9, high=10.0,

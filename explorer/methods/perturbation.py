@@ -393,7 +393,9 @@ class Occlusion(Method):
     paper = "Zeiler, Fergus 2014, Visualizing and Understanding Convolutional Networks"
     summary = "drop in the target's score when a sliding square is in-filled, averaged over the windows covering each pixel"
     needs = Needs.SCORES
-    outputs = (LayerSpec("salient", signed=True, help="mean over covering windows of P_c(image) - P_c(window in-filled)"),)
+    outputs = (LayerSpec("salient", signed=True, help="mean over covering windows of P_c(image) - P_c(window in-filled)",
+                         zero="0 = in-filling the windows over this pixel leaves P_c unchanged; positive = "
+                              "in-filling lowers it (the pixel supports the target), negative = it raises it"),)
     params = Params(WINDOW_PARAM, STRIDE_PARAM, COVER_EDGE_PARAM, *INFILL_PARAMS, SCORE_PARAM, BATCH_PARAM)
     quick = {"window": 64, "stride": 32}
 
@@ -439,7 +441,9 @@ class Lime(_SuperpixelMethod):
     title = "LIME"
     paper = "Ribeiro, Singh, Guestrin 2016, \"Why Should I Trust You?\": Explaining the Predictions of Any Classifier"
     summary = "weighted ridge regression of the target's score on random superpixel on/off patterns"
-    outputs = (LayerSpec("salient", signed=True, help="ridge coefficient of each superpixel"),)
+    outputs = (LayerSpec("salient", signed=True, help="ridge coefficient of each superpixel",
+                         zero="0 = the superpixel has no weight in the local linear fit of the target's score; "
+                              "positive = keeping it raises the score"),)
     params = Params(SAMPLES_PARAM, SEGMENTS_PARAM, COMPACTNESS_PARAM,
                     Param("kernel_width", "float", 0.25, "width of the exponential kernel on cosine distance",
                           low=0.01, high=10.0, step=0.05, log=True),
@@ -473,7 +477,9 @@ class KernelShap(_SuperpixelMethod):
     title = "KernelSHAP"
     paper = "Lundberg, Lee 2017, A Unified Approach to Interpreting Model Predictions"
     summary = "Shapley values of superpixels estimated by kernel-weighted regression on random coalitions"
-    outputs = (LayerSpec("salient", signed=True, help="Shapley value of each superpixel (they sum to f(image) - f(all in-filled))"),)
+    outputs = (LayerSpec("salient", signed=True, help="Shapley value of each superpixel (they sum to f(image) - f(all in-filled))",
+                         zero="0 = no Shapley contribution; positive raises the score above the all-in-filled "
+                              "image's, and the values sum to f(image) - f(all in-filled)"),)
     params = Params(SAMPLES_PARAM, SEGMENTS_PARAM, COMPACTNESS_PARAM,
                     Param("paired", "bool", True, "also score each coalition's complement (antithetic sampling)"),
                     *INFILL_PARAMS, SCORE_PARAM, BATCH_PARAM)
