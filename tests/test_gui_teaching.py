@@ -125,7 +125,8 @@ def test_layer_rows_explain_themselves_and_the_colour_bar_says_what_0_means(win,
     qtbot.mouseClick(btn, Qt.LeftButton)
     dlg = win.layer_help_dialog
     text = dlg.text.toPlainText()
-    assert "Grad-CAM" in text and "Selvaraju" in text and "0 = no evidence" in text
+    spec = next(o for o in win.entry("gradcam")["outputs"] if o.name == "signed")
+    assert "Grad-CAM" in text and "Selvaraju" in text and spec.zero in text  # the registry's words
     dlg.close()
     win.session.set_active_layer(signed.id)
     assert win.canvas.colorbar.note.startswith("0 = ")
