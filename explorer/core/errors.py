@@ -55,5 +55,9 @@ class UnsupportedError(ExplorerError):
     """A method that needs something the model does not offer (gradients, hooks)."""
 
 
+class NonFiniteMapError(ExplorerError):
+    """A method produced a map with NaN or infinite values: the run is refused, earlier results are kept."""
+
+
 class Cancelled(Exception):
     """Raised inside compute when a run's cancel token is set (not a user error)."""

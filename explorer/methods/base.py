@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from explorer.core.cancel import NEVER, CancelToken
-from explorer.core.errors import Cancelled, ExplorerError
+from explorer.core.errors import Cancelled, ExplorerError, NonFiniteMapError
 from explorer.core.params import Params
 from explorer.core.registry import Registry
 from explorer.core.types import Explanation, LayerSpec, Needs, Placement, Step, Update, as_map2d
@@ -144,6 +144,20 @@ def prepare(model: LoadedModel, image: np.ndarray, target: int | str | None = No
                    dict(priors or {}), state)
 
 
+def check_finite(raw: dict[str, np.ndarray], method: str, info: dict, model_id: str) -> None:
+    """Every map of every step must be finite: a NaN or infinite value (e.g. LRP dividing by a zero
+    LayerNorm variance) is an error naming method, layer and model, raised before anything is shown or
+    written, so the caller's earlier results stay as they were."""
+    for name, m in raw.items():
+        bad = ~np.isfinite(m)
+        if bad.any():
+            layers = info.get("layers")
+            where = info.get("layer") or (", ".join(map(str, layers)) if isinstance(layers, (list, tuple)) else "")
+            raise NonFiniteMapError(
+                f"{method} on model {model_id!r}{f' (layer {where})' if where else ''} produced {int(bad.sum())} NaN or infinite "
+                f"value(s) in its {name!r} map; nothing was kept. Try another method or layer")
+
+
 def run(method: str | Method, model: LoadedModel, image: np.ndarray, *, target: int | str | None = None,
         params: dict[str, Any] | None = None, seed: int = 0, cancel: CancelToken | None = None,
         priors: dict[str, np.ndarray] | None = None, state: dict | None = None,
@@ -163,6 +177,7 @@ def run(method: str | Method, model: LoadedModel, image: np.ndarray, *, target: 
 
     def make(step: Step, complete: bool) -> Explanation:
         raw = {k: as_map2d(v, f"map {k!r} of {cls.name}") for k, v in step.maps.items()}
+        check_finite(raw, cls.name, step.info, model.id)
         return Explanation(
             method=cls.name, raw=raw, signed={k: cls.signed_of(k) for k in raw}, placement=ctx.placement,
             target=None if cls.class_agnostic else ctx.target, target_name=model.labels[ctx.target],

@@ -34,9 +34,9 @@ from explorer.core.errors import UnsupportedError
 from explorer.core.params import Param, Params
 from explorer.core.types import LayerSpec, Needs, Step
 from explorer.methods.base import Context, Method, register
-from explorer.methods.gradients import abs_max, channel_sum, guided_gradient
+from explorer.methods.gradients import abs_max, channel_sum, guided_gradient, require_relus
 from explorer.methods.infill import INFILLS, make_infill
-from explorer.models.layers import recording
+from explorer.models.layers import LayerInfo, as_grid, recording
 
 LAYER_PARAM = Param("layer", "layer", None, "feature-map layer (default: the last spatial map before pooling)",
                     live=False)
@@ -59,20 +59,39 @@ def upsample(m: torch.Tensor, hw: tuple[int, int], corners: bool = False) -> tor
     return out.reshape(*shape, *hw)
 
 
-def activations_and_grads(model, module: nn.Module, x: torch.Tensor, target: int,
-                          gradients: bool = True) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """(A, dz_c/dA, logits) for one image: A and its gradient (K, h, w), logits (num_classes,)."""
+def activations_and_grads(model, module: nn.Module, x: torch.Tensor, target: int, gradients: bool = True,
+                          info: LayerInfo | None = None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """(A, dz_c/dA, logits) for one image: A and its gradient (K, h, w), logits (num_classes,).
+
+    ``info`` says how the module's output reads as a feature map (token sequences and channels-last grids
+    are turned into (K, h, w), prefix tokens dropped); the gradient is taken w.r.t. the raw output and
+    converted the same way."""
     key = "layer"
+    grid = (lambda t: as_grid(t, info)) if info is not None else (lambda t: t)
     if not gradients:
         with torch.inference_mode(), recording({key: module}) as store:
             out = model(x)
-        return store[key][0].float(), None, out[0].float()
+        return grid(store[key])[0].float(), None, out[0].float()
     with torch.enable_grad(), recording({key: module}) as store:
         xx = x.detach().requires_grad_(True)  # so the graph exists even with frozen parameters
         out = model(xx)
         act = store[key]
-        (grad,) = torch.autograd.grad(out[0, target], act)
-    return act[0].detach().float(), grad[0].float(), out[0].detach().float()
+        (grad,) = torch.autograd.grad(out[0, target], act, allow_unused=True)
+    if grad is None:
+        grad = torch.zeros_like(act)
+    return grid(act)[0].detach().float(), grid(grad)[0].float(), out[0].detach().float()
+
+
+def check_reaches(grad: torch.Tensor, method: str, model, layer: str) -> None:
+    """Refuse a layer whose feature map does not reach the class score (zero gradient everywhere).
+
+    In a ViT the last block's patch tokens only feed tokens the class-token head never reads: Grad-CAM there
+    is an all-zero map that looks like "no evidence"; we say so instead."""
+    if not bool((grad != 0).any()):
+        raise UnsupportedError(
+            f"{method}: the feature map of layer {layer!r} does not reach the class score of model {model.id!r} "
+            f"(its gradient is zero everywhere, e.g. a ViT's last-block patch tokens, which the class-token head "
+            f"never reads); use the default layer ({model.default_layer()!r}) or an earlier block")
 
 
 class CamMethod(Method):
@@ -87,6 +106,16 @@ class CamMethod(Method):
 
     def validate(self) -> None:
         self.layer_name, self.layer_module = self.model.layer(self.p.layer)
+        self.layer_info = self.model.layer_info(self.layer_name)
+
+    def record(self, ctx: Context, gradients: bool | None = None):
+        """(A, dz_c/dA, logits) on the chosen layer as (K, h, w); a gradient that never reaches is refused."""
+        use = self.uses_gradients if gradients is None else gradients
+        act, grad, logits = activations_and_grads(self.model, self.layer_module, ctx.x, ctx.target, use,
+                                                  self.layer_info)
+        if use:
+            check_reaches(grad, self.name, self.model, self.layer_name)
+        return act, grad, logits
 
     def weights(self, act: torch.Tensor, grad: torch.Tensor | None, logits: torch.Tensor,
                 ctx: Context) -> torch.Tensor:
@@ -103,11 +132,12 @@ class CamMethod(Method):
         return {"salient": upsample(signed_small.clamp(min=0), hw), "signed": upsample(signed_small, hw)}
 
     def info(self, act: torch.Tensor) -> dict:
-        return {"layer": self.layer_name, "layer_shape": list(act.shape)}
+        li = self.layer_info
+        return {"layer": self.layer_name, "layer_shape": list(act.shape), "layer_layout": li.layout,
+                "prefix_tokens": li.prefix}
 
     def steps(self, ctx: Context) -> Iterator[Step]:
-        act, grad, logits = activations_and_grads(self.model, self.layer_module, ctx.x, ctx.target,
-                                                  self.uses_gradients)
+        act, grad, logits = self.record(ctx)
         w = self.weights(act, grad, logits, ctx)
         yield Step(1.0, self.finish(self.combine(act, w), ctx), info=self.info(act))
 
@@ -201,8 +231,12 @@ class GuidedGradCAM(GradCAM):
                               " the pixel would raise (+) or lower (-) the score through that pass, not whether the"
                               " pixel supports the target"))
 
+    def validate(self) -> None:
+        super().validate()
+        require_relus(self.model.module, self.name, self.model.id, instead="gradcam or hirescam")
+
     def steps(self, ctx: Context) -> Iterator[Step]:
-        act, grad, logits = activations_and_grads(self.model, self.layer_module, ctx.x, ctx.target)
+        act, grad, logits = self.record(ctx)
         cam = upsample(self.combine(act, self.weights(act, grad, logits, ctx)).clamp(min=0), tuple(ctx.x.shape[-2:]))
         yield Step(0.5, {"salient": cam, "signed": cam}, message="Grad-CAM done; guided backprop next")
         g = guided_gradient(self.model, ctx.x, ctx.target)[0].float()
@@ -237,7 +271,7 @@ class ScoreCAM(CamMethod):
     def steps(self, ctx: Context) -> Iterator[Step]:
         x = ctx.x
         hw = tuple(x.shape[-2:])
-        act, _, logits = activations_and_grads(self.model, self.layer_module, x, ctx.target, gradients=False)
+        act, _, logits = self.record(ctx, gradients=False)
         K = act.shape[0]
         chosen = torch.arange(K, device=act.device)
         if self.p.top_channels and self.p.top_channels < K:

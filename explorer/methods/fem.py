@@ -21,7 +21,7 @@ from explorer.core.params import Param, Params
 from explorer.core.types import LayerSpec, Needs, Step
 from explorer.methods.base import Context, Method, register
 from explorer.methods.cam import LAYER_PARAM, upsample
-from explorer.models.layers import recording
+from explorer.models.layers import as_grid, block_norms, recording
 
 K_PARAM = Param("k_sigma", "float", 2.0, "threshold = mean + k_sigma * std of each feature map", low=0.0,
                 high=10.0, step=0.1)
@@ -37,9 +37,10 @@ def fem_map(act: torch.Tensor, k_sigma: float) -> torch.Tensor:
 
 
 def record(model, modules: dict, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Each named layer's feature map (K, h, w), token sequences and channels-last grids included."""
     with torch.inference_mode(), recording(modules) as store:
         model(x)
-    return {k: v[0].detach().float() for k, v in store.items()}
+    return {k: as_grid(v, model.layer_info(k))[0].detach().float() for k, v in store.items()}
 
 
 @register("fem")
@@ -61,22 +62,33 @@ class FEM(Method):
     def steps(self, ctx: Context) -> Iterator[Step]:
         act = record(self.model, {self.layer_name: self.layer_module}, ctx.x)[self.layer_name]
         m = upsample(fem_map(act, self.p.k_sigma), tuple(ctx.x.shape[-2:]))
-        yield Step(1.0, {"salient": m}, info={"layer": self.layer_name, "layer_shape": list(act.shape)})
+        li = self.model.layer_info(self.layer_name)
+        yield Step(1.0, {"salient": m}, info={"layer": self.layer_name, "layer_shape": list(act.shape),
+                                             "layer_layout": li.layout, "prefix_tokens": li.prefix})
 
 
 def auto_layers(model, depth: int) -> list[str]:
-    """The last layer at each of the model's last ``depth`` spatial resolutions (execution order)."""
+    """The last layer at each of the model's last ``depth`` spatial resolutions (execution order).
+
+    On a transformer only the blocks' first norms are candidates (the default FEM layer of each block); a
+    ViT has a single resolution, so there the last ``depth`` blocks are used."""
+    infos = model.layers()
+    blocks = set(block_norms(infos))
+    if blocks:
+        infos = [i for i in infos if i.name in blocks]
     last_at: dict[tuple[int, int], str] = {}
     order: list[tuple[int, int]] = []
-    for info in model.layers():
+    for info in infos:
         res = tuple(info.shape[-2:])
         if res not in last_at:
             order.append(res)
         last_at[res] = info.name
+    valid = model.layer_names()
+    if blocks and len(order) < depth:
+        return [i.name for i in infos][-depth:]
     # resolutions by decreasing size as the network goes deeper; keep the deepest ``depth``
     order = sorted(order, key=lambda r: r[0] * r[1])[:depth]
     names = [last_at[r] for r in order]
-    valid = model.layer_names()
     return sorted(names, key=valid.index)
 
 

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from explorer.core.errors import UnsupportedError
 from explorer.core.params import Param, Params
 from explorer.core.types import LayerSpec, Needs, Step
 from explorer.methods.base import Context, Method, register
@@ -99,6 +100,23 @@ def _relu_upper(mod: nn.Module) -> tuple[bool, float | None]:
     if isinstance(mod, nn.ReLU):
         return True, None
     return False, None
+
+
+def require_relus(module: nn.Module, method: str, model_id: str,
+                  instead: str = "gradient, smoothgrad or integrated_gradients") -> int:
+    """The number of ReLU-like modules, or UnsupportedError when there are none.
+
+    Guided Backprop and Deconvnet are defined by what they do at ReLUs; on a net without any (ViT, Swin and
+    ConvNeXt use GELU) the result would be the plain gradient under another name."""
+    count = sum(1 for m in module.modules() if _relu_upper(m)[0])
+    if not count:
+        others = sorted({type(m).__name__ for m in module.modules()
+                         if type(m).__name__ in ("GELU", "SiLU", "Hardswish", "Mish", "Tanh", "Sigmoid", "ELU")})
+        acts = f" (its activations are {', '.join(others)})" if others else ""
+        raise UnsupportedError(
+            f"{method} changes the backward pass of ReLU modules, and model {model_id!r} has none{acts}: the "
+            f"result would be the plain gradient; use {instead} instead")
+    return count
 
 
 @contextmanager
@@ -356,6 +374,9 @@ class _ModifiedBackprop(Method):
                               "pass, not whether the pixel supports the target"))
     params = Params()
     quick: dict = {}
+
+    def validate(self) -> None:
+        require_relus(self.model.module, self.name, self.model.id)
 
     def steps(self, ctx: Context) -> Iterator[Step]:
         with modified_relu_backward(self.model.module, self.mode) as count:

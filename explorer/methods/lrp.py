@@ -41,7 +41,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from explorer.core.errors import ExplorerError
+from explorer.core.errors import ExplorerError, UnsupportedError
 from explorer.core.params import Param, Params
 from explorer.core.types import LayerSpec, Needs, Step
 from explorer.methods.base import Context, Method, register
@@ -176,6 +176,34 @@ def make_composite(name: str, canonizers: list, *, low: torch.Tensor, high: torc
     raise ValueError(name)
 
 
+def _attention_method_names(model) -> list[str]:
+    """Registered methods that read a transformer's attention, when this model offers it."""
+    from explorer.methods.base import METHODS
+
+    flag = getattr(Needs, "ATTENTION", None)
+    if flag is None or flag not in model.supports:
+        return []
+    return [n for n in METHODS.names() if flag in METHODS.get(n).needs]
+
+
+def lrp_problem(module: nn.Module) -> str:
+    """Why zennit's composites cannot explain ``module`` conservatively ('' when they can).
+
+    zennit has rules for convolutions, linear layers and (merged) BatchNorm, and lets activations pass. A
+    LayerNorm/GroupNorm divides by a statistic of its own input and self-attention multiplies two functions
+    of the input (softmax(qk)·v): without rules for them (AttnLRP, Achtibat et al. 2024, which zennit does
+    not ship) the backward pass there is the plain gradient, and the relevance is wrong, not approximately
+    right: measured on random-weight timm models, NaN on ViT and Swin, sum(R)/z = 2e-6 on ConvNeXt-Atto."""
+    norms = (nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm, nn.modules.instancenorm._InstanceNorm)
+    for name, m in module.named_modules():
+        kind = type(m).__name__
+        if isinstance(m, norms) or "rmsnorm" in kind.lower():
+            return f"a {kind} layer ({name}), which normalises by its input's own statistics"
+        if isinstance(m, nn.MultiheadAttention) or kind.endswith("Attention"):
+            return f"self-attention ({name}, {kind})"
+    return ""
+
+
 def lrp_relevance(model, x: torch.Tensor, target: int, composite: str = "epsilon_plus_flat", *,
                   epsilon: float = 1e-6, gamma: float = 0.25, zero_bias: bool = False) -> tuple[torch.Tensor, float]:
     """Input relevance (1, 3, h, w) for ``target`` (started from the logit z_c) and z_c itself."""
@@ -220,6 +248,15 @@ class LRP(Method):
         Param("zero_bias", "bool", False, "ignore biases in the rules (no relevance absorbed by biases)"),
     )
     quick: dict = {}
+
+    def validate(self) -> None:
+        problem = lrp_problem(self.model.module)
+        if problem:
+            works = ["integrated_gradients", "gradient_x_input", "gradcam", "rise"] + _attention_method_names(self.model)
+            raise UnsupportedError(
+                f"lrp: model {self.model.id!r} has {problem}; zennit's LRP rules do not conserve relevance "
+                f"through it (the map would be NaN or near zero), so lrp is refused; use {', '.join(works)} "
+                "instead")
 
     def steps(self, ctx: Context) -> Iterator[Step]:
         try:

@@ -13,7 +13,7 @@ from explorer.core.errors import ExplorerError, ModelLoadError, TargetError, Unk
 from explorer.core.types import Needs
 from explorer.models.attention import attention_problem, has_attention
 from explorer.models.device import BatchPolicy
-from explorer.models.layers import LayerInfo, discover
+from explorer.models.layers import LayerInfo, discover, not_spatial, pick_default
 from explorer.models.preprocess import Preprocess
 
 
@@ -125,30 +125,43 @@ class LoadedModel:
         if Needs.LAYER not in self.supports or self.module is None:
             return []
         if self._layers is None:
-            h, w = self.preprocess.input_size
-            example = torch.zeros(1, 3, h, w, device=self.device)
-            if self.channels_last:
-                example = example.contiguous(memory_format=torch.channels_last)
-            self._layers = discover(self.module, example)
+            self._layers = discover(self.module, self._example())
         return self._layers
 
     def layer_names(self) -> list[str]:
         return [l.name for l in self.layers()]
 
+    def _example(self) -> torch.Tensor:
+        h, w = self.preprocess.input_size
+        example = torch.zeros(1, 3, h, w, device=self.device)
+        if self.channels_last:
+            example = example.contiguous(memory_format=torch.channels_last)
+        return example
+
     def default_layer(self) -> str:
-        """The last spatial feature map before global pooling."""
-        names = self.layer_names()
-        if not names:
+        """The layer the CAM family and FEM explain by default (``layers.pick_default``): the last spatial
+        feature map before global pooling, or a transformer's last block's first norm."""
+        name = pick_default(self.layers())
+        if name is None:
             raise UnsupportedError(f"model {self.id!r} offers no inner layers with spatial feature maps")
-        return names[-1]
+        return name
+
+    def layer_info(self, name: str) -> LayerInfo:
+        """How layer ``name``'s output reads as a feature map (layout, prefix tokens, (C, h, w))."""
+        for info in self.layers():
+            if info.name == name:
+                return info
+        raise not_spatial(self.module, name, self._example(), self.id, self.layer_names())
 
     def layer(self, name: str | None) -> tuple[str, nn.Module]:
-        """``(name, module)`` for a layer name, or the auto-picked one for ``None``."""
+        """``(name, module)`` for a layer name, or the auto-picked one for ``None``.
+
+        A name that is not a candidate is refused with the reason: unknown (the valid ones are listed), no
+        tensor output, or an output that is not a feature map (e.g. a token count that is not a grid)."""
         self.check_supports(Needs.LAYER, "a layer method")
         name = name or self.default_layer()
-        valid = self.layer_names()
-        if name not in valid:
-            raise UnknownNameError("layer", name, valid)
+        if name not in self.layer_names():
+            raise not_spatial(self.module, name, self._example(), self.id, self.layer_names())
         return name, self.module.get_submodule(name)
 
     def describe(self) -> dict:
