@@ -17,6 +17,8 @@ import re
 from pathlib import Path
 from typing import Callable
 
+from explorer.core.types import EMBEDDED_MODELS
+
 Error = argparse.ArgumentTypeError
 
 
@@ -89,7 +91,7 @@ def existing_dir(what: str = "folder") -> Callable[[str], str]:
         if p.exists() and not p.is_dir():
             raise Error(f"{text}: is a file, not a {what}")
         if not p.exists():
-            raise Error(f"{text}: no such {what}")
+            raise Error(f"{text}: no such folder ({what} expected)")
         return str(p)
     return _typed("dir", parse, what=what)
 
@@ -99,7 +101,7 @@ def existing_path(what: str = "file or folder") -> Callable[[str], str]:
         _nonempty(text, what)
         p = Path(text).expanduser()
         if not p.exists():
-            raise Error(f"{text}: no such {what}")
+            raise Error(f"{text}: no such file or folder ({what} expected)")
         return str(p)
     return _typed("path", parse, what=what)
 
@@ -214,7 +216,7 @@ def model_spec() -> Callable[[str], str]:
     def parse(text: str) -> str:
         _nonempty(text, "model")
         t = text.strip()
-        if t in ("efficientnet_lite0", "default"):
+        if t in EMBEDDED_MODELS or t == "default":
             return t
         prefix, sep, rest = t.partition(":")
         if sep and prefix in ("torchvision", "timm"):
@@ -228,7 +230,7 @@ def model_spec() -> Callable[[str], str]:
             return str(p)
         if p.suffix.lower() in MODEL_FILE_SUFFIXES or os.sep in t:
             raise Error(f"{t}: no such file (model file expected)")
-        raise Error(f"unknown model {t!r}; valid: efficientnet_lite0, torchvision:NAME, timm:NAME, FILE.pt, FILE.onnx")
+        raise Error(f"unknown model {t!r}; valid: {', '.join(EMBEDDED_MODELS)}, torchvision:NAME, timm:NAME, FILE.pt, FILE.onnx")
     return _typed("model", parse)
 
 
