@@ -67,6 +67,7 @@ def test_control_the_payload_is_real_when_trusted_on_purpose(tmp_path):
     assert marker.exists()  # so the refusals below are what keeps it from running
 
 
+@pytest.mark.slow  # a whole GUI process (offscreen): ~25 s on 2 cores
 def test_hostile_shared_session_is_refused_without_running_its_payload(tmp_path, samples_dir):
     marker = tmp_path / "marker"
     evil = evil_torch(tmp_path / "evil.pt", marker)
