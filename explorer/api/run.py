@@ -7,6 +7,7 @@ same messages (unknown method or parameter, class out of range, a model that is 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -36,7 +37,10 @@ def stream(model: Any, image: Any, method: str = "gradcam", target: int | str | 
     ctx.priors = _priors(priors, ctx.placement)
     record = provenance(image_path or path, loaded, ctx.target, loaded.predict(ctx.x, 5))
     for update in run(inst, loaded, rgb, context=ctx):
-        yield Explanation(update.explanation, rgb, image_path or path, record, update.message)
+        core = update.explanation
+        if not update.done:  # the runner completes its last partial in place: hand out a snapshot instead
+            core = replace(core, timings=dict(core.timings), info=dict(core.info))
+        yield Explanation(core, rgb, image_path or path, record, update.message)
 
 
 def explain_iter(model: Any, image: Any, method: str = "gradcam", target: int | str | None = None, *,

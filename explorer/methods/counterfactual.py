@@ -164,7 +164,9 @@ class Fido(Method):
                                                 f"{type(exc).__name__}; use scale=1") from None
                         raise
                     s = log_odds(logits, c)
-                    (s * signs[grp] / S).sum().backward()
+                    # inputs=[theta]: only the mask accumulates a gradient, never the parameters of a model
+                    # that a caller handed over with requires_grad on (explorer.load_model(net) keeps it)
+                    (s * signs[grp] / S).sum().backward(inputs=[theta])
                 return s.detach()
 
             idx_all = torch.arange(G * S, device=dev)
@@ -181,7 +183,7 @@ class Fido(Method):
                 if p.tv > 0:
                     reg = reg + p.tv * total_variation(drop)
                 if torch.is_tensor(reg) and reg.requires_grad:
-                    reg.backward()
+                    reg.backward(inputs=[theta])
             opt.step()
             sched.step()
             done = t + 1
