@@ -496,7 +496,7 @@ class MainWindow(QMainWindow):
         self._model_loaded = True
         self.session.set_model_info(info, d["labels"])
         self.method_panel.set_labels(d["labels"])
-        self.method_panel.set_layer_names(d.get("layer_names", []))
+        self.method_panel.set_layer_names(d.get("layer_names", []), d.get("default_layer"))
         text = f"{info['id']} · {info['device']} · {info['classes']} classes"
         self._set_model_status(text)
         self.model_panel.status.setText(f"{text}\n{info.get('source', '')}\nsupports {info.get('supports', '')}")

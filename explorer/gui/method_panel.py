@@ -30,6 +30,7 @@ class MethodPanel(QWidget):
         super().__init__(parent)
         self.catalog: dict[str, dict] = {}
         self.layer_names: list[str] = []
+        self.default_layer: str | None = None  # the layer "auto" picks on the loaded model
         self.labels: list[str] = []
         self.controls: dict[str, ParamControl] = {}
         self.bound_run: int | None = None
@@ -144,8 +145,10 @@ class MethodPanel(QWidget):
         self._on_method(idx, keep_values=current == self.method())
         self.run_btn.setEnabled(bool(entries))
 
-    def set_layer_names(self, names: list[str]) -> None:
+    def set_layer_names(self, names: list[str], default: str | None = None) -> None:
+        """The model's candidate layers and the one "auto" stands for (shown in the layer box)."""
         self.layer_names = list(names)
+        self.default_layer = default
         self._on_method(self.combo.currentIndex(), keep_values=True)
 
     def set_labels(self, labels: list[str]) -> None:
@@ -191,6 +194,8 @@ class MethodPanel(QWidget):
         for p in e["params"]:
             choices = self.layer_names if p.kind == "layer" else self.pickers
             c = ParamControl(p, old.get(p.name, p.default), choices)
+            if p.kind == "layer":
+                c.set_auto_hint(getattr(self, "default_layer", None))
             c.changed.connect(self._on_changed)
             c.invalid.connect(self.invalid)
             if p.picker == "prior":  # the prior list's ".npy file" entry fills the file parameter

@@ -180,13 +180,23 @@ class ParamControl(QWidget):
             return e.isChecked()
         if isinstance(e, QComboBox):
             t = e.currentText()
-            return None if self.param.kind == "layer" and t in ("", "auto") else t
+            return None if self.param.kind == "layer" and (t in ("", "auto") or t.startswith("auto (")) else t
         t = e.text().strip()
         if self.param.kind in ("layers", "class") and t.lower() in ("", "auto", "none"):
             return None
         if self.param.kind == "str" and not t and self.param.default is None:
             return None
         return t
+
+    def set_auto_hint(self, name: str | None) -> None:
+        """Name the layer "auto" resolves to, e.g. ``auto (blocks.11.norm1)``, so the choice is visible."""
+        if self.param.kind == "layer" and isinstance(self.editor, QComboBox) and name:
+            current = self.editor.currentIndex()
+            self.editor.blockSignals(True)
+            self.editor.setItemText(0, f"auto ({name})")
+            self.editor.blockSignals(False)
+            if current == 0:
+                self.editor.setCurrentIndex(0)
 
     def setValue(self, v: Any) -> None:
         try:

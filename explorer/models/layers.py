@@ -66,7 +66,7 @@ def token_grid(n: int, H: int, W: int, prefix_hint: int | None = None) -> tuple[
     tries = ([prefix_hint] if prefix_hint is not None else []) + list(range(0, MAX_PREFIX + 1))
     for p in tries:
         m = n - p
-        if m < 2 or p >= m:
+        if m < 2 or p > m // 4:  # a prefix larger than a quarter of the grid is not a ViT layout
             continue
         gh = max(1, round(math.sqrt(m * H / W)))
         for h in (gh - 1, gh, gh + 1):
@@ -86,7 +86,7 @@ def classify(shape: tuple[int, ...], H: int, W: int, prefix_hint: int | None = N
             return "NHWC", 0, (shape[2], shape[0], shape[1])
         if a * b <= 1 or a > H or b > W:
             return None
-        if H / a < 2 and as_nchw > 0.1:  # near-full-resolution but off-stride: an N×N attention matrix
+        if H / a < 2 and abs(H / a - 1) > 0.1:  # between strides 1 and 2: an N×N attention matrix, not a map
             return None
         return "NCHW", 0, (c, a, b)
     if len(shape) == 2:

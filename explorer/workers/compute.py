@@ -237,7 +237,12 @@ class ComputeWorker(QThread):
                 layer_names = []
         self.model = model
         info = model.describe()
-        self.model_loaded.emit({"info": info, "labels": list(model.labels), "layer_names": layer_names})
+        try:  # the layer "auto" picks, shown in the GUI's layer box (a transformer's block norm, say)
+            default_layer = model.default_layer() if layer_names else None
+        except Exception:  # noqa: BLE001 - no default is fine: "auto" is then left unexplained
+            default_layer = None
+        self.model_loaded.emit({"info": info, "labels": list(model.labels), "layer_names": layer_names,
+                                "default_layer": default_layer})
         if self.catalog:
             self.catalog_ready.emit(self._public_catalog())
         self._do_predict()
