@@ -221,3 +221,19 @@ def test_the_active_layer_meaning_is_shown_in_full_under_the_list(win, qtbot):
     qtbot.mouseClick(strip.help_btn, Qt.LeftButton)
     assert layer.name in win.layer_help_dialog.windowTitle()
     win.layer_help_dialog.close()
+
+
+@pytest.mark.slow
+def test_the_app_opens_on_an_explanation_without_flags(tmp_path):
+    """The real entry point, as `bash packaging/dev.sh` starts it: no --method, and the window still explains."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "shot.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", EXPLORER_OFFLINE="1", XDG_CONFIG_HOME=str(tmp_path))
+    r = subprocess.run([sys.executable, "-m", "explorer", "--device", "cpu", "--screenshot", str(out)],
+                       capture_output=True, text=True, env=env, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]  # 0: the first-start run finished (1 if it had failed)
+    assert "first start: gradcam" in r.stderr and "chelsea.png" in r.stderr
+    assert out.stat().st_size > 10_000

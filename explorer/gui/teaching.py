@@ -5,9 +5,13 @@ in one click. The choices (which methods) are Qt-free in explorer/session/teachi
 
 from __future__ import annotations
 
+import logging
+
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton
 
 from explorer.session import teaching
+
+log = logging.getLogger(__name__)
 
 
 class FollowUpBar(QFrame):
@@ -54,6 +58,7 @@ def first_start(win, method: str | None = None, params: dict | None = None):
         return None
     win.method_panel.bind(run.id, label=run.label)
     rid = run.id
+    log.info("first start: %s on %s", name, win.session.image_path)
 
     def bind_when_catalog():  # select the method in the panel once the catalog says what it is
         if rid in win.session.runs:
