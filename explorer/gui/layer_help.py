@@ -72,8 +72,7 @@ class MeaningStrip(QWidget):
         super().__init__(parent)
         self.win = win
         self.label = QLabel()
-        self.label.setWordWrap(True)
-        self.label.setStyleSheet("color: palette(window-text);")
+        self.label.setWordWrap(True)  # (no style sheet: it would stop presentation mode's larger font)
         self.help_btn = QToolButton()
         self.help_btn.setText("?")
         self.help_btn.setToolTip("what this layer means: the method, its paper, its sign")

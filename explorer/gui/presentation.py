@@ -50,6 +50,8 @@ class Presentation(QObject):
             w.setFont(f)
             for title, d in w.docks.items():
                 d.setVisible(title == KEEP_DOCK)
+            # the larger type needs a wider layer list for the meanings to stay readable
+            w.resizeDocks([w.docks[KEEP_DOCK]], [int(w.width() * 0.34)], Qt.Horizontal)
             w.tabs.setCurrentWidget(w.canvas)
             w.tabs.tabBar().setVisible(False)
         else:
