@@ -47,7 +47,7 @@ def test_table_plots_and_hover(panel, qtbot):
     assert t.rowCount() == 2
     assert t.item(0, 1).text() == f"{dele['auc']:.4f}" and t.item(0, 2).text() == f"{ins['auc']:.4f}"
     assert t.item(0, 3).text() == f"{ins['auc'] - dele['auc']:+.4f}"
-    assert t.item(1, 2).text() == "" and t.item(0, 4).text() == "224"
+    assert t.item(1, 2).text() == "" and t.item(0, 7).text() == "224"
     x, y = panel.curve_item("rise · salient", "deletion").getData()
     assert np.allclose(y, dele["scores"])
 
@@ -93,3 +93,26 @@ def test_panel_module_does_not_import_torch():
             "import explorer.gui.evaluation_panel, explorer.evaluation.agreement\nprint('ok')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr
+
+
+def test_road_and_flipping_curves_with_the_scored_images_under_the_cursor(panel, qtbot, tiny_model):
+    """The worker job behind 'Evaluate active layer': every curve comes with the images the model scored."""
+    from explorer.workers.jobs import causal_curves
+
+    rng = np.random.default_rng(0)
+    rgb = (rng.random((40, 48, 3)) * 255).astype(np.uint8)
+    sal = rng.random((32, 32)).astype(np.float32)
+    result = causal_curves(sal, 3, step=64)(tiny_model, rgb)
+    assert set(result) == {"deletion", "insertion", "pixel_flipping", "road_morf", "road_lerf"}
+    for mode, (curve, frames) in result.items():
+        panel.set_curve("tiny · salient", curve, frames)
+    morf, frames = result["road_morf"]
+    assert len(frames) == len(morf["fractions"]) == 10 and morf["fractions"][0] == 0.0
+    assert panel.table.item(0, 5).text() == f"{morf['auc']:.4f}"
+    with qtbot.waitSignal(panel.pointHovered) as sig:
+        assert panel.hover_at("road_morf", 0.5) == ("tiny · salient", 5)
+    assert sig.args == ["tiny · salient", "road_morf", 5]
+    shown = panel.image_item.image
+    assert shown.shape == (32, 32, 3) and np.array_equal(shown, frames[5])
+    assert not np.array_equal(frames[5], frames[0])  # half the pixels were imputed
+    assert panel.hover_at("pixel_flipping", 0.2) is not None and "flipped" in panel.caption.text()

@@ -280,7 +280,7 @@ def test_evaluate_active_layer_fills_evaluation_panel(fresh, qtbot):
     qtbot.waitUntil(lambda: bool(win.evaluation.labels()), timeout=T)
     label = win.evaluation.labels()[0]
     assert run.label in label
-    for mode in ("deletion", "insertion"):
+    for mode in ("deletion", "insertion", "pixel_flipping", "road_morf", "road_lerf"):  # ROAD: issue 19
         assert 0.0 <= win.evaluation.auc(label, mode) <= 1.0
 
 

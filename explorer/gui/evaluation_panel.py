@@ -1,5 +1,5 @@
-"""Evaluation panel: deletion / insertion curves of the selected layers, their AUCs, and the perturbed
-image under the mouse. PySide6 + pyqtgraph only — it receives data and never computes (no torch here).
+"""Evaluation panel: deletion / insertion, pixel-flipping and ROAD (MoRF / LeRF) curves of the selected
+layers, their AUCs, and the perturbed image under the mouse on every curve. PySide6 + pyqtgraph only — it receives data and never computes (no torch here).
 
 Interface (Qt-free data in, for the main window / worker of the GUI)::
 
@@ -12,7 +12,8 @@ Interface (Qt-free data in, for the main window / worker of the GUI)::
 
 - ``label``: the layer's name as the user sees it, e.g. ``"rise · salient"``. One label may have a
   deletion curve and an insertion curve (two ``set_curve`` calls); ``curve.mode`` decides the plot.
-- ``curve``: anything with ``mode`` ("deletion" | "insertion"), ``fractions`` and ``scores`` (1-D
+- ``curve``: anything with ``mode`` (one of ``MODES``: "deletion", "insertion", "pixel_flipping",
+  "road_morf", "road_lerf"), ``fractions`` and ``scores`` (1-D
   sequences of equal length), ``auc`` (float) and optionally ``step`` and ``substrate`` — attributes or dict
   keys. ``explorer.evaluation.causal.Curve`` is such a record; so is its ``record()`` dict.
 - ``frames``: optional, the perturbed image at curve point k as an (h, w, 3) uint8 array — either a callable
@@ -30,12 +31,19 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QSplitter, QTableWidget,
+from PySide6.QtWidgets import (QAbstractItemView, QGridLayout, QHeaderView, QLabel, QSplitter, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
-MODES = ("deletion", "insertion")
+MODES = ("deletion", "insertion", "pixel_flipping", "road_morf", "road_lerf")
+TITLES = {"deletion": "deletion", "insertion": "insertion", "pixel_flipping": "pixel flipping",
+          "road_morf": "ROAD: most relevant first", "road_lerf": "ROAD: least relevant first"}
+X_LABELS = {"deletion": "fraction of pixels removed", "insertion": "fraction of pixels inserted",
+            "pixel_flipping": "fraction of pixels flipped", "road_morf": "fraction removed (imputed)",
+            "road_lerf": "fraction removed (imputed)"}
+VERBS = {"insertion": "inserted", "pixel_flipping": "flipped"}  # the rest: "removed"
 COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
-COLUMNS = ("layer", "deletion AUC ↓", "insertion AUC ↑", "ins − del", "step", "substrate")
+COLUMNS = ("layer", "deletion AUC ↓", "insertion AUC ↑", "ins − del", "flipping AUC ↓", "ROAD MoRF ↓",
+           "ROAD LeRF ↑", "step", "substrate")
 
 
 def _get(obj: Any, key: str, default: Any = None) -> Any:
@@ -89,13 +97,13 @@ class EvaluationPanel(QWidget):
         self.plots: dict[str, pg.PlotWidget] = {}
         self.markers: dict[str, pg.ScatterPlotItem] = {}
         self.lines: dict[str, pg.InfiniteLine] = {}
-        plots_row = QHBoxLayout()
-        for mode in MODES:
+        grid = QGridLayout()
+        for n, mode in enumerate(MODES):
             w = pg.PlotWidget()
             w.setBackground("w")
             pi = w.getPlotItem()
-            pi.setTitle(f"{mode}")
-            pi.setLabel("bottom", "fraction of pixels " + ("removed" if mode == "deletion" else "inserted"))
+            pi.setTitle(TITLES[mode])
+            pi.setLabel("bottom", X_LABELS[mode])
             pi.setLabel("left", "P(target)")
             pi.showGrid(x=True, y=True, alpha=0.2)
             pi.setXRange(0, 1, padding=0.02)
@@ -107,14 +115,15 @@ class EvaluationPanel(QWidget):
             pi.addItem(line, ignoreBounds=True)
             w.scene().sigMouseMoved.connect(lambda pos, m=mode: self._mouse_moved(m, pos))
             self.plots[mode], self.markers[mode], self.lines[mode] = w, marker, line
-            plots_row.addWidget(w)
+            grid.addWidget(w, n // 3, n % 3)
 
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
-        self.table.setToolTip("deletion: lower AUC is better; insertion: higher AUC is better. "
+        self.table.setToolTip("deletion, pixel flipping, ROAD MoRF: lower is better; insertion, ROAD LeRF: higher "
+                              "is better (ROAD: mean P over 10..90 % removed by noisy linear imputation). "
                               "Tick a layer to draw its curves.")
         self.table.itemChanged.connect(self._item_changed)
 
@@ -134,7 +143,7 @@ class EvaluationPanel(QWidget):
         sl.addWidget(self.view, 1)
         sl.addWidget(self.caption)
         top = QWidget()
-        top.setLayout(plots_row)
+        top.setLayout(grid)
         split_h = QSplitter(Qt.Horizontal)
         split_h.addWidget(top)
         split_h.addWidget(side)
@@ -227,7 +236,8 @@ class EvaluationPanel(QWidget):
             self.table.setRowCount(len(self._labels))
             for r, label in enumerate(self._labels):
                 d, i = self._entries.get((label, "deletion")), self._entries.get((label, "insertion"))
-                first = d or i
+                pf, rm, rl = (self._entries.get((label, m)) for m in ("pixel_flipping", "road_morf", "road_lerf"))
+                first = d or i or pf
                 name = QTableWidgetItem(label)
                 name.setFlags(Qt.ItemIsEnabled | Qt.ItemIsSelectable | Qt.ItemIsUserCheckable)
                 name.setCheckState(Qt.Unchecked if label in self._hidden else Qt.Checked)
@@ -236,13 +246,16 @@ class EvaluationPanel(QWidget):
                     f"{d.auc:.4f}" if d else "",
                     f"{i.auc:.4f}" if i else "",
                     f"{i.auc - d.auc:+.4f}" if d and i else "",
+                    f"{pf.auc:.4f}" if pf else "",
+                    f"{rm.auc:.4f}" if rm else "",
+                    f"{rl.auc:.4f}" if rl else "",
                     "" if first is None or first.step is None else str(first.step),
-                    " / ".join(str(e.substrate) for e in (d, i) if e is not None and e.substrate is not None),
+                    " / ".join(dict.fromkeys(str(e.substrate) for e in (d, i, pf, rm) if e is not None and e.substrate is not None)),
                 ]
                 self.table.setItem(r, 0, name)
                 for c, text in enumerate(cells, start=1):
                     it = QTableWidgetItem(text)
-                    if c <= 3:
+                    if c <= 6:
                         it.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
                     self.table.setItem(r, c, it)
         finally:
@@ -290,10 +303,11 @@ class EvaluationPanel(QWidget):
         self.markers[mode].setData([e.fractions[k]], [e.scores[k]])
         self.lines[mode].setPos(e.fractions[k])
         self.lines[mode].setVisible(True)
-        other = [m for m in MODES if m != mode][0]
-        self.markers[other].setData([], [])
-        self.lines[other].setVisible(False)
-        verb = "removed" if mode == "deletion" else "inserted"
+        for other in MODES:
+            if other != mode:
+                self.markers[other].setData([], [])
+                self.lines[other].setVisible(False)
+        verb = VERBS.get(mode, "removed")
         text = f"{e.label} — {mode}: {e.fractions[k] * 100:.1f}% of pixels {verb}, P = {e.scores[k]:.3f} (point {k})"
         img = e.frame(k)
         if img is not None:
