@@ -227,6 +227,11 @@ class Step:
     message: str = ""
 
 
+# The models that load offline with no file (their table, with weights and preprocessing: models/embedded.py).
+# Named here, torch-free, so that argument checking and the GUI's model box know them without importing torch.
+EMBEDDED_MODELS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+
+
 @dataclass
 class Update:
     """What the runner yields to callers: progress plus a (partial or final) Explanation."""

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFileDialog, Q
 
 from explorer import resources
 from explorer.core.errors import ExplorerError
+from explorer.core.types import EMBEDDED_MODELS
 from explorer.gui.canvas import Canvas
 from explorer.gui.compare import CompareWidget
 from explorer.gui.method_panel import MethodPanel
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 
 IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in SUFFIXES) + ");;All files (*)"
 SESSION_FILTER = "Explorer session (*.json);;All files (*)"
-MODEL_SPECS = ["efficientnet_lite0", "torchvision:resnet50", "torchvision:vgg16", "timm:resnet18",
+MODEL_SPECS = [*EMBEDDED_MODELS, "torchvision:resnet50", "torchvision:vgg16", "timm:resnet18",
                "timm:vit_tiny_patch16_224"]
 
 

