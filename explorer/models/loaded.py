@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from explorer.core import allocator
 from explorer.core.errors import ExplorerError, ModelLoadError, TargetError, UnknownNameError, UnsupportedError
 from explorer.core.types import Needs
 from explorer.models.attention import attention_problem, has_attention
@@ -168,12 +169,16 @@ class LoadedModel:
         return {
             "id": self.id, "kind": self.kind, "source": self.source, "classes": self.num_classes,
             "device": str(self.device), "preprocess": self.preprocess.record(),
-            "supports": self.supports.describe(), "notes": self.notes,
+            "supports": self.supports.describe(), "notes": self.notes, "allocator": allocator.state(),
         }
 
 
 def validate_output(model: LoadedModel) -> None:
-    """Run one dummy input and check the model returns finite (1, K) scores matching its labels."""
+    """Run one dummy input and check the model returns finite (1, K) scores matching its labels.
+
+    Every model (loaded by spec, or an in-memory module from the Python API) passes here before its first
+    forward, so this is where the process's allocator is put in its fast state (core/allocator.py)."""
+    allocator.tune()
     h, w = model.preprocess.input_size
     x = torch.zeros(1, 3, h, w)
     try:
