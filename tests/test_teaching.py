@@ -195,3 +195,22 @@ def test_new_session_layers_get_the_display_defaults(session):
     sal, unc = session.layers_of(run)
     assert sal.floor == 50.0 and sal.fade and sal.opacity == pytest.approx(0.7)
     assert unc.floor == 0.0  # a constant map is not "on a baseline"
+
+
+def test_display_defaults_follow_the_streaming_map_until_the_user_changes_them(session):
+    run = session.new_run("rise", {})
+    early = _exp("rise", layers=("salient",), value=0.0)
+    early.raw["salient"] = np.random.default_rng(2).random((8, 8)).astype(np.float32) * 0.01  # near 0 at first
+    session.accept(run.id, run.generation, early)
+    (sal,) = session.layers_of(run)
+    assert sal.floor == 0.0
+    final = _exp("rise", layers=("salient",), value=0.0)
+    final.raw["salient"] = (0.6 + 0.05 * np.random.default_rng(3).random((8, 8))).astype(np.float32)
+    seen = []
+    session.layer_changed.connect(lambda l, f: seen.append(f))
+    session.accept(run.id, run.generation, final, done=True)
+    assert sal.floor == 50.0 and "floor" in seen  # the finished map is on its baseline
+    session.set_layer(sal, floor=10.0)  # the user decides ...
+    session.requeue(run)
+    session.accept(run.id, run.generation, final, done=True)
+    assert sal.floor == 10.0  # ... and the defaults no longer move

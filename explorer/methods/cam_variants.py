@@ -89,7 +89,7 @@ class AblationCAM(CamMethod):
               "weight 0 (0 = all; ours, to bound the forwards on wide layers)", low=0, high=100_000, step=1,
               live=False),
         Param("batch", "int", 0, "ablated copies per forward (0 = the model's batch policy)", low=0, high=1024,
-              live=False),
+              live=False, advanced=True),
     )
     quick = {"top_channels": 16}
 

@@ -152,6 +152,9 @@ class Session:
         self.runs: dict[int, Run] = {}
         self.layers: list[Layer] = []  # bottom to top
         self.active_layer_id: int | None = None
+        # layers whose display the user has not touched: their defaults follow the map as it streams in (an
+        # early partial RISE map is not yet on its baseline; the finished one is)
+        self._auto_display: set[int] = set()
         self._run_ids = itertools.count(1)
         self._layer_ids = itertools.count(1)
         # events
@@ -308,7 +311,15 @@ class Session:
                           colormap=colormaps.default_for(signed), label=f"{name} — {run.label}",
                           **display_defaults(name, signed, exp.raw[name]))
             self.layers.append(layer)
+            self._auto_display.add(layer.id)
             added.append(layer)
+        changed = []
+        for name, l in mine.items():
+            if l.id in self._auto_display and name in exp.raw:
+                for key, value in display_defaults(name, l.signed, exp.raw[name]).items():
+                    if getattr(l, key) != value:
+                        setattr(l, key, value)
+                        changed.append((l, key))
         if added:
             # a new run's headline map becomes the active layer and hides older runs' maps; maps that a
             # run adds later (BOREx's uncertainty after its prior stage) join hidden and leave the active one
@@ -318,6 +329,8 @@ class Session:
             self.layers_changed.emit()
             if not mine:
                 self.set_active_layer(added[0].id)
+        for l, key in changed:
+            self.layer_changed.emit(l, key)
         for l in self.layers:
             if l.run_id == run.id:
                 self.layer_changed.emit(l, "data")
@@ -361,6 +374,8 @@ class Session:
                 value = float(min(1.0, max(0.0, value)))
             if key == "floor":
                 value = float(min(99.0, max(0.0, value)))
+            if key in ("opacity", "floor", "fade"):
+                self._auto_display.discard(layer.id)  # the user's choice: the defaults stop following the map
             if getattr(layer, key) != value:
                 setattr(layer, key, value)
                 self.layer_changed.emit(layer, key)
