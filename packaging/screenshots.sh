@@ -16,4 +16,6 @@ shot() {  # NAME IMAGE METHOD [--param k=v ...]
 shot undesirable chelsea.png undesirable --param n=1000
 shot rise coffee.png rise --param n=1000
 shot gradcam rocket.jpg gradcam
+echo "screenshot first_start: the window as it opens (no --method)" >&2
+"$exe" --device cpu --screenshot "$out/first_start.png"
 ls -l "$out"
