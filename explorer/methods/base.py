@@ -171,6 +171,7 @@ def run(method: str | Method, model: LoadedModel, image: np.ndarray, *, target: 
     cls = type(inst)
     ctx = context or prepare(model, image, target, seed, cancel, priors, state)
     t0 = time.perf_counter()
+    passes0 = dict(model.passes)
     gen = inst.steps(ctx)
     last: Explanation | None = None
     n = 0
@@ -182,7 +183,8 @@ def run(method: str | Method, model: LoadedModel, image: np.ndarray, *, target: 
             method=cls.name, raw=raw, signed={k: cls.signed_of(k) for k in raw}, placement=ctx.placement,
             target=None if cls.class_agnostic else ctx.target, target_name=model.labels[ctx.target],
             params=dict(inst.values), seed=ctx.seed, model_id=model.id,
-            timings={"seconds": time.perf_counter() - t0, "steps": n}, info=dict(step.info),
+            timings={"seconds": time.perf_counter() - t0, "steps": n,
+                     **{k: v - passes0[k] for k, v in model.passes.items()}}, info=dict(step.info),
             progress=float(step.progress), complete=complete)
 
     try:

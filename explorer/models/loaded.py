@@ -45,6 +45,9 @@ class LoadedModel:
     notes: list[str] = field(default_factory=list)
     _layers: list[LayerInfo] | None = field(default=None, repr=False)
     _batch: BatchPolicy | None = field(default=None, repr=False)
+    # Images through ``__call__`` with and without autograd: the runner records a run's share in its
+    # timings, so a benchmark can compare a method with the bare forwards (and backwards) it needed.
+    passes: dict[str, int] = field(default_factory=lambda: {"images": 0, "grad_images": 0}, repr=False)
 
     # ----------------------------------------------------------------- capabilities
     @property
@@ -84,6 +87,7 @@ class LoadedModel:
         x = x.to(self.device)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        self.passes["grad_images" if torch.is_grad_enabled() else "images"] += int(x.shape[0])
         return self.forward(x)
 
     def scores(self, x: torch.Tensor, probs: bool = True, batch_size: int | None = None) -> torch.Tensor:
