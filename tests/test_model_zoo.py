@@ -1,0 +1,150 @@
+"""Every registered method on every architecture family: a finite map at the image's size, or the refusal
+listed here (before any compute, naming why). A method that starts failing silently, or a refusal that
+disappears, fails this test. Random-weight timm models saved to a file and loaded through the user's path
+(``timm:NAME`` + weights file); one model per family per module, quick method settings, a small image."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from explorer.core.errors import ExplorerError, UnsupportedError
+from explorer.core.types import Needs
+from explorer.methods import METHODS, explain, method_names
+from explorer.models.layers import hook_count
+
+timm = pytest.importorskip("timm")
+
+pytestmark = pytest.mark.slow
+
+FAMILIES = {
+    "vit": ("vit_tiny_patch16_224", {}),
+    "deit_distilled": ("deit_tiny_distilled_patch16_224", {}),
+    "vit_registers": ("vit_dwee_patch16_reg1_gap_256", {}),
+    "swin": ("swin_tiny_patch4_window7_224", {}),
+    "convnext": ("convnext_atto", {}),
+    "resnet": ("resnet18", {}),
+    "mobilenetv3": ("mobilenetv3_small_050", {}),
+}
+TRANSFORMERS = {"vit", "deit_distilled", "vit_registers", "swin"}
+NO_RELU = TRANSFORMERS | {"convnext"}
+LAYERNORM = TRANSFORMERS | {"convnext"}
+VIT_LIKE = {"vit", "deit_distilled", "vit_registers"}
+FIXED_SIZE = TRANSFORMERS
+# Scores-only methods never look inside the model: they run on one transformer and one CNN only, which keeps
+# the module inside the suite's budget (the rest of the registry runs on every family).
+BLACK_BOX_FAMILIES = {"vit", "resnet"}
+
+# The default layer the CAM family and FEM must pick (ViT/DeiT: last block's first norm; Swin: last stage's
+# last block's first norm; CNNs: the last feature map before pooling).
+DEFAULT_LAYER = {
+    "vit": "blocks.11.norm1", "deit_distilled": "blocks.11.norm1", "vit_registers": "blocks.13.norm1",
+    "swin": "layers.3.blocks.1.norm1", "convnext": "stages", "resnet": "layer4", "mobilenetv3": "blocks",
+}
+
+
+def expected_refusal(method: str, family: str) -> str | None:
+    """A phrase of the expected refusal, or None when the method must produce a map."""
+    if method in ("guided_backprop", "deconvnet", "guided_gradcam") and family in NO_RELU:
+        return "has none"
+    if method == "lrp" and family in LAYERNORM:
+        return "do not conserve relevance"
+    if method == "cam" and family != "resnet":
+        # token heads, or something between the pooled map and the linear layer (ConvNeXt's head norm,
+        # MobileNetV3's conv_head): CAM's weights would not be the classifier's, so it is refused
+        return "use gradcam"
+    if method in ("attention_rollout", "chefer") and family not in VIT_LIKE:
+        return ""  # any clear refusal: no readable transformer attention
+    if method == "explainer":
+        return "explainer"  # the shipped head was trained for the default model only
+    if method == "fido" and family in FIXED_SIZE:
+        return "use scale=1"  # its quick setting optimises at half resolution, which a ViT/Swin cannot take
+    return None
+
+
+MAX_SIDE = 96  # the photo is shrunk: maps are resampled to it, and everything is checked at its size
+
+
+@pytest.fixture(scope="module")
+def photo(chelsea):
+    from PIL import Image
+
+    im = Image.fromarray(chelsea)
+    im.thumbnail((MAX_SIDE, MAX_SIDE))
+    return np.asarray(im)
+
+
+@pytest.fixture(scope="module", params=list(FAMILIES))
+def zoo_model(request, tmp_path_factory):
+    from explorer.models import load_model
+
+    family = request.param
+    name, kwargs = FAMILIES[family]
+    torch.manual_seed(0)
+    net = timm.create_model(name, pretrained=False, **kwargs)
+    path = tmp_path_factory.mktemp("zoo") / f"{name}.pt"
+    torch.save(net.state_dict(), path)
+    return family, load_model(f"timm:{name}", weights=str(path), device="cpu")
+
+
+def quick(method: str) -> dict:
+    params = dict(METHODS.get(method).quick)
+    if method == "scorecam":
+        params["top_channels"] = 8
+    if method == "ablationcam":
+        params["top_channels"] = 8
+    if method == "occlusion":
+        params.update(window=112, stride=112)
+    if method in ("rise", "undesirable"):
+        params["n"] = 16
+    if method in ("lime", "kernelshap"):
+        params.update(samples=16, segments=8)
+    if method == "borex":
+        params.update(iterations=1, prior_params="n=10")
+    if method == "integrated_gradients":
+        params["steps"] = 2
+    if method in ("smoothgrad", "vargrad"):
+        params["samples"] = 2
+    if method == "fido":
+        params.update(steps=1, samples=1)
+    return params
+
+
+def test_default_layer(zoo_model):
+    family, model = zoo_model
+    assert model.default_layer() == DEFAULT_LAYER[family]
+    info = model.layer_info(model.default_layer())
+    h, w = model.preprocess.input_size
+    if family in VIT_LIKE:
+        assert info.layout == "NLC" and info.prefix == model.module.num_prefix_tokens
+        assert info.grid == (h // 16, w // 16)
+    elif family == "swin":
+        assert info.layout == "NHWC" and info.grid == (h // 32, w // 32)
+    else:
+        assert info.layout == "NCHW"
+
+
+@pytest.mark.parametrize("method", method_names())
+def test_every_method_maps_or_refuses(method, zoo_model, photo):
+    family, model = zoo_model
+    if METHODS.get(method).needs == Needs.SCORES and family not in BLACK_BOX_FAMILIES:
+        pytest.skip("scores-only method: covered on the vit and resnet families")
+    refusal = expected_refusal(method, family)
+    if refusal is not None:
+        with pytest.raises(ExplorerError) as err:
+            explain(method, model, photo, params=quick(method), seed=1)
+        msg = str(err.value)
+        assert refusal in msg and "\n" not in msg, msg
+        assert isinstance(err.value, UnsupportedError) or method in ("explainer", "fido"), type(err.value)
+        assert hook_count(model.module) == 0
+        return
+    exp = explain(method, model, photo, params=quick(method), seed=1)
+    assert hook_count(model.module) == 0
+    for layer, m in exp.maps.items():
+        assert m.shape == photo.shape[:2], (layer, m.shape)
+        assert np.isfinite(m).all(), layer
+    if "layer" in exp.info and "layer" in METHODS.get(method).params:
+        assert exp.info["layer"] == DEFAULT_LAYER[family]
+    if method == "lrp":
+        assert np.isfinite(exp.info["conservation"])
