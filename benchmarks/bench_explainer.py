@@ -1,117 +1,186 @@
-"""Explainer network vs RISE: milliseconds per image on the CPU, on the same photo.
+"""Explainer network vs Grad-CAM, RISE and the first demonstration checkpoint, on photos it never trained on.
 
-- ``explainer`` (uncached): one classifier forward with hooks + the head, giving the logit maps of all
-  1000 classes at stride 8, then the target's and the non-target masks at the input size. This is the
-  cost of a new image.
-- ``explainer`` (cached class switch): another target on the same image (maps cached in the method
-  instance): an upsample and a sigmoid.
-- ``explainer`` all 1000 class masks upsampled to the input size (what "every class at once" costs when
-  all are actually shown; normally only the shown classes are upsampled).
-- explainer throughput at batch 16 (logit maps only).
-- ``rise`` at N = 1000 masks (the project's default on the CPU), same image, same model.
+The photos are the held-out part of ../shared/data/imagenet-sample that the checkpoint records
+(``meta.trained_on.held_out``: every 5th photo of the sorted folder for the shipped checkpoint); a photo's
+class is ``2 * its position in the sorted folder`` (the folder's README).
 
-Times are the median of ``--repeats`` runs after one warm-up. Writes benchmarks/results/bench_explainer.json
-with the machine description (cpu count, torch threads, load average: the machine is shared, numbers noisy).
+- class-specificity: composites A | B of two held-out photos, each as the model sees it (224x224), side by
+  side (one 224x448 input); the target is the class of one half; the figure is the share of the map's
+  positive mass (sum of max(map, 0)) inside the target's half, mean over composites and both halves.
+- insertion − deletion: AUCs of explorer.evaluation's deletion (zero substrate) and insertion (blur
+  substrate) curves of the softmax of the classifier's top-1 class on single held-out photos.
+- time per image: each method's map on a new 224x224 photo (the explainer uncached: one classifier forward
+  and the head; Grad-CAM: a forward and a backward; RISE: N masked forwards), median over the photos.
+
+Every method gets the same inputs and targets. RISE is expensive (N forwards per map, per target), so
+``--rise-composites`` / ``--rise-photos`` can run it on the first few only: the table says on how many.
+Writes benchmarks/results/bench_explainer.json with the machine description.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from explorer.core.types import Placement  # noqa: E402
+from explorer.evaluation.causal import deletion_insertion  # noqa: E402
 from explorer.io.images import read_image  # noqa: E402
-from explorer.methods import explain  # noqa: E402
-from explorer.methods.base import prepare  # noqa: E402
-from explorer.methods.explainer_net.method import ExplainerNet  # noqa: E402
+from explorer.methods.base import Context, get_method, prepare  # noqa: E402
+from explorer.methods.explainer_net.method import ExplainerNet, shipped_checkpoint  # noqa: E402
+from explorer.methods.explainer_net.model import read_checkpoint  # noqa: E402
 from explorer.models import load_model  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results" / "bench_explainer.json"
-
 
 from _machine import machine  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
+RESULTS = ROOT / "benchmarks" / "results" / "bench_explainer.json"
+SHARED = ROOT.parent / "shared" / "data" / "imagenet-sample"
 
-def median_ms(fn, repeats: int) -> tuple[float, list[float]]:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times), times
+
+def held_out_photos(folder: Path, checkpoint: Path) -> list[tuple[Path, int]]:
+    """(path, ImageNet class) of the photos the checkpoint did not train on."""
+    listing = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpeg", ".jpg", ".png"))
+    cls = {p.name: 2 * i for i, p in enumerate(listing)}
+    held = (read_checkpoint(checkpoint).get("meta") or {}).get("trained_on", {}).get("held_out")
+    if not held:
+        raise SystemExit(f"{checkpoint} records no held-out photos: train it with --hold-out-every")
+    missing = [n for n in held if n not in cls]
+    if missing:
+        raise SystemExit(f"{folder} lacks held-out photo(s) {', '.join(missing[:3])}")
+    return [(folder / n, cls[n]) for n in held]
+
+
+def final_map(method, ctx: Context) -> np.ndarray:
+    """The method's last 'salient' map for ``ctx`` (input space, float64)."""
+    last = None
+    for step in method.steps(ctx):
+        last = step
+    m = last.maps["salient"]
+    m = m.detach().float().cpu().numpy() if isinstance(m, torch.Tensor) else np.asarray(m)
+    return m.astype(np.float64)
+
+
+def context(model, x: torch.Tensor, rgb: np.ndarray, target: int) -> Context:
+    hw = tuple(x.shape[-2:])
+    return Context(model, x, rgb, rgb, Placement.whole(hw, hw), int(target), 0)
+
+
+def share_in(m: np.ndarray, half: int) -> float:
+    pos = np.maximum(m, 0.0)
+    total = pos.sum()
+    if total <= 0:
+        return 0.5  # an all-zero map says nothing about either half
+    w = m.shape[1] // 2
+    part = pos[:, :w] if half == 0 else pos[:, w:]
+    return float(part.sum() / total)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--image", default=str(ROOT / "resources" / "samples" / "chelsea.png"))
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--rise-repeats", type=int, default=2)
-    ap.add_argument("--n", type=int, default=1000, help="RISE masks")
+    ap.add_argument("--folder", default=str(SHARED))
+    ap.add_argument("--checkpoint", default=str(shipped_checkpoint()), help="the explainer under test")
+    ap.add_argument("--demo", default="", help="the first demonstration checkpoint (version 1), for comparison")
+    ap.add_argument("--composites", type=int, default=50, help="A | B composites (pairs of held-out photos)")
+    ap.add_argument("--photos", type=int, default=20, help="single held-out photos for insertion − deletion")
+    ap.add_argument("--rise-n", type=int, default=1000)
+    ap.add_argument("--rise-composites", type=int, default=None, help="RISE on the first N composites only")
+    ap.add_argument("--rise-photos", type=int, default=None, help="RISE on the first N photos only")
+    ap.add_argument("--step", type=int, default=1024, help="pixels per deletion/insertion step (224 = every 224th)")
+    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
     model = load_model(device="cpu")
-    image = read_image(args.image).rgb
-    ctx = prepare(model, image, seed=0)
-    method = ExplainerNet(model)
-    other = model.predict(ctx.x, 2)[1].index
+    pre = model.preprocess
+    photos = held_out_photos(Path(args.folder), Path(args.checkpoint))
+    rng = np.random.default_rng(args.seed)
+    order = rng.permutation(len(photos))
+    pairs = [(photos[order[2 * k]], photos[order[2 * k + 1]]) for k in range(min(args.composites, len(photos) // 2))]
+    singles = [photos[i] for i in order[: args.photos]]
 
-    def uncached():
-        method._cache.clear()
-        return explain(method, model, image, context=ctx)
+    methods = {"explainer": lambda: ExplainerNet(model, checkpoint=args.checkpoint),
+               "gradcam": lambda: get_method("gradcam")(model),
+               f"rise N={args.rise_n}": lambda: get_method("rise")(model, n=args.rise_n)}
+    if args.demo:
+        methods["explainer (demo v1)"] = lambda: ExplainerNet(model, checkpoint=args.demo)
+    limits = {f"rise N={args.rise_n}": (args.rise_composites, args.rise_photos)}
+    inst = {name: make() for name, make in methods.items()}
 
-    def switch():
-        return explain(method, model, image, target=other)
+    def fresh(name):  # a new image for the explainer: no cached logit maps
+        if isinstance(inst[name], ExplainerNet):
+            ExplainerNet.clear_cache()
+        return inst[name]
 
-    def all_masks():
-        return method.masks(ctx.x, list(range(model.num_classes)))
-
-    batch = ctx.x.expand(16, -1, -1, -1).contiguous()
-
-    def batch16():
-        with torch.inference_mode():
-            return method.explainer.logit_maps(batch)
-
-    def rise():
-        return explain("rise", model, image, params={"n": args.n}, seed=0, context=ctx)
-
-    def forward_only():
-        return model.scores(ctx.x)
-
-    rows = {}
-    rows["classifier forward (reference)"] = median_ms(forward_only, args.repeats)
-    rows["explainer: new image (all class logit maps + 2 masks)"] = median_ms(uncached, args.repeats)
-    uncached()
-    rows["explainer: other class, cached maps"] = median_ms(switch, args.repeats)
-    rows["explainer: all 1000 class masks upsampled"] = median_ms(all_masks, max(2, args.repeats // 2))
-    b_ms, b_times = median_ms(batch16, max(2, args.repeats // 2))
-    rows["explainer: batch of 16, per image"] = (b_ms / 16, [t / 16 for t in b_times])
-    rows[f"rise N={args.n}"] = median_ms(rise, args.rise_repeats)
+    inputs = {}
+    for path, _ in {p for pair in pairs for p in pair} | set(singles):
+        rgb, _ = pre.input_rgb(read_image(path).rgb)
+        inputs[path] = rgb
+    rows = {name: {"shares": [], "ins_minus_del": [], "insertion": [], "deletion": [], "ms": []} for name in inst}
+    t_start = time.perf_counter()
+    for k, ((pa, ca), (pb, cb)) in enumerate(pairs):
+        rgb = np.concatenate([inputs[pa], inputs[pb]], axis=1)
+        x = pre.normalise(rgb, model.device)
+        for name in inst:
+            lim = limits.get(name, (None, None))[0]
+            if lim is not None and k >= lim:
+                continue
+            for half, target in ((0, ca), (1, cb)):
+                m = final_map(fresh(name), context(model, x, rgb, target))
+                rows[name]["shares"].append(share_in(m, half))
+        print(f"composite {k + 1}/{len(pairs)}: " + ", ".join(
+            f"{n} {np.mean(r['shares']):.3f}" for n, r in rows.items() if r["shares"]), flush=True)
+    for k, (path, _) in enumerate(singles):
+        rgb = inputs[path]
+        ctx = prepare(model, rgb)  # target: the classifier's top-1
+        for name in inst:
+            lim = limits.get(name, (None, None))[1]
+            if lim is not None and k >= lim:
+                continue
+            t0 = time.perf_counter()
+            m = final_map(fresh(name), ctx)
+            rows[name]["ms"].append((time.perf_counter() - t0) * 1000)
+            curves = deletion_insertion(model, rgb, m, ctx.target, step=args.step, context=ctx)
+            rows[name]["insertion"].append(curves["insertion"].auc)
+            rows[name]["deletion"].append(curves["deletion"].auc)
+            rows[name]["ins_minus_del"].append(curves["insertion"].auc - curves["deletion"].auc)
+        print(f"photo {k + 1}/{len(singles)}: " + ", ".join(
+            f"{n} {np.mean(r['ins_minus_del']):+.3f}" for n, r in rows.items() if r["ins_minus_del"]), flush=True)
 
     mach = machine()
-    print(f"\nExplainer network vs RISE on {Path(args.image).name} ({model.id}, input "
-          f"{model.preprocess.input_size[0]}x{model.preprocess.input_size[1]}), CPU; "
-          f"{mach['cpu_count']} cpus, {mach['torch_threads']} torch threads, load {mach['loadavg_start']}")
-    print(f"{'':58s}{'ms/image':>10}{'vs rise':>10}")
-    rise_ms = rows[f"rise N={args.n}"][0]
-    for name, (ms, _) in rows.items():
-        print(f"{name:58s}{ms:>10.1f}{rise_ms / ms:>9.0f}x")
-    out = {
-        "machine": mach, "image": Path(args.image).name, "model": model.id,
-        "checkpoint": method.checkpoint_path, "rise_n": args.n,
-        "results_ms": {k: {"median": v[0], "runs": v[1]} for k, v in rows.items()},
-        "speedup_new_image_vs_rise": rise_ms / rows["explainer: new image (all class logit maps + 2 masks)"][0],
-        "note": "shared machine: numbers are noisy; the lead re-runs on an idle machine",
-    }
+    rise_name = f"rise N={args.rise_n}"
+    rise_ms = statistics.median(rows[rise_name]["ms"]) if rows[rise_name]["ms"] else float("nan")
+    summary = {}
+    for name, r in rows.items():
+        ms = statistics.median(r["ms"]) if r["ms"] else float("nan")
+        summary[name] = {
+            "class_specificity": float(np.mean(r["shares"])) if r["shares"] else None,
+            "composite_targets": len(r["shares"]),
+            "insertion_minus_deletion": float(np.mean(r["ins_minus_del"])) if r["ins_minus_del"] else None,
+            "insertion": float(np.mean(r["insertion"])) if r["insertion"] else None,
+            "deletion": float(np.mean(r["deletion"])) if r["deletion"] else None,
+            "photos": len(r["ins_minus_del"]),
+            "ms_per_image": ms, "speedup_vs_rise": rise_ms / ms if r["ms"] else None,
+        }
+    print(f"\n{len(pairs)} composites of 2 and {len(singles)} single photos held out from {args.folder} "
+          f"({model.id}); {mach['cpu_count']} cpus, load {mach['loadavg_start']}; {time.perf_counter() - t_start:.0f} s")
+    print(f"{'method':22s}{'class-spec.':>12}{'(targets)':>10}{'ins-del':>9}{'(photos)':>9}{'ms/image':>10}{'vs rise':>9}")
+    for name, s in summary.items():
+        cs = f"{s['class_specificity']:.3f}" if s["class_specificity"] is not None else "-"
+        idl = f"{s['insertion_minus_deletion']:+.3f}" if s["insertion_minus_deletion"] is not None else "-"
+        sp = f"{s['speedup_vs_rise']:.0f}x" if s["speedup_vs_rise"] else "-"
+        print(f"{name:22s}{cs:>12}{s['composite_targets']:>10}{idl:>9}{s['photos']:>9}{s['ms_per_image']:>10.1f}{sp:>9}")
+    out = {"machine": mach, "model": model.id, "checkpoint": str(args.checkpoint), "demo": args.demo or None,
+           "folder": str(args.folder), "held_out": len(photos), "composites": len(pairs), "photos": len(singles),
+           "rise_n": args.rise_n, "deletion_insertion_step": args.step, "seed": args.seed, "summary": summary,
+           "raw": rows, "note": "shared machine: times are noisy"}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(out, indent=2))
     print(f"wrote {RESULTS}")

@@ -1,9 +1,9 @@
 """The ``explainer`` method: class masks from a trained explainer head, one classifier forward per image.
 
 At explain time the classifier runs once, forward only (no backward pass), with hooks recording the tapped
-feature maps; the head turns them into all K class logit maps at stride 8, which are cached per image in the
-method instance. Any class's mask is then an upsample and a sigmoid of its cached map: changing the target
-re-runs nothing heavy.
+feature maps; the head turns them into all K class logit maps at stride 8. Loaded heads and logit maps are
+cached in this module, not in a method instance: the GUI builds a new instance for every run, and picking
+another class must cost an upsample and a sigmoid of a cached map, never a new forward pass.
 """
 
 from __future__ import annotations
@@ -21,10 +21,39 @@ from explorer.methods.base import Context, Method, register
 from explorer.methods.explainer_net.model import SHIPPED, Explainer
 
 _DEFAULT_NAMES = ("", "default", "shipped", "auto", "none")
+CACHE_SIZE = 4  # images whose K logit maps stay cached (about 3 MB each for 1000 classes at 28x28)
+_heads: OrderedDict[tuple, Explainer] = OrderedDict()
+_maps: OrderedDict[tuple, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+
+
+def _lru_put(cache: OrderedDict, key, value, size: int) -> None:
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > size:
+        cache.popitem(last=False)
+
+
+def load_cached(path: str | Path, model) -> tuple[Explainer, tuple]:
+    """The explainer of ``path`` for ``model`` (checked on every call, loaded once per file version)."""
+    from explorer.methods.explainer_net.model import fingerprint
+
+    p = Path(path)
+    try:
+        st = p.stat()
+        stamp = (st.st_mtime_ns, st.st_size)
+    except OSError:
+        stamp = None  # let Explainer.load name the problem
+    key = (str(p.resolve()) if stamp else str(p), stamp, model.id, fingerprint(model), str(model.device), id(model))
+    if stamp is not None and key in _heads:
+        _heads.move_to_end(key)
+        return _heads[key], key
+    exp = Explainer.load(p, model)  # refuses another classifier's checkpoint, a corrupt file...
+    _lru_put(_heads, key, exp, 2)
+    return exp, key
 
 
 def shipped_checkpoint() -> Path:
-    """The demonstration checkpoint shipped for the default EfficientNet-Lite0."""
+    """The checkpoint shipped for the default EfficientNet-Lite0 (trained on ../shared/data/imagenet-sample)."""
     from explorer import resources
 
     return resources.path("checkpoints", SHIPPED)
@@ -41,8 +70,8 @@ class ExplainerNet(Method):
     family = "trained explainer"
     paper = ("Stalder, Perraudin, Achanta, Perez-Cruz, Volpi 2022, What you see is what you classify: "
              "black box attributions (NeurIPS)")
-    summary = ("a head trained on the classifier's frozen features outputs every class's mask in one forward "
-               "pass (the shipped checkpoint is a small demonstration, not an ImageNet-trained explainer)")
+    summary = ("a head trained on the classifier's frozen features refines its last feature map; every class's "
+               "mask is the classifier's own last layer applied per pixel, all classes in one forward pass")
     # Forward hooks on the classifier's feature maps; never its backward pass.
     needs = Needs.SCORES | Needs.LAYER
     outputs = (
@@ -51,36 +80,37 @@ class ExplainerNet(Method):
     )
     params = Params(
         Param("checkpoint", "str", "", "explainer checkpoint (.pt) trained for this classifier with "
-              "`explorer train-explainer`; empty = the shipped demonstration checkpoint for efficientnet_lite0",
+              "`explorer train-explainer`; empty = the shipped checkpoint for efficientnet_lite0",
               live=False),
         Param("others", "int", 5, "non_target: the strongest other classes by the classifier's score "
               "(0 = every other class, the paper's non-target mask)", low=0, high=100_000, step=1),
     )
     quick = {}
-    CACHE_SIZE = 4
 
     def validate(self) -> None:
         path = self.p.checkpoint
         if path is None or str(path).strip().lower() in _DEFAULT_NAMES:
             path = shipped_checkpoint()
         self.checkpoint_path = str(path)
-        self.explainer = Explainer.load(path, self.model)  # refuses another classifier's checkpoint
-        self._cache: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        self.explainer, self._key = load_cached(path, self.model)
 
     def maps_for(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
         """(K, h, w) class logit maps and (K,) class probabilities for one input, cached; and whether cached."""
-        key = _image_key(x)
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            s, p = self._cache[key]
+        key = (self._key, _image_key(x))
+        if key in _maps:
+            _maps.move_to_end(key)
+            s, p = _maps[key]
             return s, p, True
         with torch.inference_mode():
             s, logits = self.explainer.logit_maps(x[:1])
         entry = (s[0], logits[0].softmax(0))
-        self._cache[key] = entry
-        while len(self._cache) > self.CACHE_SIZE:
-            self._cache.popitem(last=False)
+        _lru_put(_maps, key, entry, CACHE_SIZE)
         return entry[0], entry[1], False
+
+    @staticmethod
+    def clear_cache() -> None:
+        """Forget every cached logit map (the loaded heads stay)."""
+        _maps.clear()
 
     def masks(self, x: torch.Tensor, classes: list[int]) -> torch.Tensor:
         """(len(classes), H, W) masks in [0, 1] for any classes of input ``x`` (cached maps: cheap)."""

@@ -1,13 +1,16 @@
-"""The explainer network: a light segmentation head on the frozen classifier's own features.
+"""The explainer network: a light head on the frozen classifier's own features.
 
 Stalder, Perraudin, Achanta, Perez-Cruz, Volpi, "What you see is what you classify: black box attributions",
-NeurIPS 2022 (METHODS.md §6) train a second network that outputs one logit map S_c per class; the class mask is
+NeurIPS 2022 (docs/methods.md §6) train a second network that outputs one logit map S_c per class; the class mask is
 sigmoid(S_c). Their explainer is a full DeepLabV3-ResNet50 trained from scratch. Ours (this project's design,
 to keep it light enough for a desktop app and a CPU) reuses the classifier's frozen feature maps at a few
 strides (8, 16, 32 for EfficientNet-Lite0: ``blocks.2``, ``blocks.4``, ``bn2``), recorded by forward hooks
-during the one forward pass the classifier makes anyway, and fuses them top-down (FPN style: 1x1 lateral
-projections, upsample-and-add, two 3x3 convolutions) into K class logit maps at stride 8 (28x28 for a
-224x224 input). Only the head's weights are trained and stored; the backbone is the classifier itself.
+during the one forward pass the classifier makes anyway, and fuses them top-down (FPN style) at stride 8
+(28x28 for a 224x224 input). Since checkpoint version 2 the head outputs a refined copy of the classifier's
+pooled feature map and every class's logit map goes through the classifier's own final linear layer
+(``heads.TiedHead``): any of the K classes has a mask, seen in training or not. Only the head's weights are
+trained and stored; the backbone and the final layer are the classifier itself. Version-1 checkpoints (one
+learned channel per class, ``heads.ClassHead``) are still read.
 
 The logit maps stay at the reduced resolution; ``class_masks`` upsamples (bilinear) and squashes only the
 classes asked for.
@@ -16,7 +19,6 @@ classes asked for.
 from __future__ import annotations
 
 import hashlib
-import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -26,12 +28,12 @@ from torch import nn
 
 from explorer.core.errors import ExplorerError, FileError, UnsupportedError
 from explorer.core.types import Needs
+from explorer.methods.explainer_net.heads import DEFAULT_WIDTH, HEADS, ClassHead, TiedHead
 from explorer.models.layers import recording
 from explorer.models.loaded import LoadedModel
 
 FORMAT = "explorer-explainer"
-VERSION = 1
-DEFAULT_WIDTH = 64
+VERSION = 2  # 2: TiedHead (class maps through the classifier's last layer); 1: ClassHead, read only
 SHIPPED = "explainer_efficientnet_lite0.pt"
 
 
@@ -109,41 +111,60 @@ def backbone(model: LoadedModel, x: torch.Tensor, taps: Sequence[str]) -> tuple[
     return feats, logits.float()
 
 
-# --------------------------------------------------------------------------- the head
-class ExplainerHead(nn.Module):
-    """FPN-style fusion of the tapped features (finest first) into ``num_classes`` logit maps.
+# --------------------------------------------------------------------------- the classifier's last layer
+def final_linear(model: LoadedModel) -> tuple[str, nn.Linear]:
+    """The classifier's final linear layer (name, module): the last ``nn.Linear`` with one output per class."""
+    found = [(n, m) for n, m in model.module.named_modules()
+             if isinstance(m, nn.Linear) and m.out_features == model.num_classes]
+    if not found:
+        raise UnsupportedError(
+            f"model {model.id!r} has no final linear layer with {model.num_classes} outputs: the explainer maps "
+            "classes through the classifier's own last layer")
+    return found[-1]
 
-    GroupNorm, not BatchNorm: the head is trained on small batches from small folders and must behave
-    the same in training and at explain time.
+
+def pooled_tap(model: LoadedModel, linear: nn.Linear) -> str:
+    """The feature map whose spatial mean the final linear layer turns into the logits (checked on a probe).
+
+    A head that computed class maps from a layer that is not the classifier's pooled input would give
+    plausible-looking but wrong masks, so the relation logits = W . mean(F) + b is verified, not assumed.
     """
+    cands = [i.name for i in model.layers() if i.shape[0] == linear.in_features]
+    h, w = model.preprocess.input_size
+    g = torch.Generator().manual_seed(0)
+    probe = torch.randn(1, 3, h, w, generator=g).to(model.device)
+    for name in reversed(cands):
+        with torch.inference_mode():
+            (f,), logits = backbone(model, probe, [name])
+            pooled = linear(f.mean((2, 3)).to(linear.weight.dtype)).float()
+        if torch.allclose(pooled, logits, rtol=1e-3, atol=1e-3 * float(logits.abs().max()) + 1e-5):
+            return name
+    raise UnsupportedError(
+        f"model {model.id!r}: no feature map averages into its logits through its final linear layer "
+        f"({linear.in_features} -> {model.num_classes}); the explainer network needs a global-average-pooling head")
 
-    def __init__(self, channels: Sequence[int], num_classes: int, width: int = DEFAULT_WIDTH):
-        super().__init__()
-        self.channels = [int(c) for c in channels]
-        self.num_classes = int(num_classes)
-        self.width = int(width)
-        groups = math.gcd(8, self.width)
-        self.lateral = nn.ModuleList(nn.Conv2d(c, self.width, 1) for c in self.channels)
-        self.fuse = nn.Sequential(
-            nn.Conv2d(self.width, self.width, 3, padding=1, bias=False), nn.GroupNorm(groups, self.width), nn.ReLU(),
-            nn.Conv2d(self.width, self.width, 3, padding=1, bias=False), nn.GroupNorm(groups, self.width), nn.ReLU(),
-        )
-        self.classify = nn.Conv2d(self.width, self.num_classes, 1)
 
-    def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
-        if len(feats) != len(self.lateral):
-            raise ValueError(f"the head expects {len(self.lateral)} feature maps, got {len(feats)}")
-        p = self.lateral[-1](feats[-1])
-        for lat, f in zip(reversed(self.lateral[:-1]), reversed(feats[:-1])):
-            p = F.interpolate(p, size=f.shape[-2:], mode="bilinear", align_corners=False) + lat(f)
-        return self.classify(self.fuse(p))
+def _weights(model: LoadedModel) -> tuple[torch.Tensor, torch.Tensor | None]:
+    _, linear = final_linear(model)
+    return linear.weight, linear.bias
+
+
+def tied_taps(model: LoadedModel, taps: Sequence[str] | None = None) -> list[str]:
+    """Taps for a version-2 head: the finer levels of ``pick_taps`` (or ``taps``), ending in the pooled map."""
+    _, linear = final_linear(model)
+    last = pooled_tap(model, linear)
+    finer = list(taps) if taps else pick_taps(model)
+    return [t for t in finer if t != last][: max(0, len(finer) - 1)] + [last]
 
 
 class Explainer:
     """The head bound to the classifier it was trained for (taps, fingerprint, class count)."""
 
-    def __init__(self, model: LoadedModel, head: ExplainerHead, taps: Sequence[str], meta: dict[str, Any] | None = None):
+    def __init__(self, model: LoadedModel, head: ClassHead | TiedHead, taps: Sequence[str],
+                 meta: dict[str, Any] | None = None):
         self.model = model
+        if isinstance(head, TiedHead):
+            head.bind(*_weights(model))
         self.head = head.to(model.device).eval()
         self.taps = list(taps)
         self.meta = dict(meta or {})
@@ -152,8 +173,8 @@ class Explainer:
     @classmethod
     def new(cls, model: LoadedModel, taps: Sequence[str] | None = None, width: int = DEFAULT_WIDTH,
             seed: int = 0) -> "Explainer":
-        """A freshly initialised head for ``model`` (seeded)."""
-        taps = list(taps) if taps else pick_taps(model)
+        """A freshly initialised (version 2, tied) head for ``model`` (seeded)."""
+        taps = tied_taps(model, taps)
         valid = model.layer_names()
         bad = [t for t in taps if t not in valid]
         if bad:
@@ -166,7 +187,7 @@ class Explainer:
         g = torch.random.fork_rng(devices=[])
         with g:
             torch.manual_seed(int(seed))
-            head = ExplainerHead([f.shape[1] for f in feats], logits.shape[1], width)
+            head = TiedHead([f.shape[1] for f in feats], logits.shape[1], width)
         return cls(model, head, taps)
 
     # ------------------------------------------------------------------ compute
@@ -178,6 +199,15 @@ class Explainer:
         with torch.no_grad():
             feats, logits = backbone(self.model, x, self.taps)
         return self.head(feats), logits
+
+    def tied_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training: the head's (f, scale, shift) with grad, and the classifier's logits; class maps then come
+        from ``head.maps`` for the few classes training needs (all K per pixel would dominate its cost)."""
+        if not isinstance(self.head, TiedHead):
+            raise UnsupportedError("only version-2 explainer heads can be trained (this is a version-1 checkpoint)")
+        with torch.no_grad():
+            feats, logits = backbone(self.model, x, self.taps)
+        return (*self.head.features(feats), logits)
 
     @staticmethod
     def upsample(maps: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
@@ -193,9 +223,10 @@ class Explainer:
     def record(self) -> dict[str, Any]:
         h, w = self.model.preprocess.input_size
         return {
-            "format": FORMAT, "version": VERSION, "model_id": self.model.id, "model_fingerprint": fingerprint(self.model),
+            "format": FORMAT, "version": 2 if isinstance(self.head, TiedHead) else 1, "model_id": self.model.id, "model_fingerprint": fingerprint(self.model),
             "num_classes": self.head.num_classes, "taps": list(self.taps), "channels": list(self.head.channels),
             "width": self.head.width, "input_size": [int(h), int(w)],
+            **({"final_layer": final_linear(self.model)[0]} if isinstance(self.head, TiedHead) else {}),
         }
 
     def save(self, path: str | Path, training: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> Path:
@@ -222,10 +253,10 @@ class Explainer:
         """Load a checkpoint for ``model``; refuse one trained for another classifier."""
         ckpt = read_checkpoint(path)
         check_compatible(ckpt, model, path)
-        head = ExplainerHead(ckpt["channels"], ckpt["num_classes"], ckpt["width"])
+        head = HEADS[int(ckpt["version"])](ckpt["channels"], ckpt["num_classes"], ckpt["width"])
         try:
             head.load_state_dict(ckpt["head"])
-        except (RuntimeError, KeyError) as exc:
+        except (RuntimeError, KeyError, TypeError) as exc:
             raise FileError(path, f"the head's weights do not fit its own record ({str(exc).splitlines()[0]})") from None
         exp = cls(model, head, ckpt["taps"], ckpt.get("meta") or {})
         exp.checkpoint_path = str(path)
@@ -246,7 +277,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise FileError(p, f"not a readable explainer checkpoint ({first})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise FileError(p, "not an explainer checkpoint (train one with `explorer train-explainer`)")
-    if int(ckpt.get("version", 0)) > VERSION:
+    try:
+        version = int(ckpt.get("version", 0))
+    except (TypeError, ValueError):
+        raise FileError(p, f"explainer checkpoint version {ckpt.get('version')!r} is not a number") from None
+    if version < 1:
+        raise FileError(p, "explainer checkpoint without a version (corrupt, or not written by explorer)")
+    if version > VERSION:
         raise FileError(p, f"explainer checkpoint version {ckpt.get('version')} is newer than this explorer reads ({VERSION})")
     for key in ("model_id", "model_fingerprint", "num_classes", "taps", "channels", "width", "head"):
         if key not in ckpt:
