@@ -7,7 +7,7 @@ layers; and FIDO's in-filling claim.
     .venv/bin/python benchmarks/bench_faithfulness.py --report-only         # rebuild table, plot and JSON
 
 Photos: ../shared/data/imagenet-sample (index = 2 · position in the sorted listing, its README); the target
-is each photo's true class. Protocol (METHODS.md §7, RISE §4.1): deletion substrate zero in normalised
+is each photo's true class. Protocol (docs/methods.md §7.1, RISE §4.1): deletion substrate zero in normalised
 space, insertion substrate the image blurred (kernel 11, σ = 5), 224 pixels per step, trapezoid AUC.
 Rows besides the methods (every one at its defaults; ``rise_paper`` is RISE at the paper's N = 4000,
 s = 7, p = 0.5):

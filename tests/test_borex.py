@@ -1,4 +1,4 @@
-"""BOREx (METHODS.md §5): GP parity with scikit-learn, chunked grid, probes, resume, priors and bad input."""
+"""BOREx (docs/methods.md §5): GP parity with scikit-learn, chunked grid, probes, resume, priors and bad input."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Import boundaries from ARCHITECTURE.md, checked for real."""
+"""Import boundaries from docs/architecture.md §1, checked for real."""
 
 import ast
 import subprocess

@@ -1,4 +1,4 @@
-"""Evaluation metrics: the curves' mechanics, and facts that must hold (METHODS.md §7)."""
+"""Evaluation metrics: the curves' mechanics, and facts that must hold (docs/methods.md §7)."""
 
 import dataclasses
 

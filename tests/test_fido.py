@@ -1,6 +1,6 @@
 """FIDO: on a real two-object photo (chelsea left, coffee right) the smallest sufficient region keeps the
 target's object; the pieces (log-odds, concrete samples, hard mask to the in-filler, objectives, sparsity,
-learned in-painter) behave as METHODS.md §4 says."""
+learned in-painter) behave as docs/methods.md §4 says."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Removal gain (METHODS.md §3): the recorded ΔP equal a direct in-fill-and-score of the top-k pixels; maps in
+"""Removal gain (docs/methods.md §7.6): the recorded ΔP equal a direct in-fill-and-score of the top-k pixels; maps in
 image or input space agree; the random baseline is there; bad arguments are refused. (The real-photo check,
 removing target-hindering pixels raises P(target) more than random ones, is in test_undesirable.py.)"""
 

@@ -12,7 +12,7 @@ AUC is the trapezoid rule over the fractions, which span [0, 1], so with probabi
 The default step is 224 pixels at 224² (HW/224 in general, so every curve has 225 points whatever the
 input size). Substrate and step are recorded in every ``Curve``.
 
-Note on the blur: METHODS.md §7 states "Gaussian kernel 11, σ = 5": a Gaussian of σ = 5 pixels truncated
+Note on the blur: docs/methods.md §7.1 says "Gaussian kernel 11, σ = 5": a Gaussian of σ = 5 pixels truncated
 to 11 × 11 taps (renormalised; reflect padding at the borders), applied in normalised space. It is a mild
 blur at 224²: the default model still recognises many blurred photos, so insertion curves can start high.
 Other blurs: ``substrate="blur:SIGMA"`` or ``"blur:SIGMA:KERNEL"``. The name is recorded in ``Curve.substrate``.

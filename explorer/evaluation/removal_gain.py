@@ -1,4 +1,4 @@
-"""Removal gain (METHODS.md §3; this project's metric after Kang, Jung, Lee, ICCVW 2019).
+"""Removal gain (docs/methods.md §7.6; this project's metric after Kang, Jung, Lee, ICCVW 2019).
 
 For each map and each fraction k, the top-k pixels of the map are in-filled (default: Gaussian blur, σ = 10)
 and the model is run again. Recorded, relative to the unperturbed image:

@@ -1,7 +1,7 @@
 """BOREx: refine any heat map by Gaussian-process regression and Bayesian optimisation.
 
 Kikuchi, Uchida, Waga, Suenaga 2022, "BOREx: Bayesian-Optimization-Based Refinement of Saliency Map for
-Image- and Video-Classification Models" (arXiv 2210.17130). See METHODS.md §5.
+Image- and Video-Classification Models" (arXiv 2210.17130). See docs/methods.md §5.
 
 What is computed (black box, class scores only):
 

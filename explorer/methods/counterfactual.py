@@ -5,12 +5,12 @@ model: each step draws ``samples`` relaxed-Bernoulli (concrete, temperature τ =
 d = σ((θ + log u - log(1-u)) / τ), bilinearly upsampled to the model input; the removed part is in-filled,
 x̃ = z⊙x + (1-z)⊙G(x, round(z)), with G any in-filler of ``explorer.methods.infill`` called on the HARD mask
 round(z) and without gradient. The score is the target's log-odds s_c = log P_c - log Σ_{c'≠c} P_c'
-= z_c - logsumexp_{c'≠c} z_c' (from the logits). Objectives (METHODS.md §4):
+= z_c - logsumexp_{c'≠c} z_c' (from the logits). Objectives (docs/methods.md §4):
 
 - ``ssr`` smallest sufficient region: L = -s_c(x̃) + r(t) λ Σ(1-p); map ``ssr_keep`` = 1 - p (keep probability);
 - ``sdr`` smallest destroying region: L = +s_c(x̃) + r(t) λ Σ p; map ``sdr_drop`` = p;
 - ``both``: the two above, optimised side by side in the same batches;
-- ``hindering`` (this project's white-box variant of Kang et al.'s target-hindering factor, METHODS.md §3):
+- ``hindering`` (this project's white-box variant of Kang et al.'s target-hindering factor, docs/methods.md §3.2):
   the smallest region whose in-fill most RAISES the target's log-odds, L = -s_c(x̃) + r(t) λ Σ p;
   map ``target_hindering`` = p.
 

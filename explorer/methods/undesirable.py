@@ -3,7 +3,7 @@
 The paper names two kinds of undesirable region for a target class c: factors that hinder the model from
 recognising c (target-hindering) and factors that push the image towards other classes (non-target). Its full
 text was not available to us, so the estimator below is THIS PROJECT'S FORMULATION of the paper's two factors
-(METHODS.md §3), not the paper's own algorithm. It is black box and reuses RISE's random keep-masks: one set
+(docs/methods.md §3), not the paper's own algorithm. It is black box and reuses RISE's random keep-masks: one set
 of N masks, one forward each (the same number of forwards as ``rise`` at equal N), gives all three layers.
 
 For a per-mask score q_i the contrastive score of pixel x is
