@@ -25,10 +25,14 @@ import torch.nn.functional as F
 
 from explorer.core.params import Param, Params
 from explorer.core.types import LayerSpec, Needs, Step
+from explorer.methods.alternatives import use_instead
 from explorer.methods.base import Context, Method, register
-from explorer.models.attention import TokenLayout, attention_modules, attention_recording, check_attention
+from explorer.models.attention import (TokenLayout, attention_modules, attention_recording, check_attention,
+                                       token_layout)
 
 FUSIONS = ("mean", "max", "min")
+# a model one of them refuses, the other refuses too: neither is suggested instead of the other
+ATTENTION_METHODS = ("attention_rollout", "chefer")
 
 
 def fuse_heads(a: torch.Tensor, how: str) -> torch.Tensor:
@@ -99,8 +103,14 @@ class AttentionMethod(Method):
     needs = Needs.GRADIENTS | Needs.LAYER | Needs.ATTENTION
     quick: dict = {}
 
+    def __init__(self, model, **values):
+        # before Method.__init__'s capability check, so a CNN or Swin is refused with this reason and the
+        # methods that do work on it (not a bare "needs attention weights")
+        check_attention(model, f"method {self.name!r}", use_instead(model, exclude=ATTENTION_METHODS))
+        super().__init__(model, **values)
+
     def validate(self) -> None:
-        self.layout = check_attention(self.model, f"method {self.name!r}")
+        self.layout = token_layout(self.model.module, self.model.id)
         self.modules = [m for _, m in attention_modules(self.model.module)]
 
     def info(self, attentions: list[torch.Tensor]) -> dict:

@@ -44,6 +44,7 @@ from torch import nn
 from explorer.core.errors import ExplorerError, UnsupportedError
 from explorer.core.params import Param, Params
 from explorer.core.types import LayerSpec, Needs, Step
+from explorer.methods.alternatives import use_instead
 from explorer.methods.base import Context, Method, register
 
 COMPOSITES = ("epsilon_plus_flat", "epsilon_alpha2_beta1_flat", "epsilon_gamma_box", "epsilon_flat")
@@ -176,16 +177,6 @@ def make_composite(name: str, canonizers: list, *, low: torch.Tensor, high: torc
     raise ValueError(name)
 
 
-def _attention_method_names(model) -> list[str]:
-    """Registered methods that read a transformer's attention, when this model offers it."""
-    from explorer.methods.base import METHODS
-
-    flag = getattr(Needs, "ATTENTION", None)
-    if flag is None or flag not in model.supports:
-        return []
-    return [n for n in METHODS.names() if flag in METHODS.get(n).needs]
-
-
 def lrp_problem(module: nn.Module) -> str:
     """Why zennit's composites cannot explain ``module`` conservatively ('' when they can).
 
@@ -252,11 +243,10 @@ class LRP(Method):
     def validate(self) -> None:
         problem = lrp_problem(self.model.module)
         if problem:
-            works = ["integrated_gradients", "gradient_x_input", "gradcam", "rise"] + _attention_method_names(self.model)
             raise UnsupportedError(
                 f"lrp: model {self.model.id!r} has {problem}; zennit's LRP rules do not conserve relevance "
-                f"through it (the map would be NaN or near zero), so lrp is refused; use {', '.join(works)} "
-                "instead")
+                f"through it (the map would be NaN or near zero), so lrp is refused; "
+                f"{use_instead(self.model, exclude=('lrp',))}")
 
     def steps(self, ctx: Context) -> Iterator[Step]:
         try:

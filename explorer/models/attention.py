@@ -26,9 +26,6 @@ from torch import nn
 
 from explorer.core.errors import UnsupportedError
 
-_ALTERNATIVES = "use gradcam, integrated_gradients, lrp or rise instead"
-
-
 def attention_modules(module: nn.Module) -> list[tuple[str, nn.Module]]:
     """The self-attention module of each transformer block, in execution order (empty if none).
 
@@ -81,24 +78,24 @@ def token_layout(module: nn.Module, model_id: str = "model") -> TokenLayout:
     if not isinstance(prefix, int) or patch is None:
         raise UnsupportedError(
             f"model {model_id!r} is not a timm ViT-like model (no num_prefix_tokens / patch_embed.patch_size), so "
-            f"its attention cannot be mapped to pixels; {_ALTERNATIVES}")
+            f"its attention cannot be mapped to pixels")
     patch = (int(patch[0]), int(patch[1])) if isinstance(patch, (tuple, list)) else (int(patch), int(patch))
     if getattr(module, "attn_pool", None) is not None:
         raise UnsupportedError(
             f"model {model_id!r} pools its tokens with an attention-pooling head, which rollout and Chefer "
-            f"relevance do not cover; {_ALTERNATIVES}")
+            "relevance do not cover")
     pool = getattr(module, "global_pool", "token")
     if pool == "token":
         # DeiT's distilled model averages the heads on the class and distillation tokens
         readout = (0, 1) if hasattr(module, "dist_token") and getattr(module, "dist_token") is not None else (0,)
         if prefix < len(readout):
-            raise UnsupportedError(f"model {model_id!r} reads a class token it does not have; {_ALTERNATIVES}")
+            raise UnsupportedError(f"model {model_id!r} reads a class token it does not have")
     elif pool == "avg" and not getattr(module, "pool_include_prefix", False):
         readout = None
     else:
         raise UnsupportedError(
             f"model {model_id!r} pools its tokens with global_pool={pool!r}, which rollout and Chefer relevance do "
-            f"not cover (class token or average of patch tokens only); {_ALTERNATIVES}")
+            "not cover (class token or average of patch tokens only)")
     return TokenLayout(prefix, readout, patch, bool(getattr(pe, "dynamic_img_pad", False)))
 
 
@@ -138,12 +135,12 @@ def attention_problem(model) -> str:
     """Why this LoadedModel's attention cannot be read ('' when it can); one probe forward, cached per module."""
     if model.kind != "torch" or model.module is None:
         return (f"the {model.kind} model {model.id!r} hides its attention weights; load the architecture by name "
-                "(--model timm:NAME --weights FILE) to read them, or use a scores-only method such as rise")
+                "(--model timm:NAME --weights FILE) to read them")
     module = model.module
     mods = attention_modules(module)
     if not mods or not hasattr(module, "patch_embed"):
         return (f"model {model.id!r} has no transformer attention blocks (a timm ViT, DeiT or ViT with registers is "
-                f"needed); {_ALTERNATIVES}")
+                "needed)")
     try:
         token_layout(module, model.id)
     except UnsupportedError as exc:
@@ -151,7 +148,7 @@ def attention_problem(model) -> str:
     for name, m in mods:
         if not hasattr(m, "fused_attn") or not isinstance(getattr(m, "attn_drop", None), nn.Module):
             return (f"model {model.id!r}: {name} ({type(m).__name__}) has no fused_attn switch or attn_drop module, "
-                    f"so its attention cannot be switched to the explicit path and read; {_ALTERNATIVES}")
+                    "so its attention cannot be switched to the explicit path and read")
     if module in _PROBED:
         return _PROBED[module]
     problem = probe(model, mods)
@@ -167,19 +164,20 @@ def probe(model, mods: list[tuple[str, nn.Module]]) -> str:
         model(x)
     if len(store) != len(mods):
         return (f"model {model.id!r}: {len(store)} of its {len(mods)} attention blocks produced readable weights "
-                f"with fused attention switched off (the rest compute attention in a fused kernel); {_ALTERNATIVES}")
+                "with fused attention switched off (the rest compute attention in a fused kernel)")
     for (name, _), a in zip(mods, store):
         ok = a.dim() == 4 and a.shape[-1] == a.shape[-2] and torch.allclose(
             a.float().sum(-1), torch.ones((), device=a.device), atol=1e-3)
         if not ok:
             return (f"model {model.id!r}: what {name} passes through attn_drop (shape {tuple(a.shape)}) is not a "
-                    f"softmax attention matrix; {_ALTERNATIVES}")
+                    "softmax attention matrix")
     return ""
 
 
-def check_attention(model, method: str) -> TokenLayout:
-    """The model's token layout, or UnsupportedError (one line naming the model and what to do)."""
+def check_attention(model, method: str, instead: str = "") -> TokenLayout:
+    """The model's token layout, or UnsupportedError (one line naming the model and why). ``instead`` is the
+    caller's "use X instead": which methods do work on the model is the methods layer's knowledge."""
     problem = attention_problem(model)
     if problem:
-        raise UnsupportedError(f"{method}: {problem}")
+        raise UnsupportedError(f"{method}: {problem}" + (f"; {instead}" if instead else ""))
     return token_layout(model.module, model.id)
