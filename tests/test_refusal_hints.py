@@ -1,4 +1,5 @@
-"""Refusals say what to do, and what they say works: the methods a refusal suggests instead run on that model."""
+"""Refusals say what to do, and what they say works: the methods a refusal suggests instead run on that model,
+and FIDO refuses a reduced size a fixed-size model cannot take before it starts optimising."""
 
 from __future__ import annotations
 
@@ -59,3 +60,16 @@ def test_suggestions_follow_what_the_model_offers(tiny_vit, tiny_model):
     assert working_alternatives(tiny_model, exclude=("gradcam",)) == ["integrated_gradients", "lrp", "rise"]
     scores_only = dataclasses.replace(tiny_model, kind="onnx", _layers=None, _batch=None)
     assert working_alternatives(scores_only) == ["rise"]
+
+
+def test_fido_refuses_a_reduced_size_on_a_fixed_size_model_before_optimising(tiny_vit):
+    before = dict(tiny_vit.passes)
+    msg = refusal("fido", tiny_vit, scale=0.5)
+    assert "20x28" in msg and "40x56" in msg and "use scale=1" in msg, msg
+    assert tiny_vit.passes["grad_images"] == before["grad_images"]  # no optimisation step ran
+    get_method("fido")(tiny_vit, scale=1.0)  # full size is accepted
+
+
+def test_fido_reduced_size_still_runs_where_the_model_takes_it(tiny_model, small_photo):
+    exp = explain("fido", tiny_model, small_photo, params={**METHODS.get("fido").quick, "scale": 0.5}, seed=0)
+    assert exp.info["input"] == [16, 16]

@@ -32,7 +32,7 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
-from explorer.core.errors import ExplorerError, ParamError
+from explorer.core.errors import UnsupportedError
 from explorer.core.params import Param, Params
 from explorer.core.types import TARGET_HINDERING, LayerSpec, Needs, Step
 from explorer.methods.base import Context, Method, register
@@ -100,6 +100,30 @@ class Fido(Method):
 
     def validate(self) -> None:
         check_inpainter(self)
+        if self.p.scale < 1:
+            self._check_reduced_input()
+
+    def _check_reduced_input(self) -> None:
+        """Refuse a ``scale`` the model cannot take before any optimisation step: fixed-size models (a timm
+        ViT or Swin, an ONNX graph with a static input) fail on a reduced input, and finding out at the first
+        forward of the loop would leave the user with a half-started run. One blank forward at that size."""
+        H, W = self.model.preprocess.input_size
+        h, w = reduced_size(H, W, self.p.scale)
+        x = torch.zeros(1, 3, h, w, device=self.model.device)
+        try:
+            with torch.inference_mode():
+                out = self.model(x)
+        except Exception as exc:  # noqa: BLE001 - any failure on the reduced size is this refusal (OOM excepted)
+            if _is_oom(exc):
+                raise
+            why = str(exc).strip().splitlines()[0][:160].rstrip(".") if str(exc).strip() else ""
+            raise UnsupportedError(
+                f"fido: model {self.model.id!r} cannot take the {h}x{w} input that scale={self.p.scale:g} of its "
+                f"{H}x{W} input gives ({type(exc).__name__}{': ' + why if why else ''}); use scale=1") from None
+        if tuple(out.shape) != (1, self.model.num_classes):
+            raise UnsupportedError(
+                f"fido: model {self.model.id!r} returns shape {tuple(out.shape)} on the {h}x{w} input that "
+                f"scale={self.p.scale:g} gives, not (1, {self.model.num_classes}); use scale=1")
 
     def _groups(self) -> list[tuple[str, float, bool]]:
         """(layer, sign of s_c in the loss, L1 on keep (True) or on drop (False)) per optimised mask."""
@@ -118,7 +142,7 @@ class Fido(Method):
         model = ctx.model
         dev = ctx.device
         _, _, H, W = ctx.x.shape
-        h, w = max(2, round(H * p.scale)), max(2, round(W * p.scale))
+        h, w = reduced_size(H, W, p.scale)
         x = ctx.x if (h, w) == (H, W) else F.interpolate(ctx.x, size=(h, w), mode="bilinear", align_corners=False,
                                                         antialias=True)
         gy, gx = min(p.grid, H), min(p.grid, W)
@@ -156,13 +180,7 @@ class Fido(Method):
                     z = F.interpolate(z, size=(h, w), mode="bilinear", align_corners=False)
                     fill = infill.baseline(x, z.detach().round())
                     xt = fill + z * (x - fill)
-                    try:
-                        logits = model(xt).float()
-                    except Exception as exc:  # noqa: BLE001 - a reduced input a model cannot take
-                        if (h, w) != (H, W) and not _is_oom(exc):
-                            raise ExplorerError(f"the model failed on a {h}x{w} input (scale={p.scale:g}): "
-                                                f"{type(exc).__name__}; use scale=1") from None
-                        raise
+                    logits = model(xt).float()  # a reduced size the model cannot take was refused in validate
                     s = log_odds(logits, c)
                     # inputs=[theta]: only the mask accumulates a gradient, never the parameters of a model
                     # that a caller handed over with requires_grad on (explorer.load_model(net) keeps it)
@@ -193,6 +211,11 @@ class Fido(Method):
                         "log_odds": {g[0]: float(sc[k]) for k, g in enumerate(groups)},
                         "forwards": done * G * S, "input": [h, w]}
                 yield Step(done / p.steps, maps_now(), info, f"step {done}/{p.steps}")
+
+
+def reduced_size(H: int, W: int, scale: float) -> tuple[int, int]:
+    """The input size the model runs at for ``scale`` (validate's probe and the optimisation use the same)."""
+    return max(2, round(H * scale)), max(2, round(W * scale))
 
 
 def _is_oom(exc: BaseException) -> bool:
