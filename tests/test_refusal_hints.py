@@ -1,5 +1,6 @@
 """Refusals say what to do, and what they say works: the methods a refusal suggests instead run on that model,
-and FIDO refuses a reduced size a fixed-size model cannot take before it starts optimising."""
+a refused layer is never the one suggested, and FIDO refuses a reduced size a fixed-size model cannot take
+before it starts optimising."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 
 import numpy as np
 import pytest
+import torch
 
 from explorer.core.errors import UnsupportedError
 from explorer.methods import METHODS, explain
@@ -73,3 +75,28 @@ def test_fido_refuses_a_reduced_size_on_a_fixed_size_model_before_optimising(tin
 def test_fido_reduced_size_still_runs_where_the_model_takes_it(tiny_model, small_photo):
     exp = explain("fido", tiny_model, small_photo, params={**METHODS.get("fido").quick, "scale": 0.5}, seed=0)
     assert exp.info["input"] == [16, 16]
+
+
+@pytest.fixture(scope="module")
+def resnet18():
+    timm = pytest.importorskip("timm")
+
+    torch.manual_seed(0)
+    return timm.create_model("resnet18", pretrained=False)
+
+
+def test_cam_never_suggests_the_layer_it_refused(resnet18, small_photo):
+    import explorer
+
+    # at 32 px layer4 is 1x1 (no candidate layer): the default is layer3, whose 256 channels are not the
+    # classifier's 512 inputs, and no layer offers 512 channels at this size
+    at32 = explorer.load_model(resnet18, preprocess={"size": 32})
+    assert at32.default_layer() == "layer3"
+    msg = refusal("cam", at32)
+    assert "pick 'layer3'" not in msg and "use gradcam" in msg and "32x32" in msg, msg
+    # at 64 px, asking for layer3 names layer4, which CAM then accepts
+    at64 = explorer.load_model(resnet18, preprocess={"size": 64})
+    msg = refusal("cam", at64, layer="layer3")
+    assert "pick 'layer4'" in msg, msg
+    exp = explain("cam", at64, small_photo, params={"layer": "layer4"})
+    assert exp.info["layer"] == "layer4"

@@ -202,14 +202,28 @@ class CAM(CamMethod):
             raise UnsupportedError(f"cam needs a linear classifier after global average pooling; model "
                                    f"{self.model.id!r} has no nn.Linear layer (use gradcam instead)")
         self.head = head
+        self._check_channels(self.layer_info.shape[0], head.in_features)
+
+    def _check_channels(self, channels: int, features: int) -> None:
+        """Before compute: the layer must have as many channels as the classifier has inputs. The layer to
+        suggest is the last one that does; none may exist at this input size (a ResNet at 32 px pools a 1x1
+        map, which is no candidate layer) or at all (MobileNetV3 transforms the pooled vector before its
+        classifier), and the refused layer itself is never suggested."""
+        if channels == features:
+            return
+        fits = [i.name for i in self.model.layers() if i.shape[0] == features and i.name != self.layer_name]
+        h, w = self.model.preprocess.input_size
+        if fits:
+            hint = f"pick {fits[-1]!r}, the last feature map with {features} channels, or use gradcam"
+        else:
+            hint = (f"no layer of the model gives a {features}-channel feature map of at least 2x2 at its {h}x{w} "
+                    "input (the map the classifier pools is smaller there, or the head transforms it after pooling)"
+                    "; use gradcam, or a larger input size if the map is too small")
+        raise UnsupportedError(f"cam: layer {self.layer_name!r} of model {self.model.id!r} has {channels} channels "
+                               f"but the classifier takes {features} features; {hint}")
 
     def weights(self, act, grad, logits, ctx):
         W, b = self.head.weight.detach().float(), self.head.bias
-        if W.shape[1] != act.shape[0]:
-            raise UnsupportedError(
-                f"cam: layer {self.layer_name!r} has {act.shape[0]} channels but the classifier takes "
-                f"{W.shape[1]} features; pick the last feature map before global pooling "
-                f"({self.model.default_layer()!r}) or use gradcam")
         pooled = act.mean(dim=(1, 2)) @ W.T + (b.detach().float() if b is not None else 0)
         tol = 1e-3 * max(1.0, float(logits.abs().max()))
         if not torch.allclose(pooled, logits, atol=tol, rtol=1e-3):
