@@ -96,6 +96,7 @@ def main(args) -> int:
             from explorer.core.errors import ExplorerError
             from explorer.io.safe_files import atomic_path
 
+            win.canvas.flush()  # layers still being coloured on the render thread: their newest colours
             try:
                 with atomic_path(out) as tmp:  # never a half-written picture under the final name
                     if not win.grab().save(str(tmp), "PNG"):

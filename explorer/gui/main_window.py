@@ -359,6 +359,7 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         self.worker.stop()
+        self.canvas.close_renderer()
 
     def closeEvent(self, event) -> None:  # noqa: N802
         self.shutdown()

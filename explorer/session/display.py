@@ -14,6 +14,8 @@ Kinds:
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 OPACITY = 0.7  # with the fade, only strong values reach this; the photo shows through the rest
@@ -39,3 +41,30 @@ def display_defaults(name: str, signed: bool, m) -> dict:
         return {"opacity": OPACITY}
     floor = BASELINE_FLOOR if on_baseline(m) else 0.0
     return {"opacity": OPACITY, "floor": floor, "fade": True}
+
+
+# explanation id -> (weak ref, {unsigned map name: on_baseline}); filled off the GUI thread by ``prepare``
+_HINTS: dict[int, tuple[weakref.ref, dict[str, bool]]] = {}
+
+
+def prepare(exp) -> None:
+    """Decide now, for each unsigned map of the Explanation ``exp``, whether it sits on a baseline.
+
+    The compute worker calls this after every step it sends, so that the GUI thread, which applies the
+    defaults (``defaults_of``), only looks the answer up: the percentiles of each map are the costly part."""
+    hints = {name: on_baseline(m) for name, m in exp.raw.items() if not exp.signed.get(name, False)}
+    key = id(exp)
+    try:
+        ref = weakref.ref(exp, lambda _r, k=key: _HINTS.pop(k, None))
+    except TypeError:
+        return
+    _HINTS[key] = (ref, hints)
+
+
+def defaults_of(exp, name: str) -> dict:
+    """``display_defaults`` for the map ``name`` of ``exp``, from ``prepare``'s answer when there is one."""
+    signed = bool(exp.signed.get(name, False))
+    hit = _HINTS.get(id(exp))
+    if signed or hit is None or hit[0]() is not exp or name not in hit[1]:
+        return display_defaults(name, signed, exp.raw[name])
+    return {"opacity": OPACITY, "floor": BASELINE_FLOOR if hit[1][name] else 0.0, "fade": True}

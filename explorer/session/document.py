@@ -20,7 +20,7 @@ import numpy as np
 
 from explorer.core import colormaps
 from explorer.core.types import Explanation
-from explorer.session.display import display_defaults
+from explorer.session.display import defaults_of
 from explorer.session.events import Signal
 
 DISPLAY_MODES = ("heat", "top-k", "contour")
@@ -309,14 +309,14 @@ class Session:
             signed = bool(exp.signed.get(name, False))
             layer = Layer(next(self._layer_ids), run.id, name, signed, visible=(i == 0),
                           colormap=colormaps.default_for(signed), label=f"{name} — {run.label}",
-                          **display_defaults(name, signed, exp.raw[name]))
+                          **defaults_of(exp, name))
             self.layers.append(layer)
             self._auto_display.add(layer.id)
             added.append(layer)
         changed = []
         for name, l in mine.items():
             if l.id in self._auto_display and name in exp.raw:
-                for key, value in display_defaults(name, l.signed, exp.raw[name]).items():
+                for key, value in defaults_of(exp, name).items():
                     if getattr(l, key) != value:
                         setattr(l, key, value)
                         changed.append((l, key))
@@ -329,11 +329,13 @@ class Session:
             self.layers_changed.emit()
             if not mine:
                 self.set_active_layer(added[0].id)
-        for l, key in changed:
-            self.layer_changed.emit(l, key)
+        # "data" first: a view that colours new maps off its thread has the render in flight when a default
+        # that follows the map (the floor) changes next, and folds that change into it
         for l in self.layers:
             if l.run_id == run.id:
                 self.layer_changed.emit(l, "data")
+        for l, key in changed:
+            self.layer_changed.emit(l, key)
 
     def layer(self, layer_id: int | None) -> Layer | None:
         for l in self.layers:

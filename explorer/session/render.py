@@ -5,6 +5,10 @@ colour levels and the top-k threshold are table look-ups instead of a full ``np.
 move. ``render_rgba`` returns an H×W×4 uint8 image: NaN pixels (outside the model's view) and, in top-k and
 contour modes, the pixels outside the kept region are fully transparent. Opacity and blending are applied
 by whoever composites (the canvas, or ``composite`` for exports).
+
+``render_layer`` is what the canvas's render thread runs: statistics, levels and colours of one layer in
+one call, so the GUI thread only swaps the finished array in. Everything here is safe to call from any
+thread (the statistics cache is keyed by array identity; a race at worst computes the same entry twice).
 """
 
 from __future__ import annotations
@@ -201,6 +205,25 @@ def render_rgba(layer: Layer, m: np.ndarray, lv: tuple[float, float] | None = No
     if nan is not None:
         alpha[nan] = 0
     return rgba
+
+
+@dataclass
+class Rendered:
+    """One layer coloured for the screen (see ``render_layer``)."""
+
+    rgba: np.ndarray  # H'×W'×4 uint8; subsampled for very large photos (``display_map``)
+    image_hw: tuple[int, int]  # the map's (= the photo's) size, which ``rgba`` is stretched over
+    levels: tuple[float, float]  # the values given the bottom and top colours: the colour bar's scale
+
+
+def render_layer(layer: Layer, m: np.ndarray) -> Rendered:
+    """Everything the canvas needs to show ``m`` under ``layer``'s display settings, in one call.
+
+    The levels come from the full map's statistics (those the colour bar shows), also when the colours are
+    computed on a subsampled copy; pass a snapshot of ``layer`` when calling from another thread."""
+    lv = levels(layer.signed, stats(m), layer.clip, layer.floor)
+    rgba = render_rgba(layer, display_map(m), lv)
+    return Rendered(rgba, (int(m.shape[0]), int(m.shape[1])), lv)
 
 
 def composite(image: np.ndarray, layers: list[tuple[np.ndarray, float, str]]) -> np.ndarray:

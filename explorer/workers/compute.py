@@ -8,7 +8,8 @@ catalog arrives by ``catalog_ready``.
 Runs: every job carries ``(run_id, generation)``. Submitting a newer generation of a run cancels the older
 one's token, and a queued job whose generation is no longer the latest is skipped unseen. Partial results
 are throttled (at most one every ``throttle_s`` seconds; the final one always goes out) and their maps are
-resampled to image space here, so the GUI thread only colours them. The session drops whatever arrives
+resampled to image space here (with their statistics), and the canvas colours them on its render thread,
+so the GUI thread only swaps finished images in. The session drops whatever arrives
 stale. Errors: an ``ExplorerError`` becomes its message; out-of-memory a clear message; anything else a
 message plus a logged traceback, never a crash of the thread.
 """
@@ -64,9 +65,11 @@ def describe_error(exc: BaseException, what: str) -> str:
 
 
 def _prepare_display(exp) -> None:
-    """Resample the maps to image space and cache their display statistics here, off the GUI thread."""
-    from explorer.session import render
+    """Resample the maps to image space, cache their display statistics and decide their display defaults
+    (which maps sit on a baseline) here, off the GUI thread; the canvas's render thread colours them."""
+    from explorer.session import display, render
 
+    display.prepare(exp)
     for m in exp.maps.values():
         st = render.stats(m)
         st.nan_mask(m)
