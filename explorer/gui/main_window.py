@@ -176,7 +176,7 @@ class MainWindow(QMainWindow):
         self._dock("Predictions", self.predictions, Qt.LeftDockWidgetArea)
         self._dock("Method", self.method_panel, Qt.RightDockWidgetArea)
         self._dock("Layers", self.layer_panel, Qt.RightDockWidgetArea)
-        self.evaluation = self._evaluation_dock()
+        self._evaluation_dock()
         self.resizeDocks([self.docks["Image and model"], self.docks["Method"]], [270, 330], Qt.Horizontal)
         self.resizeDocks([self.docks["Image and model"], self.docks["Predictions"]], [250, 450], Qt.Vertical)
         self.resizeDocks([self.docks["Method"], self.docks["Layers"]], [380, 420], Qt.Vertical)
@@ -243,17 +243,15 @@ class MainWindow(QMainWindow):
         self.docks[title] = d
         return d
 
-    def _evaluation_dock(self):
-        """Dock the evaluation panel (issue 9's explorer/gui/evaluation_panel.py) when it is installed."""
-        if not (Path(__file__).with_name("evaluation_panel.py")).exists():
-            return None
-        try:
-            from explorer.gui import evaluation_panel
+    def _evaluation_dock(self) -> None:
+        """Dock the evaluation tab (issue 9's explorer/gui/evaluation_panel.py) when it is installed.
 
-            panel = evaluation_panel.EvaluationPanel()
-        except Exception:  # noqa: BLE001 - a broken optional panel must not stop the app
-            log.exception("the evaluation panel could not be created")
-            return None
+        Its panel (five plots: the costliest widget of the window, ~60 % of building it) is made when the tab
+        is first shown or a result arrives (``evaluation``), so that it does not delay the first window."""
+        self._evaluation_panel = None
+        self._evaluation_lay = None
+        if not (Path(__file__).with_name("evaluation_panel.py")).exists():
+            return
         host = QWidget()
         lay = QVBoxLayout(host)
         lay.setContentsMargins(4, 4, 4, 4)
@@ -264,7 +262,7 @@ class MainWindow(QMainWindow):
         row.addWidget(self.evaluate_btn)
         row.addWidget(self.evaluate_status, 1)
         lay.addLayout(row)
-        lay.addWidget(panel, 1)
+        self._evaluation_lay = lay
         self.evaluate_btn.clicked.connect(self.evaluate_active_layer)
         self._eval_calls: dict[int, str] = {}
         self.worker.call_done.connect(self._on_call_done)
@@ -272,7 +270,23 @@ class MainWindow(QMainWindow):
         d = self._dock("Evaluation", host, Qt.RightDockWidgetArea)
         self.tabifyDockWidget(self.docks["Layers"], d)
         self.docks["Layers"].raise_()
-        return panel
+        d.visibilityChanged.connect(lambda shown: self.evaluation if shown else None)
+
+    @property
+    def evaluation(self):
+        """The evaluation panel, made on first use; None when it is not installed or could not be made."""
+        if self._evaluation_panel is None and self._evaluation_lay is not None:
+            lay, self._evaluation_lay = self._evaluation_lay, None  # one try
+            try:
+                from explorer.gui import evaluation_panel
+
+                self._evaluation_panel = evaluation_panel.EvaluationPanel()
+            except Exception:  # noqa: BLE001 - a broken optional panel must not stop the app
+                log.exception("the evaluation panel could not be created")
+                self.show_error("Evaluation — the evaluation panel could not be created (details in the log)")
+                return None
+            lay.addWidget(self._evaluation_panel, 1)
+        return self._evaluation_panel
 
     def evaluate_active_layer(self, step: int | None = None) -> int | None:
         """Queue deletion/insertion curves of the active layer; they appear in the evaluation panel."""
