@@ -38,7 +38,12 @@ ZERO_CHECKS = {
     ("cam", "signed"): ({}, 4, True),
     ("scorecam", "signed"): ({}, 4, True),
     ("guided_gradcam", "signed"): ({}, 4, True),
+    ("hirescam", "signed"): ({}, 4, True),
+    ("xgradcam", "signed"): ({}, 4, True),
+    ("ablationcam", "signed"): ({}, 4, True),
 }
+# Layers whose 0 is not "no effect" but a declared reference level; each has its own check below.
+REFERENCE_ZERO = {("eigencam", "signed")}
 
 
 def signed_layers() -> set[tuple[str, str]]:
@@ -51,7 +56,7 @@ def net():
 
 
 def test_every_signed_layer_declares_and_checks_its_zero():
-    assert signed_layers() == set(ZERO_CHECKS), "add the new signed layer's zero check to ZERO_CHECKS"
+    assert signed_layers() == set(ZERO_CHECKS) | REFERENCE_ZERO, "add the new signed layer's zero check to ZERO_CHECKS"
     for name, layer in signed_layers():
         spec = next(o for o in METHODS.get(name).outputs if o.name == layer)
         assert spec.zero.startswith("0 = "), (name, layer, spec.zero)
@@ -80,6 +85,17 @@ def test_zero_means_no_effect_away_from_the_evidence(net, name, layer):
         assert np.abs(m[far]).max() <= 1e-4 * scale, np.abs(m[far]).max() / scale
     else:
         assert np.abs(m[far]).mean() <= 0.15 * np.abs(m[INSIDE]).mean()
+
+
+def test_eigencam_zero_is_the_average_location(net):
+    """Away from the evidence the planted net's features are all alike: one value there, below the evidence,
+    and the map's mean over the feature grid is 0 (the average location), as its zero text says."""
+    exp = explain("eigencam", net, IMAGE, seed=0)
+    m = np.asarray(exp.raw["signed"], dtype=np.float64)
+    far = ~ndimage.binary_dilation(INSIDE, iterations=4)
+    assert np.ptp(m[far]) <= 1e-4 * np.abs(m).max()
+    assert m[INSIDE].max() > m[far].max()
+    assert abs(m.mean()) <= 0.05 * np.abs(m).max()
 
 
 def test_integrated_gradients_sums_to_the_score_difference(net):

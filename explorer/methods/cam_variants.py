@@ -56,6 +56,15 @@ class EigenCAM(CamMethod):
     needs = Needs.LAYER
     uses_gradients = False
     class_agnostic = True
+    # The projection is of centred activations: 0 marks a location whose features are the image's average,
+    # not "no evidence", so the generic CAM zero text would mislead (tests/test_signed_zero.py checks this one).
+    outputs = (
+        LayerSpec("salient", signed=False, help="positive part of the projection on the first principal component"),
+        LayerSpec("signed", signed=True, help="centred feature vectors projected on their first principal component",
+                  zero="0 = this location's features equal the image's average feature vector; the sign only says "
+                       "above or below that average along the main direction of variation (oriented so that "
+                       "strongly activated locations are positive), not support or opposition for any class"),
+    )
 
     @staticmethod
     def centred(act: torch.Tensor) -> torch.Tensor:
