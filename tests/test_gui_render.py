@@ -259,3 +259,32 @@ def test_render_layer_levels_are_the_colour_bars_and_big_maps_are_subsampled():
     r = render.render_layer(layer, m)
     assert r.image_hw == (3000, 2100) and max(r.rgba.shape[:2]) <= render.DISPLAY_MAX
     assert r.levels == render.levels(False, render.stats(m), layer.clip, layer.floor)
+
+
+# ---------------------------------------------------------------- end to end: compute worker -> session -> render thread
+def test_a_streaming_run_in_the_window_is_coloured_on_the_render_thread(qtbot, tiny_model, tmp_path, monkeypatch):
+    from PySide6.QtCore import QSettings
+
+    from explorer.gui.main_window import MainWindow
+
+    win = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat), throttle_s=0.0)
+    qtbot.addWidget(win)
+    win.show()
+    win.start(model=tiny_model)
+    rng = np.random.default_rng(0)
+    win.set_image(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8), "noise.png")
+    qtbot.waitUntil(lambda: bool(win.catalog) and bool(win.session.predictions), timeout=T)
+    applied, where = [], []
+    real = render.render_layer
+    monkeypatch.setattr(render, "render_layer", lambda layer, m: (where.append(threading.get_ident()), real(layer, m))[1])
+    win.canvas.rendered.connect(lambda lid: applied.append(threading.get_ident()))
+    run = win.start_run("rise", {"n": 64, "batch_size": 8}, 0)
+    qtbot.waitUntil(lambda: not run.active, timeout=T)
+    qtbot.waitUntil(lambda: not win.canvas.rendering, timeout=T)
+    assert run.status == "done" and run.explanation.timings.get("steps", 0) > 1  # partial maps streamed
+    assert where and threading.get_ident() not in where  # every streamed map was coloured off the GUI thread
+    assert applied and set(applied) == {threading.get_ident()}  # ... and swapped in here
+    salient = win.session.layers_of(run)[0]
+    final = real(salient, win.session.layer_data(salient))
+    assert np.array_equal(win.canvas.items[salient.id].image, final.rgba)  # the final map's colours are shown
+    win.close()
