@@ -94,11 +94,10 @@ class RenderThread(QObject):
                 ok, payload = False, f"{type(exc).__name__}: {exc}"
             else:
                 ok, payload = True, result
-            with self._cond:
+            with self._cond:  # under the lock: close() cannot slip in between the check and the emit
                 if self._closed:
                     continue  # the loop ends at the top; nobody listens any more
-            try:
-                (self.done if ok else self.failed).emit(key, token, payload)
-            except RuntimeError:  # the Qt side of this object is gone (its window was deleted)
-                with self._cond:
+                try:  # queued to the receivers' thread: this only posts an event
+                    (self.done if ok else self.failed).emit(key, token, payload)
+                except RuntimeError:  # the Qt side of this object is gone (its window was deleted)
                     self._closed = True
