@@ -1,0 +1,199 @@
+"""Each method as the user runs it: ``explorer explain`` in a fresh process, against the sustained bound.
+
+For every method: the bound (benchmarks/_bound.py, a fresh process, best batch and memory format, 1000
+images) is measured right before and right after the method's own fresh ``explorer explain`` process, and the
+method's time (the runner's ``timings.seconds``, model loading excluded) is divided by what its forwards cost
+at that bound: ``images / forward_rate + grad_images / grad_rate`` (the runner counts both). Interleaving
+(bound, method, bound) keeps the ratio meaningful on a shared, noisy machine: the machine's speed at the time
+of the method is bracketed by the two bounds, and their mean is used.
+
+Goals (issue 15): perturbation methods <= 1.10x the forward bound; gradient methods <= 1.3x their
+forward+backward bound. BOREx and FIDO also spend time outside the model (the GP, the mask optimiser), so their
+ratio shows that overhead. ``--allocator-default`` adds rows with glibc's default allocator
+(EXPLORER_MALLOC=default) to show what the start-up tuning buys.
+
+Also timed: the whole ``explorer explain IMG --method gradient`` process (cold start, goal <= 3 s idle) and
+``python -X importtime`` of it. Prints a table, writes benchmarks/results/bench_cold.json, and with
+``--readme`` rewrites the README's performance table between its bench_cold markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _machine import machine  # noqa: E402
+
+PHOTO = ROOT / "resources" / "samples" / "chelsea.png"
+EXPLORER = [sys.executable, "-m", "explorer"]
+# name, bound kind, params (each method at its defaults unless the issue names a setting)
+METHODS = [
+    ("rise", "forward", {"n": 1000}),
+    ("occlusion", "forward", {}),
+    ("lime", "forward", {}),
+    ("kernelshap", "forward", {}),
+    ("undesirable", "forward", {}),
+    ("scorecam", "forward", {}),
+    ("integrated_gradients", "grad", {}),
+    ("smoothgrad", "grad", {}),
+    ("borex", "forward", {"iterations": 50}),
+    ("fido", "grad", {"steps": 300}),
+]
+GOAL = {"forward": 1.10, "grad": 1.30}
+QUICK = {"rise": {"n": 40}, "undesirable": {"n": 40}, "lime": {"samples": 40}, "kernelshap": {"samples": 40},
+         "occlusion": {"window": 64, "stride": 64}, "integrated_gradients": {"steps": 4},
+         "smoothgrad": {"samples": 4}, "borex": {"iterations": 3, "prior": "gradcam"}, "fido": {"steps": 3},
+         "scorecam": {"top_channels": 16}}
+MARK_START, MARK_END = "<!-- bench_cold:start -->", "<!-- bench_cold:end -->"
+
+
+BATCHES = "1,2,4,8,16"
+
+
+def bound(kind: str, images: int) -> dict:
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "_bound.py"), "--mode", kind,
+                          "--images", str(images), "--batches", BATCHES],
+                         capture_output=True, text=True, check=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def explain(method: str, params: dict, env_extra: dict | None = None) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out"
+        cmd = [*EXPLORER, "explain", str(PHOTO), "--method", method, "--out", str(out), "--seed", "0"]
+        for k, v in params.items():
+            cmd += ["--param", f"{k}={v}"]
+        env = {**os.environ, **(env_extra or {})}
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(f"{method}: exit {proc.returncode}: {proc.stderr.strip()[-500:]}")
+        manifest = json.loads((out / "manifest.json").read_text())
+    t = manifest["timings"]
+    return {"seconds": t["seconds"], "images": t.get("images", 0), "grad_images": t.get("grad_images", 0),
+            "process_seconds": wall, "model_load_seconds": t.get("model_load_seconds"),
+            "allocator": manifest["model_info"].get("allocator")}
+
+
+def cold_start(repeats: int) -> dict:
+    """The whole `explorer explain IMG --method gradient` process, and where its imports go."""
+    walls = []
+    for _ in range(repeats):
+        walls.append(explain("gradient", {})["process_seconds"])
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "explorer", "explain", str(PHOTO),
+                               "--method", "gradient", "--out", str(Path(tmp) / "o")],
+                              capture_output=True, text=True, cwd=ROOT)
+    tops = {}
+    for line in proc.stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        _, cum, name = (s.strip() for s in line[len("import time:"):].split("|"))
+        if cum.isdigit() and not name.startswith(" ") and "." not in name.strip():
+            tops[name.strip()] = max(tops.get(name.strip(), 0), int(cum))
+    heavy = sorted(tops.items(), key=lambda kv: -kv[1])[:8]
+    return {"process_seconds": walls, "best": min(walls),
+            "top_imports_ms": {k: round(v / 1000) for k, v in heavy}}
+
+
+def measure(name: str, kind: str, params: dict, images: int, last: dict, env_extra=None) -> dict:
+    before = bound(kind, images)
+    run = explain(name, params, env_extra)
+    after = bound(kind, images)
+    rate = (before["images_per_s"] + after["images_per_s"]) / 2
+    last[kind] = rate
+    rates = {"forward": last.get("forward"), "grad": last.get("grad")}
+    need = 0.0
+    for count_key, k in (("images", "forward"), ("grad_images", "grad")):
+        if run[count_key]:
+            if rates[k] is None:  # a kind not measured yet: measure it once now
+                rates[k] = last[k] = bound(k, images)["images_per_s"]
+            need += run[count_key] / rates[k]
+    ratio = run["seconds"] / need if need else None
+    row = {"method": name, "params": params, "bound": kind, "bound_before": before, "bound_after": after,
+           "bound_images_per_s": rate, "bound_seconds": need, "ratio": ratio, "goal": GOAL[kind], **run,
+           "allocator_env": env_extra or {}}
+    r = f"{ratio:5.2f}x" if ratio else "  -  "
+    print(f"{name:22s} {kind:7s} {run['images']:6d} {run['grad_images']:6d} {run['seconds']:8.2f} s "
+          f"{need:8.2f} s {r}  (bound {before['images_per_s']:.0f}/{after['images_per_s']:.0f} img/s, "
+          f"batch {before['batch']} {before['format']}){'  glibc defaults' if env_extra else ''}", flush=True)
+    return row
+
+
+def readme_table(rows: list[dict], cold: dict | None, meta: dict) -> str:
+    lines = [f"Measured by `python benchmarks/bench_cold.py --readme` on {meta['machine']['cpu_count']} cores "
+             f"({meta['machine']['cpu']}), load average at start {meta['machine']['loadavg_start']}; "
+             "each method is a fresh `explorer explain` process, bracketed by two fresh-process bounds.", "",
+             "| method | images (fwd / grad) | method s | bound s | ratio | goal |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        tag = " (glibc defaults)" if r["allocator_env"] else ""
+        ratio = f"{r['ratio']:.2f}x" if r["ratio"] else "-"
+        lines.append(f"| {r['method']}{tag} | {r['images']} / {r['grad_images']} | {r['seconds']:.2f} | "
+                     f"{r['bound_seconds']:.2f} | {ratio} | <= {r['goal']:.2f}x |")
+    if cold:
+        lines += ["", f"Cold start, the whole `explorer explain IMG --method gradient` process: best of "
+                      f"{len(cold['process_seconds'])} {cold['best']:.2f} s (goal <= 3 s on an idle machine)."]
+    return "\n".join(lines)
+
+
+def write_readme(text: str) -> None:
+    readme = ROOT / "README.md"
+    s = readme.read_text(encoding="utf-8")
+    if MARK_START not in s or MARK_END not in s:
+        raise SystemExit(f"README.md has no {MARK_START} ... {MARK_END} section to rewrite")
+    head, rest = s.split(MARK_START, 1)
+    _, tail = rest.split(MARK_END, 1)
+    readme.write_text(f"{head}{MARK_START}\n{text}\n{MARK_END}{tail}", encoding="utf-8")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--methods", default=",".join(m for m, _, _ in METHODS))
+    ap.add_argument("--images", type=int, default=1000, help="images per bound measurement")
+    ap.add_argument("--allocator-default", action="store_true", help="also run RISE with glibc's defaults")
+    ap.add_argument("--cold-repeats", type=int, default=3)
+    ap.add_argument("--readme", action="store_true", help="rewrite the README's performance table")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bench_cold.json"))
+    ap.add_argument("--quick", action="store_true",
+                    help="a smoke run of the mechanics (batch 4 only, 40 images, small method settings): not a figure")
+    a = ap.parse_args()
+    global BATCHES
+    if a.quick:
+        BATCHES, a.images = "4", 40
+        for i, (name, kind, params) in enumerate(METHODS):
+            METHODS[i] = (name, kind, {**params, **QUICK.get(name, {})})
+    meta = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    wanted = a.methods.split(",")
+    print(f"{'method':22s} {'bound':7s} {'fwd':>6s} {'grad':>6s} {'method':>10s} {'bound':>10s} ratio", flush=True)
+    rows, last = [], {}
+    for name, kind, params in METHODS:
+        if name not in wanted:
+            continue
+        rows.append(measure(name, kind, params, a.images, last))
+        if name == "rise" and a.allocator_default:
+            rows.append(measure(name, kind, params, a.images, last, {"EXPLORER_MALLOC": "default"}))
+        Path(a.out).write_text(json.dumps({**meta, "rows": rows}, indent=1))
+    cold = cold_start(a.cold_repeats) if a.cold_repeats else None
+    if cold:
+        print(f"cold start (explain --method gradient, whole process): {cold['process_seconds']} "
+              f"-> best {cold['best']:.2f} s; heaviest imports (ms): {cold['top_imports_ms']}")
+    meta["machine"]["loadavg_end"] = os.getloadavg()
+    Path(a.out).write_text(json.dumps({**meta, "rows": rows, "cold_start": cold}, indent=1))
+    print(f"wrote {a.out}")
+    if a.readme:
+        write_readme(readme_table(rows, cold, meta))
+        print("rewrote README.md's performance table")
+
+
+if __name__ == "__main__":
+    main()
