@@ -122,3 +122,17 @@ def test_evaluate_single_image_with_removal_gain(folder, tmp_path, capsys):
     q = {r["quantity"]: r["value"] for r in rows if r["metric"] == "removal_gain"}
     assert -1 <= float(q["layers.salient.10%.delta_p_target"]) <= 1 and any(k.startswith("random.") for k in q)
     assert "removal_gain" in (out / "summary.md").read_text()
+
+
+def test_quick_protocol_is_declared_and_recorded(folder, tmp_path):
+    """--protocol quick: 32 steps a curve (33 points) instead of ~225, and every result says which protocol;
+    the method's forward counts are in the rows too."""
+    out = tmp_path / "q"
+    assert main(["evaluate", str(folder / "chelsea.png"), "--methods", "gradient", "--metric", "deletion,insertion",
+                 "--protocol", "quick", "--out", str(out)]) == 0
+    rows = _rows(out / "per_image" / "chelsea.png__gradient.csv")
+    for mode in ("deletion", "insertion"):
+        assert sum(r["metric"] == mode and r["quantity"] == "score" for r in rows) == 33
+        assert {r["value"] for r in rows if r["metric"] == mode and r["quantity"] == "protocol"} == {"quick"}
+    assert any(r["metric"] == "run" and r["quantity"] == "grad_images" and float(r["value"]) >= 1 for r in rows)
+    assert "protocol quick" in (out / "summary.md").read_text()

@@ -71,7 +71,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--target", default=None, type=T.target(),
                    help="class index or name for every image (default: each image's top-1)")
     p.add_argument("--seed", type=T.integer(0, 2**32 - 1), default=0)
-    p.add_argument("--step", type=T.integer(1), default=None, help="pixels per deletion/insertion step (default HW/224: 224 at 224²)")
+    p.add_argument("--step", type=T.integer(1), default=None, help="pixels per deletion/insertion step (default: the protocol's)")
+    p.add_argument("--protocol", default="rise", type=T.name("protocol", lambda: ["rise", "quick"]),
+                   help="deletion/insertion steps: rise (default, HW/224 pixels a step, ~225 forwards a curve) or quick "
+                        "(32 steps a curve, ~7x fewer forwards, for a first look); recorded in every result")
     sub_t = T.substrate(_infill_names)
     p.add_argument("--deletion-substrate", default="zero", type=sub_t, help="zero (default), black, blur[:SIGMA[:KERNEL]], mean, ...")
     p.add_argument("--insertion-substrate", default="blur", type=sub_t, help="blur (default: kernel 11, sigma 5), zero, black, ...")
@@ -304,7 +307,7 @@ def evaluate_map(model, image, ctx, method: str, exp, metrics: list[str], args, 
                  cancel=None) -> list[dict[str, Any]]:
     """All per-(image, method) metrics of one explanation, as CSV rows."""
     from explorer.evaluation import agreement
-    from explorer.evaluation.causal import causal_curve
+    from explorer.evaluation.causal import causal_curve, protocol_step
     from explorer.evaluation.metrics import confidence, sanity_check
 
     name = Path(image.path).name if image.path else "(array)"
@@ -315,6 +318,8 @@ def evaluate_map(model, image, ctx, method: str, exp, metrics: list[str], args, 
         rows.append({**base, "metric": metric, "quantity": quantity, "value": value, "fraction": fraction})
 
     add("run", "seconds", exp.timings.get("seconds", 0.0))
+    add("run", "images", exp.timings.get("images", 0))  # the forwards the method needed (benchmarks/bench_cold.py)
+    add("run", "grad_images", exp.timings.get("grad_images", 0))
     add("run", "target_name", model.labels[ctx.target])
     sal = exp.raw[exp.main]
     aucs = {}
@@ -322,10 +327,13 @@ def evaluate_map(model, image, ctx, method: str, exp, metrics: list[str], args, 
         if mode not in metrics:
             continue
         sub = args.deletion_substrate if mode == "deletion" else args.insertion_substrate
-        c = causal_curve(model, image.rgb, sal, mode=mode, step=args.step, substrate=sub, context=ctx, cancel=cancel)
+        protocol = getattr(args, "protocol", "rise")
+        step = args.step or protocol_step(protocol, ctx.x.shape[-2:])
+        c = causal_curve(model, image.rgb, sal, mode=mode, step=step, substrate=sub, context=ctx, cancel=cancel)
         aucs[mode] = c.auc
         add(mode, "auc", c.auc)
         add(mode, "step", c.step)
+        add(mode, "protocol", protocol if not args.step else f"step {args.step} px")
         add(mode, "substrate", c.substrate)
         for f, s in zip(c.fractions, c.scores):
             add(mode, "score", float(s), float(f))

@@ -120,7 +120,7 @@ def summarise(out: str | Path, title: str = "explorer evaluate") -> dict[str, An
                     continue
                 v = _num(r["value"])
                 if v is None:
-                    if r["value"] and q in ("substrate", "step"):
+                    if r["value"] and q in ("substrate", "step", "protocol"):
                         notes[metric].add(f"{q} {r['value']}")
                     continue
                 if q == "step":
