@@ -71,6 +71,17 @@ def expected_refusal(method: str, family: str) -> str | None:
 MAX_SIDE = 96  # the photo is shrunk: maps are resampled to it, and everything is checked at its size
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread for this module: on 64 px inputs every op is tiny, so a second thread gains little
+    and costs synchronisation, and on a shared CPU its OpenMP wait spins (measured here on a loaded 2-core
+    machine: 232 s of CPU with 2 threads, 24 s with 1, for the same 217 tests). Restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def photo(chelsea):
     from PIL import Image
