@@ -87,7 +87,8 @@ def model_from_args(args) -> "object":
                       input_size=args.input_size)
 
 
-def _progress(frac: float, msg: str, stream=sys.stderr) -> None:
+def _progress(frac: float, msg: str, stream=None) -> None:
+    stream = stream or sys.stderr  # looked up per call: a captured or replaced stderr is honoured
     if stream.isatty():
         bar = "#" * int(frac * 30)
         stream.write(f"\r[{bar:<30}] {frac * 100:5.1f}% {msg:<30}")

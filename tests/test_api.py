@@ -176,9 +176,12 @@ def test_preprocessing_from_torchvision_weights_timm_metadata_and_dicts():
     tm = explorer.load_model(net)
     assert tm.preprocess.mean == tuple(cfg["mean"]) and tm.preprocess.input_size == tuple(cfg["input_size"][1:])
     for bad, words in (({"mean": (123.7, 116.3, 103.5)}, "0..255"), ({"sizes": 3}, "unknown preprocess key"),
-                       ({"std": (0, 1, 1)}, "std must be > 0"), ({"interpolation": "bicubic"}, "bilinearly")):
+                       ({"std": (0, 1, 1)}, "std must be > 0"), ({"interpolation": "area"}, "interpolation must be")):
         with pytest.raises(explorer.ParamError, match=words):
             explorer.load_model(net, preprocess=bad)
+    bicubic = explorer.load_model(net, preprocess={"size": 64, "interpolation": "bicubic"})
+    assert bicubic.preprocess.interpolation == "bicubic"
+    assert tv.preprocess.interpolation == "bilinear"  # ResNet18's transforms say so
 
 
 def test_training_mode_after_load_is_refused_not_silently_used(image):

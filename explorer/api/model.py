@@ -19,7 +19,7 @@ from torch import nn
 
 from explorer.core.errors import ExplorerError, ModelLoadError, ParamError
 from explorer.models.loaded import LoadedModel, validate_output
-from explorer.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+from explorer.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, INTERPOLATIONS, Preprocess
 
 # Modules already wrapped, so that explain(net, ...) called in a loop neither re-validates nor re-switches.
 _WRAPPED: "weakref.WeakKeyDictionary[nn.Module, LoadedModel]" = weakref.WeakKeyDictionary()
@@ -189,22 +189,20 @@ def resolve_preprocess(preprocess: Any, module: nn.Module | None) -> Preprocess:
     if all(hasattr(preprocess, a) for a in ("crop_size", "resize_size", "mean", "std")):  # torchvision transform
         crop = _pair(preprocess.crop_size, "crop_size")
         resize = _pair(preprocess.resize_size, "resize_size")
-        return _make(crop, preprocess.mean, preprocess.std, "center_crop", min(crop) / min(resize))
+        interp = str(getattr(getattr(preprocess, "interpolation", None), "value", "bilinear")).lower()
+        return _make(crop, preprocess.mean, preprocess.std, "center_crop", min(crop) / min(resize), interp)
     if isinstance(preprocess, Mapping):
         unknown = [k for k in preprocess if k not in PREPROCESS_KEYS]
         if unknown:
             raise ParamError(f"unknown preprocess key(s) {', '.join(map(repr, unknown))}; valid: {', '.join(PREPROCESS_KEYS)}")
-        interp = preprocess.get("interpolation")
-        if interp not in (None, "bilinear"):
-            raise ParamError(f"preprocess interpolation {interp!r}: explorer resizes bilinearly; leave it out or "
-                             "use 'bilinear'")
+        interp = preprocess.get("interpolation") or "bilinear"
         size = preprocess.get("size", preprocess.get("input_size", 224))
         if isinstance(size, (list, tuple)) and len(size) == 3:  # timm's (C, H, W)
             size = tuple(size[1:])
         crop_pct = preprocess.get("crop_pct")
         # resize by default, as for a timm:NAME spec on the command line (maps then cover every pixel)
         return _make(_pair(size, "size"), preprocess.get("mean", IMAGENET_MEAN), preprocess.get("std", IMAGENET_STD),
-                     preprocess.get("policy") or "resize", 0.875 if crop_pct is None else crop_pct)
+                     preprocess.get("policy") or "resize", 0.875 if crop_pct is None else crop_pct, interp)
     raise ParamError(f"cannot use a {type(preprocess).__name__} as preprocessing: give a dict with mean, std and "
                      "size, or torchvision weights (e.g. ResNet50_Weights.DEFAULT)")
 
@@ -222,7 +220,8 @@ def _pair(v: Any, what: str) -> tuple[int, int]:
     return h, w
 
 
-def _make(size: tuple[int, int], mean: Any, std: Any, policy: str, crop_pct: Any) -> Preprocess:
+def _make(size: tuple[int, int], mean: Any, std: Any, policy: str, crop_pct: Any,
+          interpolation: str = "bilinear") -> Preprocess:
     try:
         m = tuple(float(x) for x in mean)
         s = tuple(float(x) for x in std)
@@ -241,7 +240,9 @@ def _make(size: tuple[int, int], mean: Any, std: Any, policy: str, crop_pct: Any
         raise ParamError(f"preprocess policy must be 'resize' or 'center_crop', got {policy!r}")
     if not 0 < crop <= 1:
         raise ParamError(f"preprocess crop_pct must be in (0, 1], got {crop_pct!r}")
+    if interpolation not in INTERPOLATIONS:
+        raise ParamError(f"preprocess interpolation must be one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}")
     try:
-        return Preprocess(input_size=size, mean=m, std=s, policy=policy, crop_pct=crop)
+        return Preprocess(input_size=size, mean=m, std=s, policy=policy, crop_pct=crop, interpolation=interpolation)
     except (TypeError, ValueError) as exc:
         raise ExplorerError(f"bad preprocessing: {exc}") from None
