@@ -57,6 +57,16 @@ def small_session(tmp_path: Path, name: str = "shared_session.json") -> Path:
     return save_session(tmp_path / name, s)
 
 
+def hostile_session(tmp_path: Path, marker: Path) -> tuple[Path, Path]:
+    """The issue's shared session: its model entry names a pickle that runs code, and says to trust it."""
+    evil = evil_torch(tmp_path / "evil.pt", marker)
+    js = small_session(tmp_path)
+    doc = json.loads(js.read_text())
+    doc["model"] = {"spec": str(evil), "trust_pickle": True}
+    js.write_text(json.dumps(doc))
+    return js, evil
+
+
 # --------------------------------------------------------------------------- trust: sessions and model files
 def test_control_the_payload_is_real_when_trusted_on_purpose(tmp_path):
     marker = tmp_path / "marker"
@@ -70,11 +80,7 @@ def test_control_the_payload_is_real_when_trusted_on_purpose(tmp_path):
 @pytest.mark.slow  # a whole GUI process (offscreen): ~25 s on 2 cores
 def test_hostile_shared_session_is_refused_without_running_its_payload(tmp_path, samples_dir):
     marker = tmp_path / "marker"
-    evil = evil_torch(tmp_path / "evil.pt", marker)
-    js = small_session(tmp_path)
-    doc = json.loads(js.read_text())
-    doc["model"] = {"spec": str(evil), "trust_pickle": True}
-    js.write_text(json.dumps(doc))
+    js, evil = hostile_session(tmp_path, marker)
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", EXPLORER_OFFLINE="1", XDG_CONFIG_HOME=str(tmp_path))
     r = subprocess.run([sys.executable, "-m", "explorer", "--session", str(js), "--screenshot", str(tmp_path / "s.png")],
                        capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)

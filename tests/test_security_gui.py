@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ from PySide6.QtCore import QSettings
 
 from explorer.gui.main_window import MainWindow
 from explorer.session.document import ModelChoice
-from tests.test_security import evil_torch, small_session
+from tests.test_security import evil_torch, hostile_session
 
 T = 120_000
 
@@ -58,11 +57,7 @@ def test_trust_checkbox_asks_naming_the_file_and_applies_to_one_load(win, calls,
 
 def test_session_naming_a_pickle_loads_it_untrusted(win, calls, tmp_path):
     marker = tmp_path / "marker"
-    evil = evil_torch(tmp_path / "evil.pt", marker)
-    js = small_session(tmp_path)
-    doc = json.loads(js.read_text())
-    doc["model"] = {"spec": str(evil), "trust_pickle": True}
-    js.write_text(json.dumps(doc))
+    js, evil = hostile_session(tmp_path, marker)
     assert win.open_session(str(js))
     assert calls[-1][0].spec == str(evil) and calls[-1][1] is False
     assert not marker.exists()
