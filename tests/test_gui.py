@@ -30,14 +30,20 @@ def _wait(app, cond, timeout_s=T / 1000):
         QTest.qWait(10)
 
 
-@pytest.fixture(scope="module")
-def win(qapp, model, samples_dir, tmp_path_factory):
+def open_window(model, samples_dir, tmp_path_factory) -> MainWindow:
+    """A shown window with its own settings file, started on ``model`` and showing chelsea (shared by GUI tests)."""
     settings = QSettings(str(tmp_path_factory.mktemp("qs") / "settings.ini"), QSettings.IniFormat)
     w = MainWindow(settings=settings, throttle_s=0.02)
     w.resize(1280, 820)
     w.show()
     w.start(model=model)
     assert w.open_image(str(samples_dir / "chelsea.png"))
+    return w
+
+
+@pytest.fixture(scope="module")
+def win(qapp, model, samples_dir, tmp_path_factory):
+    w = open_window(model, samples_dir, tmp_path_factory)
     _wait(qapp, lambda: bool(w.catalog) and bool(w.session.predictions))
     yield w
     w.close()

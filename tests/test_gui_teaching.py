@@ -5,25 +5,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
 from explorer.gui import layer_help, teaching as gui_teaching
-from explorer.gui.main_window import MainWindow
 from explorer.gui.pickers import ClassPicker, PriorPicker
 from explorer.session import teaching
+from tests.test_gui import open_window
 
 T = 180_000  # ms; generous for a loaded CI machine
 
 
 @pytest.fixture(scope="module")
 def win(qapp, model, samples_dir, tmp_path_factory):
-    settings = QSettings(str(tmp_path_factory.mktemp("qs") / "settings.ini"), QSettings.IniFormat)
-    w = MainWindow(settings=settings, throttle_s=0.02)
-    w.resize(1280, 820)
-    w.show()
-    w.start(model=model)
-    assert w.open_image(str(samples_dir / "chelsea.png"))
+    w = open_window(model, samples_dir, tmp_path_factory)
     yield w
     w.close()
 
