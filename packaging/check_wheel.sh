@@ -23,7 +23,7 @@ for f in explorer/_resources/labels/imagenet1k.txt explorer/_resources/samples/c
          explorer/cli.py; do
     grep -q " $f\$" <<<"$wl" || { echo "FAIL: $f is not in the wheel"; exit 1; }
 done
-unzip -p "$whl" '*.dist-info/entry_points.txt' | grep -q '^explorer = explorer.cli:main' \
+unzip -p "$whl" '*.dist-info/entry_points.txt' | grep -q '^explorer = explorer.cli:run' \
     || { echo "FAIL: the wheel does not install the explorer command"; exit 1; }
 for f in resources/samples/chelsea.png resources/labels/imagenet1k.txt setup.py MANIFEST.in; do
     grep -q "^explorer-[^/]*/$f\$" <<<"$sl" || { echo "FAIL: $f is not in the sdist"; exit 1; }

@@ -2,8 +2,8 @@
 
 import multiprocessing
 
-from explorer.cli import main
+from explorer.cli import run
 
 if __name__ == "__main__":
     multiprocessing.freeze_support()  # any worker process re-enters here in a frozen app
-    raise SystemExit(main())
+    run()

@@ -59,6 +59,20 @@ def test_entry_point_subprocess(tmp_path):
     assert r.returncode == 2 and "none.png: no such file" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_entry_point_fast_exit_keeps_output_and_files(tmp_path, samples_dir):
+    """The console script leaves without the interpreter's teardown after a headless command: what it printed
+    into a pipe and every file it wrote must still be complete; a failing command keeps its exit code."""
+    out = tmp_path / "o"
+    r = subprocess.run([sys.executable, "-m", "explorer", "explain", str(samples_dir / "coffee.png"),
+                        "--method", "gradient", "--out", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("gradient: target") and r.stdout.endswith(f"manifest.json to {out}\n")
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["complete"] is True and np.load(out / "salient.npy").shape == (400, 600)
+    r = subprocess.run([sys.executable, "-m", "explorer", "methods"], capture_output=True, text=True)
+    assert r.returncode == 0 and "rise" in r.stdout and r.stdout.endswith("\n")
+
+
 def test_parser_and_gui_entry_do_not_import_torch():
     """The GUI must open before torch loads: building the parser imports no heavy subcommand module."""
     code = ("import sys\nfrom explorer.cli import build_parser\n"
