@@ -99,6 +99,12 @@ class Method:
     def steps(self, ctx: Context) -> Iterator[Step]:
         raise NotImplementedError
 
+    @classmethod
+    def resumable(cls, old: dict[str, Any], new: dict[str, Any]) -> bool:
+        """Whether a finished run with parameters ``old`` (resolved) can continue from its stored
+        ``info["state"]`` to ``new`` instead of starting again; only a method that keeps such a state says yes."""
+        return False
+
     # ------------------------------------------------------------------ description
     @classmethod
     def describe(cls) -> dict:

@@ -315,6 +315,14 @@ class BOREx(Method):
     )
     quick = {"iterations": 3, "prior": "rise", "prior_params": "n=32"}
 
+    @classmethod
+    def resumable(cls, old: dict, new: dict) -> bool:
+        """Only the iteration count grew: the stored probes are then the first ones of the longer run and only
+        the new queries cost forwards; any other change alters the probes themselves."""
+        changed = {k for k in set(old) | set(new) if old.get(k) != new.get(k)}
+        before, after = old.get("iterations"), new.get("iterations")
+        return changed == {"iterations"} and isinstance(before, int) and isinstance(after, int) and after > before
+
     def validate(self) -> None:
         p = self.p
         self.scales_nominal = _floats(p.scales, "scales")
