@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT))
 from explorer.io.images import read_image  # noqa: E402
 from explorer.methods import explain  # noqa: E402
 from explorer.methods.base import prepare  # noqa: E402
-from explorer.methods.perturbation import lime_kernel  # noqa: E402
-from explorer.methods.superpixels import superpixels  # noqa: E402
+from explorer.perturb.linear import lime_kernel  # noqa: E402
+from explorer.perturb.superpixels import superpixels  # noqa: E402
 from explorer.models import load_model  # noqa: E402
 
 

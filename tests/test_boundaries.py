@@ -1,6 +1,7 @@
 """Import boundaries from docs/architecture.md §1, checked for real."""
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +26,7 @@ def test_gui_never_imports_torch():
 
 
 def test_compute_never_imports_qt():
-    for folder in ("core", "models", "methods", "evaluation", "session", "io"):
+    for folder in ("core", "models", "perturb", "methods", "evaluation", "session", "io"):
         if (PKG / folder).exists():
             bad = [(f, m) for f, m in _imports(folder) if m.split(".")[0] in ("PySide6", "pyqtgraph", "shiboken6")]
             assert not bad, bad
@@ -50,3 +51,29 @@ def test_non_gui_packages_import_with_qt_blocked():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr
+
+
+def test_evaluation_and_the_toolkit_import_no_method_module():
+    """Metrics reach methods only through the registry (get_method, run, method_names) and Context/prepare;
+    the shared machinery they score with lives in explorer.perturb, which knows no method at all."""
+    allowed = {"explorer.methods", "explorer.methods.base"}
+    bad = [(f, m) for f, m in _imports("evaluation") if m.startswith("explorer.methods") and m not in allowed]
+    assert not bad, bad
+    bad = [(f, m) for f, m in _imports("perturb") if m.startswith("explorer.methods")]
+    assert not bad, bad
+
+
+def test_compare_grid_loads_no_torch():
+    """The GUI's one compute import, explorer.evaluation.agreement, stays numpy-only."""
+    code = "import sys, explorer.gui.compare\nprint('torch' in sys.modules)\n"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
+
+
+def test_compute_never_imports_the_command_line():
+    """The command line sits on top: evaluation and training take plain configs, never argparse or explorer.cli."""
+    for folder in ("core", "models", "methods", "evaluation", "session", "io"):
+        bad = [(f, m) for f, m in _imports(folder) if m == "explorer.cli" or m.startswith("explorer.cli.")
+               or m == "argparse"]
+        assert not bad, bad

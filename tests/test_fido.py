@@ -13,7 +13,7 @@ from torch import nn
 
 from explorer.core.errors import FileError
 from explorer.methods import explain, run
-import explorer.methods.counterfactual as cf
+import explorer.perturb.params as infill_params
 from explorer.methods.counterfactual import concrete_keep, log_odds
 
 CAT, ESPRESSO = 285, 967
@@ -95,13 +95,13 @@ class _Spy:
 
 def test_infiller_gets_the_hard_mask_without_gradient(tiny_model, monkeypatch):
     spies = []
-    real = cf.make_infill
+    real = infill_params.make_infill
 
     def spy_make(*a, **k):
         spies.append(_Spy(real(*a, **k)))
         return spies[-1]
 
-    monkeypatch.setattr(cf, "make_infill", spy_make)
+    monkeypatch.setattr(infill_params, "make_infill", spy_make)  # FIDO builds its in-filler there
     rgb = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     explain("fido", tiny_model, rgb, target=1, params={"steps": 3, "samples": 4, "infill": "local_mean"}, seed=0)
     (spy,) = spies

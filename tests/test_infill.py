@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from explorer.core.errors import FileError, ParamError
-from explorer.methods.infill import (ALL_INFILLS, INFILLERS, INFILLS, Infill, gaussian_blur, load_inpainter,
+from explorer.perturb.infill import (ALL_INFILLS, INFILLERS, INFILLS, Infill, gaussian_blur, load_inpainter,
                                      make_infill)
 from explorer.models.preprocess import Preprocess
 

@@ -17,8 +17,8 @@ import torch
 
 from explorer.methods import explain
 from explorer.methods.base import prepare
-from explorer.methods.perturbation import lime_kernel
-from explorer.methods.superpixels import superpixels
+from explorer.perturb.linear import lime_kernel
+from explorer.perturb.superpixels import superpixels
 
 captum_attr = pytest.importorskip("captum.attr")
 

@@ -12,12 +12,11 @@ from explorer.core.cancel import CancelToken
 from explorer.core.errors import ParamError
 from explorer.methods import explain, run
 from explorer.methods.base import prepare
-from explorer.methods.infill import make_infill
-from explorer.methods.perturbation import (
-    WeightedSums, lime_kernel, lime_patterns, occlusion_masks, rise_masks, shap_patterns,
-    shapley_size_distribution, window_positions,
-)
-from explorer.methods.superpixels import paint, segment_masks, slic_segments, superpixels
+from explorer.perturb.infill import make_infill
+from explorer.perturb.linear import WeightedSums, lime_kernel
+from explorer.perturb.masks import (lime_patterns, occlusion_masks, rise_masks, shap_patterns,
+                                    shapley_size_distribution, window_positions)
+from explorer.perturb.superpixels import paint, segment_masks, slic_segments, superpixels
 
 CPU = torch.device("cpu")
 

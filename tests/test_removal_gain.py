@@ -11,7 +11,7 @@ import torch
 from explorer.core.errors import ExplorerError, ParamError
 from explorer.evaluation.removal_gain import removal_gain
 from explorer.methods.base import prepare
-from explorer.methods.infill import make_infill
+from explorer.perturb.infill import make_infill
 
 
 @pytest.fixture(scope="module")

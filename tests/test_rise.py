@@ -5,8 +5,8 @@ import torch
 
 from explorer.methods import explain
 from explorer.methods.base import prepare
-from explorer.methods.infill import make_infill
-from explorer.methods.perturbation import rise_masks
+from explorer.perturb.infill import make_infill
+from explorer.perturb.masks import rise_masks
 
 
 def test_masks_shape_range_density():

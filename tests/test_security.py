@@ -124,7 +124,7 @@ def test_inpainter_and_explainer_checkpoint_pickles_are_refused(tmp_path):
     import torch
 
     from explorer.methods.explainer_net.model import read_checkpoint
-    from explorer.methods.infill import load_inpainter
+    from explorer.perturb.infill import load_inpainter
 
     marker = tmp_path / "marker"
     for maker in (evil_torch, evil_raw_pickle):
@@ -214,7 +214,7 @@ def test_npz_object_array_is_refused_without_unpickling(tmp_path):
 
 
 def test_npy_maps_never_unpickle_and_lying_headers_refused(tmp_path):
-    from explorer.evaluation.cli import load_reference
+    from explorer.evaluation.inputs import load_reference
     from explorer.io.arrays import read_npy
     from explorer.methods.borex import read_prior_file
 
@@ -390,7 +390,7 @@ def test_full_disk_leaves_no_file_that_looks_complete(tmp_path, monkeypatch):
 
 
 def test_boxes_file_hostile_values_refused(tmp_path):
-    from explorer.evaluation.cli import load_boxes
+    from explorer.evaluation.inputs import load_boxes
 
     for text, why in (('{"a.png": [0, 0, NaN, 5]}', "finite"), ('{"a.png": [0, 0, -3, 5]}', "height/width"),
                       ("[" * 100_000, "nested too deeply|not a JSON"), ('["a"]', "must be a JSON object")):

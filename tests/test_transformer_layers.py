@@ -144,7 +144,7 @@ def test_cam_variants_match_pytorch_grad_cam_on_default_model(name, peer, model,
 
 def test_ablationcam_weights_are_score_drops(tiny_model):
     img = (np.random.default_rng(1).random((32, 32, 3)) * 255).astype(np.uint8)
-    exp = explain("ablationcam", tiny_model, img, target=3, params={"layer": "4", "batch": 5})
+    exp = explain("ablationcam", tiny_model, img, target=3, params={"layer": "4", "batch_size": 5})
     assert exp.info["forwards"] == 16 and np.isfinite(exp.maps["salient"]).all()
     # one channel ablated by hand gives the same relative drop as the batched hook
     ctx = prepare(tiny_model, img, 3)
@@ -156,7 +156,7 @@ def test_ablationcam_weights_are_score_drops(tiny_model):
         z7 = float(net[5:](feats)[0, 3])
     from explorer.methods.cam_variants import AblationCAM
 
-    inst = AblationCAM(tiny_model, layer="4", batch=3)
+    inst = AblationCAM(tiny_model, layer="4", batch_size=3)
     drops = {}
     orig = inst.combine
 

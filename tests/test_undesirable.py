@@ -13,8 +13,8 @@ import torch
 from explorer.core.errors import ExplorerError, ParamError
 from explorer.methods import explain, run
 from explorer.methods.base import prepare
-from explorer.methods.infill import make_infill
-from explorer.methods.perturbation import rise_masks
+from explorer.perturb.infill import make_infill
+from explorer.perturb.masks import rise_masks
 
 CAT, ESPRESSO = 285, 967  # Egyptian cat, espresso
 N = 160

@@ -119,7 +119,7 @@ def test_cam_equals_gradcam_on_a_pooling_linear_head(model, coffee):
 def test_integrated_gradients_reports_its_completeness_gap(model, chelsea):
     exp = explain("integrated_gradients", model, chelsea, params={"steps": 4, "baseline": "blur"})
     ctx = prepare(model, chelsea)
-    from explorer.methods.infill import make_infill
+    from explorer.perturb.infill import make_infill
 
     base = make_infill("blur", ctx.x, model.preprocess, sigma=10.0).base
     with torch.inference_mode():
@@ -130,10 +130,10 @@ def test_integrated_gradients_reports_its_completeness_gap(model, chelsea):
 
 
 def test_smoothgrad_noise_does_not_depend_on_the_batch(model, coffee):
-    a = explain("smoothgrad", model, coffee, params={"samples": 3, "batch": 1}, seed=9)
-    b = explain("smoothgrad", model, coffee, params={"samples": 3, "batch": 3}, seed=9)
+    a = explain("smoothgrad", model, coffee, params={"samples": 3, "batch_size": 1}, seed=9)
+    b = explain("smoothgrad", model, coffee, params={"samples": 3, "batch_size": 3}, seed=9)
     np.testing.assert_allclose(a.raw["salient"], b.raw["salient"], rtol=1e-4, atol=1e-6)
-    c = explain("smoothgrad", model, coffee, params={"samples": 3, "batch": 3}, seed=10)
+    c = explain("smoothgrad", model, coffee, params={"samples": 3, "batch_size": 3}, seed=10)
     assert not np.allclose(a.raw["salient"], c.raw["salient"])
 
 
@@ -148,7 +148,7 @@ def test_guided_backprop_handles_relu_modules(tiny_model):
 def test_scorecam_batched_equals_a_plain_loop(tiny_model):
     """Our batched, constant-channel-deduplicated Score-CAM against the paper's loop, written out."""
     img = (np.random.default_rng(1).random((32, 32, 3)) * 255).astype(np.uint8)
-    exp = explain("scorecam", tiny_model, img, target=2, params={"layer": "3", "batch": 5})
+    exp = explain("scorecam", tiny_model, img, target=2, params={"layer": "3", "batch_size": 5})
     ctx = prepare(tiny_model, img, target=2)
     net = tiny_model.module
     with torch.inference_mode():

@@ -22,7 +22,7 @@ prediction faster than removing any coherent region, so a pixel-level random map
 deletion AUC. Compare maps with a random map of the same spatial scale (``random_map``: a random coarse grid
 upsampled bilinearly), and keep deletion and insertion on the same substrate when comparing the two.
 
-All forwards go through ``explorer.methods.perturbation.score_batch`` (the model's batch policy, halving
+All forwards go through ``explorer.perturb.scoring.score_batch`` (the model's batch policy, halving
 on out-of-memory, inference mode); the keep-masks of one batch of steps are built on the device from a
 rank map, so memory does not grow with the number of steps.
 
@@ -48,8 +48,8 @@ from explorer.core.cancel import CancelToken
 from explorer.core.errors import ExplorerError, ParamError
 from explorer.evaluation.base import Progress, input_space, run_to_end, token
 from explorer.methods.base import Context, prepare
-from explorer.methods.infill import INFILLERS, make_infill
-from explorer.methods.perturbation import score_batch
+from explorer.perturb.infill import INFILLERS, make_infill
+from explorer.perturb.scoring import score_batch
 from explorer.models.loaded import LoadedModel
 
 MODES = ("deletion", "insertion")
@@ -144,7 +144,7 @@ def make_substrate(spec: Any, ctx: Context, mode: str) -> _Substrate:
 
     ``None`` -> the protocol default for ``mode``; ``"zero"`` (normalised zero = dataset mean colour);
     ``"black"`` (pixel value 0); ``"blur"`` (kernel 11, σ = 5) or
-    ``"blur:SIGMA"`` or ``"blur:SIGMA:KERNEL"``; any other in-fill name of ``explorer.methods.infill``
+    ``"blur:SIGMA"`` or ``"blur:SIGMA:KERNEL"``; any other in-fill name of ``explorer.perturb.infill``
     (``mean``, ``noise``, ``constant``, in-painters); or a normalised tensor / array (1|3, h, w) → "custom".
     """
     if spec is None:

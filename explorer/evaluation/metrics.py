@@ -30,6 +30,7 @@ from explorer.evaluation.base import Progress, input_space, run_to_end, token
 from explorer.evaluation.causal import make_substrate
 from explorer.methods.base import Context, get_method, prepare, run
 from explorer.models.loaded import LoadedModel
+from explorer.perturb.scoring import score_batch
 
 
 # --------------------------------------------------------------------------- confidence
@@ -46,8 +47,6 @@ def iter_confidence(model: LoadedModel, image_rgb: np.ndarray, saliency: Any, ta
     keep = m / peak if peak > 0 else m
     sub = make_substrate(substrate, ctx, "deletion")
     masks = torch.stack([torch.ones_like(ctx.x[0, :1]), torch.from_numpy(keep).float().to(ctx.x.device)[None]])
-    from explorer.methods.perturbation import score_batch
-
     s = score_batch(model, sub, ctx.x, masks)[:, ctx.target].double().cpu().numpy()
     y, o = float(s[0]), float(s[1])
     result = {"drop": max(0.0, y - o) / y * 100.0 if y > 0 else 0.0, "increase": bool(o > y),

@@ -5,7 +5,7 @@ import pkgutil
 
 from explorer.methods.base import METHODS, Context, Method, explain, get_method, method_names, register, run
 
-_SKIP = {"base", "infill"}
+_SKIP = {"base"}
 
 for _info in pkgutil.iter_modules(__path__):
     if _info.name not in _SKIP and not _info.name.startswith("_"):

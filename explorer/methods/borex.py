@@ -53,8 +53,8 @@ from explorer.core.errors import ExplorerError, FileError, ParamError, UnknownNa
 from explorer.core.params import Param, Params, parse_assignments
 from explorer.core.types import REFINED, UNCERTAINTY, LayerSpec, Needs, Step, as_map2d, resize_map, to_input_space
 from explorer.methods.base import Context, Method, get_method, method_names, register
-from explorer.methods.infill import make_infill
-from explorer.methods.perturbation import score_batch
+from explorer.perturb.infill import make_infill
+from explorer.perturb.scoring import score_batch
 
 REFERENCE_SIDE = 224  # the half-widths and length scales are given at 224 x 224
 LENGTH_BOUNDS = (1.0, 20.0)

@@ -35,7 +35,9 @@ from explorer.core.params import Param, Params
 from explorer.core.types import LayerSpec, Needs, Step
 from explorer.methods.base import Context, Method, register
 from explorer.methods.gradients import abs_max, channel_sum, guided_gradient, require_relus
-from explorer.methods.infill import INFILLS, make_infill
+from explorer.perturb.infill import INFILLS, make_infill
+from explorer.perturb.params import BATCH_SIZE
+from explorer.perturb.scoring import batch_size
 from explorer.models.layers import LayerInfo, as_grid, recording
 
 LAYER_PARAM = Param("layer", "layer", None, "feature-map layer (default: the last spatial map before pooling)",
@@ -277,8 +279,7 @@ class ScoreCAM(CamMethod):
         Param("mask_upsample", "choice", "half_pixel", "how channels are upsampled into masks: half_pixel "
               "(the paper's code, F.interpolate) or corners (align_corners=True, as pytorch-grad-cam)",
               choices=("half_pixel", "corners")),
-        Param("batch", "int", 0, "masked images per forward (0 = the model's batch policy)", low=0, high=1024,
-              live=False, advanced=True),
+        BATCH_SIZE,
     )
     quick = {"top_channels": 24}
 
@@ -310,7 +311,7 @@ class ScoreCAM(CamMethod):
         if (~varying).any():
             scores[~varying] = score(torch.zeros(1, 1, *hw, device=x.device, dtype=x.dtype))[0]
         idx_all = torch.nonzero(varying).flatten()
-        size = int(self.p.batch) or self.model.batch.size
+        size = batch_size(self.model, self.p.batch_size)
         done = 0
         for i in range(0, idx_all.numel(), size):
             ctx.cancel.check()

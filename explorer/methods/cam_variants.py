@@ -24,6 +24,8 @@ from explorer.core.types import LayerSpec, Needs, Step
 from explorer.methods.base import Context, register
 from explorer.methods.cam import LAYER_PARAM, CamMethod
 from explorer.models.layers import as_grid
+from explorer.perturb.params import BATCH_SIZE
+from explorer.perturb.scoring import batch_size
 
 
 @register("hirescam")
@@ -97,8 +99,7 @@ class AblationCAM(CamMethod):
         Param("top_channels", "int", 0, "ablate only the K channels of highest mean activation, the others get "
               "weight 0 (0 = all; ours, to bound the forwards on wide layers)", low=0, high=100_000, step=1,
               live=False),
-        Param("batch", "int", 0, "ablated copies per forward (0 = the model's batch policy)", low=0, high=1024,
-              live=False, advanced=True),
+        BATCH_SIZE,
     )
     quick = {"top_channels": 16}
 
@@ -110,7 +111,7 @@ class AblationCAM(CamMethod):
             chosen = act.mean(dim=(1, 2)).topk(int(self.p.top_channels)).indices.sort().values
         z = float(logits[ctx.target])
         drops = torch.zeros(K, device=act.device)
-        size = int(self.p.batch) or self.model.batch.size
+        size = batch_size(self.model, self.p.batch_size)
         info = self.layer_info
         current: list[torch.Tensor] = []
 

@@ -3,7 +3,7 @@
 A drop-probability map p = σ(θ) on a coarse grid (56x56 logits, θ = 0 at start) is optimised through the
 model: each step draws ``samples`` relaxed-Bernoulli (concrete, temperature τ = 0.1) masks, keep z = 1 - d with
 d = σ((θ + log u - log(1-u)) / τ), bilinearly upsampled to the model input; the removed part is in-filled,
-x̃ = z⊙x + (1-z)⊙G(x, round(z)), with G any in-filler of ``explorer.methods.infill`` called on the HARD mask
+x̃ = z⊙x + (1-z)⊙G(x, round(z)), with G any in-filler of ``explorer.perturb.infill`` called on the HARD mask
 round(z) and without gradient. The score is the target's log-odds s_c = log P_c - log Σ_{c'≠c} P_c'
 = z_c - logsumexp_{c'≠c} z_c' (from the logits). Objectives (docs/methods.md §4):
 
@@ -36,9 +36,7 @@ from explorer.core.errors import UnsupportedError
 from explorer.core.params import Param, Params
 from explorer.core.types import TARGET_HINDERING, LayerSpec, Needs, Step
 from explorer.methods.base import Context, Method, register
-from explorer.methods.infill import LEARNED, make_infill
-from explorer.methods.perturbation import INFILL_PARAMS
-from explorer.methods.undesirable import INFILL_PARAM, INPAINTER_PARAM, check_inpainter
+from explorer.perturb.params import INFILL_OR_LEARNED, INPAINTER, SIGMA, check_inpainter, infill_for
 
 OBJECTIVES = ("ssr", "sdr", "both", "hindering")
 SSR, SDR = "ssr_keep", "sdr_drop"
@@ -88,9 +86,9 @@ class Fido(Method):
         Param("ramp", "int", 30, "steps over which the sparsity weight ramps from 0 to λ", low=0, high=10_000),
         Param("tv", "float", 0.0, "total-variation weight on the mask (0 = off)", low=0.0, high=100.0, step=0.1),
         Param("tau", "float", 0.1, "concrete temperature", low=0.01, high=10.0, step=0.01),
-        dataclasses.replace(INFILL_PARAM, default="blur"),
-        INFILL_PARAMS[1],
-        INPAINTER_PARAM,
+        dataclasses.replace(INFILL_OR_LEARNED, default="blur"),
+        SIGMA,
+        INPAINTER,
         Param("scale", "float", 1.0, "run the model at this fraction of its input size (faster; convolutional "
               "models only)", low=0.25, high=1.0, step=0.05),
         Param("every", "int", 10, "show the map every this many steps", low=1, high=10_000, live=False,
@@ -99,7 +97,7 @@ class Fido(Method):
     quick = {"steps": 4, "samples": 2, "scale": 0.5, "grid": 28, "ramp": 2, "every": 2}
 
     def validate(self) -> None:
-        check_inpainter(self)
+        check_inpainter(self.p)
         if self.p.scale < 1:
             self._check_reduced_input()
 
@@ -146,10 +144,7 @@ class Fido(Method):
         x = ctx.x if (h, w) == (H, W) else F.interpolate(ctx.x, size=(h, w), mode="bilinear", align_corners=False,
                                                         antialias=True)
         gy, gx = min(p.grid, H), min(p.grid, W)
-        kw = {"sigma": p.sigma * h / H, "generator": ctx.generator(offset=7919)}
-        if p.infill == LEARNED:
-            kw["path"] = p.inpainter
-        infill = make_infill(p.infill, x, model.preprocess, **kw)
+        infill = infill_for(p, ctx, x=x, sigma=p.sigma * h / H)
         groups = self._groups()
         G, S = len(groups), p.samples
         signs = torch.tensor([g[1] for g in groups], device=dev)

@@ -17,9 +17,8 @@ All of them run the model in batches of ``model.batch.size`` (halving on out-of-
 
 from __future__ import annotations
 
-import math
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -29,7 +28,9 @@ from explorer.core.errors import UnsupportedError
 from explorer.core.params import Param, Params
 from explorer.core.types import LayerSpec, Needs, Step
 from explorer.methods.base import Context, Method, register
-from explorer.methods.infill import make_infill
+from explorer.perturb.infill import make_infill
+from explorer.perturb.params import BATCH_SIZE
+from explorer.perturb.scoring import batch_size
 
 
 # --------------------------------------------------------------------------- gradients
@@ -158,14 +159,6 @@ def channel_sum(g: torch.Tensor) -> torch.Tensor:
     return g.sum(dim=-3)
 
 
-BATCH_PARAM = Param("batch", "int", 0, "inputs per forward/backward (0 = the model's batch policy)",
-                    low=0, high=1024, step=1, live=False, advanced=True)
-
-
-def _batch(model, requested: int) -> int:
-    return int(requested) if requested else model.batch.size
-
-
 # --------------------------------------------------------------------------- methods
 @register("gradient")
 class Gradient(Method):
@@ -250,7 +243,7 @@ class IntegratedGradients(Method):
               step=0.5),
         Param("rule", "choice", "gausslegendre", "quadrature rule along the path (Captum's default is gausslegendre)",
               choices=IG_RULES),
-        BATCH_PARAM,
+        BATCH_SIZE,
     )
     quick = {"steps": 8}
 
@@ -267,7 +260,7 @@ class IntegratedGradients(Method):
         delta = x - base
         total = torch.zeros_like(x, dtype=torch.float32)
         n = len(alphas)
-        sizes = chunk_sizes(n, _batch(self.model, self.p.batch))
+        sizes = chunk_sizes(n, batch_size(self.model, self.p.batch_size))
         done = 0
         for b in sizes:
             ctx.cancel.check()
@@ -303,7 +296,7 @@ class _NoisyGradients(Method):
         Param("samples", "int", 25, "number of noisy copies", low=1, high=1000, step=1, live=False),
         Param("noise", "float", 0.15, "noise standard deviation as a fraction of the input range", low=0.0,
               high=1.0, step=0.01),
-        BATCH_PARAM,
+        BATCH_SIZE,
     )
     quick = {"samples": 4}
 
@@ -321,7 +314,7 @@ class _NoisyGradients(Method):
         s1 = torch.zeros_like(x[0], dtype=torch.float32)  # sum of |g| (smoothgrad) or g (vargrad)
         s2 = torch.zeros_like(x[0], dtype=torch.float32)
         done = 0
-        for b in chunk_sizes(n, _batch(self.model, self.p.batch)):
+        for b in chunk_sizes(n, batch_size(self.model, self.p.batch_size)):
             ctx.cancel.check()
             noise = torch.randn((b, *x.shape[1:]), generator=gen, device=x.device, dtype=x.dtype) * sigma
             g = batched_gradients(self.model, x + noise, ctx.target).float()

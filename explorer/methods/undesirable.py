@@ -24,7 +24,6 @@ streamed after every batch.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Iterator
 
 import torch
@@ -33,30 +32,13 @@ from explorer.core.errors import ParamError
 from explorer.core.params import Param, Params
 from explorer.core.types import NON_TARGET, SALIENT, TARGET_HINDERING, LayerSpec, Needs, Step
 from explorer.methods.base import Context, Method, register
-from explorer.methods.infill import ALL_INFILLS, LEARNED, Infill, make_infill
-from explorer.methods.perturbation import (BATCH_PARAM, CELLS_PARAM, DENSITY_PARAM, INFILL_PARAMS, N_PARAM,
-                                           batch_size, rise_masks, score_batch)
+from explorer.perturb.masks import rise_masks
+from explorer.perturb.params import (BATCH_SIZE, CELLS, DENSITY, INFILL_OR_LEARNED, INPAINTER, N_MASKS, SIGMA,
+                                     check_inpainter, infill_for)
+from explorer.perturb.scoring import batch_size, score_batch
 
-# The shared in-fill choice, widened to the learned in-painter (needs the ``inpainter`` file).
-INFILL_PARAM = dataclasses.replace(INFILL_PARAMS[0], choices=ALL_INFILLS)
-INPAINTER_PARAM = Param("inpainter", "str", None, "TorchScript in-painter file (image, mask) -> image, for infill=learned",
-                        live=False)
 COMPETITOR_PARAM = Param("competitor", "class", None,
                          "non-target for this class instead of the strongest other class (index or name)")
-
-
-def method_infill(method: Method, ctx: Context) -> Infill:
-    """The in-filler named by a method's ``infill``/``sigma``/``inpainter`` parameters."""
-    p = method.p
-    kw = {"sigma": p.sigma, "generator": ctx.generator(offset=7919)}
-    if p.infill == LEARNED:
-        kw["path"] = p.inpainter
-    return make_infill(p.infill, ctx.x, ctx.model.preprocess, **kw)
-
-
-def check_inpainter(method: Method) -> None:
-    if method.p.infill == LEARNED and not method.p.inpainter:
-        raise ParamError("infill=learned needs a TorchScript in-painter file: set parameter 'inpainter'")
 
 
 def contrast(sum_qm: torch.Tensor, sum_q: torch.Tensor, sum_m: torch.Tensor, n: int) -> torch.Tensor:
@@ -82,12 +64,11 @@ class Undesirable(Method):
         LayerSpec(TARGET_HINDERING, help="max(0, E[P_c | pixel removed] - E[P_c | pixel kept]): presence lowers P_c"),
         LayerSpec(NON_TARGET, help="max(0, E[q | kept] - E[q | removed]), q = max other-class P (or the competitor's P)"),
     )
-    params = Params(N_PARAM, CELLS_PARAM, DENSITY_PARAM, INFILL_PARAM, INFILL_PARAMS[1], INPAINTER_PARAM,
-                    COMPETITOR_PARAM, BATCH_PARAM)
+    params = Params(N_MASKS, CELLS, DENSITY, INFILL_OR_LEARNED, SIGMA, INPAINTER, COMPETITOR_PARAM, BATCH_SIZE)
     quick = {"n": 64}
 
     def validate(self) -> None:
-        check_inpainter(self)
+        check_inpainter(self.p)
         if self.p.competitor is not None:
             self.competitor = self.model.class_index(self.p.competitor)
         else:
@@ -103,7 +84,7 @@ class Undesirable(Method):
         if comp is not None and comp == c:
             raise ParamError(f"competitor class {comp} ({ctx.model.labels[comp]!r}) is the target itself; "
                              "choose another class, or none for the strongest other class")
-        infill = method_infill(self, ctx)
+        infill = infill_for(self.p, ctx)
         dev = ctx.device
         f64 = torch.float64
         sum_m = torch.zeros(H, W, device=dev, dtype=f64)

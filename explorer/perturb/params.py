@@ -1,0 +1,47 @@
+"""Parameters shared by several methods, each declared once here and used by name.
+
+A method lists them in its ``Params`` (``Params(N_MASKS, CELLS, DENSITY, INFILL, SIGMA, ...)``); a variant
+that differs in one field is ``dataclasses.replace(INFILL_OR_LEARNED, default="blur")``. ``infill_for``
+builds the in-filler those parameters name, so every method reads them the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from explorer.core.errors import ParamError
+from explorer.core.params import Param
+from explorer.perturb.infill import ALL_INFILLS, INFILLS, LEARNED, Infill, make_infill
+
+# Offset of the in-filler's generator from the run's seed, so in-fill noise never repeats the masks' draws.
+INFILL_SEED_OFFSET = 7919
+
+N_MASKS = Param("n", "int", 1000, "number of random masks", low=10, high=100_000, step=100, gpu_default=4000, log=True)
+CELLS = Param("cells", "int", 7, "grid cells per side (s)", low=2, high=64, step=1)
+DENSITY = Param("p", "float", 0.5, "mask density: probability that a cell is kept", low=0.05, high=0.95, step=0.05)
+INFILL = Param("infill", "choice", "zero", "what replaces removed pixels", choices=INFILLS)
+# The same choice widened to a user's learned in-painter (which needs the INPAINTER file).
+INFILL_OR_LEARNED = dataclasses.replace(INFILL, choices=ALL_INFILLS)
+SIGMA = Param("sigma", "float", 10.0, "blur sigma in pixels (infill=blur)", low=0.5, high=100.0, step=0.5)
+INPAINTER = Param("inpainter", "str", None, "TorchScript in-painter file (image, mask) -> image, for infill=learned",
+                  live=False)
+SCORE = Param("score", "choice", "softmax", "score the model's probabilities or raw logits",
+              choices=("softmax", "logit"))
+BATCH_SIZE = Param("batch_size", "int", 0, "images per forward (and backward) pass (0 = the model's batch policy)",
+                   low=0, high=4096, live=False, advanced=True)
+
+
+def check_inpainter(p) -> None:
+    """Refuse infill=learned without its file, before any compute (``p``: a method's resolved values)."""
+    if p.infill == LEARNED and not p.inpainter:
+        raise ParamError("infill=learned needs a TorchScript in-painter file: set parameter 'inpainter'")
+
+
+def infill_for(p, ctx, *, x=None, sigma: float | None = None) -> Infill:
+    """The in-filler named by ``p.infill`` / ``p.sigma`` (/ ``p.inpainter``) for ``ctx``'s input, or for ``x``
+    (a resized copy, FIDO's ``scale``) with its own ``sigma``."""
+    x = ctx.x if x is None else x
+    kw = {"sigma": p.sigma if sigma is None else sigma, "generator": ctx.generator(offset=INFILL_SEED_OFFSET)}
+    if p.infill == LEARNED:
+        kw["path"] = p.inpainter
+    return make_infill(p.infill, x, ctx.model.preprocess, **kw)
