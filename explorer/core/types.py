@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from explorer.core.jsonable import jsonable
+
 # Layer roles the app knows by name; methods may return other names too (e.g. ``ssr_keep``).
 SALIENT = "salient"
 TARGET_HINDERING = "target_hindering"
@@ -189,28 +191,14 @@ class Explanation:
             "layers": {k: {"signed": bool(self.signed.get(k, False)), "shape": list(self.placement.image_hw)} for k in self.raw},
             "target": self.target,
             "target_name": self.target_name,
-            "params": _jsonable(self.params),
+            "params": jsonable(self.params),
             "seed": self.seed,
             "model": self.model_id,
             "timings": self.timings,
-            "info": _jsonable(self.info),
+            "info": jsonable(self.info),
             "complete": self.complete,
             "cancelled": self.cancelled,
         }
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist() if obj.size <= 64 else f"<array {obj.shape}>"
-    if isinstance(obj, (np.floating, np.integer, np.bool_)):
-        return obj.item()
-    if isinstance(obj, (str, int, float, bool)) or obj is None:
-        return obj
-    return str(obj)
 
 
 @dataclass

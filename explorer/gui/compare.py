@@ -11,20 +11,10 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
                                QPushButton, QSplitter, QVBoxLayout, QWidget)
 
+from explorer.core.errors import ExplorerError
+from explorer.evaluation import agreement  # numpy only: no torch in the GUI
 from explorer.gui.widgets import Debouncer
 from explorer.session import render
-try:  # the evaluation package's numpy-only implementation (issue 9), else the session's own
-    from explorer.evaluation.agreement import spearman as _spearman, topk_iou as _topk_iou
-
-    def spearman(a, b):
-        return _spearman(a, b)
-
-    def topk_iou(a, b, percent):
-        return _topk_iou(a, b, percent / 100.0)
-except ImportError:  # pragma: no cover
-    from explorer.session.agreement import spearman, topk_iou
-
-from explorer.core.errors import ExplorerError
 from explorer.session.document import Layer, Session
 from explorer.session.figure import figure_grid
 
@@ -216,7 +206,7 @@ class CompareWidget(QWidget):
         ma, mb = ma[::step, ::step], mb[::step, ::step]
         k = self.k.value()
         try:
-            rho, iou = spearman(ma, mb), topk_iou(ma, mb, k)
+            rho, iou = agreement.spearman(ma, mb), agreement.topk_iou(ma, mb, k / 100.0)
         except ExplorerError as exc:
             self.figures.setText(str(exc))
             self.agreement = {}

@@ -7,13 +7,13 @@ manifest comes last: a folder whose ``manifest.json`` lists a file holds that wh
 
 from __future__ import annotations
 
-import json
 import platform
 from pathlib import Path
 
 import numpy as np
 
 from explorer.core.colormaps import overlay
+from explorer.core.jsonable import to_json
 from explorer.core.types import Explanation
 from explorer.io.safe_files import atomic_write, output_dir, write_text
 
@@ -71,5 +71,5 @@ def write_explanation(out_dir: str | Path, exp: Explanation, image: np.ndarray, 
     main = exp.main
     save_png(out / "overlay.png", overlay(image, exp.maps[main], exp.signed.get(main, False)))
     manifest = build_manifest(exp, image, extra)
-    write_text(out / "manifest.json", json.dumps(manifest, indent=2))  # last: its presence means complete
+    write_text(out / "manifest.json", to_json(manifest))  # last: its presence means complete
     return manifest

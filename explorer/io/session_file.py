@@ -22,7 +22,8 @@ import numpy as np
 
 from explorer.core import colormaps
 from explorer.core.errors import FileError
-from explorer.core.types import Explanation, Placement, _jsonable
+from explorer.core.jsonable import to_json
+from explorer.core.types import Explanation, Placement
 from explorer.io.arrays import read_npz
 from explorer.io.safe_files import atomic_write
 from explorer.session.document import BLEND_MODES, DISPLAY_MODES, STATUSES, Layer, ModelChoice, Run, Session
@@ -42,9 +43,9 @@ def _exp_record(exp: Explanation) -> dict:
     return {
         "method": exp.method, "maps": list(exp.raw), "signed": {k: bool(v) for k, v in exp.signed.items()},
         "placement": {"image_hw": list(pl.image_hw), "input_hw": list(pl.input_hw), "box": list(pl.box)},
-        "target": exp.target, "target_name": exp.target_name, "params": _jsonable(exp.params),
-        "seed": exp.seed, "model_id": exp.model_id, "timings": _jsonable(exp.timings),
-        "info": _jsonable({k: v for k, v in exp.info.items() if k != "state"}), "progress": exp.progress,
+        "target": exp.target, "target_name": exp.target_name, "params": exp.params,
+        "seed": exp.seed, "model_id": exp.model_id, "timings": exp.timings,
+        "info": {k: v for k, v in exp.info.items() if k != "state"}, "progress": exp.progress,
         "complete": exp.complete, "cancelled": exp.cancelled,
     }
 
@@ -73,7 +74,7 @@ def save_session(path: str | Path, session: Session) -> Path:
     doc = {
         "format": FORMAT, "version": VERSION,
         "image": {"path": session.image_path, "shape": list(session.image.shape)},
-        "model": session.model_choice.record(), "model_info": _jsonable(session.model_info),
+        "model": session.model_choice.record(), "model_info": session.model_info,
         "target": session.target, "runs": runs, "layers": [l.record() for l in session.layers],
         "active_layer": session.active_layer_id, "arrays": npz.name,
     }
@@ -84,7 +85,7 @@ def save_session(path: str | Path, session: Session) -> Path:
         with atomic_write(npz, "wb") as f:
             np.savez_compressed(f, **arrays)
         with atomic_write(p, "w", encoding="utf-8") as f:
-            f.write(json.dumps(doc, indent=2))
+            f.write(to_json(doc))
     except OSError as exc:
         raise FileError(p, f"cannot write the session: {exc.strerror or exc}") from None
     return p
@@ -211,7 +212,7 @@ def load_session(path: str | Path) -> Session:
                 raise ValueError(f"run status {status!r}; valid: {', '.join(STATUSES)}")
             if status in ("queued", "running"):  # nothing is computing for a run read from a file
                 status = "cancelled" if rec.get("explanation") is not None else "error"
-            run = Run(_int(rec["id"], "run id"), _str(rec["method"], "run method"), dict(rec.get("params") or {}),
+            run = Run(_int(rec["id"], "run id"), _str(rec["method"], "run method"), _params(rec.get("params")),
                       rec.get("target"), _int(rec.get("seed", 0), "run seed", None), status,
                       _num(rec.get("progress", 1.0), "run progress", 0.0, 1.0), status,
                       _str(rec.get("error", ""), "run error"), title=_str(rec.get("title", ""), "run title"))
@@ -227,7 +228,7 @@ def load_session(path: str | Path) -> Session:
                 run.explanation = Explanation(
                     method=e["method"], raw=raw, signed=dict(e.get("signed", {})),
                     placement=placement,
-                    target=e.get("target"), target_name=e.get("target_name", ""), params=dict(e.get("params", {})),
+                    target=e.get("target"), target_name=e.get("target_name", ""), params=_params(e.get("params")),
                     seed=int(e.get("seed", 0)), model_id=e.get("model_id", ""), timings=dict(e.get("timings", {})),
                     info=dict(e.get("info", {})), progress=float(e.get("progress", 1.0)),
                     complete=bool(e.get("complete", True)), cancelled=bool(e.get("cancelled", False)))
@@ -237,6 +238,15 @@ def load_session(path: str | Path) -> Session:
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise FileError(p, f"damaged session file ({type(exc).__name__}: {exc})") from None
     return s
+
+
+def _params(v) -> dict:
+    """A run's parameters; files from before the batch parameter had one name (issue 18) say ``batch`` for the
+    CAM and gradient methods, read here as ``batch_size``."""
+    params = dict(v or {})
+    if "batch" in params and "batch_size" not in params:
+        params["batch_size"] = params.pop("batch")
+    return params
 
 
 def _list(v, what: str) -> list:
