@@ -37,7 +37,7 @@ def open_window(model, samples_dir, tmp_path_factory) -> MainWindow:
     w.resize(1280, 820)
     w.show()
     w.start(model=model)
-    assert w.open_image(str(samples_dir / "chelsea.png"))
+    assert w.files.open_image(str(samples_dir / "chelsea.png"))
     return w
 
 
@@ -51,7 +51,7 @@ def win(qapp, model, samples_dir, tmp_path_factory):
 
 @pytest.fixture
 def fresh(win, qtbot):
-    win.cancel_active()
+    win.runs.cancel_active()
     qtbot.waitUntil(lambda: not any(r.active for r in win.session.runs.values()), timeout=T)
     win.session.clear_runs()
     win.session.set_target(None)
@@ -95,8 +95,8 @@ def test_window_shows_predictions_catalog_and_status(win):
     shown = [win.predictions.all.item(i).text() for i in range(1000) if not win.predictions.all.item(i).isHidden()]
     assert shown == ["281: tabby"]
     win.predictions.search.clear()
-    assert win.recent_files()[0].endswith("chelsea.png")  # remembered in the (test) QSettings
-    win._fill_recent()
+    assert win.files.recent_files()[0].endswith("chelsea.png")  # remembered in the (test) QSettings
+    win.files.fill_recent(win.recent_menu)
     assert any(a.text().endswith("chelsea.png") for a in win.recent_menu.actions())
 
 
@@ -189,10 +189,10 @@ def test_session_save_and_reopen_without_recompute(fresh, qtbot, tmp_path):
     records = [l.record() for l in win.session.layers]
     maps = {k: v.copy() for k, v in run.explanation.maps.items()}
     image = win.session.image.copy()
-    assert win.save_session(str(tmp_path / "s.json"))
-    win.open_image(str(ROOT / "resources" / "samples" / "coffee.png"))
+    assert win.files.save_session(str(tmp_path / "s.json"))
+    win.files.open_image(str(ROOT / "resources" / "samples" / "coffee.png"))
     assert not win.session.runs
-    assert win.open_session(str(tmp_path / "s.json"))
+    assert win.files.open_session(str(tmp_path / "s.json"))
     assert np.array_equal(win.session.image, image)
     assert [l.record() for l in win.session.layers] == records
     back = win.session.runs[run.id]
@@ -236,10 +236,10 @@ def test_exports_and_comparison(fresh, qtbot, tmp_path):
     assert -1 <= ag["spearman"] <= 1 and 0 <= ag["topk_iou"] <= 1 and "Spearman" in win.compare.figures.text()
     win.compare.norm.setCurrentIndex(1)
     assert len(win.compare.views) == 2
-    assert win.export_figure(str(tmp_path / "fig.png")) and (tmp_path / "fig.png").stat().st_size > 1000
+    assert win.files.export_figure(str(tmp_path / "fig.png")) and (tmp_path / "fig.png").stat().st_size > 1000
     win.tabs.setCurrentWidget(win.canvas)
-    assert win.export_view(str(tmp_path / "view.png")) and (tmp_path / "view.png").stat().st_size > 1000
-    files = win.export_layers(str(tmp_path / "layers"))
+    assert win.files.export_view(str(tmp_path / "view.png")) and (tmp_path / "view.png").stat().st_size > 1000
+    files = win.files.export_layers(str(tmp_path / "layers"))
     assert len(files) == 3 and (tmp_path / "layers" / "layers.json").exists()
     m = np.load(tmp_path / "layers" / files[0])
     assert m.shape == win.session.image.shape[:2]
@@ -279,20 +279,20 @@ def test_cli_screenshot(tmp_path, samples_dir):
 
 def test_evaluate_active_layer_fills_evaluation_panel(fresh, qtbot):
     win = fresh
-    assert win.evaluation is not None  # explorer/gui/evaluation_panel.py is docked
+    assert win.evaluation_dock.panel is not None  # explorer/gui/evaluation_panel.py is docked
     run = _settle(win, qtbot, _run_via_panel(win, qtbot, "gradient"))
-    token = win.evaluate_active_layer(step=224 * 224 // 12)  # 13 points per curve keeps the test short
+    token = win.evaluation_dock.evaluate_active_layer(step=224 * 224 // 12)  # 13 points per curve keeps the test short
     assert token is not None
-    qtbot.waitUntil(lambda: bool(win.evaluation.labels()), timeout=T)
-    label = win.evaluation.labels()[0]
+    qtbot.waitUntil(lambda: bool(win.evaluation_dock.panel.labels()), timeout=T)
+    label = win.evaluation_dock.panel.labels()[0]
     assert run.label in label
     for mode in ("deletion", "insertion", "pixel_flipping", "road_morf", "road_lerf"):  # ROAD: issue 19
-        assert 0.0 <= win.evaluation.auc(label, mode) <= 1.0
+        assert 0.0 <= win.evaluation_dock.panel.auc(label, mode) <= 1.0
 
 
 def test_every_registered_method_gets_working_controls(win):
     panel = win.method_panel
-    for e in win.catalog:
+    for e in win.runs.catalog:
         assert panel.select(e["name"]), e["name"]
         assert list(panel.controls) == e["params"].names()
         e["params"].resolve(panel.values())  # the generated controls' values validate as they are
@@ -302,7 +302,7 @@ def test_every_registered_method_gets_working_controls(win):
 
 def test_borex_resumes_when_only_iterations_grow(fresh, qtbot):
     win = fresh
-    if "borex" not in {e["name"] for e in win.catalog}:
+    if "borex" not in {e["name"] for e in win.runs.catalog}:
         pytest.fail("borex is registered in this project; the resume path must be exercised")
     run = _settle(win, qtbot, _run_via_panel(win, qtbot, "borex"))
     assert run.status == "done", run.error

@@ -272,13 +272,13 @@ def test_a_streaming_run_in_the_window_is_coloured_on_the_render_thread(qtbot, t
     win.show()
     win.start(model=tiny_model)
     rng = np.random.default_rng(0)
-    win.set_image(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8), "noise.png")
-    qtbot.waitUntil(lambda: bool(win.catalog) and bool(win.session.predictions), timeout=T)
+    win.runs.set_image(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8), "noise.png")
+    qtbot.waitUntil(lambda: bool(win.runs.catalog) and bool(win.session.predictions), timeout=T)
     applied, where = [], []
     real = render.render_layer
     monkeypatch.setattr(render, "render_layer", lambda layer, m: (where.append(threading.get_ident()), real(layer, m))[1])
     win.canvas.rendered.connect(lambda lid: applied.append(threading.get_ident()))
-    run = win.start_run("rise", {"n": 64, "batch_size": 8}, 0)
+    run = win.runs.start("rise", {"n": 64, "batch_size": 8}, 0)
     qtbot.waitUntil(lambda: not run.active, timeout=T)
     qtbot.waitUntil(lambda: not win.canvas.rendering, timeout=T)
     assert run.status == "done" and run.explanation.timings.get("steps", 0) > 1  # partial maps streamed

@@ -24,7 +24,7 @@ def win(qapp, model, samples_dir, tmp_path_factory):
 
 
 def _idle(win, qtbot):
-    win.cancel_active()
+    win.runs.cancel_active()
     qtbot.waitUntil(lambda: not any(r.active for r in win.session.runs.values()), timeout=T)
 
 
@@ -38,7 +38,7 @@ def _pixels(win) -> np.ndarray:
 
 
 def test_first_start_runs_gradcam_and_the_overlay_differs_from_the_bare_photo(win, qtbot):
-    qtbot.waitUntil(lambda: bool(win.catalog) and bool(win.session.predictions), timeout=T)
+    qtbot.waitUntil(lambda: bool(win.runs.catalog) and bool(win.session.predictions), timeout=T)
     run = gui_teaching.first_start(win)
     assert run is not None and run.method == teaching.DEFAULT_METHOD == "gradcam"
     qtbot.waitUntil(lambda: run.status == "done", timeout=T)
@@ -120,7 +120,7 @@ def test_layer_rows_explain_themselves_and_the_colour_bar_says_what_0_means(win,
     qtbot.mouseClick(btn, Qt.LeftButton)
     dlg = win.layer_help_dialog
     text = dlg.text.toPlainText()
-    spec = next(o for o in win.entry("gradcam")["outputs"] if o.name == "signed")
+    spec = next(o for o in win.runs.entry("gradcam")["outputs"] if o.name == "signed")
     assert "Grad-CAM" in text and "Selvaraju" in text and spec.zero in text  # the registry's words
     dlg.close()
     win.session.set_active_layer(signed.id)
@@ -153,12 +153,12 @@ def test_borex_refines_a_run_picked_from_the_list_and_refuses_a_removed_one(win,
     assert borex.explanation.info.get("stage") != "prior"  # the given map was refined, no method ran first
     # the prior run goes away: a re-run is refused in the status bar and BOREx keeps its map
     exp, gen = borex.explanation, borex.generation
-    win.remove_run(grad.id)
+    win.runs.remove(grad.id)
     panel.bind(borex.id, "borex", borex.params, borex.seed, borex.label)
     panel.controls["kappa"].editor.spin.setValue(5.0)  # a live parameter
     qtbot.waitUntil(lambda: "removed" in win.statusBar().currentMessage(), timeout=5000)
     assert borex.explanation is exp and borex.generation == gen and borex.status == "done"
-    assert win.start_run("borex", dict(borex.params)) is None  # a new run is refused the same way
+    assert win.runs.start("borex", dict(borex.params)) is None  # a new run is refused the same way
 
 
 def test_class_picker_shares_the_list_and_refuses_an_unknown_name(win, qtbot):

@@ -20,7 +20,7 @@ def win(qapp, model, samples_dir, tmp_path_factory):
     w = MainWindow(settings=settings, throttle_s=0.02)
     w.show()
     w.start(model=model)
-    assert w.open_image(str(samples_dir / "chelsea.png"))
+    assert w.files.open_image(str(samples_dir / "chelsea.png"))
     yield w
     w.close()
 
@@ -58,7 +58,7 @@ def test_trust_checkbox_asks_naming_the_file_and_applies_to_one_load(win, calls,
 def test_session_naming_a_pickle_loads_it_untrusted(win, calls, tmp_path):
     marker = tmp_path / "marker"
     js, evil = hostile_session(tmp_path, marker)
-    assert win.open_session(str(js))
+    assert win.files.open_session(str(js))
     assert calls[-1][0].spec == str(evil) and calls[-1][1] is False
     assert not marker.exists()
 
@@ -78,12 +78,12 @@ def test_failed_opens_and_exports_keep_the_previous_state(win, tmp_path):
     runs = dict(win.session.runs)
     bad = tmp_path / "bad.json"
     bad.write_text('{"format": "explorer-session", "version": 1, "arrays": "../x.npz"}')
-    assert not win.open_session(str(bad)) and "bad.json" in win.messages.text()
-    assert not win.open_image(str(tmp_path / "missing.png")) and "missing.png" in win.messages.text()
+    assert not win.files.open_session(str(bad)) and "bad.json" in win.messages.text()
+    assert not win.files.open_image(str(tmp_path / "missing.png")) and "missing.png" in win.messages.text()
     assert win.session.image is image and win.session.runs == runs
     taken = tmp_path / "taken"
     taken.write_text("mine")
-    assert win.export_layers(str(taken)) == [] and "is a file" in win.messages.text()
+    assert win.files.export_layers(str(taken)) == [] and "is a file" in win.messages.text()
     assert taken.read_text() == "mine"
-    assert not win.export_view(str(tmp_path)) and win.messages.level == "error"
+    assert not win.files.export_view(str(tmp_path)) and win.messages.level == "error"
     assert win.session.image is image and np.array_equal(win.session.image, image)

@@ -55,7 +55,7 @@ def main(args) -> int:
     from explorer.gui.main_window import MainWindow
     from explorer.gui.teaching import first_start
     from explorer.session.teaching import first_method
-    from explorer.session.document import ModelChoice
+    from explorer.session.document import ModelChoice, RunStatus
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     g = lambda k, d=None: getattr(args, k, d)  # noqa: E731
@@ -66,9 +66,9 @@ def main(args) -> int:
     app.processEvents()
     win.start(trust_pickle=bool(g("trust_pickle", False)))  # the person typed it, for the files they named
     if g("session"):
-        win.open_session(g("session"))
+        win.files.open_session(g("session"))
     else:
-        win.open_image(g("image") or str(resources.sample("chelsea.png")))
+        win.files.open_image(g("image") or str(resources.sample("chelsea.png")))
     target = g("target")
     if target is not None and str(target).strip().lstrip("-").isdigit():
         target = int(target)
@@ -79,10 +79,10 @@ def main(args) -> int:
     method = first_method(g("method"), g("session"))
     if method:
         if target is not None:
-            run = win.start_run(method, params, 0, target)
+            run = win.runs.start(method, params, 0, target)
             if run is not None:
                 win.method_panel.bind(run.id, label=run.label)
-                win.catalog_changed.connect(lambda rid=run.id: win._bind_run(rid))
+                win.catalog_changed.connect(lambda rid=run.id: win.select_run(rid))
         else:  # teaching.first_start also offers the streaming follow-up after the default method
             run = first_start(win, method if g("method") else None, params)
         state["run"] = run.id if run is not None else None
@@ -117,7 +117,7 @@ def main(args) -> int:
                 return
             if state["run"] is not None:
                 run = win.session.runs.get(state["run"])
-                if run is None or run.status != "done":
+                if run is None or run.status != RunStatus.DONE:
                     state["rc"] = 1
             QTimer.singleShot(400, shoot)
 

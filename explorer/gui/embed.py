@@ -54,7 +54,7 @@ class Viewer:
         """Start ``method`` in the window as if picked in its method panel; False when it could not start."""
         if not self._open:
             return False
-        run = self._window.start_run(method, params, seed, target)
+        run = self._window.runs.start(method, params, seed, target)
         return run is not None
 
     def close(self) -> None:
@@ -93,17 +93,17 @@ def open_window(model=None, model_label: str | None = None, image=None, image_pa
     app.processEvents()
     win.start(model)
     if image is not None:
-        win.set_image(image, image_path)
+        win.runs.set_image(image, image_path)
     else:
-        win.open_image(str(resources.sample("chelsea.png")))
+        win.files.open_image(str(resources.sample("chelsea.png")))
     if isinstance(target, int):
         win.session.set_target(target)
     viewer = Viewer(win)
     if method:
-        run = win.start_run(method, dict(params or {}), 0, target)
+        run = win.runs.start(method, dict(params or {}), 0, target)
         if run is not None:
             win.method_panel.bind(run.id, label=run.label)
-            win.catalog_changed.connect(lambda: viewer.is_open and win._bind_run(run.id))
+            win.catalog_changed.connect(lambda: viewer.is_open and win.select_run(run.id))
     if block is None:
         block = not ipython_qt_loop()
     if block:

@@ -37,7 +37,7 @@ class LayerHelpDialog(QDialog):
 def help_for(win, layer) -> LayerHelp:
     """The help of a session layer, from its run's catalog entry (role defaults before the catalog arrives)."""
     run = win.session.runs.get(layer.run_id)
-    entry = win.entry(run.method) if run is not None else None
+    entry = win.runs.entry(run.method) if run is not None else None
     return layer_help(entry, layer.name, layer.signed)
 
 

@@ -112,7 +112,7 @@ class MethodPanel(QWidget):
         lay.addWidget(self.progress)
         self.debounce = Debouncer(debounce_ms, self._fire_live, self)
         self.combo.currentIndexChanged.connect(self._on_method)
-        self.run_btn.clicked.connect(self._run)
+        self.run_btn.clicked.connect(self.request_run)
         self.cancel_btn.clicked.connect(self.cancel_requested)
         self.quick_btn.clicked.connect(lambda: self._apply(self.entry().get("quick", {}) if self.entry() else {}))
         self.defaults_btn.clicked.connect(self._defaults)
@@ -263,7 +263,8 @@ class MethodPanel(QWidget):
         if self.method() and changed:
             self.live_changed.emit(self.method(), self.values(), self.seed.value(), changed)
 
-    def _run(self) -> None:
+    def request_run(self) -> None:
+        """Ask for a run of the selected method with the values shown (the Run button, Ctrl+R)."""
         if self.method():
             self.run_requested.emit(self.method(), self.values(), self.seed.value())
 

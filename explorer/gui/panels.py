@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFormLay
 
 from explorer.core import colormaps
 from explorer.gui.widgets import ValueSlider
-from explorer.session.document import BLEND_MODES, DISPLAY_MODES, Layer, Run, Session
+from explorer.session.document import BLEND_MODES, DISPLAY_MODES, Layer, Run, RunStatus, Session
 
 
 class PredictionsPanel(QWidget):
@@ -177,9 +177,9 @@ class LayerPanel(QWidget):
         elif run.target is not None:
             target = f" · {self.session.class_name(run.target)}"
         status = run.status
-        if run.status == "running":
+        if run.status == RunStatus.RUNNING:
             status = f"{run.progress * 100:.0f} %"
-        elif run.status == "done" and exp is not None:
+        elif run.status == RunStatus.DONE and exp is not None:
             status = f"done {exp.timings.get('seconds', 0):.1f} s"
         return f"{run.label}{target}", status
 

@@ -84,7 +84,7 @@ class Presentation(QObject):
             s.set_layer(layer, visible=layer is mine[0] if mine else False)
         if mine:
             s.set_active_layer(mine[0].id)
-        self.win._bind_run(rid)
+        self.win.select_run(rid)
         self.win.show_status(f"{run.label}  ({', '.join(l.name for l in mine)})")
         return rid
 

@@ -10,6 +10,7 @@ import logging
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton
 
 from explorer.session import teaching
+from explorer.session.document import RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def install(win) -> None:
     bar.run_btn.clicked.connect(lambda: run_follow_up(win))
     run_menu = next((a.menu() for a in win.menuBar().actions() if a.menu() and a.text() == "&Run"), None)
     names = ", ".join(teaching.COMPARE_METHODS)
-    act = win._action(run_menu, "Compare &these methods on this photo", lambda: compare_methods(win), "Ctrl+Shift+K")
+    act = win.add_action(run_menu, "Compare &these methods on this photo", lambda: compare_methods(win), "Ctrl+Shift+K")
     act.setToolTip(f"runs {names} (those not run yet on this photo and class) and shows them side by side")
     win.compare_action = act
 
@@ -53,7 +54,7 @@ def first_start(win, method: str | None = None, params: dict | None = None):
     """Run ``method`` (default: teaching.DEFAULT_METHOD) on the open photo and, when it is the default,
     offer the streaming follow-up once its map is shown. Returns the run (None if it could not start)."""
     name = method or teaching.DEFAULT_METHOD
-    run = win.start_run(name, dict(params or {}), 0, None)
+    run = win.runs.start(name, dict(params or {}), 0, None)
     if run is None:
         return None
     win.method_panel.bind(run.id, label=run.label)
@@ -62,17 +63,17 @@ def first_start(win, method: str | None = None, params: dict | None = None):
 
     def bind_when_catalog():  # select the method in the panel once the catalog says what it is
         if rid in win.session.runs:
-            win._bind_run(rid)
+            win.select_run(rid)
     win.catalog_changed.connect(bind_when_catalog)
-    if win.catalog:
+    if win.runs.catalog:
         bind_when_catalog()
     if method is None:
         def offer(settled_id: int):
             r = win.session.runs.get(settled_id)
-            if settled_id != rid or r is None or r.status != "done":
+            if settled_id != rid or r is None or r.status != RunStatus.DONE:
                 return
             win.run_settled.disconnect(offer)
-            follow = win.entry(teaching.FOLLOW_UP)
+            follow = win.runs.entry(teaching.FOLLOW_UP)
             if follow is None or not follow.get("available", True):
                 return
             win.follow_up.label.setText(
@@ -86,9 +87,9 @@ def first_start(win, method: str | None = None, params: dict | None = None):
 
 def run_follow_up(win):
     win.follow_up.hide()
-    run = win.start_run(teaching.FOLLOW_UP, {}, 0, None)
+    run = win.runs.start(teaching.FOLLOW_UP, {}, 0, None)
     if run is not None:
-        win._bind_run(run.id)
+        win.select_run(run.id)
     return run
 
 
@@ -98,11 +99,11 @@ def compare_methods(win, methods=teaching.COMPARE_METHODS) -> list[int]:
     if s.image is None:
         win.show_status("open an image first")
         return []
-    available = {e["name"] for e in win.catalog if e.get("available", True)}
+    available = {e["name"] for e in win.runs.catalog if e.get("available", True)}
     todo, reuse = teaching.compare_plan(s, available, methods, s.target)
     ids = [r.id for r in reuse]
     for name in todo:
-        run = win.start_run(name, {}, 0, None)
+        run = win.runs.start(name, {}, 0, None)
         if run is not None:
             ids.append(run.id)
     if not ids:

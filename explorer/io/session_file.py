@@ -26,7 +26,7 @@ from explorer.core.jsonable import to_json
 from explorer.core.types import Explanation, Placement
 from explorer.io.arrays import read_npz
 from explorer.io.safe_files import atomic_write
-from explorer.session.document import BLEND_MODES, DISPLAY_MODES, STATUSES, Layer, ModelChoice, Run, Session
+from explorer.session.document import BLEND_MODES, DISPLAY_MODES, Layer, ModelChoice, Run, RunStatus, Session
 
 FORMAT = "explorer-session"
 VERSION = 1
@@ -67,8 +67,8 @@ def save_session(path: str | Path, session: Session) -> Path:
                 key = f"run{run.id}_map{i}"
                 arrays[key] = np.asarray(m, dtype=np.float32)
                 rec["explanation"].setdefault("arrays", {})[name] = key
-        if rec["status"] in ("queued", "running"):
-            rec["status"] = "cancelled" if exp is not None else "error"
+        if run.active:
+            rec["status"] = RunStatus.CANCELLED if exp is not None else RunStatus.ERROR
             rec["error"] = rec["error"] or ("interrupted by saving" if exp is None else "")
         runs.append(rec)
     doc = {
@@ -208,10 +208,11 @@ def load_session(path: str | Path) -> Session:
             layers_by_run.setdefault(layer.run_id, []).append(layer)
         for rec in _list(doc.get("runs", []), "runs"):
             status = rec.get("status", "done")
-            if status not in STATUSES:
-                raise ValueError(f"run status {status!r}; valid: {', '.join(STATUSES)}")
-            if status in ("queued", "running"):  # nothing is computing for a run read from a file
-                status = "cancelled" if rec.get("explanation") is not None else "error"
+            if status not in tuple(RunStatus):
+                raise ValueError(f"run status {status!r}; valid: {', '.join(RunStatus)}")
+            status = RunStatus(status)
+            if status in (RunStatus.QUEUED, RunStatus.RUNNING):  # nothing is computing for a run read from a file
+                status = RunStatus.CANCELLED if rec.get("explanation") is not None else RunStatus.ERROR
             run = Run(_int(rec["id"], "run id"), _str(rec["method"], "run method"), _params(rec.get("params")),
                       rec.get("target"), _int(rec.get("seed", 0), "run seed", None), status,
                       _num(rec.get("progress", 1.0), "run progress", 0.0, 1.0), status,

@@ -13,7 +13,8 @@ result arrives.
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from enum import Enum, StrEnum
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,22 @@ from explorer.session.events import Signal
 
 DISPLAY_MODES = ("heat", "top-k", "contour")
 BLEND_MODES = ("normal", "add", "multiply", "screen")
-STATUSES = ("queued", "running", "done", "cancelled", "error")
+
+
+class RunStatus(StrEnum):
+    """Where a run stands. The values are what session files store, so older files still load."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    CANCELLED = "cancelled"
+    ERROR = "error"
+
+
+class Target(Enum):
+    """A requeue's target that is not a class: the run keeps the one it has (None means the top-1 class)."""
+
+    KEEP = "keep"
 
 
 @dataclass
@@ -81,7 +97,7 @@ class Run:
     params: dict[str, Any]
     target: int | None = None  # None = the model's top-1 class
     seed: int = 0
-    status: str = "queued"
+    status: RunStatus = RunStatus.QUEUED
     progress: float = 0.0
     message: str = ""
     error: str = ""
@@ -95,7 +111,7 @@ class Run:
 
     @property
     def active(self) -> bool:
-        return self.status in ("queued", "running")
+        return self.status in (RunStatus.QUEUED, RunStatus.RUNNING)
 
     def record(self) -> dict:
         return {"id": self.id, "method": self.method, "params": _plain(self.params), "target": self.target,
@@ -222,14 +238,19 @@ class Session:
         self.run_added.emit(run)
         return run
 
-    def requeue(self, run: Run, params: dict[str, Any] | None = None, target: int | None | str = "keep") -> Run:
-        """A new generation of ``run`` (new params and/or target); its current maps stay until replaced."""
+    def requeue(self, run: Run, params: dict[str, Any] | None = None, target: int | None | Target = Target.KEEP,
+                seed: int | None = None) -> Run:
+        """A new generation of ``run`` (new params, target and/or seed); its current maps stay until replaced."""
+        target = target if target is Target.KEEP or target is None else int(target)  # refused before any change
+        seed = None if seed is None else int(seed)
         if params is not None:
             run.params = dict(params)
-        if target != "keep":
-            run.target = None if target is None else int(target)
+        if target is not Target.KEEP:
+            run.target = target
+        if seed is not None:
+            run.seed = seed
         run.generation += 1
-        run.status, run.progress, run.message, run.error = "queued", 0.0, "queued", ""
+        run.status, run.progress, run.message, run.error = RunStatus.QUEUED, 0.0, "queued", ""
         self.run_changed.emit(run)
         return run
 
@@ -241,7 +262,7 @@ class Session:
         if not self.is_current(run_id, generation):
             return False
         run = self.runs[run_id]
-        run.status, run.message = "running", "running"
+        run.status, run.message = RunStatus.RUNNING, "running"
         self.run_changed.emit(run)
         return True
 
@@ -249,24 +270,27 @@ class Session:
         if not self.is_current(run_id, generation):
             return False
         run = self.runs[run_id]
-        if run.status == "queued":
-            run.status = "running"
+        if run.status == RunStatus.QUEUED:
+            run.status = RunStatus.RUNNING
         run.progress, run.message = float(progress), message
         self.run_changed.emit(run)
         return True
 
     def accept(self, run_id: int, generation: int, explanation: Explanation, done: bool = False) -> bool:
-        """Store a (partial or final) result; False (and nothing changes) when it is stale."""
+        """Store a (partial or final) result; False (and nothing changes) when it is stale.
+
+        A final result also records the parameters it was computed with (resolved: defaults filled in)."""
         if not self.is_current(run_id, generation):
             return False
         run = self.runs[run_id]
         run.explanation = explanation
         run.progress = float(explanation.progress)
         if done:
-            run.status = "cancelled" if explanation.cancelled else "done"
-            run.message = run.status
-        elif run.status == "queued":
-            run.status = "running"
+            run.params = dict(explanation.params)
+            run.status = RunStatus.CANCELLED if explanation.cancelled else RunStatus.DONE
+            run.message = str(run.status)
+        elif run.status == RunStatus.QUEUED:
+            run.status = RunStatus.RUNNING
         self._sync_layers(run)
         self.run_changed.emit(run)
         return True
@@ -275,9 +299,28 @@ class Session:
         if not self.is_current(run_id, generation):
             return False
         run = self.runs[run_id]
-        run.status, run.error, run.message = "error", message, "error"
+        run.status, run.error, run.message = RunStatus.ERROR, message, "error"
         self.run_changed.emit(run)
         return True
+
+    def cancel(self, run_id: int, generation: int, reason: str = "cancelled") -> bool:
+        """The run stopped before any (new) result: it keeps the map it had, if any."""
+        if not self.is_current(run_id, generation):
+            return False
+        run = self.runs[run_id]
+        run.status, run.error, run.message = RunStatus.CANCELLED, reason, "cancelled"
+        self.run_changed.emit(run)
+        return True
+
+    def set_run_title(self, run: Run, title: str) -> None:
+        """The method's title (from the catalog, which may arrive after the run started), on its layers too."""
+        title = str(title)
+        if run.id not in self.runs or run.title == title:
+            return
+        run.title = title
+        for layer in self.layers_of(run):
+            layer.label = f"{layer.name} — {run.label}"
+        self.run_changed.emit(run)
 
     def remove_run(self, run: Run) -> None:
         if run.id not in self.runs:

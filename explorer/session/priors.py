@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from explorer.core.errors import ExplorerError
+from explorer.session.document import RunStatus
 
 SEP = " · "
 _REF = re.compile(r"#(\d+)(?:" + re.escape(SEP) + r"(\S+))?\s*$")
@@ -49,7 +50,7 @@ def ref_of(run, layer: str | None = None) -> str:
 
 
 def _usable(run) -> bool:
-    return run.status == "done" and run.explanation is not None
+    return run.status == RunStatus.DONE and run.explanation is not None
 
 
 def choices(session, methods: list[tuple[str, str]], exclude: int | None = None) -> list[PriorChoice]:
@@ -78,7 +79,7 @@ def check_prior(session, value, run_id: int | None = None) -> None:
         raise PriorError(f"the prior {value!r} was removed from the session: pick another prior")
     if rid == run_id:
         raise PriorError(f"the prior {value!r} is this run itself: pick another prior")
-    if run.status == "error":
+    if run.status == RunStatus.ERROR:
         raise PriorError(f"the prior {run.label} failed ({run.error or 'error'}): pick another prior")
     if not _usable(run):
         raise PriorError(f"the prior {run.label} is {run.status}, not finished: wait for it or pick another")

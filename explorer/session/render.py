@@ -61,7 +61,6 @@ def compute_stats(m: np.ndarray) -> MapStats:
     return MapStats(s, sa, float(s[0]) if s.size else 0.0, float(s[-1]) if s.size else 0.0, has_nan)
 
 
-_STATS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _STATS_BY_ID: dict[int, tuple[weakref.ref, MapStats]] = {}
 
 

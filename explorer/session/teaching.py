@@ -4,6 +4,8 @@ presentation mode, and which runs a one-click "compare these methods on this pho
 
 from __future__ import annotations
 
+from explorer.session.document import RunStatus
+
 # Grad-CAM: one backward pass, a map in well under a second on a CPU, so the window opens on an explanation.
 DEFAULT_METHOD = "gradcam"
 # RISE streams (the map sharpens as masks arrive): offered once the first map is shown, at the user's click.
@@ -57,7 +59,7 @@ def compare_plan(session, available: set[str], methods=COMPARE_METHODS, target: 
         if name not in available:
             continue
         same = [r for r in session.runs.values()
-                if r.method == name and r.target == target and (r.active or r.status == "done")]
+                if r.method == name and r.target == target and (r.active or r.status == RunStatus.DONE)]
         if same:
             reuse.append(max(same, key=lambda r: r.id))
         else:

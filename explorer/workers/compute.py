@@ -21,30 +21,16 @@ import queue
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from PySide6.QtCore import QThread, Signal
 
-from explorer.core.cancel import CancelToken
 from explorer.core.errors import Cancelled, ExplorerError
+from explorer.session.controller import RunJob
 
 log = logging.getLogger(__name__)
 
 _STOP = object()
-
-
-@dataclass
-class RunJob:
-    run_id: int
-    generation: int
-    method: str
-    params: dict[str, Any]
-    target: int | str | None = None
-    seed: int = 0
-    state: dict | None = None
-    priors: dict[str, Any] = field(default_factory=dict)
-    cancel: CancelToken = field(default_factory=CancelToken)
 
 
 def describe_error(exc: BaseException, what: str) -> str:
@@ -78,6 +64,8 @@ def _prepare_display(exp) -> None:
 
 
 class ComputeWorker(QThread):
+    """The executor of the GUI's ``RunController`` (``submit``, ``cancel``, ``set_image``), on its own thread."""
+
     catalog_ready = Signal(object)  # list[dict] method entries
     model_loading = Signal(str)
     model_loaded = Signal(object)  # dict: info, labels, layer_names
@@ -88,6 +76,7 @@ class ComputeWorker(QThread):
     run_partial = Signal(int, int, object)  # run id, generation, Explanation
     run_finished = Signal(int, int, object)
     run_failed = Signal(int, int, str)
+    run_cancelled = Signal(int, int, str)  # cancelled before its first result (a later cancel finishes the run)
     call_done = Signal(int, object)
     call_failed = Signal(int, str)
     busy_changed = Signal(bool)
@@ -138,9 +127,6 @@ class ComputeWorker(QThread):
                 job = self._active.get(rid)
                 if job is not None:
                     job.cancel.cancel()
-
-    def forget(self, run_id: int) -> None:
-        self.cancel(run_id)
 
     def call(self, fn: Callable[[Any, Any], Any]) -> int:
         """Run ``fn(model, image)`` on the worker thread; the result comes back by ``call_done(token, result)``."""
@@ -196,7 +182,7 @@ class ComputeWorker(QThread):
                 "name": name, "title": cls.title or name, "family": cls.family, "paper": cls.paper,
                 "summary": cls.summary, "needs": cls.needs.describe(), "class_agnostic": cls.class_agnostic,
                 "outputs": tuple(cls.outputs), "params": cls.params, "quick": dict(cls.quick),
-                "available": True, "reason": "", "_needs": cls.needs,
+                "resumable": cls.resumable, "available": True, "reason": "", "_needs": cls.needs,
             })
         self.catalog = entries
         self.catalog_ready.emit(self._public_catalog())
@@ -304,7 +290,7 @@ class ComputeWorker(QThread):
                     self.run_partial.emit(job.run_id, job.generation, exp)
                     last_emit = time.perf_counter()
         except Cancelled:
-            self.run_failed.emit(job.run_id, job.generation, "cancelled before the first result")
+            self.run_cancelled.emit(job.run_id, job.generation, "cancelled before the first result")
         except Exception as exc:  # noqa: BLE001
             self.run_failed.emit(job.run_id, job.generation, describe_error(exc, what))
         finally:

@@ -1,0 +1,166 @@
+"""What the window reads and writes: images, sessions, the view as PNG, layers as ``.npy``, the figure grid,
+and the recent files. Each action comes with its dialog (``*_dialog``) and without (tests, the command line);
+a failure is shown in the window's message bar and changes nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import QFileDialog
+
+from explorer.core.errors import ExplorerError
+from explorer.io.images import SUFFIXES
+
+IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in SUFFIXES) + ");;All files (*)"
+SESSION_FILTER = "Explorer session (*.json);;All files (*)"
+RECENT = 10
+
+
+class FileActions:
+    def __init__(self, win):
+        self.win = win  # parent of the dialogs; its session, controller, message bar and settings
+
+    # ------------------------------------------------------------------ images
+    def open_image_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self.win, "Open image", self.last_dir(), IMAGE_FILTER)
+        if path:
+            self.open_image(path)
+
+    def open_image(self, path: str) -> bool:
+        """Read and show an image; on failure show why and keep the current one."""
+        from explorer.io.images import read_image
+
+        try:
+            img = read_image(path)
+        except ExplorerError as exc:
+            self.win.show_error(f"Cannot open image — {exc}")
+            return False
+        self.win.runs.set_image(img.rgb, img.path)
+        self._add_recent(img.path)
+        return True
+
+    def open_path(self, path: str) -> bool:
+        """Open a dropped/given file: a session file (.json) or an image."""
+        if path.lower().endswith(".json"):
+            return self.open_session(path)
+        return self.open_image(path)
+
+    # ------------------------------------------------------------------ sessions
+    def save_session_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self.win, "Save session", "session.json", SESSION_FILTER)
+        if path:
+            self.save_session(path)
+
+    def save_session(self, path: str) -> bool:
+        from explorer.io.session_file import save_session
+
+        try:
+            p = save_session(path, self.win.session)
+        except ExplorerError as exc:
+            self.win.show_error(f"Cannot save the session — {exc}")
+            return False
+        self.win.statusBar().showMessage(f"saved {p}", 5000)
+        return True
+
+    def open_session_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self.win, "Open session", self.last_dir(), SESSION_FILTER)
+        if path:
+            self.open_session(path)
+
+    def open_session(self, path: str) -> bool:
+        """Reopen a saved session: image, model, runs and layer settings, without recomputing."""
+        from explorer.io.session_file import load_session
+
+        try:
+            other = load_session(path)
+        except ExplorerError as exc:
+            self.win.show_error(f"Cannot open the session — {exc}")
+            return False
+        s = self.win.session
+        self.win.runs.set_image(other.image, other.image_path)
+        s.set_target(other.target)
+        for run in other.runs.values():
+            s.add_restored(run, other.layers_of(run))
+        s.set_active_layer(other.active_layer_id)
+        if other.model_choice != s.model_choice or not s.model_info:
+            self.win.load_model(other.model_choice)  # never trusted: a file does not grant trust
+        self.win.statusBar().showMessage(f"opened session {path}", 5000)
+        return True
+
+    # ------------------------------------------------------------------ exports
+    def export_view_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self.win, "Export view", "view.png", "PNG (*.png)")
+        if path:
+            self.export_view(path)
+
+    def export_view(self, path: str) -> bool:
+        from explorer.io.safe_files import atomic_path
+
+        try:
+            with atomic_path(path) as tmp:  # a failed write leaves no half PNG under the final name
+                if not self.win.canvas.grab_view().save(str(tmp), "PNG"):
+                    raise OSError(f"Qt could not write {path}")
+        except ExplorerError as exc:
+            self.win.show_error(f"Cannot export the view — {exc}")
+            return False
+        return True
+
+    def export_layers_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self.win, "Export layers to folder")
+        if folder:
+            self.export_layers(folder)
+
+    def export_layers(self, folder: str) -> list[str]:
+        """Every layer with data as float32 .npy (image resolution) plus a JSON index; the files written."""
+        from explorer.io.layer_export import export_layers
+
+        written: list[str] = []
+        try:
+            written.extend(export_layers(self.win.session, folder))
+        except ExplorerError as exc:
+            self.win.show_error(f"Cannot export the layers — {exc}")
+            return written
+        except OSError as exc:
+            self.win.show_error(f"Cannot export the layers to {folder}: {exc.strerror or exc}")
+            return written
+        self.win.statusBar().showMessage(f"wrote {len(written)} layers to {folder}", 5000)
+        return written
+
+    def export_figure_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self.win, "Export figure grid", "figure.png", "PNG (*.png)")
+        if path:
+            self.export_figure(path)
+
+    def export_figure(self, path: str) -> bool:
+        try:
+            self.win.compare.refresh()
+            self.win.compare.export_figure(path)
+        except (ValueError, OSError, ExplorerError) as exc:
+            self.win.show_error(f"Cannot export the figure — {exc}")
+            return False
+        return True
+
+    # ------------------------------------------------------------------ recent files
+    def recent_files(self) -> list[str]:
+        v = self.win.settings.value("recent", [])
+        if isinstance(v, str):
+            v = [v]
+        return [str(x) for x in (v or [])]
+
+    def last_dir(self) -> str:
+        recent = self.recent_files()
+        return str(Path(recent[0]).parent) if recent else ""
+
+    def _add_recent(self, path: str) -> None:
+        items = [p for p in self.recent_files() if p != path]
+        self.win.settings.setValue("recent", [path] + items[:RECENT - 1])
+
+    def fill_recent(self, menu) -> None:
+        """The File ▸ Open recent menu, filled as it opens."""
+        menu.clear()
+        recent = self.recent_files()
+        if not recent:
+            menu.addAction("(none)").setEnabled(False)
+        for p in recent:
+            menu.addAction(p).triggered.connect(lambda _=False, q=p: self.open_image(q))

@@ -1,0 +1,107 @@
+"""The "Image and model" dock: the image in use (open, samples) and the model choice (spec, weights, labels,
+device, trust). It only collects the choice; the window loads it."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+                               QPushButton, QVBoxLayout, QWidget)
+
+from explorer import resources
+from explorer.core.types import EMBEDDED_MODELS
+from explorer.session.document import ModelChoice
+
+MODEL_SPECS = [*EMBEDDED_MODELS, "torchvision:resnet50", "torchvision:vgg16", "timm:resnet18",
+               "timm:vit_tiny_patch16_224"]
+
+
+class ModelPanel(QWidget):
+    """The image in use and the model choice (spec, weights, labels, device)."""
+
+    load_requested = Signal(object)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.image_label = QLabel("no image")
+        self.image_label.setWordWrap(True)
+        self.open_btn = QPushButton("Open image…")
+        self.sample = QComboBox()
+        self.sample.addItem("sample…")
+        self.sample.addItems(list(resources.SAMPLES))
+        self.spec = QComboBox()
+        self.spec.setEditable(True)
+        self.spec.addItems(MODEL_SPECS)
+        self.spec.setToolTip("efficientnet_lite0 (embedded), torchvision:NAME, timm:NAME, or a .pt/.onnx file")
+        self.weights = QLineEdit()
+        self.weights.setPlaceholderText("weights file (optional)")
+        self.labels = QLineEdit()
+        self.labels.setPlaceholderText("labels file (optional)")
+        self.device = QComboBox()
+        self.device.addItems(["auto", "cpu", "cuda"])
+        self.trust = QCheckBox("trust pickled objects in the file")
+        self.trust.setToolTip("allow loading a whole pickled model; pickles can run code: only for files you trust. "
+                              "Asks you to confirm the file, applies to this one load, and is never saved")
+        self.load_btn = QPushButton("Load model")
+        self.browse_btn = QPushButton("File…")
+        self.status = QLabel("loading…")
+        self.status.setWordWrap(True)
+        self.status.setStyleSheet("color: palette(mid);")
+        row = QHBoxLayout()
+        row.addWidget(self.open_btn)
+        row.addWidget(self.sample)
+        form = QFormLayout()
+        form.setContentsMargins(0, 0, 0, 0)
+        spec_row = QHBoxLayout()
+        spec_row.addWidget(self.spec, 1)
+        spec_row.addWidget(self.browse_btn)
+        form.addRow("model", spec_row)
+        form.addRow("weights", self._with_browse(self.weights, "Weights file",
+                                                 "Weights (*.pt *.pth *.bin *.safetensors);;All files (*)"))
+        form.addRow("labels", self._with_browse(self.labels, "Labels file", "Labels (*.txt *.json);;All files (*)"))
+        form.addRow("device", self.device)
+        form.addRow("", self.trust)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.image_label)
+        lay.addLayout(row)
+        lay.addLayout(form)
+        lay.addWidget(self.load_btn)
+        lay.addWidget(self.status)
+        lay.addStretch(1)
+        self.load_btn.clicked.connect(lambda: self.load_requested.emit(self.choice()))
+        self.browse_btn.clicked.connect(self._browse)
+
+    def _with_browse(self, edit: QLineEdit, title: str, filt: str) -> QWidget:
+        host = QWidget()
+        row = QHBoxLayout(host)
+        row.setContentsMargins(0, 0, 0, 0)
+        btn = QPushButton("…")
+        btn.setFixedWidth(30)
+        btn.setToolTip(f"choose a {title.lower()}")
+
+        def pick():
+            path, _ = QFileDialog.getOpenFileName(self, title, "", filt)
+            if path:
+                edit.setText(path)
+        btn.clicked.connect(pick)
+        row.addWidget(edit, 1)
+        row.addWidget(btn)
+        return host
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Model file", "", "Models (*.pt *.pth *.ts *.onnx);;All files (*)")
+        if path:
+            self.spec.setCurrentText(path)
+
+    def choice(self) -> ModelChoice:
+        dev = self.device.currentText()
+        return ModelChoice(spec=self.spec.currentText().strip() or None, weights=self.weights.text().strip() or None,
+                           labels=self.labels.text().strip() or None, device=None if dev == "auto" else dev)
+
+    def show_choice(self, c: ModelChoice) -> None:
+        self.spec.setCurrentText(c.label)
+        self.weights.setText(c.weights or "")
+        self.labels.setText(c.labels or "")
+        self.device.setCurrentText(c.device or "auto")
+        self.trust.setChecked(False)  # trust is one deliberate act per load, never restored from a choice
+
