@@ -44,7 +44,7 @@ def open_window(model, samples_dir, tmp_path_factory) -> MainWindow:
 @pytest.fixture(scope="module")
 def win(qapp, model, samples_dir, tmp_path_factory):
     w = open_window(model, samples_dir, tmp_path_factory)
-    _wait(qapp, lambda: bool(w.catalog) and bool(w.session.predictions))
+    _wait(qapp, lambda: bool(w.runs.catalog) and bool(w.session.predictions))
     yield w
     w.close()
 
