@@ -1,7 +1,7 @@
 """The failure sweep: every option of every subcommand, read from the argparse objects, given bad values.
 
 Nothing here lists the options by hand: the parsers are walked (the top level, which opens the GUI, and
-every subparser, the lazily added ones included), so a new option is swept as soon as it exists. Each
+every subparser), so a new option is swept as soon as it exists. Each
 value-taking option must declare what it accepts (an ``explorer.core.argtypes`` type, whose ``kind``
 chooses the bad values, or ``choices``); one that does not fails ``test_every_option_declares_what_it_accepts``.
 Every bad value must end in exit code 2 and one line that names the option and the reason, no traceback.
@@ -19,14 +19,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from explorer.cli import EXTRA_COMMANDS, build_parser, main
+from explorer.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _parsers() -> list[tuple[list[str], argparse.ArgumentParser]]:
-    """(argv prefix, parser) for the top level and every subcommand, extra commands loaded."""
-    top = build_parser(list(EXTRA_COMMANDS))
+    """(argv prefix, parser) for the top level and every subcommand."""
+    top = build_parser()
     out = [([], top)]
     for action in top._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -150,7 +150,7 @@ def test_every_bad_value_is_one_line_exit_2(prefix, prog, dest, world, capsys):
                 argv.append(bad if a is target else _good(a, world))
             argv += base[len(prefix) + len(pos) - 1:]
         with pytest.raises(SystemExit) as e:
-            build_parser(argv).parse_args(argv)  # what main() does first; nothing else runs
+            build_parser().parse_args(argv)  # what main() does first; nothing else runs
         err = capsys.readouterr().err
         lines = [l for l in err.splitlines() if l.strip()]
         assert e.value.code == 2, (argv, err)

@@ -13,7 +13,7 @@ import torch
 
 from explorer.cli import main
 from explorer.evaluation import registry
-from explorer.evaluation.cli import metric_names
+from explorer.evaluation.config import metric_names
 from explorer.evaluation.mprt import cumulative_stages, discrete_entropy, emprt, smprt
 
 ROOT = Path(__file__).resolve().parent.parent

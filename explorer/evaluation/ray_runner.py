@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from explorer.core.errors import ExplorerError, ParamError
+from explorer.evaluation.config import EvalConfig
 
 MAX_RETRIES = 3          # a worker that dies (killed, out of memory) gets its task re-run this often
 PROBE_TIMEOUT_S = 3.0
@@ -77,9 +78,8 @@ def connect(address: str, num_cpus: int | None = None) -> tuple[Any, bool]:
     return ray, True
 
 
-def _model_key(args) -> str:
-    keys = ("model", "weights", "labels", "input_size", "device", "trust_pickle", "offline", "param", "methods")
-    return repr([getattr(args, k, None) for k in keys])
+def _model_key(config: EvalConfig) -> str:
+    return repr([sorted(config.model.items()), config.params, config.methods])
 
 
 def _crash_hook(photo: str, crash: tuple[str, str] | None):
@@ -94,23 +94,22 @@ def _crash_hook(photo: str, crash: tuple[str, str] | None):
     return after_write
 
 
-def photo_task(args, photo: str, methods: list[str], metrics: list[str], boxes: dict, out: str,
-               crash: tuple[str, str] | None = None) -> dict:
+def photo_task(config: EvalConfig, photo: str, boxes: dict, out: str, crash: tuple[str, str] | None = None) -> dict:
     """What one Ray task runs: the photo's missing results, written into ``out``; a summary dict back."""
-    from explorer.evaluation.cli import split_params
+    from explorer.evaluation.inputs import split_params
     from explorer.evaluation.runner import evaluate_photo
     from explorer.methods import get_method
 
-    key = _model_key(args)
+    key = _model_key(config)
     if _WORKER.get("key") != key:
-        from explorer.cli import model_from_args
+        from explorer.models import load_model
 
-        model = model_from_args(args)
-        real = [m for m in methods if m in _method_names()]
-        values = split_params(args.param, real)
+        model = load_model(**config.model)
+        real = [m for m in config.methods if m in _method_names()]
+        values = split_params(config.params, real)
         _WORKER.clear()
         _WORKER.update(key=key, model=model, instances={m: get_method(m)(model, **values[m]) for m in real})
-    r = evaluate_photo(_WORKER["model"], _WORKER["instances"], Path(photo), methods, metrics, args, boxes, Path(out),
+    r = evaluate_photo(_WORKER["model"], _WORKER["instances"], Path(photo), config, boxes, Path(out),
                        after_write=_crash_hook(Path(photo).name, crash))
     return {"name": r.name, "computed": r.computed, "reused": r.reused, "skipped": r.skipped, "pid": os.getpid()}
 
@@ -121,10 +120,10 @@ def _method_names() -> list[str]:
     return list(method_names())
 
 
-def run_with_ray(address: str, args, photos: list[Path], methods: list[str], metrics: list[str], boxes: dict,
-                 out: Path, bar=None) -> dict:
-    """Run every photo as a Ray task; returns {"computed", "reused", "skipped", "attempts"} once all ended."""
-    ray, started = connect(address, getattr(args, "ray_cpus", None))
+def run_with_ray(config: EvalConfig, photos: list[Path], boxes: dict, out: Path, bar=None) -> dict:
+    """Run every photo as a Ray task on the cluster at ``config.ray``; returns {"computed", "reused",
+    "skipped", "pids"} once all ended. ``bar.update(units_done, message)`` after each photo."""
+    ray, started = connect(config.ray, config.ray_cpus)
     try:
         gpus = float(ray.cluster_resources().get("GPU", 0))
         opts = {"num_gpus": 1, "num_cpus": 1} if gpus >= 1 else {"num_cpus": 1}
@@ -133,8 +132,7 @@ def run_with_ray(address: str, args, photos: list[Path], methods: list[str], met
         if os.environ.get(CRASH_ENV):
             photo, _, marker = os.environ[CRASH_ENV].partition(":")
             crash = (photo, marker)
-        ns = _plain(args)
-        pending = {task.remote(ns, str(p), methods, metrics, boxes, str(out), crash): p for p in photos}
+        pending = {task.remote(config, str(p), boxes, str(out), crash): p for p in photos}
         totals: dict[str, Any] = {"computed": 0, "reused": 0, "skipped": [], "pids": set()}
         done_units = 0
         while pending:
@@ -152,17 +150,10 @@ def run_with_ray(address: str, args, photos: list[Path], methods: list[str], met
                     reason = str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else type(exc).__name__
                     totals["skipped"].append((p.name, f"Ray task failed after {MAX_RETRIES} retries: {reason}"))
                     msg = f"{p.name}: failed"
-                done_units += len(methods)
+                done_units += len(config.methods)
                 if bar is not None:
                     bar.update(done_units, msg)
         return totals
     finally:
         if started:
             ray.shutdown()
-
-
-def _plain(args):
-    """The argparse namespace without its command function (tasks need only the values)."""
-    import argparse
-
-    return argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "func"})

@@ -1,22 +1,27 @@
-"""One photo of ``explorer evaluate``, and the end of a run: the unit a process, a shard or a Ray task runs.
+"""An ``explorer evaluate`` run without the command line: ``prepare`` checks an ``EvalConfig`` and loads
+what it names, ``execute`` runs it; ``evaluate_photo`` is the unit a process, a shard or a Ray task runs.
 
 ``evaluate_photo`` computes every method that has no result yet on one photo and writes one CSV per
 (photo, method) atomically, so a photo (or a method of it) that finished is never recomputed, whoever
 runs it next. ``finish`` merges the summary only once *every* photo of the whole run has its results: a
 shard that ends before the others leaves the summary alone (it would cover its own part only, and the
 last writer would win), and the last one to end writes it for all. ``--summary-only`` forces a merge.
+
+    run = prepare(EvalConfig(methods=["gradcam", "random"], metrics=["deletion", "insertion"]), "photos/")
+    result = execute(run, "out/")            # per_image/*.csv, summary.md, summary.csv, curves.png
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from explorer.core.errors import ExplorerError
+from explorer.core.errors import ExplorerError, FileError, ParamError, UnsupportedError
+from explorer.evaluation.config import RANDOM, RERUNS_METHOD, EvalConfig
 
 
 @dataclass
@@ -27,17 +32,118 @@ class PhotoResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-def evaluate_photo(model, instances: dict, path: Path, methods: list[str], metrics: list[str], args, boxes: dict,
-                   out: Path, on_unit: Callable[[str], None] | None = None,
+@dataclass
+class Run:
+    """A checked run, its model loaded: ``files`` are the photos of every shard, ``photos`` this shard's."""
+
+    config: EvalConfig
+    files: list[Path]
+    photos: list[Path]
+    boxes: dict[str, Any]
+    model: Any
+    instances: dict[str, Any]  # method name -> instance ("random" has none)
+
+    @property
+    def units(self) -> int:
+        """(photo, method) pairs of this shard: what a progress bar counts."""
+        return len(self.photos) * len(self.config.methods)
+
+
+@dataclass
+class RunResult:
+    photos: int
+    computed: int
+    reused: int
+    skipped: list[tuple[str, str]]
+    summary: dict[str, Any] | None  # None while other shards still lack results
+
+
+def prepare(config: EvalConfig, path: str | Path) -> Run:
+    """Check ``config`` against the files it names and the photos at ``path`` (an image or a folder), then
+    load the model and the methods. Everything a user can get wrong fails here, before any compute."""
+    from explorer.evaluation.inputs import check_names_in_folder, list_images, load_boxes, split_params
+    from explorer.methods import get_method, method_names
+    from explorer.models import load_model
+
+    config.check()
+    metrics = config.metrics
+    boxes = load_boxes(config.boxes) if "pointing" in metrics else {}
+    if "pointing" in metrics and not boxes:
+        raise ParamError("metric 'pointing' needs --boxes FILE.json ({image name: [top, left, height, width]})")
+    if config.reference and not Path(config.reference).is_dir():
+        raise FileError(config.reference, "reference folder not found")
+    files = list_images(Path(path))
+    if Path(path).is_dir():
+        check_names_in_folder(files, boxes, config.boxes, config.reference if "reference" in metrics else None)
+    if config.ray:
+        from explorer.evaluation.ray_runner import check_address
+
+        check_address(config.ray)  # before loading anything: an address that does not answer fails in seconds
+    real = [m for m in config.methods if not (m == RANDOM and RANDOM not in method_names())]
+    classes = {m: get_method(m) for m in real}  # unknown names fail here, before loading anything
+    values = split_params(config.params, real)
+    if config.local_rank is not None and config.model.get("device") is None:
+        import torch
+
+        if torch.cuda.is_available():
+            config = replace(config, model={**config.model,
+                                            "device": f"cuda:{config.local_rank % torch.cuda.device_count()}"})
+    from explorer.evaluation.causal import make_substrate  # noqa: F401 - import cost paid before the loop
+
+    model = load_model(**config.model)
+    instances = {m: classes[m](model, **values[m]) for m in real}  # refuses e.g. gradients on a black box
+    reruns = [m for m in metrics if m in RERUNS_METHOD]
+    if reruns and model.module is None:
+        raise UnsupportedError(f"metric {reruns[0]!r} re-initialises the model's weights, which the {model.kind} model "
+                               f"{model.id!r} does not expose (black box); drop it from --metric")
+    return Run(config, files, run_photos(files, config.shard, config.limit), boxes, model, instances)
+
+
+def execute(run: Run, out: str | Path, bar=None) -> RunResult:
+    """Every missing result of this shard's photos into ``out``, then the summary if the whole run is done.
+    ``bar``: anything with ``update(units_done, message)`` and ``close()`` (the command line's progress bar)."""
+    from explorer.evaluation.report import write_skipped
+
+    cfg, out = run.config, Path(out)
+    shard_i, shard_n = cfg.shard
+    if cfg.ray:
+        from explorer.evaluation.ray_runner import run_with_ray
+
+        t = run_with_ray(cfg, run.photos, run.boxes, out, bar)
+        computed, reused, skipped = t["computed"], t["reused"], t["skipped"]
+    else:
+        units = computed = reused = 0
+        skipped = []
+
+        def tick(msg: str) -> None:
+            nonlocal units
+            units += 1
+            if bar is not None:
+                bar.update(units, msg)
+
+        for path in run.photos:
+            r = evaluate_photo(run.model, run.instances, path, cfg, run.boxes, out, on_unit=tick)
+            computed, reused = computed + r.computed, reused + r.reused
+            skipped += r.skipped
+    if bar is not None:
+        bar.close()
+    write_skipped(out / ("skipped.csv" if shard_n == 1 else f"skipped.shard{shard_i}of{shard_n}.csv"), skipped)
+    summary = finish(out, run.files, cfg.methods, shard_n, cfg.limit)
+    return RunResult(len(run.photos), computed, reused, skipped, summary)
+
+
+def evaluate_photo(model, instances: dict, path: Path, config: EvalConfig, boxes: dict, out: Path,
+                   on_unit: Callable[[str], None] | None = None,
                    after_write: Callable[[str, str], None] | None = None) -> PhotoResult:
     """Every missing (photo, method) result of one photo; ``on_unit(msg)`` after each method,
     ``after_write(photo, method)`` after each CSV is in place (the Ray crash test hooks in there)."""
-    from explorer.evaluation.cli import RANDOM, agreement_rows, evaluate_map, random_explanation
     from explorer.evaluation.report import result_path, write_rows
+    from explorer.evaluation.scoring import agreement_rows, evaluate_map, random_explanation
     from explorer.io.images import read_image
     from explorer.methods import run
-    from explorer.methods.base import prepare
+    from explorer.methods.base import prepare as prepare_context
 
+    methods, metrics, seed = config.methods, config.metrics, config.options.seed
     name = path.name
     res = PhotoResult(name)
     tick = on_unit or (lambda _msg: None)
@@ -51,7 +157,7 @@ def evaluate_photo(model, instances: dict, path: Path, methods: list[str], metri
         return res
     try:
         image = read_image(path)
-        ctx = prepare(model, image.rgb, args.target, args.seed)
+        ctx = prepare_context(model, image.rgb, config.target, seed)
     except ExplorerError as exc:
         reason = getattr(exc, "reason", None) or str(exc)
         res.skipped.append((name, reason))
@@ -71,11 +177,11 @@ def evaluate_photo(model, instances: dict, path: Path, methods: list[str], metri
                     final = upd
                 exp = final.explanation
             else:
-                exp = random_explanation(model, ctx, name, args.seed)
+                exp = random_explanation(model, ctx, name, seed)
             if need_agree:
                 maps[m] = exp.raw[exp.main]
             if m in todo:
-                write_rows(result_path(out, name, m), evaluate_map(model, image, ctx, m, exp, metrics, args, boxes))
+                write_rows(result_path(out, name, m), evaluate_map(model, image, ctx, m, exp, config, boxes))
                 res.computed += 1
                 if after_write is not None:
                     after_write(name, m)
@@ -85,7 +191,7 @@ def evaluate_photo(model, instances: dict, path: Path, methods: list[str], metri
             res.skipped.append((f"{name} [{m}]", str(exc)))
         tick(f"{name}: {m}")
     if need_agree and len(maps) > 1:
-        write_rows(agree_path, agreement_rows(name, ctx.target, maps, args.topk))
+        write_rows(agree_path, agreement_rows(name, ctx.target, maps, config.options.topk))
     return res
 
 

@@ -3,16 +3,17 @@
 The objective (Stalder et al. 2022, the paper's losses and weights, with this project's label and candidate
 choices) is in ``losses``; the folder and the held-out split in ``data``; crops, flips, colour jitter and the
 2- and 4-photo composites in ``augment``. This module holds the settings, the resumable trainer and
-``explorer train-explainer``. Every random draw (initialisation, sampling order, augmentation) comes from the
-seed, and a checkpoint holds the optimizer, the generator state and the sampling queue, so a resumed run
-continues exactly where an interrupted one stopped.
+``prepare_training``, what ``explorer train-explainer`` (``explorer/cli/train_explainer.py``) runs. Every
+random draw (initialisation, sampling order, augmentation) comes from the seed, and a checkpoint holds the
+optimizer, the generator state and the sampling queue, so a resumed run continues exactly where an
+interrupted one stopped.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import time
-import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Iterator
@@ -26,7 +27,7 @@ from explorer.methods.explainer_net.data import (  # noqa: F401 - re-exported: t
     ImageSet, SkippedImageWarning, describe_skipped, scan_folder, split_holdout)
 from explorer.methods.explainer_net.losses import (  # noqa: F401
     area_loss, explainer_losses, pseudo_labels, total_variation)
-from explorer.methods.explainer_net.model import Explainer, check_compatible, fingerprint, read_checkpoint
+from explorer.methods.explainer_net.model import Explainer, check_compatible, read_checkpoint
 from explorer.models.loaded import LoadedModel
 
 
@@ -301,95 +302,18 @@ def train_explainer(model: LoadedModel, folder: str | Path, config: TrainConfig 
     yield from trainer.run(out=out, cancel=cancel)
 
 
-# --------------------------------------------------------------------------- command line
-def add_parser(sub) -> None:
-    """``explorer train-explainer DIR ...`` (registered through cli.EXTRA_COMMANDS)."""
-    from explorer.cli import add_model_args
-    from explorer.core import argtypes as T
-
-    d = TrainConfig()
-    p = sub.add_parser(
-        "train-explainer", help="train an explainer network (class masks in one forward pass) on a folder of images",
-        description="Train the explainer head of Stalder et al. 2022 for a classifier on a folder of images "
-                    "(any layout, searched recursively; no labels needed: the classifier's own confident "
-                    "predictions are the labels). Writes a checkpoint after every epoch; --resume continues one.")
-    p.add_argument("folder", metavar="DIR", type=T.existing_dir("folder of training images"), help="folder of training images")
-    p.add_argument("--epochs", type=T.integer(1), default=None, help=f"total epochs (default {d.epochs}; with --resume: the total to reach)")
-    p.add_argument("--batch-size", type=T.integer(1), default=None, help=f"images per step (default {d.batch_size})")
-    p.add_argument("--lr", type=T.number(0.0, 1.0, low_open=True), default=None, help=f"Adam learning rate (default {d.lr:g})")
-    p.add_argument("--size", type=T.integer(0, 1024), default=None, help="training resolution in pixels (default: the model's input size)")
-    p.add_argument("--topk", type=T.integer(1), default=None, help=f"at most this many pseudo-labels per image (default {d.topk})")
-    p.add_argument("--threshold", type=T.number(0.0, 1.0), default=None,
-                   help=f"probability a class needs to be a pseudo-label besides the top-1 (default {d.threshold:g})")
-    p.add_argument("--width", type=T.integer(8), default=None, help=f"channels of the head (default {d.width})")
-    p.add_argument("--pair", type=T.number(0.0, 1.0), default=None,
-                   help=f"probability that a frame is a composite of 2 photos (default {d.pair:g})")
-    p.add_argument("--quad", type=T.number(0.0, 1.0), default=None,
-                   help=f"probability that a frame is a 2x2 composite of 4 photos (default {d.quad:g})")
-    p.add_argument("--hold-out-every", type=T.integer(0), default=None,
-                   help="hold out every N-th image of the sorted folder for evaluation, never trained on "
-                        "(recorded in the checkpoint; default 0 = train on all)")
-    p.add_argument("--curve", default=None, metavar="PNG", type=T.output_file("training curve"),
-                   help="write the training curve (every step's loss, each epoch's terms) to this PNG after every epoch")
-    p.add_argument("--seed", type=T.integer(0, 2**32 - 1), default=None, help="seed of the initialisation, sampling and augmentation (default 0)")
-    p.add_argument("--out", default=None, metavar="CKPT", type=T.output_file("checkpoint file"), help="checkpoint to write (default: explainer_<model>.pt; "
-                                                               "with --resume: the resumed file)")
-    p.add_argument("--resume", default=None, metavar="CKPT", type=T.existing_file("checkpoint"), help="continue training from this checkpoint")
-    p.add_argument("--quiet", action="store_true", help="print only the summary, not every step")
-    add_model_args(p)
-    p.set_defaults(func=cmd_train_explainer)
-
-
-def cmd_train_explainer(args) -> int:
-    import re
-    import sys
-
-    from explorer.cli import model_from_args
-
-    flags = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "size": args.size,
-             "topk": args.topk, "threshold": args.threshold, "width": args.width, "seed": args.seed,
-             "pair": args.pair, "quad": args.quad, "hold_out_every": args.hold_out_every}
-
-    def show(message, category, filename, lineno, file=None, line=None):  # one plain line per skipped file
-        print(f"explorer: warning: {message}", file=sys.stderr)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", SkippedImageWarning)
-        warnings.showwarning = show
-        model = model_from_args(args)
-        # Photos are kept decoded at 1.5x the training size: enough for the crops, and quick to augment.
-        size = args.size or max(model.preprocess.input_size)
-        images = scan_folder(args.folder, short_side=max(256, round(1.5 * size)))
-        if args.resume:
-            for name in ("width", "hold_out_every"):
-                if flags[name] is not None:
-                    raise ParamError(f"--{name.replace('_', '-')} cannot change when resuming (it is in the checkpoint)")
-            trainer = Trainer.resume(args.resume, model, images,
-                                     **{k: v for k, v in flags.items() if k not in ("width", "hold_out_every")})
-            out = args.out or args.resume
-        else:
-            cfg = TrainConfig(**{k: v for k, v in flags.items() if v is not None})
-            trainer = Trainer(model, images, cfg)
-            out = args.out or f"explainer_{re.sub(r'[^A-Za-z0-9_.-]+', '_', model.id)}.pt"
-        held = f", {len(trainer.held_out)} held out" if trainer.held_out else ""
-        print(f"training an explainer for {model.id} ({fingerprint(model)}) on {len(trainer.images)} image(s){held} "
-              f"from {args.folder}" + (f" ({describe_skipped(images.skipped)})" if images.skipped else "")
-              + f"; taps {', '.join(trainer.explainer.taps)}; device {model.device}", file=sys.stderr)
-        t0 = time.perf_counter()
-        last = None
-        for prog in trainer.run(out=out):
-            last = prog
-            if not args.quiet:
-                print(prog.line(), flush=True)
-            if args.curve and prog.saved:
-                from explorer.methods.explainer_net.curve import save_curve
-
-                save_curve(args.curve, trainer.step_losses, trainer.history,
-                           f"explainer for {model.id}: {len(trainer.images)} images, seed {trainer.cfg.seed}, "
-                           f"epoch {trainer.epoch}/{trainer.cfg.epochs}")
-    if last is None:
-        print(f"nothing to do: {out} already has {trainer.epoch} epoch(s) (ask for more with --epochs)")
-        return 0
-    print(f"done: {trainer.epoch} epoch(s), {trainer.global_step} step(s) in {time.perf_counter() - t0:.1f} s; "
-          f"last loss {last.loss:.4f}; wrote {out}")
-    return 0
+def prepare_training(model: LoadedModel, folder: str | Path, settings: dict[str, Any], *,
+                     resume: str | Path | None = None, out: str | Path | None = None) -> tuple[Trainer, str | Path]:
+    """The trainer ``explorer train-explainer`` runs, and the checkpoint it writes (``out``; else the resumed
+    file; else ``explainer_<model id>.pt``). ``settings``: ``TrainConfig`` fields, None for the default (with
+    ``resume``: the checkpoint's; its ``width`` and ``hold_out_every`` cannot change). The photos are kept
+    decoded at 1.5x the training size: enough for the crops, and quick to augment."""
+    settings = {k: v for k, v in settings.items() if v is not None}
+    size = settings.get("size") or max(model.preprocess.input_size)
+    images = scan_folder(folder, short_side=max(256, round(1.5 * size)))
+    if resume:
+        for name in ("width", "hold_out_every"):
+            if name in settings:
+                raise ParamError(f"--{name.replace('_', '-')} cannot change when resuming (it is in the checkpoint)")
+        return Trainer.resume(resume, model, images, **settings), out or resume
+    return Trainer(model, images, TrainConfig(**settings)), out or f"explainer_{re.sub(r'[^A-Za-z0-9_.-]+', '_', model.id)}.pt"

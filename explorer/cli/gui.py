@@ -1,0 +1,54 @@
+"""``explorer [--image PATH] [--model SPEC] [--method NAME --param k=v ... --screenshot OUT.png]``: the window.
+
+Its options live on the top-level parser (no subcommand opens the GUI). Before Qt is touched, a broken
+install, a missing display and missing xcb libraries are each refused in one line, exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from explorer.cli.common import add_model_args
+from explorer.core import argtypes as T
+from explorer.core.errors import ExplorerError
+
+
+def add_gui_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--image", default=None, type=T.existing_file("image file"),
+                        help="image to open (default: the bundled chelsea.png)")
+    parser.add_argument("--method", default=None, type=T.name("method"), help="run this method at start")
+    parser.add_argument("--param", action="append", default=[], metavar="K=V", type=T.assignment(),
+                        help="method parameter (repeatable)")
+    parser.add_argument("--target", default=None, type=T.target(), help="class index or name (default: top-1)")
+    parser.add_argument("--screenshot", default=None, metavar="OUT.png", type=T.output_file("screenshot file"),
+                        help="save a screenshot after the run and exit")
+    parser.add_argument("--session", default=None, type=T.existing_file("session file"),
+                        help="open a saved session file (its model loads without trust: pickles are refused)")
+    add_model_args(parser)
+    parser.set_defaults(func=cmd_gui)
+
+
+def check_display() -> None:
+    """Refuse in one line, before Qt aborts the process, when there is no display (also explorer.view)."""
+    import os
+
+    if sys.platform.startswith("linux") and not any(
+            os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
+        raise ExplorerError("no display to open the window on (DISPLAY and WAYLAND_DISPLAY are unset): run it in a "
+                            "desktop session, set QT_QPA_PLATFORM=offscreen to use --screenshot headless, or use "
+                            "the headless commands (explorer explain ..., see explorer --help)")
+
+
+def cmd_gui(args) -> int:
+    from explorer import resources
+
+    resources.check()  # a broken install stops here: one line naming the missing file, exit 2
+    check_display()
+    from explorer.gui.platform_check import check_xcb
+
+    missing = check_xcb()  # Qt would abort the process on a missing xcb library, naming none: name them first
+    if missing:
+        raise ExplorerError(missing)
+    from explorer.gui.app import main as gui_main
+
+    return gui_main(args)
