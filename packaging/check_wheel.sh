@@ -20,7 +20,7 @@ echo "== contents"
 wl="$(unzip -l "$whl")"; sl="$(tar tzf "$sdist")"   # listed once (grep -q on a live pipe trips pipefail)
 for f in explorer/_resources/labels/imagenet1k.txt explorer/_resources/samples/chelsea.png \
          explorer/_resources/samples/LICENSE.md explorer/_resources/icons/explorer.svg \
-         explorer/cli.py; do
+         explorer/cli/__init__.py; do
     grep -q " $f\$" <<<"$wl" || { echo "FAIL: $f is not in the wheel"; exit 1; }
 done
 unzip -p "$whl" '*.dist-info/entry_points.txt' | grep -q '^explorer = explorer.cli:run' \
