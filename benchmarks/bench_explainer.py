@@ -59,6 +59,17 @@ def held_out_photos(folder: Path, checkpoint: Path) -> list[tuple[Path, int]]:
     return [(folder / n, cls[n]) for n in held]
 
 
+def untrained_checkpoint(model, trained: Path) -> Path:
+    """A checkpoint of a freshly initialised head (seed 0) with the trained one's taps and width."""
+    import tempfile
+
+    from explorer.methods.explainer_net.model import Explainer
+
+    ckpt = read_checkpoint(trained)
+    fresh = Explainer.new(model, taps=ckpt["taps"], width=int(ckpt["width"]), seed=0)
+    return fresh.save(Path(tempfile.mkdtemp(prefix="explainer-untrained-")) / "untrained.pt")
+
+
 def final_map(method, ctx: Context) -> np.ndarray:
     """The method's last 'salient' map for ``ctx`` (input space, float64)."""
     last = None
@@ -89,6 +100,8 @@ def main() -> int:
     ap.add_argument("--folder", default=str(SHARED))
     ap.add_argument("--checkpoint", default=str(shipped_checkpoint()), help="the explainer under test")
     ap.add_argument("--demo", default="", help="the first demonstration checkpoint (version 1), for comparison")
+    ap.add_argument("--untrained", action="store_true",
+                    help="also an untrained head of the same design (seed 0): what the training adds")
     ap.add_argument("--composites", type=int, default=50, help="A | B composites (pairs of held-out photos)")
     ap.add_argument("--photos", type=int, default=20, help="single held-out photos for insertion − deletion")
     ap.add_argument("--rise-n", type=int, default=1000)
@@ -111,6 +124,9 @@ def main() -> int:
                f"rise N={args.rise_n}": lambda: get_method("rise")(model, n=args.rise_n)}
     if args.demo:
         methods["explainer (demo v1)"] = lambda: ExplainerNet(model, checkpoint=args.demo)
+    if args.untrained:
+        methods["explainer, untrained head"] = lambda: ExplainerNet(model, checkpoint=untrained_checkpoint(
+            model, Path(args.checkpoint)))
     limits = {f"rise N={args.rise_n}": (args.rise_composites, args.rise_photos)}
     inst = {name: make() for name, make in methods.items()}
 

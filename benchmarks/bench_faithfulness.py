@@ -4,6 +4,7 @@ layers; and FIDO's in-filling claim.
 
     .venv/bin/python benchmarks/bench_faithfulness.py                       # the full study: 500 photos, hours on a CPU
     .venv/bin/python benchmarks/bench_faithfulness.py --limit 10 --methods gradient,gradcam,random,centre
+    .venv/bin/python benchmarks/bench_faithfulness.py --every 20 --no-fido          # 25 photos spread over the classes
     .venv/bin/python benchmarks/bench_faithfulness.py --report-only         # rebuild table, plot and JSON
 
 Photos: ../shared/data/imagenet-sample (index = 2 · position in the sorted listing, its README); the target
@@ -292,6 +293,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--limit", type=int, default=None, help="first N photos (sorted)")
+    ap.add_argument("--every", type=int, default=1,
+                    help="every K-th photo of the sorted folder (a subset spread over the classes; resumes into --out)")
     ap.add_argument("--methods", default=None, help="rows to compute (default: every method with a salient map, "
                                                     "rise_paper and the baselines)")
     ap.add_argument("--no-removal-gain", action="store_true")
@@ -310,7 +313,7 @@ def main() -> int:
         rows += [] if args.no_removal_gain else ["removal_gain"]
         rows += [] if args.no_fido else ["fido_infills"]
         model = load_model(device=args.device)
-        items = photos(Path(args.data))[: args.limit]
+        items = photos(Path(args.data))[:: max(1, args.every)][: args.limit]
         for k, (path, target) in enumerate(items):
             print(f"[{k + 1}/{len(items)}] {path.name} (class {target})", flush=True)
             study_photo(model, path, target, rows, out, args)

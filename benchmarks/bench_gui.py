@@ -162,9 +162,9 @@ def bench_heartbeat(app, n_masks: int, size: int, others: int = 3) -> dict:
     win.start()
     img = read_image(ROOT / "resources" / "samples" / "chelsea.png").rgb
     img = np.asarray(Image.fromarray(img).resize((size, size), Image.BILINEAR))
-    win.set_image(img, f"chelsea_{size}.png")
+    win.runs.set_image(img, f"chelsea_{size}.png")
     t_end = time.monotonic() + 600
-    while not (win.catalog and win.session.predictions):
+    while not (win.runs.catalog and win.session.predictions):
         app.processEvents()
         time.sleep(0.005)
         if time.monotonic() > t_end:
@@ -177,7 +177,7 @@ def bench_heartbeat(app, n_masks: int, size: int, others: int = 3) -> dict:
     timer.timeout.connect(lambda: beats.append((time.perf_counter(), time.thread_time())))
     timer.start()
     renders0, stale0 = win.canvas.renders, getattr(win.canvas, "stale_renders", 0)
-    run = win.start_run("rise", {"n": n_masks}, 0)
+    run = win.runs.start("rise", {"n": n_masks}, 0)
     t0 = time.perf_counter()
     shown = False
     while run.active:
@@ -258,7 +258,7 @@ def bench_costs(app, repeats: int) -> dict:
     accept, swap, paint = [], [], []
     for e in exps:
         c = time.thread_time()
-        win._accept(rise.id, 1, e, False)  # the session takes the result; the canvas submits the colouring
+        win.runs.on_partial(rise.id, 1, e)  # the session takes the result; the canvas submits the colouring
         accept.append(time.thread_time() - c)
         time.sleep(0.05)  # the render thread colours meanwhile
         c = time.thread_time()

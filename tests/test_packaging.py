@@ -96,7 +96,7 @@ def test_checkout_fallback_and_package_config():
     # the frozen build (GBs) lives under packaging/: it must never reach the sdist
     assert "prune packaging/build" in manifest and "prune packaging/dist" in manifest
     pyproject = (ROOT / "pyproject.toml").read_text()
-    assert 'explorer = "explorer.cli:main"' in pyproject
+    assert 'explorer = "explorer.cli:run"' in pyproject
     deps = pyproject.split("dependencies = [", 1)[1].split("]", 1)[0]
     for dev_tool in ("pyinstaller", '"build'):
         assert dev_tool not in deps.lower(), f"{dev_tool} is a dev tool, not a runtime dependency"
