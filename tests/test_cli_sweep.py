@@ -1,9 +1,9 @@
 """The failure sweep: every option of every subcommand, read from the argparse objects, given bad values.
 
 Nothing here lists the options by hand: the parsers are walked (the top level, which opens the GUI, and
-every subparser), so a new option is swept as soon as it exists. Each
-value-taking option must declare what it accepts (an ``explorer.core.argtypes`` type, whose ``kind``
-chooses the bad values, or ``choices``); one that does not fails ``test_every_option_declares_what_it_accepts``.
+every subparser), so a new option is swept as soon as it exists. Each value-taking option must declare
+what it accepts (an ``explorer.core.argtypes`` type, whose ``kind`` chooses the bad values, or
+``choices``); one that does not fails ``test_every_option_declares_what_it_accepts``.
 Every bad value must end in exit code 2 and one line that names the option and the reason, no traceback.
 """
 

@@ -136,3 +136,21 @@ def test_quick_protocol_is_declared_and_recorded(folder, tmp_path):
         assert {r["value"] for r in rows if r["metric"] == mode and r["quantity"] == "protocol"} == {"quick"}
     assert any(r["metric"] == "run" and r["quantity"] == "grad_images" and float(r["value"]) >= 1 for r in rows)
     assert "protocol quick" in (out / "summary.md").read_text()
+
+
+def test_a_run_from_python_takes_an_evalconfig(folder, tmp_path):
+    """The same run without the command line: an EvalConfig, runner.prepare, runner.execute."""
+    from explorer.core.errors import ParamError
+    from explorer.evaluation.config import EvalConfig
+    from explorer.evaluation.registry import Options
+    from explorer.evaluation.runner import execute, prepare
+
+    run = prepare(EvalConfig(methods=["gradient", "random"], metrics=["deletion"], options=Options(step=int(STEP))),
+                  folder / "coffee.png")
+    assert run.units == 2 and run.photos == [folder / "coffee.png"]
+    r = execute(run, tmp_path / "py")
+    assert (r.photos, r.computed, r.reused, r.skipped) == (1, 2, 0, []) and r.summary is not None
+    rows = _rows(tmp_path / "py" / "per_image" / "coffee.png__gradient.csv")
+    assert {row["value"] for row in rows if row["quantity"] == "step"} == {STEP}
+    with pytest.raises(ParamError, match="--step"):
+        prepare(EvalConfig(methods=["random"], options=Options(step=0)), folder)
