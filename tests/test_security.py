@@ -216,7 +216,7 @@ def test_npz_object_array_is_refused_without_unpickling(tmp_path):
 def test_npy_maps_never_unpickle_and_lying_headers_refused(tmp_path):
     from explorer.evaluation.inputs import load_reference
     from explorer.io.arrays import read_npy
-    from explorer.methods.borex import read_prior_file
+    from explorer.methods.prior_maps import read_prior_file
 
     marker = tmp_path / "marker"
     obj = tmp_path / "photo.npy"
@@ -312,7 +312,7 @@ def _script_classifier(path: Path, k: int = 10) -> Path:
 
 def test_labels_binary_huge_and_wrong_count_refused(tmp_path):
     from explorer.models import load_model
-    from explorer.models.loader import MAX_LABELS_BYTES, read_labels
+    from explorer.models.labels import MAX_LABELS_BYTES, read_labels
 
     binary = tmp_path / "labels.txt"
     binary.write_bytes(b"cat\x00\x01\x02dog\n")

@@ -113,7 +113,7 @@ def _wrap(module: nn.Module, preprocess: Any, labels: Any, device: Any) -> Loade
         dev = _device_of(module)
     pre = resolve_preprocess(preprocess, module)
     names = _label_list(labels)
-    from explorer.models.loader import imagenet_labels
+    from explorer.models.labels import imagenet_labels
 
     model = LoadedModel(id=model_id, kind="torchscript" if scripted else "torch",
                         forward=ModuleForward(module, model_id), labels=names or imagenet_labels(),
@@ -146,7 +146,7 @@ def _label_list(labels: Any) -> list[str] | None:
     if labels is None:
         return None
     if isinstance(labels, (str, Path)):
-        from explorer.models.loader import read_labels
+        from explorer.models.labels import read_labels
 
         return read_labels(labels)
     if isinstance(labels, Mapping):

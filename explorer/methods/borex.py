@@ -2,6 +2,7 @@
 
 Kikuchi, Uchida, Waga, Suenaga 2022, "BOREx: Bayesian-Optimization-Based Refinement of Saliency Map for
 Image- and Video-Classification Models" (arXiv 2210.17130). See docs/methods.md §5.
+The GP itself is ``gaussian_process.py``; reading a prior map, ``prior_maps.py``.
 
 What is computed (black box, class scores only):
 
@@ -43,21 +44,21 @@ import dataclasses
 import hashlib
 import math
 import time
-from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 import torch
 
-from explorer.core.errors import ExplorerError, FileError, ParamError, UnknownNameError
+from explorer.core.errors import ExplorerError, ParamError, UnknownNameError
 from explorer.core.params import Param, Params, parse_assignments
-from explorer.core.types import REFINED, UNCERTAINTY, LayerSpec, Needs, Step, as_map2d, resize_map, to_input_space
+from explorer.core.types import REFINED, UNCERTAINTY, LayerSpec, Needs, Step
 from explorer.methods.base import Context, Method, get_method, method_names, register
+from explorer.methods.gaussian_process import GP, LENGTH_BOUNDS, matern_, refit_length_scales
+from explorer.methods.prior_maps import map_to_input, read_prior_file
 from explorer.perturb.infill import make_infill
 from explorer.perturb.scoring import score_batch
 
 REFERENCE_SIDE = 224  # the half-widths and length scales are given at 224 x 224
-LENGTH_BOUNDS = (1.0, 20.0)
 PRIOR_MEAN_ABS = 0.1
 _CHUNK_ELEMENTS = 1 << 22  # kernel entries evaluated at once (n_probes x candidates): 16 MB per float32 buffer
 _STATE_VERSION = 1
@@ -84,42 +85,6 @@ def _digest(a: np.ndarray | torch.Tensor) -> str:
     return hashlib.sha1(a.tobytes() + str(a.shape).encode()).hexdigest()
 
 
-def map_to_input(m: Any, ctx: Context, what: str) -> np.ndarray:
-    """A 2-D map (input space, image space or any other size) as an h×w float32 array in input space."""
-    a = as_map2d(m, what)
-    if np.isinf(a).any():
-        raise ExplorerError(f"{what} holds infinite values")
-    hw = tuple(ctx.x.shape[-2:])
-    if a.shape == hw:
-        return np.nan_to_num(a, nan=0.0)
-    if a.shape == tuple(ctx.placement.image_hw):  # image space: crop to the model's box first
-        return np.nan_to_num(to_input_space(a, ctx.placement), nan=0.0)
-    return np.nan_to_num(resize_map(np.nan_to_num(a, nan=0.0), hw), nan=0.0)
-
-
-def read_prior_file(path: str | Path) -> np.ndarray:
-    """A 2-D map from a ``.npy`` file (leading singleton axes squeezed), refusing anything else clearly."""
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise FileError(p, "no such prior map file (expected a 2-D .npy array)")
-    import zipfile
-
-    from explorer.io.arrays import read_npy
-
-    if zipfile.is_zipfile(p):  # an .npz archive
-        raise FileError(p, "an .npz archive, not one map: save a single 2-D array with numpy.save")
-    a = read_npy(p)  # header checked first: no pickles, no object arrays, no 10 GB claims
-    if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_) or np.iscomplexobj(a):
-        raise FileError(p, f"holds {a.dtype} values, not real numbers")
-    while a.ndim > 2 and a.shape[0] == 1:
-        a = a[0]
-    if a.ndim != 2 or min(a.shape) < 1:
-        raise FileError(p, f"a prior map must be 2-D (H x W), got shape {a.shape}")
-    a = a.astype(np.float32)
-    if np.isinf(a).any():
-        raise FileError(p, "holds infinite values")
-    return a
-
 
 def box_mean(m: torch.Tensor, r: int) -> torch.Tensor:
     """Mean of ``m`` (H×W) over the (2r+1)² window around each pixel, clipped at the borders (integral image)."""
@@ -133,142 +98,6 @@ def box_mean(m: torch.Tensor, r: int) -> torch.Tensor:
     n = (y1 - y0)[:, None] * (x1 - x0)[None, :]
     return (s / n).to(m.dtype)
 
-
-def matern(d: torch.Tensor, nu: float) -> torch.Tensor:
-    """Matérn correlation of the scaled distance d (amplitude 1), ν = 1.5 or 2.5."""
-    if nu == 1.5:
-        a = d * math.sqrt(3.0)
-        return (1.0 + a) * torch.exp(-a)
-    a = d * math.sqrt(5.0)
-    return (1.0 + a + a * a / 3.0) * torch.exp(-a)
-
-
-def matern_(d: torch.Tensor, nu: float) -> torch.Tensor:
-    """In-place ``matern`` for large grids (overwrites ``d``). Correlations below ~1e-15 are floored there so
-    that the products that follow never meet denormal floats (very slow on CPUs). Not differentiable."""
-    a = d.mul_(math.sqrt(3.0) if nu == 1.5 else math.sqrt(5.0))
-    e = torch.exp(a.neg().clamp_(min=-40.0))  # at most ~1e-16 beyond the cut: never denormal, even squared
-    if nu == 1.5:
-        return a.add_(1.0).mul_(e)
-    return (a * a).div_(3.0).add_(a).add_(1.0).mul_(e)
-
-
-# --------------------------------------------------------------------------- the GP
-class GP:
-    """Exact GP regression on a handful of points in (y, x, s), zero mean (the prior map is added outside)."""
-
-    def __init__(self, X: torch.Tensor, r: torch.Tensor, ls: torch.Tensor, nu: float, alpha: float):
-        self.X, self.r, self.nu, self.alpha = X, r, nu, alpha
-        self.ls = ls.detach().clone()
-        K = self.kernel(X, X, self.ls) + alpha * torch.eye(X.shape[0], dtype=X.dtype, device=X.device)
-        self.L = _cholesky(K)
-        self.weights = torch.cholesky_solve(r[:, None], self.L)[:, 0]
-        # L^-1 once, so that the variance over the grid is a matrix product (much faster than a
-        # triangular solve with millions of right-hand sides); K is well conditioned thanks to alpha
-        eye = torch.eye(X.shape[0], dtype=X.dtype, device=X.device)
-        self.Linv = torch.linalg.solve_triangular(self.L, eye, upper=False)
-
-    def kernel(self, A: torch.Tensor, B: torch.Tensor, ls: torch.Tensor) -> torch.Tensor:
-        diff = (A[:, None, :] - B[None, :, :]) / ls
-        return matern((diff * diff).sum(-1).clamp_min(0).sqrt(), self.nu)
-
-    @staticmethod
-    def log_marginal_likelihood(X, r, ls, nu, alpha) -> torch.Tensor:
-        diff = (X[:, None, :] - X[None, :, :]) / ls
-        # sqrt has an infinite derivative at 0 (the diagonal): add a tiny epsilon inside
-        K = matern((diff * diff).sum(-1).add(1e-12).sqrt(), nu)
-        K = K + alpha * torch.eye(X.shape[0], dtype=X.dtype, device=X.device)
-        L = _cholesky(K)
-        a = torch.cholesky_solve(r[:, None], L)[:, 0]
-        return -0.5 * (r * a).sum() - torch.log(torch.diagonal(L)).sum() - 0.5 * X.shape[0] * math.log(2 * math.pi)
-
-
-def _cholesky(K: torch.Tensor) -> torch.Tensor:
-    L, info = torch.linalg.cholesky_ex(K)
-    jitter = 1e-8
-    while int(info) != 0 and jitter < 1.0:  # numerically singular: add jitter until it factors
-        eye = torch.eye(K.shape[0], dtype=K.dtype, device=K.device)
-        L, info = torch.linalg.cholesky_ex(K + jitter * eye)
-        jitter *= 10
-    return L
-
-
-def lml_and_grad(log_ls: np.ndarray, X: np.ndarray, r: np.ndarray, nu: float, alpha: float) -> tuple[float, np.ndarray]:
-    """Log marginal likelihood of the GP and its gradient w.r.t. log length scales (numpy, float64).
-
-    With D_i the coordinate differences and d the scaled distance, dK/d log l_i = g(d)·D_i²/l_i², where
-    g = 3 exp(−√3 d) for ν = 1.5 and g = (5/3)(1 + √5 d) exp(−√5 d) for ν = 2.5 (no singularity at d = 0);
-    d LML/dθ = ½ tr((a aᵀ − K⁻¹) dK/dθ) with a = K⁻¹ r.
-    """
-    ls = np.exp(log_ls)
-    q = (X[:, None, :] - X[None, :, :]) ** 2 / ls**2  # (n, n, 3): D_i^2 / l_i^2
-    d = np.sqrt(q.sum(-1))
-    if nu == 1.5:
-        e = np.exp(-math.sqrt(3.0) * d)
-        K = (1.0 + math.sqrt(3.0) * d) * e
-        g = 3.0 * e
-    else:
-        e = np.exp(-math.sqrt(5.0) * d)
-        K = (1.0 + math.sqrt(5.0) * d + 5.0 * d * d / 3.0) * e
-        g = (5.0 / 3.0) * (1.0 + math.sqrt(5.0) * d) * e
-    n = X.shape[0]
-    K[np.diag_indices(n)] += alpha
-    try:
-        L = np.linalg.cholesky(K)
-    except np.linalg.LinAlgError:
-        return -np.inf, np.zeros(3)
-    a = _chol_solve(L, r)
-    lml = -0.5 * float(r @ a) - float(np.log(np.diag(L)).sum()) - 0.5 * n * math.log(2 * math.pi)
-    Kinv = _chol_solve(L, np.eye(n))
-    W = np.outer(a, a) - Kinv  # (n, n)
-    grad = 0.5 * np.einsum("ij,ijk->k", W * g, q)
-    return lml, grad
-
-
-def _chol_solve(L: np.ndarray, b: np.ndarray) -> np.ndarray:
-    from scipy.linalg import solve_triangular
-
-    return solve_triangular(L.T, solve_triangular(L, b, lower=True), lower=False)
-
-
-def _single_threaded_blas():
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: only a speed matter
-        import contextlib
-
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
-
-
-def refit_length_scales(X: torch.Tensor, r: torch.Tensor, ls: torch.Tensor, nu: float, alpha: float,
-                        bounds: tuple[float, float] = LENGTH_BOUNDS, max_iter: int = 50) -> torch.Tensor:
-    """Maximise the log marginal likelihood over the length scales within ``bounds``, warm-started at ``ls``.
-
-    L-BFGS-B (scipy) on log ℓ with the analytic gradient, one start (as scikit-learn's GP does without
-    restarts); deterministic. Runs on the CPU in float64 (n is small). Returns ``ls`` unchanged when the
-    optimiser does not improve the likelihood.
-    """
-    from scipy.optimize import minimize
-
-    Xn = X.detach().cpu().double().numpy()
-    rn = r.detach().cpu().double().numpy()
-    lo, hi = math.log(bounds[0]), math.log(bounds[1])
-    x0 = np.clip(np.log(ls.detach().cpu().double().numpy()), lo, hi)
-    with _single_threaded_blas():
-        start, _ = lml_and_grad(x0, Xn, rn, nu, alpha)
-
-    def fun(t):
-        v, g = lml_and_grad(t, Xn, rn, nu, alpha)
-        if not np.isfinite(v):
-            return 1e25, np.zeros_like(t)
-        return -v, -g
-
-    with _single_threaded_blas():  # n x n algebra: threading only costs here (much, on a busy machine)
-        res = minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=[(lo, hi)] * 3, options={"maxiter": max_iter})
-    if not np.isfinite(res.fun) or -res.fun < start or not np.isfinite(res.x).all():
-        return ls
-    return torch.tensor(np.exp(res.x), dtype=torch.float64, device=ls.device)
 
 
 # --------------------------------------------------------------------------- the method
