@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from explorer.core.jsonable import to_json
 
 
 def add_parsers(sub) -> None:
@@ -20,7 +20,7 @@ def cmd_methods(args) -> int:
 
     names = method_names()
     if args.json:
-        print(json.dumps([METHODS.get(n).describe() for n in names], indent=2))
+        print(to_json([METHODS.get(n).describe() for n in names]))
         return 0
     for n in names:
         d = METHODS.get(n).describe()

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
+from explorer.core.jsonable import to_json
 from explorer.io.safe_files import atomic_write, output_dir, write_text
 
 
@@ -31,4 +31,4 @@ def export_layers(session, folder: str | Path) -> Iterator[str]:
         index.append({"file": name, "layer": layer.record(), "run": run.record(),
                       "explanation": run.explanation.record()})
         yield name
-    write_text(out / "layers.json", json.dumps(index, indent=2))
+    write_text(out / "layers.json", to_json(index))
