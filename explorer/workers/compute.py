@@ -178,10 +178,10 @@ class ComputeWorker(QThread):
         entries = []
         for name in method_names():
             cls = METHODS.get(name)
+            # the method's own describe(), with the live LayerSpecs and Params the panels build from in
+            # place of their JSON forms
             entries.append({
-                "name": name, "title": cls.title or name, "family": cls.family, "paper": cls.paper,
-                "summary": cls.summary, "needs": cls.needs.describe(), "class_agnostic": cls.class_agnostic,
-                "outputs": tuple(cls.outputs), "params": cls.params, "quick": dict(cls.quick),
+                **cls.describe(), "outputs": tuple(cls.outputs), "params": cls.params, "quick": dict(cls.quick),
                 "resumable": cls.resumable, "available": True, "reason": "", "_needs": cls.needs,
             })
         self.catalog = entries
