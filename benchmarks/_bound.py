@@ -18,7 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from explorer.models import load_model  # noqa: E402
+from explorer.models import load_model
 
 
 def _pass(module, x: torch.Tensor, grad: bool, target: int = 0) -> None:

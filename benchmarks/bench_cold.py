@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _machine import machine  # noqa: E402
+from _machine import machine
 
 PHOTO = ROOT / "resources" / "samples" / "chelsea.png"
 EXPLORER = [sys.executable, "-m", "explorer"]

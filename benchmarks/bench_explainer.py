@@ -32,15 +32,15 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from explorer.core.types import Placement  # noqa: E402
-from explorer.evaluation.causal import deletion_insertion  # noqa: E402
-from explorer.io.images import read_image  # noqa: E402
-from explorer.methods.base import Context, get_method, prepare  # noqa: E402
-from explorer.methods.explainer_net.method import ExplainerNet, shipped_checkpoint  # noqa: E402
-from explorer.methods.explainer_net.model import read_checkpoint  # noqa: E402
-from explorer.models import load_model  # noqa: E402
+from _machine import machine  # benchmarks/ is on sys.path when run as a script
 
-from _machine import machine  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from explorer.core.types import Placement
+from explorer.evaluation.causal import deletion_insertion
+from explorer.io.images import read_image
+from explorer.methods.base import Context, get_method, prepare
+from explorer.methods.explainer_net.method import ExplainerNet, shipped_checkpoint
+from explorer.methods.explainer_net.model import read_checkpoint
+from explorer.models import load_model
 
 RESULTS = ROOT / "benchmarks" / "results" / "bench_explainer.json"
 SHARED = ROOT.parent / "shared" / "data" / "imagenet-sample"

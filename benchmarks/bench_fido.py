@@ -26,12 +26,11 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from explorer.io.images import read_image  # noqa: E402
-from explorer.methods import explain  # noqa: E402
-from explorer.models import load_model  # noqa: E402
+from _machine import machine  # benchmarks/ is on sys.path when run as a script
 
-
-from _machine import machine  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from explorer.io.images import read_image
+from explorer.methods import explain
+from explorer.models import load_model
 
 
 def bound(model, samples: int, hw: tuple[int, int], reps: int) -> float:

@@ -280,7 +280,10 @@ def bench_costs(app, repeats: int) -> dict:
     moved["baseline rule of a 224² map (on_baseline)"] = _cpu_ms(lambda: display.on_baseline(exps[-1].raw["salient"]),
                                                                  repeats)
     win.close()
-    med = lambda v: statistics.median(v) * 1000  # noqa: E731
+
+    def med(v):  # milliseconds
+        return statistics.median(v) * 1000
+
     return {"visible_layers": visible, "gui_accept_ms": med(accept), "gui_swap_ms": med(swap),
             "gui_repaint_ms": med(paint), "gui_total_ms": med(accept) + med(swap) + med(paint),
             "moved_per_call_ms": moved,
@@ -313,7 +316,7 @@ def main() -> None:
     for k, v in sliders.items():
         rows.append((f"display change -> repaint, {k} (median ms)", f"{v['median_ms']:.1f}", "<= 16",
                      v["median_ms"] <= 16.0))
-        rows.append((f"   same, process CPU time (median ms)", f"{v['median_cpu_ms']:.1f}", "", True))
+        rows.append(("   same, process CPU time (median ms)", f"{v['median_cpu_ms']:.1f}", "", True))
     rows.append(("GUI thread longest block during RISE (ms)", f"{heart['max_block_ms']:.1f}", "<= 50",
                  heart["max_block_ms"] <= 50.0))
     rows.append(("GUI heartbeat p99 gap (ms, 10 ms timer)", f"{heart['p99_gap_ms']:.1f}", "", True))

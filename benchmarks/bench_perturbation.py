@@ -32,15 +32,14 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from explorer.io.images import read_image  # noqa: E402
-from explorer.methods import explain  # noqa: E402
-from explorer.methods.base import prepare  # noqa: E402
-from explorer.perturb.linear import lime_kernel  # noqa: E402
-from explorer.perturb.superpixels import superpixels  # noqa: E402
-from explorer.models import load_model  # noqa: E402
+from _machine import machine  # benchmarks/ is on sys.path when run as a script
 
-
-from _machine import machine  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from explorer.io.images import read_image
+from explorer.methods import explain
+from explorer.methods.base import prepare
+from explorer.models import load_model
+from explorer.perturb.linear import lime_kernel
+from explorer.perturb.superpixels import superpixels
 
 
 class Timing(float):

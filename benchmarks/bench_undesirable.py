@@ -19,10 +19,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_fido import machine  # noqa: E402
-from explorer.io.images import read_image  # noqa: E402
-from explorer.methods import explain  # noqa: E402
-from explorer.models import load_model  # noqa: E402
+from benchmarks.bench_fido import machine
+from explorer.io.images import read_image
+from explorer.methods import explain
+from explorer.models import load_model
 
 
 def main() -> int:

@@ -31,10 +31,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("EXPLORER_OFFLINE", "1")
 
-from explorer.io.images import read_image  # noqa: E402
-from explorer.methods import explain  # noqa: E402
-from explorer.methods.base import prepare  # noqa: E402
-from explorer.models import load_model  # noqa: E402
+from explorer.io.images import read_image
+from explorer.methods import explain
+from explorer.methods.base import prepare
+from explorer.models import load_model
 
 SETTINGS = {
     "gradient": {},
@@ -156,8 +156,9 @@ def main(argv=None) -> int:
     ap.add_argument("--image", default=str(ROOT / "resources" / "samples" / "chelsea.png"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bench_whitebox.json"))
     args = ap.parse_args(argv)
-    import tqdm  # pytorch-grad-cam's Score-CAM prints a progress bar; keep the table readable
     from functools import partialmethod
+
+    import tqdm  # pytorch-grad-cam's Score-CAM prints a progress bar; keep the table readable
     tqdm.tqdm.__init__ = partialmethod(tqdm.tqdm.__init__, disable=True)
 
     model = load_model(device=args.device)

@@ -45,13 +45,21 @@ _LAZY = {
 __all__ = ["__version__", "list_methods", *_LAZY]
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the real objects, without importing them at run time
-    from explorer.api.model import load_model
-    from explorer.api.result import Explanation
-    from explorer.api.run import evaluate, explain, explain_iter
-    from explorer.api.viewer import view
-    from explorer.core.cancel import CancelToken
-    from explorer.core.errors import (ExplorerError, FileError, ImageReadError, ModelLoadError, ParamError,
-                                      TargetError, UnknownNameError, UnsupportedError)
+    from explorer.api.model import load_model  # noqa: F401 - public: __all__ lists _LAZY
+    from explorer.api.result import Explanation  # noqa: F401 - public: __all__ lists _LAZY
+    from explorer.api.run import evaluate, explain, explain_iter  # noqa: F401 - public: __all__ lists _LAZY
+    from explorer.api.viewer import view  # noqa: F401 - public: __all__ lists _LAZY
+    from explorer.core.cancel import CancelToken  # noqa: F401 - public: __all__ lists _LAZY
+    from explorer.core.errors import (  # noqa: F401 - public: __all__ lists _LAZY
+        ExplorerError,
+        FileError,
+        ImageReadError,
+        ModelLoadError,
+        ParamError,
+        TargetError,
+        UnknownNameError,
+        UnsupportedError,
+    )
 
 
 def list_methods() -> list[dict[str, Any]]:

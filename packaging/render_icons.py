@@ -24,7 +24,7 @@ def render(svg: Path = ICONS / "explorer.svg", out_dir: Path = ICONS, sizes=SIZE
     from PySide6.QtWidgets import QApplication
 
     # a full QApplication (not QGuiApplication), so that widgets created later in the same process still work
-    app = QApplication.instance() or QApplication(sys.argv[:1])  # noqa: F841 (keeps Qt alive)
+    app = QApplication.instance() or QApplication(sys.argv[:1])  # noqa: F841 - the reference keeps Qt alive
     renderer = QSvgRenderer(str(svg))
     if not renderer.isValid():
         raise SystemExit(f"render_icons: {svg} is not a valid SVG")

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from explorer.core.errors import ExplorerError, FileError, ParamError, UnknownNameError
-from explorer.methods import explain, run
 from explorer.methods import borex as bx
+from explorer.methods import explain, run
 
 
 # --------------------------------------------------------------------------- helpers

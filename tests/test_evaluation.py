@@ -8,10 +8,17 @@ import torch
 
 from explorer.core.cancel import CancelToken
 from explorer.core.errors import Cancelled, ParamError, UnsupportedError
-from explorer.core.types import to_image_space, to_input_space
+from explorer.core.types import to_input_space
 from explorer.evaluation.base import random_map, run_to_end
-from explorer.evaluation.causal import (Curve, CurveFrames, causal_curve, default_step, iter_causal_curve,
-                                        rank_map, trapezoid_auc)
+from explorer.evaluation.causal import (
+    Curve,
+    CurveFrames,
+    causal_curve,
+    default_step,
+    iter_causal_curve,
+    rank_map,
+    trapezoid_auc,
+)
 from explorer.evaluation.metrics import confidence, iter_sanity_check, parametrised_layers, sanity_check
 from explorer.methods.base import prepare
 

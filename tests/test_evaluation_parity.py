@@ -58,8 +58,7 @@ def test_imputation_is_the_neighbour_mean_and_leaves_kept_pixels():
 @pytest.mark.slow
 def test_road_matches_pytorch_grad_cam(model, chelsea, setting):
     from pytorch_grad_cam.metrics.perturbation_confidence import PerturbationConfidenceMetric
-    from pytorch_grad_cam.metrics.road import (NoisyLinearImputer, RemoveLeastRelevantFirst,
-                                               RemoveMostRelevantFirst)
+    from pytorch_grad_cam.metrics.road import NoisyLinearImputer, RemoveLeastRelevantFirst, RemoveMostRelevantFirst
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 
     ctx, maps = setting

@@ -14,12 +14,21 @@ import torch
 
 from explorer.core.errors import ExplorerError, FileError
 from explorer.methods import explain
-from explorer.methods.explainer_net.method import ExplainerNet, shipped_checkpoint
 from explorer.methods.explainer_net.heads import ClassHead, TiedHead
+from explorer.methods.explainer_net.losses import part_targets
+from explorer.methods.explainer_net.method import ExplainerNet, shipped_checkpoint
 from explorer.methods.explainer_net.model import Explainer, pick_taps, read_checkpoint
 from explorer.methods.explainer_net.train import (
-    ImageSet, SkippedImageWarning, TrainConfig, Trainer, area_loss, compose, scan_folder, split_holdout, total_variation)
-from explorer.methods.explainer_net.losses import part_targets
+    ImageSet,
+    SkippedImageWarning,
+    TrainConfig,
+    Trainer,
+    area_loss,
+    compose,
+    scan_folder,
+    split_holdout,
+    total_variation,
+)
 from explorer.models.layers import hook_count
 
 PHOTOS = ("chelsea.png", "coffee.png", "rocket.jpg", "astronaut.png")

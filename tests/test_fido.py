@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch import nn
 
+import explorer.perturb.params as infill_params
 from explorer.core.errors import FileError
 from explorer.methods import explain, run
-import explorer.perturb.params as infill_params
 from explorer.methods.counterfactual import concrete_keep, log_odds
 
 CAT, ESPRESSO = 285, 967

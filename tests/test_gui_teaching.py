@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-from explorer.gui import layer_help, teaching as gui_teaching
+from explorer.gui import teaching as gui_teaching
 from explorer.gui.pickers import ClassPicker, PriorPicker
 from explorer.session import teaching
 from tests.test_gui import open_window

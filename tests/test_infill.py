@@ -9,9 +9,8 @@ import torch
 from torch import nn
 
 from explorer.core.errors import FileError, ParamError
-from explorer.perturb.infill import (ALL_INFILLS, INFILLERS, INFILLS, Infill, gaussian_blur, load_inpainter,
-                                     make_infill)
 from explorer.models.preprocess import Preprocess
+from explorer.perturb.infill import ALL_INFILLS, INFILLERS, INFILLS, Infill, gaussian_blur, load_inpainter, make_infill
 
 PRE = Preprocess((64, 64))
 

@@ -223,9 +223,8 @@ def test_render_icons_script_reproduces_the_pngs(tmp_path):
     spec = importlib.util.spec_from_file_location("render_icons_under_test", PACKAGING / "render_icons.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    from PIL import Image, ImageChops
-
     import numpy as np
+    from PIL import Image, ImageChops
 
     (out,) = mod.render(out_dir=tmp_path, sizes=(32,))
     with Image.open(out) as a, Image.open(resources.icon(32)) as b:

@@ -14,8 +14,14 @@ from explorer.methods import explain, run
 from explorer.methods.base import prepare
 from explorer.perturb.infill import make_infill
 from explorer.perturb.linear import WeightedSums, lime_kernel
-from explorer.perturb.masks import (lime_patterns, occlusion_masks, rise_masks, shap_patterns,
-                                    shapley_size_distribution, window_positions)
+from explorer.perturb.masks import (
+    lime_patterns,
+    occlusion_masks,
+    rise_masks,
+    shap_patterns,
+    shapley_size_distribution,
+    window_positions,
+)
 from explorer.perturb.superpixels import paint, segment_masks, slic_segments, superpixels
 
 CPU = torch.device("cpu")

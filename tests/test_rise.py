@@ -5,7 +5,6 @@ import torch
 
 from explorer.methods import explain
 from explorer.methods.base import prepare
-from explorer.perturb.infill import make_infill
 from explorer.perturb.masks import rise_masks
 
 
@@ -46,7 +45,6 @@ def test_rise_matches_formula_exactly_on_tiny_model(tiny_model):
     exp = explain("rise", tiny_model, rgb, params={"n": n, "cells": s, "p": p, "batch_size": 32}, target=target, seed=9)
     ctx = prepare(tiny_model, rgb, target, seed=9)
     masks = torch.cat(list(rise_masks(n, (32, 32), s, p, 32, torch.device("cpu"), ctx.generator())))
-    infill = make_infill("zero", ctx.x, tiny_model.preprocess)
     expected = torch.zeros(32, 32, dtype=torch.float64)
     with torch.no_grad():
         for i in range(n):  # one mask at a time, as the formula reads

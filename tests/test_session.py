@@ -9,10 +9,9 @@ import pytest
 
 from explorer.core.errors import FileError
 from explorer.core.types import Explanation, Placement
-from explorer.io.session_file import arrays_path, load_session, save_session
-from explorer.session import Session, Signal
-from explorer.session import render
 from explorer.evaluation.agreement import spearman, topk_iou
+from explorer.io.session_file import arrays_path, load_session, save_session
+from explorer.session import Session, Signal, render
 from explorer.session.figure import figure_grid
 
 

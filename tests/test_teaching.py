@@ -10,8 +10,7 @@ from explorer.core.errors import ExplorerError, UnknownNameError
 from explorer.core.params import Param
 from explorer.core.types import Explanation, LayerSpec, Placement
 from explorer.methods import METHODS, method_names
-from explorer.session import Session
-from explorer.session import priors, teaching
+from explorer.session import Session, priors, teaching
 from explorer.session.classes import find_class
 from explorer.session.layer_help import layer_help
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QObject, Slot
 
-from explorer.session.document import ModelChoice
 from explorer.session.controller import RunJob
+from explorer.session.document import ModelChoice
 from explorer.workers.compute import ComputeWorker, describe_error
 
 T = 60_000  # generous: the CI machine may be loaded

@@ -26,7 +26,7 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
         self._late = late
 
-    def error(self, message: str):  # noqa: D401 - argparse's hook
+    def error(self, message: str):  # argparse's hook
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
     def format_help(self) -> str:

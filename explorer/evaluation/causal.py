@@ -48,9 +48,9 @@ from explorer.core.cancel import CancelToken
 from explorer.core.errors import ExplorerError, ParamError
 from explorer.evaluation.base import Progress, input_space, run_to_end, token
 from explorer.methods.base import Context, prepare
+from explorer.models.loaded import LoadedModel
 from explorer.perturb.infill import INFILLERS, make_infill
 from explorer.perturb.scoring import score_batch
-from explorer.models.loaded import LoadedModel
 
 MODES = ("deletion", "insertion")
 DEFAULT_SUBSTRATE = {"deletion": "zero", "insertion": "blur"}

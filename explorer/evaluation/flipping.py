@@ -33,8 +33,8 @@ from explorer.core.errors import ParamError
 from explorer.evaluation.base import Progress, input_space, run_to_end, token
 from explorer.evaluation.causal import Curve, iter_causal_curve, make_substrate
 from explorer.methods.base import Context, prepare
-from explorer.perturb.scoring import score_batch
 from explorer.models.loaded import LoadedModel
+from explorer.perturb.scoring import score_batch
 
 PIXEL_FLIPPING_SUBSTRATE = "black"
 REGION_SUBSTRATE = "black"

@@ -28,9 +28,9 @@ import torch
 from explorer.core.errors import ExplorerError, ParamError
 from explorer.evaluation.base import input_space
 from explorer.methods.base import prepare
+from explorer.models.loaded import LoadedModel
 from explorer.perturb.infill import make_infill
 from explorer.perturb.scoring import score_batch
-from explorer.models.loaded import LoadedModel
 
 FRACTIONS = (0.01, 0.02, 0.05, 0.1, 0.2)
 

@@ -54,11 +54,13 @@ def main(args) -> int:
     from explorer.core.params import parse_assignments
     from explorer.gui.main_window import MainWindow
     from explorer.gui.teaching import first_start
-    from explorer.session.teaching import first_method
     from explorer.session.document import ModelChoice, RunStatus
+    from explorer.session.teaching import first_method
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    g = lambda k, d=None: getattr(args, k, d)  # noqa: E731
+    def g(k, d=None):
+        return getattr(args, k, d)
+
     params = parse_assignments(g("param") or [])  # a ParamError exits with code 2 via the CLI
     app = _app()
     win = MainWindow(ModelChoice.from_args(args))

@@ -24,9 +24,9 @@ from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from explorer.gui.widgets import ColorBar
 from explorer.session import render
 from explorer.session.document import Layer, Session
-from explorer.gui.widgets import ColorBar
 from explorer.workers.render_thread import RenderThread
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)

@@ -45,7 +45,7 @@ class EvaluationDock(QWidget):
                 from explorer.gui import evaluation_panel
 
                 self._panel = evaluation_panel.EvaluationPanel()
-            except Exception:  # noqa: BLE001 - a broken optional panel must not stop the app
+            except Exception:  # a broken optional panel must not stop the app
                 log.exception("the evaluation panel could not be created")
                 self.win.show_error("Evaluation — the evaluation panel could not be created (details in the log)")
                 return None

@@ -215,15 +215,15 @@ class MainWindow(QMainWindow):
         self.worker.stop()
         self.canvas.close_renderer()
 
-    def closeEvent(self, event) -> None:  # noqa: N802
+    def closeEvent(self, event) -> None:
         self.shutdown()
         super().closeEvent(event)
 
-    def dragEnterEvent(self, event) -> None:  # noqa: N802
+    def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
 
-    def dropEvent(self, event) -> None:  # noqa: N802
+    def dropEvent(self, event) -> None:
         urls = event.mimeData().urls()
         if urls:
             self.files.open_path(urls[0].toLocalFile())

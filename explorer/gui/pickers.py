@@ -110,7 +110,7 @@ class PriorPicker(QComboBox):
         self.setCurrentIndex(max(idx, 0))
         self.blockSignals(False)
 
-    def showPopup(self) -> None:  # noqa: N802
+    def showPopup(self) -> None:
         self.refresh()
         super().showPopup()
 

@@ -27,8 +27,7 @@ from explorer.core.params import Param, Params
 from explorer.core.types import LayerSpec, Needs, Step
 from explorer.methods.alternatives import use_instead
 from explorer.methods.base import Context, Method, register
-from explorer.models.attention import (TokenLayout, attention_modules, attention_recording, check_attention,
-                                       token_layout)
+from explorer.models.attention import TokenLayout, attention_modules, attention_recording, check_attention, token_layout
 
 FUSIONS = ("mean", "max", "min")
 # a model one of them refuses, the other refuses too: neither is suggested instead of the other

@@ -131,7 +131,7 @@ def get_method(name: str) -> type[Method]:
 
 
 def method_names() -> list[str]:
-    import explorer.methods  # noqa: F401
+    import explorer.methods  # noqa: F401 - registers every method module
 
     return METHODS.names()
 

@@ -35,10 +35,10 @@ from explorer.core.params import Param, Params
 from explorer.core.types import LayerSpec, Needs, Step
 from explorer.methods.base import Context, Method, register
 from explorer.methods.gradients import abs_max, channel_sum, guided_gradient, require_relus
+from explorer.models.layers import LayerInfo, as_grid, recording
 from explorer.perturb.infill import INFILLS, make_infill
 from explorer.perturb.params import BATCH_SIZE
 from explorer.perturb.scoring import batch_size
-from explorer.models.layers import LayerInfo, as_grid, recording
 
 LAYER_PARAM = Param("layer", "layer", None, "feature-map layer (default: the last spatial map before pooling)",
                     live=False)

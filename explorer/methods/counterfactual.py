@@ -111,7 +111,7 @@ class Fido(Method):
         try:
             with torch.inference_mode():
                 out = self.model(x)
-        except Exception as exc:  # noqa: BLE001 - any failure on the reduced size is this refusal (OOM excepted)
+        except Exception as exc:  # any failure on the reduced size is this refusal (OOM excepted)
             if _is_oom(exc):
                 raise
             why = str(exc).strip().splitlines()[0][:160].rstrip(".") if str(exc).strip() else ""

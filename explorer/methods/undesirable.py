@@ -33,8 +33,17 @@ from explorer.core.params import Param, Params
 from explorer.core.types import NON_TARGET, SALIENT, TARGET_HINDERING, LayerSpec, Needs, Step
 from explorer.methods.base import Context, Method, register
 from explorer.perturb.masks import rise_masks
-from explorer.perturb.params import (BATCH_SIZE, CELLS, DENSITY, INFILL_OR_LEARNED, INPAINTER, N_MASKS, SIGMA,
-                                     check_inpainter, infill_for)
+from explorer.perturb.params import (
+    BATCH_SIZE,
+    CELLS,
+    DENSITY,
+    INFILL_OR_LEARNED,
+    INPAINTER,
+    N_MASKS,
+    SIGMA,
+    check_inpainter,
+    infill_for,
+)
 from explorer.perturb.scoring import batch_size, score_batch
 
 COMPETITOR_PARAM = Param("competitor", "class", None,

@@ -1,7 +1,7 @@
 """Loading classifiers, their preprocessing and labels, layer discovery and the device/batch policy."""
 
-from explorer.models.loaded import LoadedModel, Prediction
 from explorer.models.labels import imagenet_labels
+from explorer.models.loaded import LoadedModel, Prediction
 from explorer.models.loader import DEFAULT_MODEL, load_model, model_specs
 from explorer.models.preprocess import Preprocess
 

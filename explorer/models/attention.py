@@ -26,6 +26,7 @@ from torch import nn
 
 from explorer.core.errors import UnsupportedError
 
+
 def attention_modules(module: nn.Module) -> list[tuple[str, nn.Module]]:
     """The self-attention module of each transformer block, in execution order (empty if none).
 

@@ -51,7 +51,7 @@ class BatchPolicy:
         """``fn(batch)``; on OOM split the batch in two, halve the policy, retry (down to one image)."""
         try:
             return fn(batch)
-        except Exception as exc:  # noqa: BLE001 - only OOM is handled, the rest re-raised
+        except Exception as exc:  # only OOM is handled, the rest re-raised
             if not is_oom(exc) or batch.shape[0] <= 1:
                 raise
         if self.device.type == "cuda":

@@ -92,7 +92,7 @@ def load_weights_file(path: str | Path, trust_pickle: bool = False):
             raise FileError(p, "reading .safetensors needs the 'safetensors' package") from None
         try:
             return load_file(str(p))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - whatever safetensors raises, the file is not readable
             raise FileError(p, f"not a readable safetensors file: {exc}") from None
     try:
         return torch.load(p, map_location="cpu", weights_only=not trust_pickle)
@@ -155,7 +155,7 @@ def _torchvision_module(name: str, weights: str | None, trust: bool, allow_downl
         return module, str(weights)
     try:
         wenum = torchvision.models.get_model_weights(name).DEFAULT
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - any failure to find the weights enum means no standard weights
         raise ModelLoadError(f"torchvision:{name} has no standard weights; pass --weights FILE") from None
     url = wenum.url
     cache = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
@@ -172,7 +172,7 @@ def _torchvision_module(name: str, weights: str | None, trust: bool, allow_downl
             cache.parent.mkdir(parents=True, exist_ok=True)
             with _network_timeout(DOWNLOAD_TIMEOUT_S):
                 torch.hub.download_url_to_file(url, str(cache), progress=False)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - a download fails many ways (network, disk, hub); each is one message
             cache.unlink(missing_ok=True)
             raise ModelLoadError(
                 f"weights for torchvision:{name} are not in the local cache ({cache}) and could not be "
@@ -195,7 +195,7 @@ def _timm_module(name: str, weights: str | None, trust: bool, allow_download: bo
     try:
         with _hub_offline(not allow_download), _network_timeout(DOWNLOAD_TIMEOUT_S):
             module = timm.create_model(name, pretrained=True)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - timm and the hub fail many ways; each means the weights are not here
         raise ModelLoadError(
             f"weights for timm:{name} are neither in the local Hugging Face cache nor downloadable here "
             f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}); pass --weights FILE") from None
@@ -211,7 +211,7 @@ def _timm_preprocess(module: nn.Module, policy: str | None) -> Preprocess:
         interp = cfg.get("interpolation", "bilinear")
         return Preprocess(size, tuple(cfg["mean"]), tuple(cfg["std"]), policy or "resize",
                           float(cfg.get("crop_pct", 0.875)), interp if interp in INTERPOLATIONS else "bilinear")
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - a model timm cannot describe gets the default preprocessing
         return Preprocess(policy=policy or "resize")
 
 
@@ -262,7 +262,7 @@ class _OnnxForward:
         opts = ort.SessionOptions()
         try:
             self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types; each is a bad file
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             custom = re.search(r"([\w.]+:[\w.]+)\(-?\d+\) is not a registered function/op", msg)
             if custom:

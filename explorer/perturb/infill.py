@@ -192,7 +192,7 @@ def load_inpainter(path: str | os.PathLike, device: torch.device | str, hw: tupl
     try:
         with torch.no_grad():
             out = module(img, mask)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - a failure of any kind in the user's in-painter is its file's fault
         raise FileError(p, "the in-painter failed on a (2, 3, %d, %d) image and (2, 1, %d, %d) mask: %s: %s"
                         % (h, w, h, w, type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")) from None
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, 3, h, w):

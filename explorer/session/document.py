@@ -84,7 +84,9 @@ class ModelChoice:
 
     @classmethod
     def from_args(cls, args: Any) -> "ModelChoice":
-        g = lambda k, default=None: getattr(args, k, default)  # noqa: E731
+        def g(k, default=None):
+            return getattr(args, k, default)
+
         return cls(g("model"), g("weights"), g("labels"), g("device"), g("input_size"), bool(g("offline", False)))
 
 

@@ -41,7 +41,7 @@ def describe_error(exc: BaseException, what: str) -> str:
         from explorer.models.device import is_oom
 
         oom = is_oom(exc)
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - describing an error must never raise
         oom = isinstance(exc, MemoryError)
     if oom:
         return (f"out of memory while {what}: lower the batch size or the number of samples, or use a "
@@ -146,10 +146,10 @@ class ComputeWorker(QThread):
             return bool(self._active)
 
     # ------------------------------------------------------------------ the thread
-    def run(self) -> None:  # noqa: D401 - QThread entry point
+    def run(self) -> None:  # QThread entry point
         try:
             self._load_catalog()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - reported to the GUI; the thread must survive
             self.model_failed.emit(describe_error(exc, "loading the methods"))
         while True:
             item = self._queue.get()
@@ -168,7 +168,7 @@ class ComputeWorker(QThread):
                     self._do_run(payload)
                 elif kind == "call":
                     self._do_call(*payload)
-            except Exception as exc:  # noqa: BLE001 - the thread must survive anything
+            except Exception as exc:  # the thread must survive anything
                 log.exception("worker job %s failed", kind)
                 self.model_failed.emit(describe_error(exc, f"handling a {kind} job"))
 
@@ -213,7 +213,7 @@ class ComputeWorker(QThread):
                 layer_names = model.layer_names()
             except Exception:  # noqa: BLE001 - a model without discoverable layers still works
                 layer_names = []
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - reported to the GUI; the thread must survive
             self.model_failed.emit(describe_error(exc, f"loading the model {label}"))
             return
         self._adopt_model(model, layer_names)
@@ -222,7 +222,7 @@ class ComputeWorker(QThread):
         if layer_names is None:
             try:
                 layer_names = model.layer_names()
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - a model without discoverable layers still works
                 layer_names = []
         self.model = model
         info = model.describe()
@@ -244,7 +244,7 @@ class ComputeWorker(QThread):
         try:
             ctx = prepare(self.model, self.image)
             preds = self.model.predict(ctx.x, max(self.topk, 5))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - reported to the GUI; the thread must survive
             self.model_failed.emit(describe_error(exc, "classifying the image"))
             return
         self.predictions_ready.emit([(p.index, p.name, p.prob) for p in preds], self.image_token)
@@ -291,7 +291,7 @@ class ComputeWorker(QThread):
                     last_emit = time.perf_counter()
         except Cancelled:
             self.run_cancelled.emit(job.run_id, job.generation, "cancelled before the first result")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - reported to the GUI; the thread must survive
             self.run_failed.emit(job.run_id, job.generation, describe_error(exc, what))
         finally:
             with self._lock:
@@ -302,7 +302,7 @@ class ComputeWorker(QThread):
     def _do_call(self, token: int, fn) -> None:
         try:
             result = fn(self.model, self.image)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - reported to the GUI; the thread must survive
             self.call_failed.emit(token, describe_error(exc, "computing"))
             return
         self.call_done.emit(token, result)

@@ -89,7 +89,7 @@ class RenderThread(QObject):
             self.thread_ids.add(threading.get_ident())
             try:
                 result = fn()
-            except Exception as exc:  # noqa: BLE001 - a bad map must not end the thread
+            except Exception as exc:  # a bad map must not end the thread
                 log.exception("rendering %r failed", key)
                 ok, payload = False, f"{type(exc).__name__}: {exc}"
             else:

@@ -22,11 +22,20 @@ import torch
 
 from explorer.core.cancel import NEVER, CancelToken
 from explorer.core.errors import ExplorerError, FileError, ParamError
-from explorer.methods.explainer_net.augment import Sample, augment, compose, draw_count  # noqa: F401
+from explorer.methods.explainer_net.augment import Sample, augment, compose, draw_count
 from explorer.methods.explainer_net.data import (  # noqa: F401 - re-exported: the training API in one place
-    ImageSet, SkippedImageWarning, describe_skipped, scan_folder, split_holdout)
-from explorer.methods.explainer_net.losses import (  # noqa: F401
-    area_loss, explainer_losses, pseudo_labels, total_variation)
+    ImageSet,
+    SkippedImageWarning,
+    describe_skipped,
+    scan_folder,
+    split_holdout,
+)
+from explorer.methods.explainer_net.losses import (  # noqa: F401 - re-exported: the training API in one place
+    area_loss,
+    explainer_losses,
+    pseudo_labels,
+    total_variation,
+)
 from explorer.methods.explainer_net.model import Explainer, check_compatible, read_checkpoint
 from explorer.models.loaded import LoadedModel
 
