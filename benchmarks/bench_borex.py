@@ -133,7 +133,8 @@ def speed(model, image, iterations: int, label: str) -> dict:
     marks = sorted({1, min(5, iterations), min(10, iterations), iterations // 2 or 1, iterations})
     for r in per:
         if r["n"] in marks:
-            print(f"{r['n']:>9}{r['refit']:>9.3f}{r['grid']:>11.3f}{r['refit'] + r['grid']:>10.3f}{r['forwards']:>12.3f}")
+            print(f"{r['n']:>9}{r['refit']:>9.3f}{r['grid']:>11.3f}{r['refit'] + r['grid']:>10.3f}"
+                  f"{r['forwards']:>12.3f}")
     gp = [r["refit"] + r["grid"] for r in per]
     fw = [r["forwards"] for r in per]
     print(f"{'mean':>9}{np.mean([r['refit'] for r in per]):>9.3f}{np.mean([r['grid'] for r in per]):>11.3f}"

@@ -186,8 +186,10 @@ def main() -> int:
             "ms_per_image": ms, "speedup_vs_rise": rise_ms / ms if r["ms"] else None,
         }
     print(f"\n{len(pairs)} composites of 2 and {len(singles)} single photos held out from {args.folder} "
-          f"({model.id}); {mach['cpu_count']} cpus, load {mach['loadavg_start']}; {time.perf_counter() - t_start:.0f} s")
-    print(f"{'method':22s}{'class-spec.':>12}{'(targets)':>10}{'ins-del':>9}{'(photos)':>9}{'ms/image':>10}{'vs rise':>9}")
+          f"({model.id}); {mach['cpu_count']} cpus, load {mach['loadavg_start']}; "
+          f"{time.perf_counter() - t_start:.0f} s")
+    print(f"{'method':22s}{'class-spec.':>12}{'(targets)':>10}{'ins-del':>9}{'(photos)':>9}{'ms/image':>10}"
+          f"{'vs rise':>9}")
     for name, s in summary.items():
         cs = f"{s['class_specificity']:.3f}" if s["class_specificity"] is not None else "-"
         idl = f"{s['insertion_minus_deletion']:+.3f}" if s["insertion_minus_deletion"] is not None else "-"

@@ -226,7 +226,8 @@ def report(out: Path, args) -> dict:
     rnd = next((r for r in rows if r["row"] == "random"), None)
     md = [f"Faithfulness on {n} ImageNet photos (of 500; target = true class; EfficientNet-Lite0; RISE protocol: "
           "deletion to zero, insertion from blur 11/σ5, 224 px per step). Mean ± standard error over photos.", "",
-          "| row | photos | deletion AUC ↓ | insertion AUC ↑ | ins − del | vs random (del / ins) | s / photo | RISE paper (del / ins) |",
+          "| row | photos | deletion AUC ↓ | insertion AUC ↑ | ins − del | vs random (del / ins) | s / photo | RISE "
+          "paper (del / ins) |",
           "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         vs = f"{r['deletion'] - rnd['deletion']:+.3f} / {r['insertion'] - rnd['insertion']:+.3f}" if rnd else ""
@@ -238,7 +239,8 @@ def report(out: Path, args) -> dict:
     fido = summarise_fido(c["fido"])
     if rg:
         md += ["", f"Removal gain over {rg['photos']} photos (ΔP_target after blurring the layer's top 10 % of pixels; "
-               "random: the same area at random):", "", "| layer | ΔP_target | Δmargin | gain vs random |", "|---|---|---|---|"]
+               "random: the same area at random):", "", "| layer | ΔP_target | Δmargin | gain vs random |",
+               "|---|---|---|---|"]
         md += [f"| {k} | {v['delta_p_target']:+.4f} | {v['delta_margin']:+.4f} | {v['gain_vs_random']:+.4f} |"
                for k, v in rg["layers"].items()]
         md.append(f"| random | {rg['random']:+.4f} | | |")

@@ -204,7 +204,8 @@ def bench_heartbeat(app, n_masks: int, size: int, others: int = 3) -> dict:
             "p99_gap_ms": float(np.percentile(gaps, 99)), "median_gap_ms": float(np.median(gaps)),
             "max_block_ms": float(gaps.max() - 10.0), "max_gui_cpu_in_gap_ms": float(cpu.max()),
             "p99_gui_cpu_in_gap_ms": float(np.percentile(cpu, 99)), "steps": partials,
-            "renders_shown": win.canvas.renders - renders0, "renders_dropped_stale": getattr(win.canvas, "stale_renders", 0) - stale0,
+            "renders_shown": win.canvas.renders - renders0,
+            "renders_dropped_stale": getattr(win.canvas, "stale_renders", 0) - stale0,
             "coloured_off_gui_thread": off_gui}
 
 
@@ -287,7 +288,8 @@ def bench_costs(app, repeats: int) -> dict:
     return {"visible_layers": visible, "gui_accept_ms": med(accept), "gui_swap_ms": med(swap),
             "gui_repaint_ms": med(paint), "gui_total_ms": med(accept) + med(swap) + med(paint),
             "moved_per_call_ms": moved,
-            "moved_per_partial_ms": moved["colour a layer, heat (render_layer)"] + moved["baseline rule of a 224² map (on_baseline)"] * 2}
+            "moved_per_partial_ms": (moved["colour a layer, heat (render_layer)"]
+                                     + moved["baseline rule of a 224² map (on_baseline)"] * 2)}
 
 
 def main() -> None:
@@ -338,14 +340,16 @@ def main() -> None:
     print(f"{'measure':<{w}}  {'value':>8}  {'target':>7}  ok")
     for name, val, target, ok in rows:
         print(f"{name:<{w}}  {val:>8}  {target:>7}  {'yes' if ok else 'NO'}")
-    print(f"RISE run: {heart['n_masks']} masks on {heart['image']} in {heart['run_seconds']:.1f} s ({heart['status']}); "
-          f"machine: {machine['cpu_count']} CPUs, torch threads {machine['torch_threads']}, load {machine['load_avg_start']} at the start, {machine['load_avg']} at the end")
+    print(f"RISE run: {heart['n_masks']} masks on {heart['image']} in {heart['run_seconds']:.1f} s "
+          f"({heart['status']}); machine: {machine['cpu_count']} CPUs, torch threads {machine['torch_threads']}, load "
+          f"{machine['load_avg_start']} at the start, {machine['load_avg']} at the end")
     if machine["loaded"]:
         print(f"NOTE: the machine was loaded (1-min load {load_start[0]:.1f} on {machine['cpu_count']} CPUs): the "
               "wall-clock rows are not idle figures; the CPU-time rows are the comparable ones")
     out = ROOT / "benchmarks" / "results" / "bench_gui.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"launch": launch, "sliders": sliders, "heartbeat": heart, "costs": costs, "machine": machine,
+    out.write_text(json.dumps({"launch": launch, "sliders": sliders, "heartbeat": heart, "costs": costs,
+                               "machine": machine,
                                "quick": args.quick}, indent=2))
     print(f"wrote {out}")
 

@@ -75,8 +75,8 @@ def forward_bound(model, images: int, sizes=(1, 4, 8, 16, 32, 64)) -> tuple[list
                 t = timed(lambda: [module(x) for _ in range(reps)])
             rows.append({"format": fmt_name, "batch": bs, "images": reps * bs, "seconds": t, "cpu_seconds": t.cpu,
                          "images_per_s": reps * bs / t, "images_per_cpu_s": reps * bs / t.cpu})
-            print(f"  bound {fmt_name:13s} batch {bs:3d}: {reps * bs / t:7.1f} img/s {reps * bs / t.cpu:7.1f} img/cpu-s",
-                  flush=True)
+            print(f"  bound {fmt_name:13s} batch {bs:3d}: {reps * bs / t:7.1f} img/s "
+                  f"{reps * bs / t.cpu:7.1f} img/cpu-s", flush=True)
     module.to(memory_format=torch.channels_last if model.channels_last else torch.contiguous_format)
     best = max(rows, key=lambda r: r["images_per_s"])
     return rows, best

@@ -58,7 +58,8 @@ def sheet(photo: Path, maps: dict, step: int) -> np.ndarray:
         contour = Layer(0, 0, "salient", signed, colormap=colormaps.default_for(signed), opacity=1.0,
                         mode="contour", topk=20.0)
         lo, hi = float(np.nanmin(m)), float(np.nanmax(m))
-        tiles += [(img, f"{photo.stem[:18]}: {target[:16]}"), (tile(img, m, before), f"{name} before {lo:.3g}-{hi:.3g}"),
+        tiles += [(img, f"{photo.stem[:18]}: {target[:16]}"),
+                  (tile(img, m, before), f"{name} before {lo:.3g}-{hi:.3g}"),
                   (tile(img, m, after), f"{name} after (floor {after.floor:g})"),
                   (tile(img, m, contour), f"{name} top-20% contour")]
     return figure_grid(tiles, cols=4, tile_width=SIDE)
@@ -84,7 +85,8 @@ def main(argv: list[str]) -> int:
         img = read_image(p).rgb
         step = max(1, int(np.ceil(max(img.shape[:2]) / SIDE)))
         # a 128-colour palette keeps the four committed sheets to a few hundred KB
-        Image.fromarray(sheet(p, maps_for(p, cache, model), step)).quantize(128).save(out / f"{p.stem}.png", optimize=True)
+        picture = Image.fromarray(sheet(p, maps_for(p, cache, model), step)).quantize(128)
+        picture.save(out / f"{p.stem}.png", optimize=True)
         print(out / f"{p.stem}.png")
     return 0
 

@@ -97,7 +97,8 @@ def resnet():
 
 # --------------------------------------------------------------------------- import and shape of the API
 def test_import_is_cheap_and_the_api_is_listed():
-    code = "import sys, explorer; print(sorted(m for m in ('torch', 'PySide6', 'explorer.methods') if m in sys.modules))"
+    code = ("import sys, explorer; "
+            "print(sorted(m for m in ('torch', 'PySide6', 'explorer.methods') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
     for name in ("load_model", "explain", "explain_iter", "evaluate", "view", "Explanation", "CancelToken",
@@ -218,14 +219,16 @@ def test_every_image_form_gives_the_same_map(resnet, image, tmp_path):
              image.astype(np.float64) / 255, torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255]
     ref = explorer.explain(resnet[1], image, "gradient").maps["salient"]
     for f in forms:
-        np.testing.assert_allclose(explorer.explain(resnet[1], f, "gradient").maps["salient"], ref, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(explorer.explain(resnet[1], f, "gradient").maps["salient"], ref,
+                                   rtol=1e-5, atol=1e-7)
 
 
 def test_targets_by_index_and_name_and_refusals(resnet, image):
     model = resnet[1]
     assert explorer.explain(model, image, "gradient", target=7).target == 7
     assert explorer.explain(model, image, "gradient", target="K7").target == 7  # case-insensitive, as the CLI
-    with pytest.raises(explorer.TargetError, match=r"class index 10 is out of range: the model has 10 classes \(0..9\)"):
+    with pytest.raises(explorer.TargetError,
+                       match=r"class index 10 is out of range: the model has 10 classes \(0..9\)"):
         explorer.explain(model, image, "gradient", target=10)
     with pytest.raises(explorer.UnknownNameError, match="unknown class 'zebra'"):
         explorer.explain(model, image, "gradient", target="zebra")
@@ -266,7 +269,8 @@ def test_explanation_files_pictures_and_manifest_match_the_cli(model, chelsea, s
     assert json.loads((tmp_path / "api" / "manifest.json").read_text()) == json.loads(json.dumps(saved))
     assert {k: v for k, v in man.items() if k != "timings"} == {k: v for k, v in saved.items() if k != "timings"}
     np.testing.assert_array_equal(np.load(tmp_path / "api" / "salient.npy"), exp.maps["salient"])
-    assert main(["explain", str(samples_dir / "chelsea.png"), "--method", "gradcam", "--out", str(tmp_path / "cli")]) == 0
+    assert main(["explain", str(samples_dir / "chelsea.png"), "--method", "gradcam", "--out",
+                 str(tmp_path / "cli")]) == 0
     cli = json.loads((tmp_path / "cli" / "manifest.json").read_text())
     assert set(cli) == set(man) and cli["files"] == man["files"] and cli["target_index"] == man["target_index"]
     assert [t["index"] for t in cli["top5"]] == [t["index"] for t in man["top5"]]

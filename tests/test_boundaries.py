@@ -41,7 +41,8 @@ def test_non_gui_packages_import_with_qt_blocked():
     code = (
         "import sys\n"
         "for n in ('PySide6', 'pyqtgraph', 'shiboken6'): sys.modules[n] = None\n"
-        "import explorer.core, explorer.models, explorer.methods, explorer.io.images, explorer.io.export, explorer.cli\n"
+        "import explorer.core, explorer.models, explorer.methods, explorer.io.images, explorer.io.export, "
+        "explorer.cli\n"
         "import importlib, pkgutil, explorer\n"
         "for sub in ('evaluation', 'session'):\n"
         "    try: importlib.import_module('explorer.' + sub)\n"

@@ -25,7 +25,8 @@ def test_explain_rise_writes_maps_overlay_manifest(tmp_path, samples_dir, capsys
 
 def test_explain_with_named_target(tmp_path, samples_dir):
     out = tmp_path / "g"
-    assert main(["explain", str(samples_dir / "coffee.png"), "--method", "gradient", "--target", "cup", "--out", str(out)]) == 0
+    assert main(["explain", str(samples_dir / "coffee.png"), "--method", "gradient", "--target", "cup", "--out",
+                 str(out)]) == 0
     assert json.loads((out / "manifest.json").read_text())["target"] == 968
 
 

@@ -55,7 +55,8 @@ def test_every_cited_section_exists():
     assert {"1", "3", "5", "7", "7.1", "7.6", "9"} <= sections["methods.md"]
     bad = []
     for f in CITING:
-        for doc, num in re.findall(r"(methods\.md|architecture\.md)\)? §(\d+(?:\.\d+)?)", f.read_text(encoding="utf-8")):
+        for doc, num in re.findall(r"(methods\.md|architecture\.md)\)? §(\d+(?:\.\d+)?)",
+                                   f.read_text(encoding="utf-8")):
             if num not in sections[doc]:
                 bad.append(f"{f.relative_to(ROOT)} cites {doc} §{num}")
     assert not bad, bad

@@ -94,8 +94,9 @@ def test_default_taps_and_loss_terms():
     masks = torch.zeros(1, 1, 10, 10)
     masks.view(-1)[:10] = 1.0
     assert float(area_loss(masks, torch.ones(1, 1, dtype=torch.bool), 0.1, 0.3)) == 0.0
-    assert float(area_loss(torch.zeros(1, 1, 10, 10), torch.ones(1, 1, dtype=torch.bool), 0.1, 0.3)) == pytest.approx(0.1)
-    assert float(area_loss(torch.ones(1, 1, 10, 10), torch.ones(1, 1, dtype=torch.bool), 0.1, 0.3)) == pytest.approx(0.7)
+    present = torch.ones(1, 1, dtype=torch.bool)
+    assert float(area_loss(torch.zeros(1, 1, 10, 10), present, 0.1, 0.3)) == pytest.approx(0.1)
+    assert float(area_loss(torch.ones(1, 1, 10, 10), present, 0.1, 0.3)) == pytest.approx(0.7)
 
 
 def test_a_few_augmented_steps_lower_the_loss(model, images):
@@ -174,7 +175,8 @@ def test_checkpoint_for_another_classifier_is_refused(model, tiny_model, tmp_pat
     torch.save(ckpt, path)
     with pytest.raises(ExplorerError, match="different weights"):
         Explainer.load(path, model)
-    with pytest.raises(ExplorerError, match=r"trained for classifier 'efficientnet_lite0'.*loaded classifier is 'tiny'"):
+    with pytest.raises(ExplorerError,
+                       match=r"trained for classifier 'efficientnet_lite0'.*loaded classifier is 'tiny'"):
         ExplainerNet(tiny_model)  # the shipped checkpoint
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(FileError, match="junk.pt"):

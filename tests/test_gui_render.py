@@ -77,7 +77,8 @@ def test_streamed_maps_are_coloured_off_the_gui_thread_and_swapped_in_finished(c
     assert item.image.dtype == np.uint8 and item.image.shape == HW + (4,)
     expected = real(salient, s.layer_data(salient))
     assert np.array_equal(item.image, expected.rgba)  # exactly what render_layer makes of the map
-    assert canvas.colorbar.lo == pytest.approx(expected.levels[0]) and canvas.colorbar.hi == pytest.approx(expected.levels[1])
+    assert canvas.colorbar.lo == pytest.approx(expected.levels[0])
+    assert canvas.colorbar.hi == pytest.approx(expected.levels[1])
     uncertainty = s.layers_of(run)[1]
     assert uncertainty.id in canvas._dirty and len(where) == 1  # hidden layers are not coloured until shown
 
@@ -261,7 +262,7 @@ def test_render_layer_levels_are_the_colour_bars_and_big_maps_are_subsampled():
     assert r.levels == render.levels(False, render.stats(m), layer.clip, layer.floor)
 
 
-# ---------------------------------------------------------------- end to end: compute worker -> session -> render thread
+# ------------------------------------------------------- end to end: compute worker -> session -> render thread
 def test_a_streaming_run_in_the_window_is_coloured_on_the_render_thread(qtbot, tiny_model, tmp_path, monkeypatch):
     from PySide6.QtCore import QSettings
 
@@ -276,7 +277,8 @@ def test_a_streaming_run_in_the_window_is_coloured_on_the_render_thread(qtbot, t
     qtbot.waitUntil(lambda: bool(win.runs.catalog) and bool(win.session.predictions), timeout=T)
     applied, where = [], []
     real = render.render_layer
-    monkeypatch.setattr(render, "render_layer", lambda layer, m: (where.append(threading.get_ident()), real(layer, m))[1])
+    monkeypatch.setattr(render, "render_layer",
+                        lambda layer, m: (where.append(threading.get_ident()), real(layer, m))[1])
     win.canvas.rendered.connect(lambda lid: applied.append(threading.get_ident()))
     run = win.runs.start("rise", {"n": 64, "batch_size": 8}, 0)
     qtbot.waitUntil(lambda: not run.active, timeout=T)

@@ -96,7 +96,8 @@ def test_untrusted_pickle_refused_unless_allowed(tmp_path):
 
 def test_torchscript_model(tmp_path, chelsea, model):
     p = tmp_path / "lite0.ts"
-    torch.jit.trace(model.module.float().to(memory_format=torch.contiguous_format), torch.zeros(1, 3, 224, 224)).save(str(p))
+    torch.jit.trace(model.module.float().to(memory_format=torch.contiguous_format),
+                    torch.zeros(1, 3, 224, 224)).save(str(p))
     model.module.to(memory_format=torch.channels_last)
     ts = load_model(str(p))
     assert ts.kind == "torchscript"

@@ -175,7 +175,8 @@ def test_shapley_solver_is_exact_with_every_coalition():
 def test_occlusion_equals_the_formula_on_tiny_model(tiny_model):
     rgb = _rgb(5)
     win, stride, target = 8, 5, 2
-    exp = explain("occlusion", tiny_model, rgb, params={"window": win, "stride": stride, "batch_size": 6}, target=target)
+    exp = explain("occlusion", tiny_model, rgb, params={"window": win, "stride": stride, "batch_size": 6},
+                  target=target)
     ctx = prepare(tiny_model, rgb, target)
     ys = xs = window_positions(32, win, stride)
     acc, cnt = torch.zeros(32, 32, dtype=torch.float64), torch.zeros(32, 32, dtype=torch.float64)

@@ -82,7 +82,8 @@ def test_hostile_shared_session_is_refused_without_running_its_payload(tmp_path,
     marker = tmp_path / "marker"
     js, evil = hostile_session(tmp_path, marker)
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", EXPLORER_OFFLINE="1", XDG_CONFIG_HOME=str(tmp_path))
-    r = subprocess.run([sys.executable, "-m", "explorer", "--session", str(js), "--screenshot", str(tmp_path / "s.png")],
+    r = subprocess.run([sys.executable, "-m", "explorer", "--session", str(js), "--screenshot",
+                        str(tmp_path / "s.png")],
                        capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
     out = r.stdout + r.stderr
     assert not marker.exists(), out[-3000:]

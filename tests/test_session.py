@@ -109,7 +109,8 @@ def test_render_nan_transparent_topk_contour_and_signed_levels():
     s = np.linspace(-2, 1, 1000, dtype=np.float32).reshape(10, 100)
     lo, hi = render.levels(True, render.stats(s), 100.0)
     assert lo == -hi and hi == pytest.approx(2.0)
-    assert render.shared_levels(False, [render.stats(m), render.stats(m * 3)], 100.0) == pytest.approx((float(np.nanmin(m)), 3.0))
+    levels = render.shared_levels(False, [render.stats(m), render.stats(m * 3)], 100.0)
+    assert levels == pytest.approx((float(np.nanmin(m)), 3.0))
 
 
 def test_composite_opacity_and_session_view(session):

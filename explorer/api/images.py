@@ -101,5 +101,6 @@ def _checked(rgb: np.ndarray, name: str) -> np.ndarray:
     if h < 1 or w < 1:
         raise ImageReadError(name, f"has an empty size {w}x{h}")
     if h * w > MAX_PIXELS:
-        raise ImageReadError(name, f"is {w}x{h}, above the limit of {MAX_PIXELS / 1e6:.0f} megapixels; downscale it first")
+        raise ImageReadError(name,
+                             f"is {w}x{h}, above the limit of {MAX_PIXELS / 1e6:.0f} megapixels; downscale it first")
     return np.ascontiguousarray(rgb)

@@ -194,7 +194,8 @@ def resolve_preprocess(preprocess: Any, module: nn.Module | None) -> Preprocess:
     if isinstance(preprocess, Mapping):
         unknown = [k for k in preprocess if k not in PREPROCESS_KEYS]
         if unknown:
-            raise ParamError(f"unknown preprocess key(s) {', '.join(map(repr, unknown))}; valid: {', '.join(PREPROCESS_KEYS)}")
+            raise ParamError(f"unknown preprocess key(s) {', '.join(map(repr, unknown))}; valid: "
+                             f"{', '.join(PREPROCESS_KEYS)}")
         interp = preprocess.get("interpolation") or "bilinear"
         size = preprocess.get("size", preprocess.get("input_size", 224))
         if isinstance(size, (list, tuple)) and len(size) == 3:  # timm's (C, H, W)

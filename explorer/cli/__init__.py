@@ -8,7 +8,8 @@
 One module per command (``gui``, ``explain``, ``listings``, ``evaluate``, ``train_explainer``), each with
 its parser, built from argparse, ``explorer.core.argtypes`` and ``explorer.evaluation.config``'s defaults
 alone, and its command function, which imports the heavy modules it needs. So every parser is built on
-every start at no cost, and ``explorer`` (the GUI) opens without loading torch. User errors print one clear line and exit with code 2.
+every start at no cost, and ``explorer`` (the GUI) opens without loading torch. User errors print one clear line
+and exit with code 2.
 """
 
 from __future__ import annotations

@@ -73,7 +73,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                    help="allow unpickling Python objects from the --model/--weights files named here (they can run "
                         "code: only for files you trust); never applies to files a session names")
     g.add_argument("--device", default=None, type=T.device(), help="cpu, cuda, cuda:N (default: CUDA when present)")
-    g.add_argument("--input-size", type=T.integer(8, 4096), default=None, help="override the model's input size (pixels)")
+    g.add_argument("--input-size", type=T.integer(8, 4096), default=None,
+                   help="override the model's input size (pixels)")
     g.add_argument("--offline", action="store_true", help="never try to download weights")
 
 

@@ -48,20 +48,25 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="comma-separated method names (required unless --summary-only); 'random' adds a baseline map")
     p.add_argument("--metric", "--metrics", dest="metric", default=",".join(DEFAULT_METRICS),
                    type=T.name_list("metric", lambda: list(metric_names()), ("all",)),
-                   help=f"comma-separated metrics (default {','.join(DEFAULT_METRICS)}); 'all' for every one whose inputs are given")
+                   help=f"comma-separated metrics (default {','.join(DEFAULT_METRICS)}); 'all' for every one whose "
+                        "inputs are given")
     p.add_argument("--param", action="append", default=[], metavar="METHOD.K=V", type=T.assignment("METHOD.K=V"),
                    help="method parameter, e.g. rise.n=2000 (K=V without a method applies to every method that has K)")
     p.add_argument("--target", default=None, type=T.target(),
                    help="class index or name for every image (default: each image's top-1)")
     p.add_argument("--seed", type=T.integer(0, 2**32 - 1), default=0)
-    p.add_argument("--step", type=T.integer(1), default=None, help="pixels per deletion/insertion step (default: the protocol's)")
+    p.add_argument("--step", type=T.integer(1), default=None,
+                   help="pixels per deletion/insertion step (default: the protocol's)")
     p.add_argument("--protocol", default="rise", type=T.name("protocol", lambda: ["rise", "quick"]),
-                   help="deletion/insertion steps: rise (default, HW/224 pixels a step, ~225 forwards a curve) or quick "
-                        "(32 steps a curve, ~7x fewer forwards, for a first look); recorded in every result")
+                   help="deletion/insertion steps: rise (default, HW/224 pixels a step, ~225 forwards a curve) or "
+                        "quick (32 steps a curve, ~7x fewer forwards, for a first look); recorded in every result")
     sub_t = T.substrate(_infill_names)
-    p.add_argument("--deletion-substrate", default="zero", type=sub_t, help="zero (default), black, blur[:SIGMA[:KERNEL]], mean, ...")
-    p.add_argument("--insertion-substrate", default="blur", type=sub_t, help="blur (default: kernel 11, sigma 5), zero, black, ...")
-    p.add_argument("--confidence-substrate", default="black", type=sub_t, help="what the map's soft mask fades to (default black)")
+    p.add_argument("--deletion-substrate", default="zero", type=sub_t,
+                   help="zero (default), black, blur[:SIGMA[:KERNEL]], mean, ...")
+    p.add_argument("--insertion-substrate", default="blur", type=sub_t,
+                   help="blur (default: kernel 11, sigma 5), zero, black, ...")
+    p.add_argument("--confidence-substrate", default="black", type=sub_t,
+                   help="what the map's soft mask fades to (default black)")
     p.add_argument("--boxes", default=None, type=T.existing_file("boxes file"),
                    help="pointing game: JSON {image name: [top, left, height, width] or mask image path}")
     p.add_argument("--tolerance", type=T.integer(0), default=15, help="pointing game tolerance in pixels (default 15)")
@@ -72,19 +77,29 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--sanity-stages", type=T.integer(1), default=4, help="cascading randomisation stages (default 4)")
     p.add_argument("--shard", default=None, type=T.shard(),
                    help="i/n: evaluate every n-th image from i; auto: from RANK/WORLD_SIZE (torchrun)")
-    p.add_argument("--limit", type=T.integer(1), default=None, help="evaluate at most this many images (after sharding)")
-    p.add_argument("--road-noise", type=T.number(0.0), default=None, help="ROAD imputation noise, normalised units (default 0.01)")
-    p.add_argument("--flip-step", type=T.integer(1), default=None, help="pixel flipping: pixels per step (default 1%% of the pixels)")
+    p.add_argument("--limit", type=T.integer(1), default=None,
+                   help="evaluate at most this many images (after sharding)")
+    p.add_argument("--road-noise", type=T.number(0.0), default=None,
+                   help="ROAD imputation noise, normalised units (default 0.01)")
+    p.add_argument("--flip-step", type=T.integer(1), default=None,
+                   help="pixel flipping: pixels per step (default 1%% of the pixels)")
     p.add_argument("--flip-substrate", default=None, type=sub_t, help="pixel flipping baseline (default black)")
     p.add_argument("--region-patch", type=T.integer(1), default=None, help="region perturbation patch size (default 8)")
-    p.add_argument("--region-count", type=T.integer(1), default=None, help="region perturbation: regions replaced (default 100)")
-    p.add_argument("--region-substrate", default=None, type=sub_t, help="region perturbation baseline (default black; Samek: noise)")
-    p.add_argument("--mprt-stages", type=T.integer(1), default=None, help="sMPRT: bottom-up randomisation stages (default 4)")
-    p.add_argument("--smprt-samples", type=T.integer(1), default=None, help="sMPRT: noisy copies averaged per map (default 10)")
-    p.add_argument("--smprt-noise", type=T.number(0.0), default=None, help="sMPRT: noise σ as a fraction of the input range (default 0.1)")
+    p.add_argument("--region-count", type=T.integer(1), default=None,
+                   help="region perturbation: regions replaced (default 100)")
+    p.add_argument("--region-substrate", default=None, type=sub_t,
+                   help="region perturbation baseline (default black; Samek: noise)")
+    p.add_argument("--mprt-stages", type=T.integer(1), default=None,
+                   help="sMPRT: bottom-up randomisation stages (default 4)")
+    p.add_argument("--smprt-samples", type=T.integer(1), default=None,
+                   help="sMPRT: noisy copies averaged per map (default 10)")
+    p.add_argument("--smprt-noise", type=T.number(0.0), default=None,
+                   help="sMPRT: noise σ as a fraction of the input range (default 0.1)")
     p.add_argument("--ray", default=None, metavar="ADDRESS", type=T.address(),
-                   help="run the photos as Ray tasks: local (start a cluster here), auto, or HOST:PORT (pip install 'explorer[ray]')")
-    p.add_argument("--ray-cpus", type=T.integer(1), default=None, help="with --ray local: CPUs of the local cluster (default all)")
+                   help="run the photos as Ray tasks: local (start a cluster here), auto, or HOST:PORT (pip install "
+                        "'explorer[ray]')")
+    p.add_argument("--ray-cpus", type=T.integer(1), default=None,
+                   help="with --ray local: CPUs of the local cluster (default all)")
     p.add_argument("--summary-only", action="store_true", help="only rebuild summary and plot from OUT/per_image")
     p.add_argument("--out", required=True, type=T.output_dir(), help="output folder")
     add_model_args(p)

@@ -42,7 +42,8 @@ def cmd_models(args) -> int:
     print("Models explorer can load (--model SPEC):")
     for s in model_specs():
         print(f"  {s}")
-    print("The efficientnet_lite* models (efficientnet_lite0 is the default) ship their ImageNet weights and work offline.")
+    print("The efficientnet_lite* models (efficientnet_lite0 is the default) ship their ImageNet weights and work "
+          "offline.")
     if args.names:
         import timm
         import torchvision

@@ -32,12 +32,17 @@ def add_parser(sub) -> None:
                     "(any layout, searched recursively; no labels needed: the classifier's own confident "
                     "predictions are the labels). Writes a checkpoint after every epoch; --resume continues one.",
         late=_defaults)
-    p.add_argument("folder", metavar="DIR", type=T.existing_dir("folder of training images"), help="folder of training images")
-    p.add_argument("--epochs", type=T.integer(1), default=None, help="total epochs (default {d.epochs}; with --resume: the total to reach)")
+    p.add_argument("folder", metavar="DIR", type=T.existing_dir("folder of training images"),
+                   help="folder of training images")
+    p.add_argument("--epochs", type=T.integer(1), default=None,
+                   help="total epochs (default {d.epochs}; with --resume: the total to reach)")
     p.add_argument("--batch-size", type=T.integer(1), default=None, help="images per step (default {d.batch_size})")
-    p.add_argument("--lr", type=T.number(0.0, 1.0, low_open=True), default=None, help="Adam learning rate (default {d.lr:g})")
-    p.add_argument("--size", type=T.integer(0, 1024), default=None, help="training resolution in pixels (default: the model's input size)")
-    p.add_argument("--topk", type=T.integer(1), default=None, help="at most this many pseudo-labels per image (default {d.topk})")
+    p.add_argument("--lr", type=T.number(0.0, 1.0, low_open=True), default=None,
+                   help="Adam learning rate (default {d.lr:g})")
+    p.add_argument("--size", type=T.integer(0, 1024), default=None,
+                   help="training resolution in pixels (default: the model's input size)")
+    p.add_argument("--topk", type=T.integer(1), default=None,
+                   help="at most this many pseudo-labels per image (default {d.topk})")
     p.add_argument("--threshold", type=T.number(0.0, 1.0), default=None,
                    help="probability a class needs to be a pseudo-label besides the top-1 (default {d.threshold:g})")
     p.add_argument("--width", type=T.integer(8), default=None, help="channels of the head (default {d.width})")
@@ -49,11 +54,15 @@ def add_parser(sub) -> None:
                    help="hold out every N-th image of the sorted folder for evaluation, never trained on "
                         "(recorded in the checkpoint; default 0 = train on all)")
     p.add_argument("--curve", default=None, metavar="PNG", type=T.output_file("training curve"),
-                   help="write the training curve (every step's loss, each epoch's terms) to this PNG after every epoch")
-    p.add_argument("--seed", type=T.integer(0, 2**32 - 1), default=None, help="seed of the initialisation, sampling and augmentation (default 0)")
-    p.add_argument("--out", default=None, metavar="CKPT", type=T.output_file("checkpoint file"), help="checkpoint to write (default: explainer_<model>.pt; "
+                   help="write the training curve (every step's loss, each epoch's terms) to this PNG after "
+                        "every epoch")
+    p.add_argument("--seed", type=T.integer(0, 2**32 - 1), default=None,
+                   help="seed of the initialisation, sampling and augmentation (default 0)")
+    p.add_argument("--out", default=None, metavar="CKPT", type=T.output_file("checkpoint file"),
+                   help="checkpoint to write (default: explainer_<model>.pt; "
                                                                "with --resume: the resumed file)")
-    p.add_argument("--resume", default=None, metavar="CKPT", type=T.existing_file("checkpoint"), help="continue training from this checkpoint")
+    p.add_argument("--resume", default=None, metavar="CKPT", type=T.existing_file("checkpoint"),
+                   help="continue training from this checkpoint")
     p.add_argument("--quiet", action="store_true", help="print only the summary, not every step")
     add_model_args(p)
     p.set_defaults(func=cmd_train_explainer)

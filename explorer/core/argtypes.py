@@ -230,7 +230,8 @@ def model_spec() -> Callable[[str], str]:
             return str(p)
         if p.suffix.lower() in MODEL_FILE_SUFFIXES or os.sep in t:
             raise Error(f"{t}: no such file (model file expected)")
-        raise Error(f"unknown model {t!r}; valid: {', '.join(EMBEDDED_MODELS)}, torchvision:NAME, timm:NAME, FILE.pt, FILE.onnx")
+        raise Error(f"unknown model {t!r}; valid: {', '.join(EMBEDDED_MODELS)}, torchvision:NAME, timm:NAME, FILE.pt, "
+                    "FILE.onnx")
     return _typed("model", parse)
 
 
@@ -278,7 +279,8 @@ def address() -> Callable[[str], str]:
         if t in ("local", "auto"):
             return t
         host, sep, port = t.rpartition(":")
-        if not sep or not re.fullmatch(r"[A-Za-z0-9_.\-\[\]:]+", host) or not port.isdigit() or not 1 <= int(port) <= 65535:
+        if (not sep or not re.fullmatch(r"[A-Za-z0-9_.\-\[\]:]+", host)
+                or not port.isdigit() or not 1 <= int(port) <= 65535):
             raise Error(f"{t!r} must be local, auto or HOST:PORT")
         return t
     return _typed("address", parse)

@@ -73,7 +73,8 @@ class LayerSpec:
 
     def __post_init__(self) -> None:
         if not self.meaning:
-            meaning = SIGNED_SALIENT if self.signed and self.name == SALIENT else ROLE_MEANINGS.get(self.name, self.help)
+            meaning = (SIGNED_SALIENT if self.signed and self.name == SALIENT
+                       else ROLE_MEANINGS.get(self.name, self.help))
             object.__setattr__(self, "meaning", meaning)
         if not self.zero:
             zero = ROLE_ZERO.get(self.name, ROLE_ZERO["signed"]) if self.signed else UNSIGNED_ZERO
@@ -188,7 +189,8 @@ class Explanation:
         """A JSON-friendly description (no arrays)."""
         return {
             "method": self.method,
-            "layers": {k: {"signed": bool(self.signed.get(k, False)), "shape": list(self.placement.image_hw)} for k in self.raw},
+            "layers": {k: {"signed": bool(self.signed.get(k, False)),
+                           "shape": list(self.placement.image_hw)} for k in self.raw},
             "target": self.target,
             "target_name": self.target_name,
             "params": jsonable(self.params),

@@ -174,7 +174,8 @@ def make_substrate(spec: Any, ctx: Context, mode: str) -> _Substrate:
     if s in INFILLERS:
         inf = make_infill(s, x, ctx.model.preprocess, generator=ctx.generator(offset=104729))
         return _Substrate(s, getattr(inf, "base", None), infill=inf)
-    raise ParamError(f"unknown substrate {spec!r}; valid: zero, black, blur, blur:SIGMA, {', '.join(k for k in INFILLERS if k not in ('zero', 'blur'))}, or an array")
+    raise ParamError(f"unknown substrate {spec!r}; valid: zero, black, blur, blur:SIGMA, "
+                     f"{', '.join(k for k in INFILLERS if k not in ('zero', 'blur'))}, or an array")
 
 
 def rank_map(saliency_input: np.ndarray) -> np.ndarray:

@@ -106,4 +106,5 @@ def check_names_in_folder(files: list[Path], boxes: dict, boxes_path: str | None
                       if p.is_file() and not p.name.startswith(".") and p.stem not in stems)
         if refs:
             more = f" (and {len(refs) - 5} more)" if len(refs) > 5 else ""
-            raise FileError(reference, f"holds {len(refs)} map(s) for photos not in the folder: {', '.join(refs[:5])}{more}")
+            raise FileError(reference,
+                            f"holds {len(refs)} map(s) for photos not in the folder: {', '.join(refs[:5])}{more}")

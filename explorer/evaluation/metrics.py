@@ -97,7 +97,8 @@ def _copy_model(model: LoadedModel) -> LoadedModel:
     try:
         clone = copy.deepcopy(model.module)
     except Exception as exc:  # noqa: BLE001 - e.g. a scripted module that cannot be copied
-        raise UnsupportedError(f"the sanity check cannot copy model {model.id!r}: {type(exc).__name__}: {exc}") from None
+        raise UnsupportedError(
+            f"the sanity check cannot copy model {model.id!r}: {type(exc).__name__}: {exc}") from None
     return dataclasses.replace(model, forward=clone, module=clone, _layers=None, _batch=None, notes=list(model.notes))
 
 

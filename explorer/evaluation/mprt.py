@@ -71,7 +71,8 @@ def _smooth_map(method: str, model: LoadedModel, image_rgb: np.ndarray, ctx: Con
     acc = None
     for i in range(int(samples)):
         cancel.check()
-        eps = torch.zeros_like(x) if i == samples - 1 else (torch.randn(x.shape, generator=g) * sd).to(x.device, x.dtype)
+        eps = (torch.zeros_like(x) if i == samples - 1
+               else (torch.randn(x.shape, generator=g) * sd).to(x.device, x.dtype))
         m = input_space(_final_map(method, model, image_rgb, dataclasses.replace(ctx, x=x + eps), params, seed, cancel),
                         ctx.placement).astype(np.float64)
         m = np.where(np.isfinite(m), m, 0.0)

@@ -34,7 +34,8 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise ExplorerError("--ray needs Ray, which is not installed: pip install 'explorer[ray]' (or pip install ray)") from None
+        raise ExplorerError(
+            "--ray needs Ray, which is not installed: pip install 'explorer[ray]' (or pip install ray)") from None
     return ray
 
 

@@ -288,7 +288,8 @@ def rows(name: str, result: dict) -> list[tuple[str, str, Any, Any]]:
         if isinstance(obj, dict):
             for k, v in obj.items():
                 scalar(f"{prefix}.{k}" if prefix else str(k), v)
-        elif isinstance(obj, (list, tuple)) and len(obj) <= 64 and all(isinstance(v, (int, float, np.number)) for v in obj):
+        elif (isinstance(obj, (list, tuple)) and len(obj) <= 64
+              and all(isinstance(v, (int, float, np.number)) for v in obj)):
             for i, v in enumerate(obj):
                 out.append((name, f"{prefix}[{i}]", v, ""))
         elif isinstance(obj, (bool, np.bool_)):

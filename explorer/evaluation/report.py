@@ -29,8 +29,10 @@ FIELDS = ("image", "method", "target", "metric", "quantity", "value", "fraction"
 GRID = np.linspace(0.0, 1.0, 101)
 CURVE_MODES = ("deletion", "insertion", "pixel_flipping", "region_perturbation", "road_morf", "road_lerf")
 X_LABEL = {"deletion": "fraction of pixels removed", "insertion": "fraction of pixels inserted",
-           "pixel_flipping": "fraction of pixels flipped", "region_perturbation": "fraction of pixels in replaced regions",
-           "road_morf": "fraction removed (most relevant first)", "road_lerf": "fraction removed (least relevant first)"}
+           "pixel_flipping": "fraction of pixels flipped",
+           "region_perturbation": "fraction of pixels in replaced regions",
+           "road_morf": "fraction removed (most relevant first)",
+           "road_lerf": "fraction removed (least relevant first)"}
 PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
            (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
 

@@ -144,8 +144,10 @@ class CompareWidget(QWidget):
             for l in layers:
                 combo.addItem(l.label, l.id)
             idx = combo.findData(cur)
-            mains = [i for i, l in enumerate(layers) if l.name == self.session.layers_of(self.session.runs[l.run_id])[0].name] if layers else []
-            combo.setCurrentIndex(idx if idx >= 0 else (mains[pick] if len(mains) > pick else min(pick, len(layers) - 1)))
+            mains = [i for i, l in enumerate(layers)
+                     if l.name == self.session.layers_of(self.session.runs[l.run_id])[0].name] if layers else []
+            combo.setCurrentIndex(idx if idx >= 0
+                                  else (mains[pick] if len(mains) > pick else min(pick, len(layers) - 1)))
             combo.blockSignals(False)
         self._draw()
         self._agreement()

@@ -1,5 +1,6 @@
 """Evaluation panel: deletion / insertion, pixel-flipping and ROAD (MoRF / LeRF) curves of the selected
-layers, their AUCs, and the perturbed image under the mouse on every curve. PySide6 + pyqtgraph only — it receives data and never computes (no torch here).
+layers, their AUCs, and the perturbed image under the mouse on every curve. PySide6 + pyqtgraph only — it
+receives data and never computes (no torch here).
 
 Interface (Qt-free data in, for the main window / worker of the GUI)::
 
@@ -259,7 +260,8 @@ class EvaluationPanel(QWidget):
                     f"{rm.auc:.4f}" if rm else "",
                     f"{rl.auc:.4f}" if rl else "",
                     "" if first is None or first.step is None else str(first.step),
-                    " / ".join(dict.fromkeys(str(e.substrate) for e in (d, i, pf, rm) if e is not None and e.substrate is not None)),
+                    " / ".join(dict.fromkeys(str(e.substrate) for e in (d, i, pf, rm)
+                                             if e is not None and e.substrate is not None)),
                 ]
                 self.table.setItem(r, 0, name)
                 for c, text in enumerate(cells, start=1):

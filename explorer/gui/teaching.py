@@ -77,7 +77,8 @@ def first_start(win, method: str | None = None, params: dict | None = None):
             if follow is None or not follow.get("available", True):
                 return
             win.follow_up.label.setText(
-                f"<b>{r.label}</b> explains <b>{r.explanation.target_name}</b> ({r.explanation.timings.get('seconds', 0):.1f} s)."
+                f"<b>{r.label}</b> explains <b>{r.explanation.target_name}</b> "
+                f"({r.explanation.timings.get('seconds', 0):.1f} s)."
                 f" Next: <b>{follow['title']}</b> probes the model with random masks; its map sharpens as they arrive.")
             win.follow_up.run_btn.setText(f"Run {follow['title']}")
             win.follow_up.show()

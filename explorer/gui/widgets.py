@@ -140,7 +140,8 @@ class ParamControl(QWidget):
             self.editor.valueChanged.connect(self._emit)
         elif p.kind == "int":
             self.editor = QSpinBox()
-            self.editor.setRange(int(p.low if p.low is not None else -10**9), int(p.high if p.high is not None else 10**9))
+            self.editor.setRange(int(p.low if p.low is not None else -10**9),
+                                 int(p.high if p.high is not None else 10**9))
             self.editor.setValue(int(value or 0))
             self.editor.valueChanged.connect(self._emit)
         elif p.kind == "float":

@@ -37,7 +37,8 @@ def _header(f: IO[bytes], where: str | Path) -> tuple[tuple[int, ...], bool, np.
     except FileError:
         raise
     except (ValueError, EOFError, SyntaxError, OSError) as exc:
-        raise FileError(where, f"not a .npy array ({str(exc).splitlines()[0][:160] if str(exc) else 'bad header'})") from None
+        raise FileError(where,
+                        f"not a .npy array ({str(exc).splitlines()[0][:160] if str(exc) else 'bad header'})") from None
     if dtype.hasobject or dtype.kind not in _KINDS or dtype.fields is not None:
         raise FileError(where, f"holds {dtype} values; only plain numbers are read (never pickled objects)")
     if any(int(d) < 0 for d in shape):
@@ -74,7 +75,8 @@ def read_npy(path: str | Path, max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarray:
         raise FileError(p, "not enough memory for this array") from None
 
 
-def read_npz(path: str | Path, max_bytes: int = MAX_ARRAY_BYTES, max_total: int = MAX_TOTAL_BYTES) -> dict[str, np.ndarray]:
+def read_npz(path: str | Path, max_bytes: int = MAX_ARRAY_BYTES,
+             max_total: int = MAX_TOTAL_BYTES) -> dict[str, np.ndarray]:
     """Every array of an .npz archive by name (``numpy.savez`` names: the member without ``.npy``)."""
     p = Path(path)
     if not p.is_file():

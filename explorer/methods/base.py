@@ -160,8 +160,8 @@ def check_finite(raw: dict[str, np.ndarray], method: str, info: dict, model_id: 
             layers = info.get("layers")
             where = info.get("layer") or (", ".join(map(str, layers)) if isinstance(layers, (list, tuple)) else "")
             raise NonFiniteMapError(
-                f"{method} on model {model_id!r}{f' (layer {where})' if where else ''} produced {int(bad.sum())} NaN or infinite "
-                f"value(s) in its {name!r} map; nothing was kept. Try another method or layer")
+                f"{method} on model {model_id!r}{f' (layer {where})' if where else ''} produced {int(bad.sum())} NaN "
+                f"or infinite value(s) in its {name!r} map; nothing was kept. Try another method or layer")
 
 
 def run(method: str | Method, model: LoadedModel, image: np.ndarray, *, target: int | str | None = None,

@@ -111,7 +111,8 @@ class BOREx(Method):
                "the model where the UCB acquisition is highest; two forwards per iteration")
     needs = Needs.SCORES
     outputs = (
-        LayerSpec(REFINED, signed=False, help="posterior mean + prior, box-averaged per window size, averaged over sizes",
+        LayerSpec(REFINED, signed=False,
+                  help="posterior mean + prior, box-averaged per window size, averaged over sizes",
                   meaning="the prior map corrected by Bayesian optimisation: a ranking, brighter = the windows over"
                           " this pixel matter more",
                   # P_c(window kept alone) - P_c(window removed) is negative for most windows of a photo (a window
@@ -131,7 +132,8 @@ class BOREx(Method):
               picker="npy"),
         Param("scales", "str", "30,45,60,75", "window half-widths in pixels at 224x224 (scaled with the input)",
               live=False),
-        Param("kappa", "float", 10.0, "UCB exploration weight (a = mu + h + kappa sigma)", low=0.0, high=100.0, step=0.5),
+        Param("kappa", "float", 10.0, "UCB exploration weight (a = mu + h + kappa sigma)", low=0.0, high=100.0,
+              step=0.5),
         Param("length_scales", "str", "12,12,10", "initial Matern length scales (y, x, s) at 224x224",
               live=False),
         Param("nu", "choice", "1.5", "Matern smoothness", choices=("1.5", "2.5")),
@@ -278,7 +280,8 @@ class BOREx(Method):
         def design(pr):
             rows = []
             for i, (y, x, j, _) in enumerate(pr):  # jitter of probe i: a function of (seed, i) only
-                e = np.random.default_rng([int(ctx.seed) & 0xFFFFFFFF, i]).normal(size=3) * jitter if jitter.any() else 0.0
+                e = (np.random.default_rng([int(ctx.seed) & 0xFFFFFFFF, i]).normal(size=3) * jitter
+                     if jitter.any() else 0.0)
                 rows.append(np.array([y * f, x * f, s_nom[j]]) + e)
             X = torch.tensor(np.array(rows), dtype=torch.float64, device=dev)
             score = torch.tensor([sc for *_, sc in pr], dtype=torch.float64, device=dev)

@@ -31,7 +31,8 @@ from explorer.perturb.scoring import batch_size
 @register("hirescam")
 class HiResCAM(CamMethod):
     title = "HiResCAM"
-    paper = "Draelos, Carin 2020, Use HiResCAM instead of Grad-CAM for faithful explanations of convolutional neural networks"
+    paper = ("Draelos, Carin 2020, "
+             "Use HiResCAM instead of Grad-CAM for faithful explanations of convolutional neural networks")
     summary = "feature maps multiplied element-wise by their gradients (no spatial averaging)"
 
     def weights(self, act, grad, logits, ctx):
@@ -41,7 +42,8 @@ class HiResCAM(CamMethod):
 @register("xgradcam")
 class XGradCAM(CamMethod):
     title = "XGrad-CAM"
-    paper = "Fu, Hu, Wang, Yang, Lei, Wang 2020, Axiom-based Grad-CAM: Towards Accurate Visualization and Explanation of CNNs"
+    paper = ("Fu, Hu, Wang, Yang, Lei, Wang 2020, "
+             "Axiom-based Grad-CAM: Towards Accurate Visualization and Explanation of CNNs")
     summary = "feature maps weighted by the activation-weighted mean of their gradients"
     eps = 1e-7
 
@@ -90,7 +92,8 @@ class EigenCAM(CamMethod):
 @register("ablationcam")
 class AblationCAM(CamMethod):
     title = "Ablation-CAM"
-    paper = "Desai, Ramaswamy 2020, Ablation-CAM: Visual Explanations for Deep Convolutional Network via Gradient-free Localization"
+    paper = ("Desai, Ramaswamy 2020, "
+             "Ablation-CAM: Visual Explanations for Deep Convolutional Network via Gradient-free Localization")
     summary = "feature maps weighted by the relative drop of the class score when each one is removed"
     needs = Needs.LAYER
     uses_gradients = False

@@ -63,7 +63,8 @@ def total_variation(p: torch.Tensor) -> torch.Tensor:
 class Fido(Method):
     title = "FIDO (counterfactual in-fill: SSR / SDR)"
     family = "counterfactual"
-    paper = "Chang, Creager, Goldenberg, Duvenaud 2019, Explaining Image Classifiers by Counterfactual Generation (ICLR)"
+    paper = ("Chang, Creager, Goldenberg, Duvenaud 2019, "
+             "Explaining Image Classifiers by Counterfactual Generation (ICLR)")
     summary = ("optimise a coarse drop-probability mask through the model with concrete samples; removed pixels "
                "are in-filled (blur, local mean, in-painting, a learned in-painter) instead of greyed out")
     needs = Needs.GRADIENTS
@@ -72,12 +73,14 @@ class Fido(Method):
                   meaning="the smallest region that alone keeps the class when the rest is in-filled"),
         LayerSpec(SDR, help="smallest destroying region: drop probability (objective sdr or both)",
                   meaning="the smallest region whose in-fill destroys the class"),
-        LayerSpec(TARGET_HINDERING, help="smallest region whose in-fill most raises the target's log-odds (objective hindering)"),
+        LayerSpec(TARGET_HINDERING,
+                  help="smallest region whose in-fill most raises the target's log-odds (objective hindering)"),
     )
     params = Params(
         Param("objective", "choice", "ssr", "ssr: smallest sufficient region; sdr: smallest destroying region; "
               "both; hindering: smallest region whose in-fill raises the target", choices=OBJECTIVES),
-        Param("steps", "int", 300, "optimisation steps (Adam, linear learning-rate decay)", low=1, high=10_000, step=10),
+        Param("steps", "int", 300, "optimisation steps (Adam, linear learning-rate decay)", low=1, high=10_000,
+              step=10),
         Param("samples", "int", 8, "concrete samples (forwards) per step", low=1, high=256),
         Param("grid", "int", 56, "mask logits per side", low=2, high=512, step=4),
         Param("lr", "float", 0.05, "Adam learning rate (decays linearly to 0)", low=1e-4, high=1.0, step=0.01),

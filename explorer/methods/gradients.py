@@ -346,7 +346,8 @@ class SmoothGrad(_NoisyGradients):
 @register("vargrad")
 class VarGrad(_NoisyGradients):
     title = "VarGrad"
-    paper = "Adebayo, Gilmer, Goodfellow, Kim 2018, Local explanation methods for deep neural networks lack sensitivity to parameter values"
+    paper = ("Adebayo, Gilmer, Goodfellow, Kim 2018, "
+             "Local explanation methods for deep neural networks lack sensitivity to parameter values")
     summary = "variance of the gradient over noisy copies of the image, max over channels"
     outputs = (LayerSpec("salient", signed=False, help="gradient variance over noisy copies, max over channels",
                          meaning="pixels whose gradient varies most under noise (sensitivity, not direction)"),)

@@ -224,7 +224,8 @@ def lrp_relevance(model, x: torch.Tensor, target: int, composite: str = "epsilon
 class LRP(Method):
     title = "Layer-wise Relevance Propagation (zennit)"
     family = "relevance"
-    paper = "Bach et al. 2015, On Pixel-Wise Explanations by Layer-Wise Relevance Propagation; zennit (Anders et al. 2021)"
+    paper = ("Bach et al. 2015, "
+             "On Pixel-Wise Explanations by Layer-Wise Relevance Propagation; zennit (Anders et al. 2021)")
     summary = "relevance of the class logit propagated back layer by layer with zennit's rule composites"
     needs = Needs.GRADIENTS | Needs.LAYER
     outputs = (LayerSpec("salient", signed=True, help="input relevance summed over colour channels",

@@ -89,9 +89,11 @@ class Occlusion(Method):
     title = "Occlusion"
     family = "perturbation"
     paper = "Zeiler, Fergus 2014, Visualizing and Understanding Convolutional Networks"
-    summary = "drop in the target's score when a sliding square is in-filled, averaged over the windows covering each pixel"
+    summary = ("drop in the target's score when a sliding square is in-filled, "
+               "averaged over the windows covering each pixel")
     needs = Needs.SCORES
-    outputs = (LayerSpec("salient", signed=True, help="mean over covering windows of P_c(image) - P_c(window in-filled)",
+    outputs = (LayerSpec("salient", signed=True,
+                         help="mean over covering windows of P_c(image) - P_c(window in-filled)",
                          zero="0 = in-filling the windows over this pixel leaves P_c unchanged; positive = "
                               "in-filling lowers it (the pixel supports the target), negative = it raises it"),)
     params = Params(WINDOW_PARAM, STRIDE_PARAM, COVER_EDGE_PARAM, INFILL, SIGMA, SCORE, BATCH_SIZE)
@@ -175,7 +177,8 @@ class KernelShap(_SuperpixelMethod):
     title = "KernelSHAP"
     paper = "Lundberg, Lee 2017, A Unified Approach to Interpreting Model Predictions"
     summary = "Shapley values of superpixels estimated by kernel-weighted regression on random coalitions"
-    outputs = (LayerSpec("salient", signed=True, help="Shapley value of each superpixel (they sum to f(image) - f(all in-filled))",
+    outputs = (LayerSpec("salient", signed=True,
+                         help="Shapley value of each superpixel (they sum to f(image) - f(all in-filled))",
                          zero="0 = no Shapley contribution; positive raises the score above the all-in-filled "
                               "image's, and the values sum to f(image) - f(all in-filled)"),)
     params = Params(SAMPLES_PARAM, SEGMENTS_PARAM, COMPACTNESS_PARAM,

@@ -71,7 +71,8 @@ class Undesirable(Method):
     outputs = (
         LayerSpec(SALIENT, help="max(0, E[P_c | pixel kept] - E[P_c | pixel removed])"),
         LayerSpec(TARGET_HINDERING, help="max(0, E[P_c | pixel removed] - E[P_c | pixel kept]): presence lowers P_c"),
-        LayerSpec(NON_TARGET, help="max(0, E[q | kept] - E[q | removed]), q = max other-class P (or the competitor's P)"),
+        LayerSpec(NON_TARGET,
+                  help="max(0, E[q | kept] - E[q | removed]), q = max other-class P (or the competitor's P)"),
     )
     params = Params(N_MASKS, CELLS, DENSITY, INFILL_OR_LEARNED, SIGMA, INPAINTER, COMPETITOR_PARAM, BATCH_SIZE)
     quick = {"n": 64}

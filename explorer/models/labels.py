@@ -30,7 +30,8 @@ def read_labels(path: str | Path) -> list[str]:
             raise FileError(p, "is a folder, not a labels file")
         size = p.stat().st_size
         if size > MAX_LABELS_BYTES:
-            raise FileError(p, f"is {size / 1e6:.0f} MB, too large for a labels file (limit {MAX_LABELS_BYTES >> 20} MB)")
+            raise FileError(p,
+                            f"is {size / 1e6:.0f} MB, too large for a labels file (limit {MAX_LABELS_BYTES >> 20} MB)")
         text = p.read_text(encoding="utf-8")
     except FileError:
         raise

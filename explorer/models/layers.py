@@ -125,7 +125,8 @@ def as_grid(t: torch.Tensor, info: LayerInfo) -> torch.Tensor:
 _SKIP = (nn.Dropout, nn.Dropout2d, nn.Identity, nn.Softmax)
 
 
-def _output_shapes(module: nn.Module, example: torch.Tensor, names: set[str] | None = None) -> list[tuple[str, nn.Module, tuple]]:
+def _output_shapes(module: nn.Module, example: torch.Tensor,
+                   names: set[str] | None = None) -> list[tuple[str, nn.Module, tuple]]:
     """(name, module, output shape) of every named module (or those in ``names``), in the order they finish."""
     found: list[tuple[str, nn.Module, tuple]] = []
     seen: set[str] = set()

@@ -113,7 +113,8 @@ class LoadedModel:
         if isinstance(target, (int, np.integer)) or (isinstance(target, str) and target.strip().lstrip("-").isdigit()):
             idx = int(target)
             if not 0 <= idx < self.num_classes:
-                raise TargetError(f"class index {idx} is out of range: the model has {self.num_classes} classes (0..{self.num_classes - 1})")
+                raise TargetError(f"class index {idx} is out of range: the model has {self.num_classes} classes "
+                                  f"(0..{self.num_classes - 1})")
             return idx
         name = str(target).strip()
         if name in self.labels:

@@ -104,7 +104,8 @@ def load_weights_file(path: str | Path, trust_pickle: bool = False):
             "are read without trust); if you trust its source, allow it deliberately with --trust-pickle on the "
             "command line or the GUI's 'trust pickled objects' checkbox, which asks you to confirm the file") from None
     except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ModuleNotFoundError) as exc:
-        raise FileError(p, f"not a PyTorch weights file ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+        raise FileError(p, f"not a PyTorch weights file ({type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
 
 
 def _unwrap_state_dict(obj, path) -> dict:
@@ -198,7 +199,8 @@ def _timm_module(name: str, weights: str | None, trust: bool, allow_download: bo
     except Exception as exc:  # noqa: BLE001 - timm and the hub fail many ways; each means the weights are not here
         raise ModelLoadError(
             f"weights for timm:{name} are neither in the local Hugging Face cache nor downloadable here "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}); pass --weights FILE") from None
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}); "
+            "pass --weights FILE") from None
     return module, f"timm pretrained {name}"
 
 

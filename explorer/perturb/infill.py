@@ -83,7 +83,8 @@ class Infill:
         if kind == "blur":
             return gaussian_blur(x, sigma)
         if kind == "noise":  # uniform noise over the valid pixel range
-            u = torch.rand(x.shape, generator=generator, device=x.device) if generator is not None else torch.rand_like(x)
+            u = (torch.rand(x.shape, generator=generator, device=x.device) if generator is not None
+                 else torch.rand_like(x))
             return preprocess.normalise(u)
         if kind == "constant":
             c = torch.tensor(colour, dtype=x.dtype, device=x.device).view(1, 3, 1, 1) / 255.0
@@ -136,7 +137,8 @@ class RandomColourInfill(_MaskInfill):
         b = masks.shape[0]
         g = self.generator
         dev = x.device
-        colour = torch.rand((b, 3, 1, 1), generator=g, device=dev) if g is not None else torch.rand(b, 3, 1, 1, device=dev)
+        colour = (torch.rand((b, 3, 1, 1), generator=g, device=dev) if g is not None
+                  else torch.rand(b, 3, 1, 1, device=dev))
         shape = (b, 3) + tuple(x.shape[-2:])
         noise = torch.randn(shape, generator=g, device=dev) if g is not None else torch.randn(shape, device=dev)
         rgb = (colour + float(self.options.get("noise", 0.2)) * noise).clamp(0, 1)
@@ -183,7 +185,8 @@ def load_inpainter(path: str | os.PathLike, device: torch.device | str, hw: tupl
     try:
         module = torch.jit.load(str(p), map_location=device)
     except Exception as exc:  # noqa: BLE001 - any load failure is the file's fault
-        raise FileError(p, f"not a TorchScript in-painter ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        raise FileError(
+            p, f"not a TorchScript in-painter ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
     module.eval()
     h, w = hw
     img = torch.full((2, 3, h, w), 0.5, device=device)
@@ -194,7 +197,8 @@ def load_inpainter(path: str | os.PathLike, device: torch.device | str, hw: tupl
             out = module(img, mask)
     except Exception as exc:  # noqa: BLE001 - a failure of any kind in the user's in-painter is its file's fault
         raise FileError(p, "the in-painter failed on a (2, 3, %d, %d) image and (2, 1, %d, %d) mask: %s: %s"
-                        % (h, w, h, w, type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")) from None
+                        % (h, w, h, w, type(exc).__name__,
+                           str(exc).splitlines()[0][:200] if str(exc) else "")) from None
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, 3, h, w):
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise FileError(p, f"the in-painter returned {got}; expected an image of shape (2, 3, {h}, {w}) "

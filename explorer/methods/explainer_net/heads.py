@@ -110,7 +110,8 @@ class TiedHead(nn.Module):
             raise ValueError(f"the classifier's final layer is {tuple(weight.shape)}, the head needs "
                              f"({self.num_classes}, {self.dim})")
         self.weight = weight.detach().float().clone().to(self.weight.device)
-        self.bias = (bias.detach().float().clone() if bias is not None else torch.zeros(self.num_classes)).to(self.weight.device)
+        bias = bias.detach().float().clone() if bias is not None else torch.zeros(self.num_classes)
+        self.bias = bias.to(self.weight.device)
         return self
 
     def features(self, feats: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -223,13 +223,15 @@ class Explainer:
     def record(self) -> dict[str, Any]:
         h, w = self.model.preprocess.input_size
         return {
-            "format": FORMAT, "version": 2 if isinstance(self.head, TiedHead) else 1, "model_id": self.model.id, "model_fingerprint": fingerprint(self.model),
+            "format": FORMAT, "version": 2 if isinstance(self.head, TiedHead) else 1, "model_id": self.model.id,
+            "model_fingerprint": fingerprint(self.model),
             "num_classes": self.head.num_classes, "taps": list(self.taps), "channels": list(self.head.channels),
             "width": self.head.width, "input_size": [int(h), int(w)],
             **({"final_layer": final_linear(self.model)[0]} if isinstance(self.head, TiedHead) else {}),
         }
 
-    def save(self, path: str | Path, training: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> Path:
+    def save(self, path: str | Path, training: dict[str, Any] | None = None,
+             extra: dict[str, Any] | None = None) -> Path:
         """Write the head (float32 state dict) and its record; ``training`` (optimizer, epoch...) for resume."""
         path = Path(path)
         ckpt = self.record()
@@ -257,7 +259,8 @@ class Explainer:
         try:
             head.load_state_dict(ckpt["head"])
         except (RuntimeError, KeyError, TypeError) as exc:
-            raise FileError(path, f"the head's weights do not fit its own record ({str(exc).splitlines()[0]})") from None
+            raise FileError(path,
+                            f"the head's weights do not fit its own record ({str(exc).splitlines()[0]})") from None
         exp = cls(model, head, ckpt["taps"], ckpt.get("meta") or {})
         exp.checkpoint_path = str(path)
         return exp
@@ -284,7 +287,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if version < 1:
         raise FileError(p, "explainer checkpoint without a version (corrupt, or not written by explorer)")
     if version > VERSION:
-        raise FileError(p, f"explainer checkpoint version {ckpt.get('version')} is newer than this explorer reads ({VERSION})")
+        raise FileError(p, f"explainer checkpoint version {ckpt.get('version')} is newer than this explorer reads "
+                           f"({VERSION})")
     for key in ("model_id", "model_fingerprint", "num_classes", "taps", "channels", "width", "head"):
         if key not in ckpt:
             raise FileError(p, f"explainer checkpoint lacks {key!r}")
@@ -303,10 +307,12 @@ def check_compatible(ckpt: dict[str, Any], model: LoadedModel, path: str | Path)
     if want_fp != have_fp:
         raise ExplorerError(
             f"{path}: this explainer was trained for classifier {want_id!r} with weights {want_fp}, but the loaded "
-            f"{model.id!r} has different weights ({have_fp}); train one for these weights with `explorer train-explainer`")
+            f"{model.id!r} has different weights ({have_fp}); train one for these weights with `explorer "
+            "train-explainer`")
     if int(ckpt["num_classes"]) != model.num_classes:
         raise ExplorerError(
-            f"{path}: this explainer has {ckpt['num_classes']} classes, the classifier {model.id!r} {model.num_classes}")
+            f"{path}: this explainer has {ckpt['num_classes']} classes, "
+            f"the classifier {model.id!r} {model.num_classes}")
     valid = set(model.layer_names())
     bad = [t for t in ckpt["taps"] if t not in valid]
     if bad:

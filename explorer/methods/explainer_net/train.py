@@ -174,7 +174,8 @@ class Trainer:
         check_compatible(ckpt, model, path)
         state = ckpt.get("training")
         if not state:
-            raise FileError(path, "holds the head only, no training state to resume from (a shipped/exported checkpoint)")
+            raise FileError(path,
+                            "holds the head only, no training state to resume from (a shipped/exported checkpoint)")
         try:
             cfg = TrainConfig.from_record(state["config"])
         except (KeyError, TypeError) as exc:
@@ -325,4 +326,5 @@ def prepare_training(model: LoadedModel, folder: str | Path, settings: dict[str,
             if name in settings:
                 raise ParamError(f"--{name.replace('_', '-')} cannot change when resuming (it is in the checkpoint)")
         return Trainer.resume(resume, model, images, **settings), out or resume
-    return Trainer(model, images, TrainConfig(**settings)), out or f"explainer_{re.sub(r'[^A-Za-z0-9_.-]+', '_', model.id)}.pt"
+    default_out = f"explainer_{re.sub(r'[^A-Za-z0-9_.-]+', '_', model.id)}.pt"
+    return Trainer(model, images, TrainConfig(**settings)), out or default_out
