@@ -15,7 +15,7 @@ from PySide6.QtGui import QDropEvent
 from PySide6.QtTest import QTest
 
 from explorer.gui.main_window import MainWindow
-from explorer.session.document import ModelChoice
+from explorer.session.model_choice import ModelChoice
 
 ROOT = Path(__file__).resolve().parent.parent
 T = 120_000  # ms; generous for a loaded CI machine

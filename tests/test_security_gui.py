@@ -7,7 +7,7 @@ import pytest
 from PySide6.QtCore import QSettings
 
 from explorer.gui.main_window import MainWindow
-from explorer.session.document import ModelChoice
+from explorer.session.model_choice import ModelChoice
 from tests.test_security import evil_torch, hostile_session
 
 T = 120_000

@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import QObject, Slot
 
 from explorer.session.controller import RunJob
-from explorer.session.document import ModelChoice
+from explorer.session.model_choice import ModelChoice
 from explorer.workers.compute import ComputeWorker, describe_error
 
 T = 60_000  # generous: the CI machine may be loaded

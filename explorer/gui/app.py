@@ -54,7 +54,8 @@ def main(args) -> int:
     from explorer.core.params import parse_assignments
     from explorer.gui.main_window import MainWindow
     from explorer.gui.teaching import first_start
-    from explorer.session.document import ModelChoice, RunStatus
+    from explorer.session.document import RunStatus
+    from explorer.session.model_choice import ModelChoice
     from explorer.session.teaching import first_method
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -84,7 +84,7 @@ def open_window(model=None, model_label: str | None = None, image=None, image_pa
     from explorer import resources
     from explorer.gui.app import _app
     from explorer.gui.main_window import MainWindow
-    from explorer.session.document import ModelChoice
+    from explorer.session.model_choice import ModelChoice
 
     app = _app()
     win = MainWindow(ModelChoice(model_label) if model_label else None)

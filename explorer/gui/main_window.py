@@ -26,7 +26,8 @@ from explorer.gui.model_panel import ModelPanel
 from explorer.gui.panels import LayerPanel, PredictionsPanel
 from explorer.gui.widgets import MessageBar
 from explorer.session.controller import Notice, RunController
-from explorer.session.document import ModelChoice, Session
+from explorer.session.document import Session
+from explorer.session.model_choice import ModelChoice
 from explorer.workers.compute import ComputeWorker
 from explorer.workers.relay import WorkerRelay
 

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 
 from explorer import resources
 from explorer.core.types import EMBEDDED_MODELS
-from explorer.session.document import ModelChoice
+from explorer.session.model_choice import ModelChoice
 
 MODEL_SPECS = [*EMBEDDED_MODELS, "torchvision:resnet50", "torchvision:vgg16", "timm:resnet18",
                "timm:vit_tiny_patch16_224"]

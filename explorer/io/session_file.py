@@ -26,7 +26,8 @@ from explorer.core.jsonable import to_json
 from explorer.core.types import Explanation, Placement
 from explorer.io.arrays import read_npz
 from explorer.io.safe_files import atomic_write
-from explorer.session.document import BLEND_MODES, DISPLAY_MODES, Layer, ModelChoice, Run, RunStatus, Session
+from explorer.session.document import BLEND_MODES, DISPLAY_MODES, Layer, Run, RunStatus, Session
+from explorer.session.model_choice import ModelChoice
 
 FORMAT = "explorer-session"
 VERSION = 1
