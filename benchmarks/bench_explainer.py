@@ -95,6 +95,23 @@ def share_in(m: np.ndarray, half: int) -> float:
     return float(part.sum() / total)
 
 
+def summarise(rows: dict, rise_name: str) -> dict:
+    rise_ms = statistics.median(rows[rise_name]["ms"]) if rows[rise_name]["ms"] else float("nan")
+    summary = {}
+    for name, r in rows.items():
+        ms = statistics.median(r["ms"]) if r["ms"] else float("nan")
+        summary[name] = {
+            "class_specificity": float(np.mean(r["shares"])) if r["shares"] else None,
+            "composite_targets": len(r["shares"]),
+            "insertion_minus_deletion": float(np.mean(r["ins_minus_del"])) if r["ins_minus_del"] else None,
+            "insertion": float(np.mean(r["insertion"])) if r["insertion"] else None,
+            "deletion": float(np.mean(r["deletion"])) if r["deletion"] else None,
+            "photos": len(r["ins_minus_del"]),
+            "ms_per_image": ms, "speedup_vs_rise": rise_ms / ms if r["ms"] else None,
+        }
+    return summary
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--folder", default=str(SHARED))
@@ -109,8 +126,13 @@ def main() -> int:
     ap.add_argument("--rise-photos", type=int, default=None, help="RISE on the first N photos only")
     ap.add_argument("--step", type=int, default=1024, help="pixels per deletion/insertion step (224 = every 224th)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch threads (0 = torch's default); 1 on a shared machine, where spinning threads that "
+                         "wait for a core cost far more than they add")
     args = ap.parse_args()
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     model = load_model(device="cpu")
     pre = model.preprocess
     photos = held_out_photos(Path(args.folder), Path(args.checkpoint))
@@ -140,6 +162,17 @@ def main() -> int:
         rgb, _ = pre.input_rgb(read_image(path).rgb)
         inputs[path] = rgb
     rows = {name: {"shares": [], "ins_minus_del": [], "insertion": [], "deletion": [], "ms": []} for name in inst}
+
+    def record(done: bool) -> dict:
+        """The results so far, written after every composite and photo: a stopped run keeps what it measured."""
+        out = {"machine": machine(), "model": model.id, "checkpoint": str(args.checkpoint), "demo": args.demo or None,
+               "folder": str(args.folder), "held_out": len(photos), "composites": len(pairs),
+               "photos": len(singles), "rise_n": args.rise_n, "deletion_insertion_step": args.step,
+               "seed": args.seed, "complete": done, "summary": summarise(rows, f"rise N={args.rise_n}"),
+               "raw": rows, "note": "shared machine: times are noisy"}
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(out, indent=2))
+        return out
     t_start = time.perf_counter()
     for k, ((pa, ca), (pb, cb)) in enumerate(pairs):
         rgb = np.concatenate([inputs[pa], inputs[pb]], axis=1)
@@ -151,6 +184,7 @@ def main() -> int:
             for half, target in ((0, ca), (1, cb)):
                 m = final_map(fresh(name), context(model, x, rgb, target))
                 rows[name]["shares"].append(share_in(m, half))
+        record(False)
         print(f"composite {k + 1}/{len(pairs)}: " + ", ".join(
             f"{n} {np.mean(r['shares']):.3f}" for n, r in rows.items() if r["shares"]), flush=True)
     for k, (path, _) in enumerate(singles):
@@ -167,24 +201,13 @@ def main() -> int:
             rows[name]["insertion"].append(curves["insertion"].auc)
             rows[name]["deletion"].append(curves["deletion"].auc)
             rows[name]["ins_minus_del"].append(curves["insertion"].auc - curves["deletion"].auc)
+        record(False)
         print(f"photo {k + 1}/{len(singles)}: " + ", ".join(
             f"{n} {np.mean(r['ins_minus_del']):+.3f}" for n, r in rows.items() if r["ins_minus_del"]), flush=True)
 
     mach = machine()
     rise_name = f"rise N={args.rise_n}"
-    rise_ms = statistics.median(rows[rise_name]["ms"]) if rows[rise_name]["ms"] else float("nan")
-    summary = {}
-    for name, r in rows.items():
-        ms = statistics.median(r["ms"]) if r["ms"] else float("nan")
-        summary[name] = {
-            "class_specificity": float(np.mean(r["shares"])) if r["shares"] else None,
-            "composite_targets": len(r["shares"]),
-            "insertion_minus_deletion": float(np.mean(r["ins_minus_del"])) if r["ins_minus_del"] else None,
-            "insertion": float(np.mean(r["insertion"])) if r["insertion"] else None,
-            "deletion": float(np.mean(r["deletion"])) if r["deletion"] else None,
-            "photos": len(r["ins_minus_del"]),
-            "ms_per_image": ms, "speedup_vs_rise": rise_ms / ms if r["ms"] else None,
-        }
+    summary = summarise(rows, rise_name)
     print(f"\n{len(pairs)} composites of 2 and {len(singles)} single photos held out from {args.folder} "
           f"({model.id}); {mach['cpu_count']} cpus, load {mach['loadavg_start']}; "
           f"{time.perf_counter() - t_start:.0f} s")
@@ -195,12 +218,7 @@ def main() -> int:
         idl = f"{s['insertion_minus_deletion']:+.3f}" if s["insertion_minus_deletion"] is not None else "-"
         sp = f"{s['speedup_vs_rise']:.0f}x" if s["speedup_vs_rise"] else "-"
         print(f"{name:22s}{cs:>12}{s['composite_targets']:>10}{idl:>9}{s['photos']:>9}{s['ms_per_image']:>10.1f}{sp:>9}")
-    out = {"machine": mach, "model": model.id, "checkpoint": str(args.checkpoint), "demo": args.demo or None,
-           "folder": str(args.folder), "held_out": len(photos), "composites": len(pairs), "photos": len(singles),
-           "rise_n": args.rise_n, "deletion_insertion_step": args.step, "seed": args.seed, "summary": summary,
-           "raw": rows, "note": "shared machine: times are noisy"}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=2))
+    record(True)
     print(f"wrote {RESULTS}")
     return 0
 
