@@ -100,18 +100,25 @@ def _add_finished_layers(win, hw, n: int) -> None:
         win.session.accept(run.id, 1, _fake_explanation(hw, i, f"m{i}"), True)
 
 
-def bench_sliders(app, repeats: int) -> dict:
+def _noise_window(hw: tuple[int, int], layers: int):
+    """A shown window (no model started) on a seeded noise image with ``layers`` finished layers, and the
+    generator that drew the image (for the caller's further draws)."""
     import numpy as np
 
     from explorer.gui.main_window import MainWindow
 
-    hw = (1024, 1024)
     win = MainWindow()
     win.resize(1440, 900)
     win.show()
     rng = np.random.default_rng(0)
     win.session.set_image(rng.integers(0, 255, hw + (3,), dtype=np.uint8), "noise.png")
-    _add_finished_layers(win, hw, 4)
+    _add_finished_layers(win, hw, layers)
+    return win, rng
+
+
+def bench_sliders(app, repeats: int) -> dict:
+    hw = (1024, 1024)
+    win, _ = _noise_window(hw, 4)
     for layer in win.session.layers:
         win.session.set_layer(layer, visible=True, opacity=0.4)
     _settle_renders(app, win)
@@ -228,17 +235,11 @@ def bench_costs(app, repeats: int) -> dict:
 
     import numpy as np
 
-    from explorer.gui.main_window import MainWindow
     from explorer.session import display, render
     from explorer.workers.compute import _prepare_display
 
     hw = (1024, 1024)
-    win = MainWindow()
-    win.resize(1440, 900)
-    win.show()
-    rng = np.random.default_rng(0)
-    win.session.set_image(rng.integers(0, 255, hw + (3,), dtype=np.uint8), "noise.png")
-    _add_finished_layers(win, hw, 3)
+    win, rng = _noise_window(hw, 3)
     rise = win.session.new_run("rise", {})
 
     def partial(seed):  # what the compute worker sends: RISE-like maps (224² in model space), prepared
