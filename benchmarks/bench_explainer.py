@@ -63,10 +63,12 @@ def untrained_checkpoint(model, trained: Path) -> Path:
     """A checkpoint of a freshly initialised head (seed 0) with the trained one's taps and width."""
     import tempfile
 
+    from explorer.methods.explainer_net.heads import KINDS
     from explorer.methods.explainer_net.model import Explainer
 
     ckpt = read_checkpoint(trained)
-    fresh = Explainer.new(model, taps=ckpt["taps"], width=int(ckpt["width"]), seed=0)
+    kind = {v: k for k, v in KINDS.items()}[int(ckpt["version"])]
+    fresh = Explainer.new(model, taps=ckpt["taps"], width=int(ckpt["width"]), seed=0, kind=kind)
     return fresh.save(Path(tempfile.mkdtemp(prefix="explainer-untrained-")) / "untrained.pt")
 
 
@@ -126,6 +128,7 @@ def main() -> int:
     ap.add_argument("--rise-photos", type=int, default=None, help="RISE on the first N photos only")
     ap.add_argument("--step", type=int, default=1024, help="pixels per deletion/insertion step (224 = every 224th)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=str(RESULTS), help="the JSON to write (default: %(default)s)")
     ap.add_argument("--threads", type=int, default=0,
                     help="torch threads (0 = torch's default); 1 on a shared machine, where spinning threads that "
                          "wait for a core cost far more than they add")
@@ -170,8 +173,8 @@ def main() -> int:
                "photos": len(singles), "rise_n": args.rise_n, "deletion_insertion_step": args.step,
                "seed": args.seed, "complete": done, "summary": summarise(rows, f"rise N={args.rise_n}"),
                "raw": rows, "note": "shared machine: times are noisy"}
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(out, indent=2))
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(out, indent=2))
         return out
     t_start = time.perf_counter()
     for k, ((pa, ca), (pb, cb)) in enumerate(pairs):
@@ -219,7 +222,7 @@ def main() -> int:
         sp = f"{s['speedup_vs_rise']:.0f}x" if s["speedup_vs_rise"] else "-"
         print(f"{name:22s}{cs:>12}{s['composite_targets']:>10}{idl:>9}{s['photos']:>9}{s['ms_per_image']:>10.1f}{sp:>9}")
     record(True)
-    print(f"wrote {RESULTS}")
+    print(f"wrote {args.out}")
     return 0
 
 

@@ -260,7 +260,7 @@ def test_version_1_checkpoints_are_still_read(model, chelsea, tmp_path):
     exp = explain(ExplainerNet(model, checkpoint=str(path)), model, chelsea)
     assert exp.maps["salient"].shape == chelsea.shape[:2]
     with pytest.raises(ExplorerError, match="version-1"):  # read, not trained further
-        Explainer.load(path, model).tied_features(model.preprocess.to_input(chelsea)[0])
+        Explainer.load(path, model).evidence(model.preprocess.to_input(chelsea)[0])
 
 
 def test_corrupt_or_damaged_checkpoints_are_clear_errors(model, tmp_path):

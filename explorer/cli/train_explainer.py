@@ -12,7 +12,7 @@ from explorer.cli.common import add_model_args, model_from_args
 from explorer.core import argtypes as T
 
 SETTINGS = ("epochs", "batch_size", "lr", "size", "topk", "threshold", "width", "seed", "pair", "quad",
-            "hold_out_every")  # the options that are TrainConfig fields of the same names
+            "hold_out_every", "head")  # the options that are TrainConfig fields of the same names
 
 
 def _defaults(p) -> None:
@@ -46,6 +46,9 @@ def add_parser(sub) -> None:
     p.add_argument("--threshold", type=T.number(0.0, 1.0), default=None,
                    help="probability a class needs to be a pseudo-label besides the top-1 (default {d.threshold:g})")
     p.add_argument("--width", type=T.integer(8), default=None, help="channels of the head (default {d.width})")
+    p.add_argument("--head", choices=("guided", "tied"), default=None,
+                   help="head design (default {d.head}): 'guided' upsamples the classifier's last feature map "
+                        "with a learned content-aware guide; 'tied' (version 2) refines it additively")
     p.add_argument("--pair", type=T.number(0.0, 1.0), default=None,
                    help="probability that a frame is a composite of 2 photos (default {d.pair:g})")
     p.add_argument("--quad", type=T.number(0.0, 1.0), default=None,

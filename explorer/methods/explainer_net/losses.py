@@ -95,7 +95,7 @@ def explainer_losses(explainer: Explainer, x: torch.Tensor, parts: list[list[tup
     """Every loss term for a normalised batch ``x`` (B, 3, H, W) whose frames hold ``parts``; ``loss`` is the
     weighted total. ``cfg`` is a TrainConfig (weights, bounds, label settings, candidates)."""
     model, head = explainer.model, explainer.head
-    f, scale, shift, logits = explainer.tied_features(x)
+    z, scale, shift, logits = explainer.evidence(x)
     HW = tuple(x.shape[-2:])
     q = part_targets(model, x, parts, logits, cfg.topk, cfg.threshold)
     y = q > 0
@@ -104,7 +104,7 @@ def explainer_losses(explainer: Explainer, x: torch.Tensor, parts: list[list[tup
     lab_valid = y.gather(1, lab_idx)
     M = min(int(cfg.candidates), logits.shape[1] - L)
     cand = logits.masked_fill(y, float("-inf")).topk(M, dim=1).indices
-    S = head.maps(f, scale, shift, torch.cat([lab_idx, cand], 1))
+    S = head.maps(z, scale, shift, torch.cat([lab_idx, cand], 1))
     S_lab = S[:, :L]
     t_low = S_lab.masked_fill(~lab_valid[:, :, None, None], float("-inf")).amax(1, keepdim=True)
     n_low = S[:, L:].amax(1, keepdim=True)

@@ -8,7 +8,8 @@ strides (8, 16, 32 for EfficientNet-Lite0: ``blocks.2``, ``blocks.4``, ``bn2``),
 during the one forward pass the classifier makes anyway, and fuses them top-down (FPN style) at stride 8
 (28x28 for a 224x224 input). Since checkpoint version 2 the head outputs a refined copy of the classifier's
 pooled feature map and every class's logit map goes through the classifier's own final linear layer
-(``heads.TiedHead``): any of the K classes has a mask, seen in training or not. Only the head's weights are
+(``heads.TiedHead``; version 3, ``heads.GuidedHead``, upsamples it with a learned guide): any of the K classes
+has a mask, seen in training or not. Only the head's weights are
 trained and stored; the backbone and the final layer are the classifier itself. Version-1 checkpoints (one
 learned channel per class, ``heads.ClassHead``) are still read.
 
@@ -28,12 +29,12 @@ from torch import nn
 
 from explorer.core.errors import ExplorerError, FileError, UnsupportedError
 from explorer.core.types import Needs
-from explorer.methods.explainer_net.heads import DEFAULT_WIDTH, HEADS, ClassHead, TiedHead
+from explorer.methods.explainer_net.heads import DEFAULT_WIDTH, HEADS, KINDS, ClassHead, TiedHead
 from explorer.models.layers import recording
 from explorer.models.loaded import LoadedModel
 
 FORMAT = "explorer-explainer"
-VERSION = 2  # 2: TiedHead (class maps through the classifier's last layer); 1: ClassHead, read only
+VERSION = 3  # 3: GuidedHead; 2: TiedHead (class maps through the classifier's last layer); 1: ClassHead, read only
 SHIPPED = "explainer_efficientnet_lite0.pt"
 
 
@@ -172,8 +173,12 @@ class Explainer:
 
     @classmethod
     def new(cls, model: LoadedModel, taps: Sequence[str] | None = None, width: int = DEFAULT_WIDTH,
-            seed: int = 0) -> "Explainer":
-        """A freshly initialised (version 2, tied) head for ``model`` (seeded)."""
+            seed: int = 0, kind: str = "tied") -> "Explainer":
+        """A freshly initialised head of ``kind`` (``heads.KINDS``: one that maps classes through the
+        classifier's last layer) for ``model`` (seeded)."""
+        trainable = [k for k, v in KINDS.items() if v >= 2]
+        if kind not in trainable:
+            raise ValueError(f"unknown explainer head kind {kind!r} (one of {', '.join(trainable)})")
         taps = tied_taps(model, taps)
         valid = model.layer_names()
         bad = [t for t in taps if t not in valid]
@@ -187,7 +192,7 @@ class Explainer:
         g = torch.random.fork_rng(devices=[])
         with g:
             torch.manual_seed(int(seed))
-            head = TiedHead([f.shape[1] for f in feats], logits.shape[1], width)
+            head = HEADS[KINDS[kind]]([f.shape[1] for f in feats], logits.shape[1], width)
         return cls(model, head, taps)
 
     # ------------------------------------------------------------------ compute
@@ -200,14 +205,15 @@ class Explainer:
             feats, logits = backbone(self.model, x, self.taps)
         return self.head(feats), logits
 
-    def tied_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Training: the head's (f, scale, shift) with grad, and the classifier's logits; class maps then come
-        from ``head.maps`` for the few classes training needs (all K per pixel would dominate its cost)."""
+    def evidence(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training: the head's (class evidence z, scale, shift) with grad, and the classifier's logits; the
+        class maps then come from ``head.maps`` for the few classes training needs."""
         if not isinstance(self.head, TiedHead):
-            raise UnsupportedError("only version-2 explainer heads can be trained (this is a version-1 checkpoint)")
+            raise UnsupportedError("only explainer heads of version 2 or later can be trained (this is a version-1 "
+                                   "checkpoint)")
         with torch.no_grad():
             feats, logits = backbone(self.model, x, self.taps)
-        return (*self.head.features(feats), logits)
+        return (*self.head.evidence(feats), logits)
 
     @staticmethod
     def upsample(maps: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
@@ -223,7 +229,7 @@ class Explainer:
     def record(self) -> dict[str, Any]:
         h, w = self.model.preprocess.input_size
         return {
-            "format": FORMAT, "version": 2 if isinstance(self.head, TiedHead) else 1, "model_id": self.model.id,
+            "format": FORMAT, "version": KINDS[self.head.kind], "model_id": self.model.id,
             "model_fingerprint": fingerprint(self.model),
             "num_classes": self.head.num_classes, "taps": list(self.taps), "channels": list(self.head.channels),
             "width": self.head.width, "input_size": [int(h), int(w)],

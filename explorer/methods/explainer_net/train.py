@@ -68,6 +68,7 @@ class TrainConfig:
     candidates: int = 32  # non-target mask: max over this many classes the classifier scores highest
     scalar_lr: float = 1.0  # learning-rate factor of the mask's global scale and threshold
     hold_out_every: int = 0  # every n-th image of the sorted folder is held out (never trained on); 0 = none
+    head: str = "tied"  # the head design (heads.KINDS): "tied" (version 2, shipped) or "guided" (version 3)
 
     def check(self) -> None:
         if self.epochs < 1:
@@ -134,7 +135,8 @@ class Trainer:
         self.model = model
         self.folder = images
         self.images, self.held_out = split_holdout(images, self.cfg.hold_out_every)
-        self.explainer = explainer or Explainer.new(model, self.cfg.taps or None, self.cfg.width, self.cfg.seed)
+        self.explainer = explainer or Explainer.new(model, self.cfg.taps or None, self.cfg.width, self.cfg.seed,
+                                                           self.cfg.head)
         self.cfg.taps = tuple(self.explainer.taps)
         self.head = self.explainer.head
         self.size = int(self.cfg.size or max(model.preprocess.input_size))
@@ -183,7 +185,9 @@ class Trainer:
         for k, v in overrides.items():
             if v is not None:
                 setattr(cfg, k, v)
-        return cls(model, images, cfg, Explainer.load(path, model), state)
+        explainer = Explainer.load(path, model)
+        cfg.head = explainer.head.kind  # a checkpoint from before the field existed holds a version-2 head
+        return cls(model, images, cfg, explainer, state)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -322,7 +326,7 @@ def prepare_training(model: LoadedModel, folder: str | Path, settings: dict[str,
     size = settings.get("size") or max(model.preprocess.input_size)
     images = scan_folder(folder, short_side=max(256, round(1.5 * size)))
     if resume:
-        for name in ("width", "hold_out_every"):
+        for name in ("width", "hold_out_every", "head"):
             if name in settings:
                 raise ParamError(f"--{name.replace('_', '-')} cannot change when resuming (it is in the checkpoint)")
         return Trainer.resume(resume, model, images, **settings), out or resume
