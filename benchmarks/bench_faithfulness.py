@@ -43,7 +43,10 @@ PAPER = {  # RISE paper, Table 2 (ResNet50, ImageNet val): deletion, insertion
 SKIP = {"attention_rollout", "chefer"}  # transformer-only: the default model is a CNN
 BASELINES = ("random", "centre", "inverted_rise")
 FIDO_INFILLS = ("blur", "zero", "noise", "inpaint")
+FIDO_DEFAULT_STEPS = 300  # FIDO's own default (methods/counterfactual.py)
 GRID = np.linspace(0.0, 1.0, 101)
+PAIRS = (("rise_paper", "lime"), ("lime", "gradcam"), ("gradcam", "occlusion"), ("rise_paper", "occlusion"),
+         ("rise_paper", "rise"), ("centre", "gradcam"), ("integrated_gradients", "rise_paper"))
 
 
 def photos(data: Path) -> list[tuple[Path, int]]:
@@ -181,7 +184,7 @@ def fido_photo(model, rgb, ctx, args) -> dict:
             key = "insertion" if objective == "ssr" else "deletion"
             rec[objective] = {"area": float(np.clip(m, 0, 1).mean()), key: c[key]["auc"]}
         out[infill] = rec
-    return {"fido": out}
+    return {"fido": out, "fido_steps": args.fido_steps or FIDO_DEFAULT_STEPS}
 
 
 # --------------------------------------------------------------------------- report
@@ -195,10 +198,11 @@ def collect(out: Path) -> dict:
             rg.append(r["removal_gain"])
             continue
         if r["row"] == "fido_infills":
-            fido.append(r["fido"])
+            fido.append(dict(r["fido"], _steps=r.get("fido_steps", FIDO_DEFAULT_STEPS)))
             continue
-        t = table.setdefault(r["row"], {"deletion": [], "insertion": [], "seconds": [], "photos": set()})
+        t = table.setdefault(r["row"], {"deletion": [], "insertion": [], "seconds": [], "photos": set(), "gap": {}})
         t["photos"].add(r["photo"])
+        t["gap"][r["photo"]] = r["insertion"]["auc"] - r["deletion"]["auc"]
         t["seconds"].append(r.get("seconds", 0.0))
         for mode in ("deletion", "insertion"):
             t[mode].append(r[mode]["auc"])
@@ -235,6 +239,12 @@ def report(out: Path, args) -> dict:
         md.append(f"| {r['row']} | {r['photos']} | {r['deletion']:.4f} ± {r['deletion_sem']:.3f} | "
                   f"{r['insertion']:.4f} ± {r['insertion_sem']:.3f} | {r['insertion'] - r['deletion']:+.4f} | {vs} | "
                   f"{r['seconds']:.2f} | {paper} |")
+    pairs = paired_gaps(c["table"])
+    if pairs:
+        md += ["", "Paired differences of ins − del (per photo, on the photos both rows have; mean ± standard error): "
+               "the paper's order is RISE > LIME > Grad-CAM > sliding window.", "",
+               "| rows | photos | difference |", "|---|---|---|"]
+        md += [f"| {p['a']} − {p['b']} | {p['photos']} | {p['mean']:+.4f} ± {p['sem']:.4f} |" for p in pairs]
     rg = summarise_removal_gain(c["removal_gain"])
     fido = summarise_fido(c["fido"])
     if rg:
@@ -245,8 +255,9 @@ def report(out: Path, args) -> dict:
                for k, v in rg["layers"].items()]
         md.append(f"| random | {rg['random']:+.4f} | | |")
     if fido:
-        md += ["", f"FIDO in-fillers over {fido['photos']} photos (area: mean keep/drop probability, smaller is more "
-               "compact; SSR insertion AUC ↑, SDR deletion AUC ↓):", "",
+        md += ["", f"FIDO in-fillers over {fido['photos']} photos ({'/'.join(map(str, fido['steps']))} optimisation "
+               "steps; area: mean keep/drop probability, smaller is more compact; SSR insertion AUC ↑, SDR deletion "
+               "AUC ↓):", "",
                "| in-fill | SSR area | SSR insertion | SDR area | SDR deletion |", "|---|---|---|---|---|"]
         md += [f"| {k} | {v.get('ssr_area', float('nan')):.3f} | {v.get('ssr_insertion', float('nan')):.4f} | "
                f"{v.get('sdr_area', float('nan')):.3f} | {v.get('sdr_deletion', float('nan')):.4f} |"
@@ -257,11 +268,26 @@ def report(out: Path, args) -> dict:
     counts = {row: {m: len(v) for m, v in cv.items()} for row, cv in c["curves"].items()}
     if mean_curves:
         plot_curves(out / "faithfulness.png", mean_curves, counts, size=(1400, 560))
-    result = {"photos": n, "rows": rows, "removal_gain": rg, "fido": fido, "machine": machine(),
+    result = {"photos": n, "rows": rows, "paired": pairs, "removal_gain": rg, "fido": fido, "machine": machine(),
               "command": " ".join(sys.argv)}
     (out / "faithfulness.json").write_text(json.dumps(result, indent=1))
     print("\n".join(md))
     return result
+
+
+def paired_gaps(table: dict) -> list[dict]:
+    """ins − del of row a minus that of row b, photo by photo (``PAIRS``): a photo's difficulty moves every row
+    alike, so the paired error is far smaller than the rows' own standard errors suggest."""
+    out = []
+    for a, b in PAIRS:
+        if a not in table or b not in table:
+            continue
+        common = sorted(set(table[a]["gap"]) & set(table[b]["gap"]))
+        if len(common) < 2:
+            continue
+        mean, sem = _ms([table[a]["gap"][p] - table[b]["gap"][p] for p in common])
+        out.append({"a": a, "b": b, "photos": len(common), "mean": mean, "sem": sem})
+    return out
 
 
 def summarise_removal_gain(recs: list[dict], key: str = "10%") -> dict:
@@ -281,20 +307,26 @@ def summarise_fido(recs: list[dict]) -> dict:
     if not recs:
         return {}
     acc: dict[str, dict[str, list]] = {}
+    steps = sorted({r["_steps"] for r in recs})
     for r in recs:
         for infill, rec in r.items():
+            if infill == "_steps":
+                continue
             for obj in ("ssr", "sdr"):
                 v = rec.get(obj, {})
                 for q in ("area", "insertion", "deletion"):
                     if q in v:
                         acc.setdefault(infill, {}).setdefault(f"{obj}_{q}", []).append(v[q])
-    return {"photos": len(recs), "infills": {k: {q: float(np.mean(v)) for q, v in d.items()} for k, d in acc.items()}}
+    return {"photos": len(recs), "steps": steps,
+            "infills": {k: {q: float(np.mean(v)) for q, v in d.items()} for k, d in acc.items()}}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--limit", type=int, default=None, help="first N photos (sorted)")
+    ap.add_argument("--offset", type=int, default=0,
+                    help="skip the first N photos of the subset (a second process on another part of it)")
     ap.add_argument("--every", type=int, default=1,
                     help="every K-th photo of the sorted folder (a subset spread over the classes; resumes into --out)")
     ap.add_argument("--methods", default=None, help="rows to compute (default: every method with a salient map, "
@@ -315,7 +347,7 @@ def main() -> int:
         rows += [] if args.no_removal_gain else ["removal_gain"]
         rows += [] if args.no_fido else ["fido_infills"]
         model = load_model(device=args.device)
-        items = photos(Path(args.data))[:: max(1, args.every)][: args.limit]
+        items = photos(Path(args.data))[:: max(1, args.every)][args.offset:][: args.limit]
         for k, (path, target) in enumerate(items):
             print(f"[{k + 1}/{len(items)}] {path.name} (class {target})", flush=True)
             study_photo(model, path, target, rows, out, args)
