@@ -42,7 +42,7 @@ PAPER = {  # RISE paper, Table 2 (ResNet50, ImageNet val): deletion, insertion
     "rise": (0.1076, 0.7267), "gradcam": (0.1232, 0.6766), "occlusion": (0.1421, 0.6618), "lime": (0.1217, 0.6940)}
 SKIP = {"attention_rollout", "chefer"}  # transformer-only: the default model is a CNN
 BASELINES = ("random", "centre", "inverted_rise")
-FIDO_INFILLS = ("blur", "zero", "noise", "inpaint")
+FIDO_INFILLS = ("blur", "zero", "noise", "telea")  # telea: OpenCV's in-painting, the in-painter we have offline
 FIDO_DEFAULT_STEPS = 300  # FIDO's own default (methods/counterfactual.py)
 GRID = np.linspace(0.0, 1.0, 101)
 PAIRS = (("rise_paper", "lime"), ("lime", "gradcam"), ("gradcam", "occlusion"), ("rise_paper", "occlusion"),
@@ -94,7 +94,7 @@ def study_photo(model, path: Path, target: int, rows: list[str], out: Path, args
     from explorer.io.images import read_image
     from explorer.methods.base import prepare
 
-    todo = [r for r in rows if not (out / "per_photo" / f"{path.stem}__{r}.json").exists()]
+    todo = [r for r in rows if not _complete(out / "per_photo" / f"{path.stem}__{r}.json", r, args)]
     if not todo:
         return
     rgb = read_image(path).rgb
@@ -118,7 +118,8 @@ def study_photo(model, path: Path, target: int, rows: list[str], out: Path, args
                 rec.update(removal_gain_photo(model, rgb, ctx))
                 sal, secs = None, 0.0
             elif row == "fido_infills":
-                rec.update(fido_photo(model, rgb, ctx, args))
+                rec.update(fido_photo(model, rgb, ctx, args, _fido_done(out / "per_photo" / f"{path.stem}__{row}.json",
+                                                                       args)))
                 sal, secs = None, 0.0
             else:
                 sal, secs = run_map(model, rgb, ctx, row)
@@ -140,6 +141,25 @@ def study_photo(model, path: Path, target: int, rows: list[str], out: Path, args
             f"{k} {rec[k]['auc']:.3f}" for k in ("deletion", "insertion") if k in rec) or "done"), flush=True)
 
 
+def _fido_done(path: Path, args) -> dict:
+    """The in-fillers a photo's earlier FIDO record already holds at the same step budget (kept, not rerun)."""
+    if not path.exists():
+        return {}
+    rec = json.loads(path.read_text())
+    if rec.get("fido_steps", FIDO_DEFAULT_STEPS) != (args.fido_steps or FIDO_DEFAULT_STEPS):
+        return {}
+    return {k: v for k, v in rec.get("fido", {}).items()
+            if all(o in v and "skipped" not in v[o] for o in ("ssr", "sdr"))}
+
+
+def _complete(path: Path, row: str, args) -> bool:
+    if not path.exists():
+        return False
+    if row != "fido_infills":
+        return True
+    return set(args.fido_infills.split(",")) <= set(_fido_done(path, args))
+
+
 def removal_gain_photo(model, rgb, ctx) -> dict:
     """ΔP after in-filling the top pixels of undesirable's target_hindering / non_target and FIDO's
     target_hindering (objective 'hindering'), against random pixels of the same area."""
@@ -159,15 +179,17 @@ def removal_gain_photo(model, rgb, ctx) -> dict:
     return {"removal_gain": {"base": r["base"], "random": r["random"], "layers": r["layers"]}}
 
 
-def fido_photo(model, rgb, ctx, args) -> dict:
+def fido_photo(model, rgb, ctx, args, done: dict | None = None) -> dict:
     """FIDO's claim: per in-filler, compactness (mean keep / drop probability: the fraction of the image
     the region takes) and faithfulness (insertion AUC of the SSR keep map, deletion AUC of the SDR drop map,
     both on the common RISE substrates so in-fillers are compared on equal terms)."""
     from explorer.core.errors import ExplorerError
     from explorer.methods import run
 
-    out = {}
+    out = dict(done or {})
     for infill in args.fido_infills.split(","):
+        if infill in out:
+            continue
         rec: dict = {}
         for objective, layer in (("ssr", "ssr_keep"), ("sdr", "sdr_drop")):
             last = None
