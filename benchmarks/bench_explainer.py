@@ -63,11 +63,11 @@ def untrained_checkpoint(model, trained: Path) -> Path:
     """A checkpoint of a freshly initialised head (seed 0) with the trained one's taps and width."""
     import tempfile
 
-    from explorer.methods.explainer_net.heads import KINDS
+    from explorer.methods.explainer_net.heads import HEADS
     from explorer.methods.explainer_net.model import Explainer
 
     ckpt = read_checkpoint(trained)
-    kind = {v: k for k, v in KINDS.items()}[int(ckpt["version"])]
+    kind = HEADS[int(ckpt["version"])].kind
     fresh = Explainer.new(model, taps=ckpt["taps"], width=int(ckpt["width"]), seed=0, kind=kind)
     return fresh.save(Path(tempfile.mkdtemp(prefix="explainer-untrained-")) / "untrained.pt")
 
