@@ -43,7 +43,9 @@ PAPER = {  # RISE paper, Table 2 (ResNet50, ImageNet val): deletion, insertion
 SKIP = {"attention_rollout", "chefer"}  # transformer-only: the default model is a CNN
 BASELINES = ("random", "centre", "inverted_rise")
 FIDO_INFILLS = ("blur", "zero", "noise", "telea")  # telea: OpenCV's in-painting, the in-painter we have offline
+MAPLESS = ("removal_gain", "fido_infills")  # per-photo records without a salient map of their own
 FIDO_DEFAULT_STEPS = 300  # FIDO's own default (methods/counterfactual.py)
+FIDO_FIGURES = ("ssr_area", "ssr_insertion", "sdr_area", "sdr_deletion")
 GRID = np.linspace(0.0, 1.0, 101)
 PAIRS = (("rise_paper", "lime"), ("lime", "gradcam"), ("gradcam", "occlusion"), ("rise_paper", "occlusion"),
          ("rise_paper", "rise"), ("centre", "gradcam"), ("integrated_gradients", "rise_paper"))
@@ -210,11 +212,20 @@ def fido_photo(model, rgb, ctx, args, done: dict | None = None) -> dict:
 
 
 # --------------------------------------------------------------------------- report
-def collect(out: Path) -> dict:
+def collect(out: Path, common: bool = False) -> dict:
+    """The per-photo records, gathered per row. ``common``: the map rows only on the photos every map row has
+    (a run stopped mid-photo, or a row added later, would otherwise average each row over other photos)."""
     recs = [json.loads(p.read_text()) for p in sorted((out / "per_photo").glob("*.json"))]
+    by_row: dict[str, set] = {}
+    for r in recs:
+        if not r.get("skipped") and r["row"] not in MAPLESS:
+            by_row.setdefault(r["row"], set()).add(r["photo"])
+    keep = set.intersection(*by_row.values()) if common and by_row else None
     table, curves_, rg, fido = {}, {}, [], []
     for r in recs:
         if r.get("skipped"):
+            continue
+        if keep is not None and r["row"] not in MAPLESS and r["photo"] not in keep:
             continue
         if r["row"] == "removal_gain":
             rg.append(r["removal_gain"])
@@ -240,7 +251,7 @@ def _ms(v) -> tuple[float, float]:
 def report(out: Path, args) -> dict:
     from explorer.evaluation.report import plot_curves
 
-    c = collect(out)
+    c = collect(out, common=True)
     rows = []
     for row, t in c["table"].items():
         (d, ds), (i, is_) = _ms(t["deletion"]), _ms(t["insertion"])
@@ -285,9 +296,14 @@ def report(out: Path, args) -> dict:
                "steps; area: mean keep/drop probability, smaller is more compact; SSR insertion AUC ↑, SDR deletion "
                "AUC ↓):", "",
                "| in-fill | SSR area | SSR insertion | SDR area | SDR deletion |", "|---|---|---|---|---|"]
-        md += [f"| {k} | {v.get('ssr_area', float('nan')):.3f} | {v.get('ssr_insertion', float('nan')):.4f} | "
-               f"{v.get('sdr_area', float('nan')):.3f} | {v.get('sdr_deletion', float('nan')):.4f} |"
-               for k, v in fido["infills"].items()]
+        md += [f"| {k} | " + " | ".join(_pm(fido, k, q) for q in FIDO_FIGURES) + " |" for k in fido["infills"]]
+        ref = fido["reference"]
+        md += ["", f"Paired differences from {ref} (per photo, on the photos both in-fillers have; mean ± standard "
+               "error; compact and faithful: negative area, positive insertion, negative deletion):", "",
+               "| in-fill | photos | SSR area | SSR insertion | SDR area | SDR deletion |", "|---|---|---|---|---|---|"]
+        for k, per in fido["vs_reference"].items():
+            cells = [f"{per[q]['mean']:+.4f} ± {per[q]['sem']:.4f}" if q in per else "" for q in FIDO_FIGURES]
+            md.append(f"| {k} − {ref} | {max(v['photos'] for v in per.values())} | " + " | ".join(cells) + " |")
     out.mkdir(parents=True, exist_ok=True)
     (out / "faithfulness.md").write_text("\n".join(md) + "\n")
     mean_curves = {row: {m: np.mean(v, axis=0) for m, v in cv.items()} for row, cv in c["curves"].items()}
@@ -299,6 +315,11 @@ def report(out: Path, args) -> dict:
     (out / "faithfulness.json").write_text(json.dumps(result, indent=1))
     print("\n".join(md))
     return result
+
+
+def _pm(fido: dict, infill: str, q: str) -> str:
+    v = fido["infills"][infill].get(q)
+    return "" if v is None else f"{v:.4f} ± {fido['sem'][infill][q]:.4f}"
 
 
 def paired_gaps(table: dict) -> list[dict]:
@@ -334,22 +355,29 @@ def summarise_removal_gain(recs: list[dict], key: str = "10%") -> dict:
             "random": rand["delta_p_target"], "random_all": rand}
 
 
-def summarise_fido(recs: list[dict]) -> dict:
+def summarise_fido(recs: list[dict], reference: str = "blur") -> dict:
+    """Per in-filler: the mean of each figure, its standard error over photos, and its paired difference from
+    the ``reference`` in-filler on the photos both have (as in the maps' paired table)."""
     if not recs:
         return {}
     acc: dict[str, dict[str, list]] = {}
+    diff: dict[str, dict[str, list]] = {}
     steps = sorted({r["_steps"] for r in recs})
     for r in recs:
-        for infill, rec in r.items():
-            if infill == "_steps":
-                continue
-            for obj in ("ssr", "sdr"):
-                v = rec.get(obj, {})
-                for q in ("area", "insertion", "deletion"):
-                    if q in v:
-                        acc.setdefault(infill, {}).setdefault(f"{obj}_{q}", []).append(v[q])
-    return {"photos": len(recs), "steps": steps,
-            "infills": {k: {q: float(np.mean(v)) for q, v in d.items()} for k, d in acc.items()}}
+        figures = {infill: {f"{obj}_{q}": rec[obj][q] for obj in ("ssr", "sdr") for q in ("area", "insertion",
+                                                                                           "deletion")
+                            if q in rec.get(obj, {})}
+                   for infill, rec in r.items() if infill != "_steps"}
+        for infill, fig in figures.items():
+            for q, v in fig.items():
+                acc.setdefault(infill, {}).setdefault(q, []).append(v)
+                if infill != reference and q in figures.get(reference, {}):
+                    diff.setdefault(infill, {}).setdefault(q, []).append(v - figures[reference][q])
+    return {"photos": len(recs), "steps": steps, "reference": reference,
+            "infills": {k: {q: _ms(v)[0] for q, v in d.items()} for k, d in acc.items()},
+            "sem": {k: {q: _ms(v)[1] for q, v in d.items()} for k, d in acc.items()},
+            "vs_reference": {k: {q: {"photos": len(v), "mean": _ms(v)[0], "sem": _ms(v)[1]} for q, v in d.items()}
+                             for k, d in diff.items()}}
 
 
 def main() -> int:

@@ -54,3 +54,29 @@ def test_fido_records_resume_per_infill_and_never_mix_step_budgets(bench, tmp_pa
     summary = bench.summarise_fido([dict(json.loads(path.read_text())["fido"], _steps=100)])
     assert summary["steps"] == [100] and list(summary["infills"]) == ["blur"]
     assert summary["infills"]["blur"] == {"ssr_area": 0.2, "ssr_insertion": 0.7, "sdr_area": 0.3, "sdr_deletion": 0.01}
+
+
+def test_the_maps_table_holds_only_photos_every_row_has(bench, tmp_path):
+    # a run stopped mid-photo leaves p1 with one row: the table must average both rows over p0 alone
+    _row(tmp_path, "p0.JPEG", "gradcam", 0.2, 0.6)
+    _row(tmp_path, "p0.JPEG", "random", 0.3, 0.3)
+    _row(tmp_path, "p1.JPEG", "gradcam", 0.9, 0.1)
+    assert bench.collect(tmp_path)["table"]["gradcam"]["deletion"] == [0.2, 0.9]
+    table = bench.collect(tmp_path, common=True)["table"]
+    assert {row: t["deletion"] for row, t in table.items()} == {"gradcam": [0.2], "random": [0.3]}
+
+
+def test_fido_in_fillers_are_compared_photo_by_photo_with_blur(bench):
+    def rec(area, ins):
+        return {"ssr": {"area": area, "insertion": ins}, "sdr": {"area": area, "deletion": 0.02}}
+
+    # photo difficulty moves both in-fillers alike; telea is 0.1 smaller on both photos
+    recs = [{"blur": rec(0.3, 0.7), "telea": rec(0.2, 0.7), "_steps": 100},
+            {"blur": rec(0.6, 0.4), "telea": rec(0.5, 0.4), "_steps": 100},
+            {"blur": rec(0.5, 0.5), "_steps": 100}]  # telea missing here: not in the paired difference
+    s = bench.summarise_fido(recs)
+    assert s["infills"]["blur"]["ssr_area"] == pytest.approx(0.4666667)
+    assert s["sem"]["telea"]["ssr_area"] == pytest.approx(0.15)
+    d = s["vs_reference"]["telea"]
+    assert d["ssr_area"] == {"photos": 2, "mean": pytest.approx(-0.1), "sem": pytest.approx(0.0, abs=1e-12)}
+    assert d["ssr_insertion"]["mean"] == pytest.approx(0.0) and "blur" not in s["vs_reference"]
