@@ -96,7 +96,7 @@ def study_photo(model, path: Path, target: int, rows: list[str], out: Path, args
     from explorer.io.images import read_image
     from explorer.methods.base import prepare
 
-    todo = [r for r in rows if not _complete(out / "per_photo" / f"{path.stem}__{r}.json", r, args)]
+    todo = [r for r in rows if not _complete(_record(out, path, r), r, args)]
     if not todo:
         return
     rgb = read_image(path).rgb
@@ -120,8 +120,7 @@ def study_photo(model, path: Path, target: int, rows: list[str], out: Path, args
                 rec.update(removal_gain_photo(model, rgb, ctx))
                 sal, secs = None, 0.0
             elif row == "fido_infills":
-                rec.update(fido_photo(model, rgb, ctx, args, _fido_done(out / "per_photo" / f"{path.stem}__{row}.json",
-                                                                       args)))
+                rec.update(fido_photo(model, rgb, ctx, args, _fido_done(_record(out, path, row), args)))
                 sal, secs = None, 0.0
             else:
                 sal, secs = run_map(model, rgb, ctx, row)
@@ -134,13 +133,17 @@ def study_photo(model, path: Path, target: int, rows: list[str], out: Path, args
             rec["seconds"] = secs
         except ExplorerError as exc:
             rec["skipped"] = str(exc)
-        p = out / "per_photo" / f"{path.stem}__{row}.json"
+        p = _record(out, path, row)
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_suffix(".tmp")
         tmp.write_text(json.dumps(rec))
         tmp.replace(p)
         print(f"{path.name} {row}: " + (rec.get("skipped") or " ".join(
             f"{k} {rec[k]['auc']:.3f}" for k in ("deletion", "insertion") if k in rec) or "done"), flush=True)
+
+
+def _record(out: Path, photo: Path, row: str) -> Path:
+    return out / "per_photo" / f"{photo.stem}__{row}.json"
 
 
 def _fido_done(path: Path, args) -> dict:
@@ -364,19 +367,19 @@ def summarise_fido(recs: list[dict], reference: str = "blur") -> dict:
     diff: dict[str, dict[str, list]] = {}
     steps = sorted({r["_steps"] for r in recs})
     for r in recs:
-        figures = {infill: {f"{obj}_{q}": rec[obj][q] for obj in ("ssr", "sdr") for q in ("area", "insertion",
-                                                                                           "deletion")
-                            if q in rec.get(obj, {})}
+        figures = {infill: {f: rec[f.split("_")[0]][f.split("_")[1]] for f in FIDO_FIGURES
+                            if f.split("_")[1] in rec.get(f.split("_")[0], {})}
                    for infill, rec in r.items() if infill != "_steps"}
         for infill, fig in figures.items():
             for q, v in fig.items():
                 acc.setdefault(infill, {}).setdefault(q, []).append(v)
                 if infill != reference and q in figures.get(reference, {}):
                     diff.setdefault(infill, {}).setdefault(q, []).append(v - figures[reference][q])
+    stats = {k: {q: _ms(v) for q, v in d.items()} for k, d in acc.items()}
     return {"photos": len(recs), "steps": steps, "reference": reference,
-            "infills": {k: {q: _ms(v)[0] for q, v in d.items()} for k, d in acc.items()},
-            "sem": {k: {q: _ms(v)[1] for q, v in d.items()} for k, d in acc.items()},
-            "vs_reference": {k: {q: {"photos": len(v), "mean": _ms(v)[0], "sem": _ms(v)[1]} for q, v in d.items()}
+            "infills": {k: {q: m for q, (m, _) in d.items()} for k, d in stats.items()},
+            "sem": {k: {q: e for q, (_, e) in d.items()} for k, d in stats.items()},
+            "vs_reference": {k: {q: dict(zip(("photos", "mean", "sem"), (len(v), *_ms(v)))) for q, v in d.items()}
                              for k, d in diff.items()}}
 
 
