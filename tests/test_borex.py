@@ -74,16 +74,20 @@ def test_gp_matches_sklearn(nu):
 
 
 def test_refit_improves_likelihood_within_bounds():
+    from explorer.methods import gaussian_process as gpm
+
     rng = np.random.default_rng(3)
-    X = torch.tensor(rng.uniform(0, 100, (20, 3)))
-    r = torch.sin(X[:, 0] / 6.0) + 0.05 * torch.tensor(rng.normal(size=20))
-    ls0 = torch.tensor([12.0, 12.0, 10.0], dtype=torch.float64)
-    ls = bx.refit_length_scales(X, r, ls0, 1.5, 0.01)
-    assert ((ls >= 1 - 1e-9) & (ls <= 20 + 1e-9)).all()
-    before = bx.GP.log_marginal_likelihood(X, r, ls0, 1.5, 0.01)
-    after = bx.GP.log_marginal_likelihood(X, r, ls, 1.5, 0.01)
+    X = torch.tensor(rng.uniform(0, 1, (20, 3)))
+    r = torch.sin(X[:, 0] / 0.06) + 0.05 * torch.tensor(rng.normal(size=20))
+    h0 = gpm.Hyper(0.2, (0.15, 0.15, 0.15), 0.02)
+    hp = gpm.fit_hyperparameters(X, r, 1.5, h0)
+    lo, hi = gpm.LENGTH_BOUNDS
+    assert all(lo - 1e-9 <= v <= hi + 1e-9 for v in hp.length_scales)
+    before = bx.GP.log_marginal_likelihood(X, r, torch.tensor(h0.length_scales), 1.5, h0.noise**2, h0.amplitude)
+    after = bx.GP.log_marginal_likelihood(X, r, torch.tensor(hp.length_scales), 1.5, hp.noise**2, hp.amplitude,
+                                          hp.mean)
     assert float(after) > float(before)
-    assert float(ls[0]) < float(ls[1])  # the signal varies along y only
+    assert hp.length_scales[0] < hp.length_scales[1]  # the signal varies along y only
 
 
 # --------------------------------------------------------------------------- the method
@@ -92,7 +96,8 @@ def test_probes_scores_and_first_query(model, chelsea):
     P_c(only the window kept) - P_c(window removed), two forwards per iteration."""
     prior = blob(224, 224, 100, 120, 20)
     m = counting(model)
-    exp = explain("borex", m, chelsea, params={"iterations": 2, "prior": "salient"}, priors={"salient": prior},
+    exp = explain("borex", m, chelsea, params={"iterations": 2, "prior": "salient", "score_gain": "off"},
+                  priors={"salient": prior},
                   seed=0)
     probes = exp.info["probes"]
     assert len(probes) == 2 and exp.info["forwards"] == 4 and m.count[0] == 4 + 1  # +1: top-1 target
@@ -112,7 +117,8 @@ def test_probes_scores_and_first_query(model, chelsea):
 
 
 def test_every_iteration_yields_maps_and_probes(tiny_model, tiny_image):
-    ups = list(run("borex", tiny_model, tiny_image, params={"iterations": 4, "prior": "flat"}, seed=1))
+    ups = list(run("borex", tiny_model, tiny_image, params={"iterations": 4, "prior": "flat", "score_gain": "off"},
+               seed=1))
     its = [u for u in ups if "iteration" in u.explanation.info]
     assert [u.explanation.info["iteration"] for u in its[:4]] == [1, 2, 3, 4]
     assert [len(u.explanation.info["probes"]) for u in its[:4]] == [1, 2, 3, 4]
@@ -125,7 +131,9 @@ def test_every_iteration_yields_maps_and_probes(tiny_model, tiny_image):
 def test_chunked_grid_equals_unchunked(tiny_model, tiny_image, monkeypatch):
     params = {"iterations": 6, "prior": "flat", "refit": False}
     a = explain("borex", tiny_model, tiny_image, params=params, seed=0)
-    monkeypatch.setattr(bx, "_CHUNK_ELEMENTS", 50)  # a few rows per chunk
+    from explorer.methods import borex_search
+
+    monkeypatch.setattr(borex_search, "_CHUNK_ELEMENTS", 50)  # a few rows per chunk
     b = explain("borex", tiny_model, tiny_image, params=params, seed=0)
     assert [p[:3] for p in a.info["probes"]] == [p[:3] for p in b.info["probes"]]
     for layer in a.raw:
@@ -134,11 +142,11 @@ def test_chunked_grid_equals_unchunked(tiny_model, tiny_image, monkeypatch):
 
 def test_resume_30_plus_20_equals_50(tiny_model, tiny_image):
     prior = {"salient": blob(32, 32, 10, 20, 6)}
-    kw = dict(params={"prior": "salient"}, priors=prior, seed=5)
-    full = explain("borex", tiny_model, tiny_image, **{**kw, "params": {"prior": "salient", "iterations": 50}})
-    first = explain("borex", tiny_model, tiny_image, **{**kw, "params": {"prior": "salient", "iterations": 30}})
+    kw = dict(params={"prior": "salient", "score_gain": "off"}, priors=prior, seed=5)
+    full = explain("borex", tiny_model, tiny_image, **{**kw, "params": {**kw["params"], "iterations": 50}})
+    first = explain("borex", tiny_model, tiny_image, **{**kw, "params": {**kw["params"], "iterations": 30}})
     m = counting(tiny_model)
-    resumed = explain("borex", m, tiny_image, **{**kw, "params": {"prior": "salient", "iterations": 50}},
+    resumed = explain("borex", m, tiny_image, **{**kw, "params": {**kw["params"], "iterations": 50}},
                       state=first.info["state"])
     assert m.count[0] - 1 == 2 * 20  # -1: the top-1 prediction when resolving the target
     assert resumed.info["forwards"] == 40 and resumed.info["resume"].startswith("resumed from 30")
@@ -148,7 +156,7 @@ def test_resume_30_plus_20_equals_50(tiny_model, tiny_image):
         np.testing.assert_allclose(resumed.raw[layer], full.raw[layer], rtol=1e-5, atol=1e-6)
     # fewer iterations from a longer state: an exact replay without forwards, the state keeps all 50
     m.count[0] = 0
-    replay = explain("borex", m, tiny_image, **{**kw, "params": {"prior": "salient", "iterations": 30}},
+    replay = explain("borex", m, tiny_image, **{**kw, "params": {**kw["params"], "iterations": 30}},
                      state=full.info["state"])
     assert m.count[0] == 1 and replay.info["probes"] == first.info["probes"]
     np.testing.assert_allclose(replay.raw["refined"], first.raw["refined"], rtol=1e-5, atol=1e-6)
@@ -161,17 +169,20 @@ def test_resume_30_plus_20_equals_50(tiny_model, tiny_image):
 
 def test_resume_refused_when_something_differs(tiny_model, tiny_image):
     prior = {"salient": blob(32, 32, 10, 20, 6)}
-    first = explain("borex", tiny_model, tiny_image, params={"prior": "salient", "iterations": 3}, priors=prior)
-    other = explain("borex", tiny_model, tiny_image, params={"prior": "salient", "iterations": 5},
+    first = explain("borex", tiny_model, tiny_image, params={"prior": "salient", "iterations": 3,
+                                                             "score_gain": "off"}, priors=prior)
+    other = explain("borex", tiny_model, tiny_image, params={"prior": "salient", "iterations": 5,
+                                                             "score_gain": "off"},
                     priors=prior, target=3, state=first.info["state"])
     assert "target" in other.info["resume"] and other.info["forwards"] == 10
-    other = explain("borex", tiny_model, tiny_image, params={"prior": "salient", "iterations": 5, "kappa": 2},
+    other = explain("borex", tiny_model, tiny_image, params={"prior": "salient", "iterations": 5, "kappa": 2,
+                                                             "score_gain": "off"},
                     priors=prior, state=first.info["state"])
     assert "kappa" in other.info["resume"] and other.info["forwards"] == 10
 
 
 def test_method_prior_is_run_and_reused_on_resume(tiny_model, tiny_image):
-    params = {"prior": "rise", "prior_params": "n=20,cells=4", "iterations": 2}
+    params = {"prior": "rise", "prior_params": "n=20,cells=4", "iterations": 2, "score_gain": "off"}
     ups = list(run("borex", tiny_model, tiny_image, params=params, seed=2))
     assert ups[0].explanation.info.get("stage") == "prior" and ups[0].progress < 0.2 + 1e-9
     final = ups[-1].explanation

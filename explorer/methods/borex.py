@@ -1,8 +1,9 @@
 """BOREx: refine any heat map by Gaussian-process regression and Bayesian optimisation.
 
 Kikuchi, Uchida, Waga, Suenaga 2022, "BOREx: Bayesian-Optimization-Based Refinement of Saliency Map for
-Image- and Video-Classification Models" (arXiv 2210.17130). See docs/methods.md §5.
-The GP itself is ``gaussian_process.py``; reading a prior map, ``prior_maps.py``.
+Image- and Video-Classification Models" (arXiv 2210.17130). See docs/methods.md §5, which says which choices
+are the paper's and which are this project's own. The search state (probes, fit, posterior over the grid) is
+``borex_search.py``; the GP itself ``gaussian_process.py``; reading a prior map ``prior_maps.py``.
 
 What is computed (black box, class scores only):
 
@@ -12,30 +13,21 @@ What is computed (black box, class scores only):
   scaled with the input's shorter side). A query is the square window of side 2s centred at (y, x).
 - One query = two forwards: score = P_c(only the window kept) − P_c(the window removed), "removed" being
   zero in normalised space (the dataset mean colour).
-- A GP on the residuals r = score − h(y, x): Matérn kernel (ν = 1.5, or 2.5), amplitude 1, ARD length
-  scales (12, 12, 10) bounded to [1, 20], noise α = 0.01 added to the diagonal; the length scales are
-  refitted after every query by maximising the log marginal likelihood (L-BFGS-B on log ℓ with the
-  analytic gradient, warm-started from the previous values, like scikit-learn without restarts).
-- Acquisition: UCB a = μ + h + κσ (κ = 10) over the WHOLE grid every iteration, vectorised and chunked
-  (never more than ``_CHUNK_ELEMENTS`` kernel entries at once, so a 1024² input with 4 scales, 4M
-  candidates, runs in bounded memory). First query: argmax h at the smallest s.
-- Each iteration yields ``refined`` = mean over s of box_(2s+1)²(μ_s + h) and ``uncertainty`` = mean over
-  s of box_(2s+1)²(σ_s), plus the probed windows in ``info["probes"]`` as (y, x, s, score) in input pixels.
-
-Choices that are this project's own (the paper's text leaves them open or we could not read them):
-
-- GP coordinates are in "224² units": (y·f, x·f, s₂₂₄) with f = 224 / min(h, w) and s₂₂₄ the nominal
-  half-width, so the length scales mean the same thing at every input size.
-- With a flat prior (no maximum) the first query is at the centre rather than at pixel (0, 0).
-- Jitter (as in the public implementation we read): each probe's GP coordinates get Gaussian noise of
-  std (1, 1, 0.5) so that repeated grid points do not make the kernel matrix singular; the window itself
-  is probed on the grid. The noise is drawn from the run's seed (there is no separate ``seed`` parameter:
-  the runner's seed drives it and the prior method, and is recorded with every result).
+- A GP on the residuals r = score − h(y, x) in coordinates that are fractions of the image's shorter side:
+  constant mean, Matérn kernel (ν = 1.5 or 2.5) with amplitude σ_f and ARD length scales, noise σ_n; all
+  fitted after every query by maximising the marginal likelihood plus weak log-normal priors (MAP).
+- Acquisition: UCB a = h + μ + κσ over the WHOLE grid every iteration (chunked, bounded memory). First
+  query: argmax h at the smallest s.
+- Each iteration yields ``refined`` = mean over s of box_(2s+1)²(h + μ_s) and ``uncertainty`` likewise of
+  σ_s, the probed windows in ``info["probes"]`` as (y, x, s, score) in input pixels, and the fit in
+  ``info["gp"]`` (values and which sit on a bound).
+- At the end (``score_gain``), insertion − deletion of the prior and of the refined map on this model's own
+  curves, and their difference, in ``info["gain"]``; ``info["headline"]`` says it in one line.
 - Resume: the last step's ``info["state"]`` (numpy arrays and plain values, picklable) holds the probes, the
-  length-scale history and the prior. Passed back as ``ctx.state`` (``run(..., state=...)``) with the same
-  image, target, prior and GP settings, a run with more iterations continues from the stored probes (only
-  the new queries cost forwards), and one with fewer iterations replays the first ones exactly (no
-  forwards). Anything that differs restarts from scratch, and ``info["resume"]`` says why.
+  fit history and the prior. Passed back as ``ctx.state`` (``run(..., state=...)``) with the same image,
+  target, prior and GP settings, a run with more iterations continues from the stored probes (only the new
+  queries cost forwards), and one with fewer iterations replays the first ones exactly (no forwards).
+  Anything that differs restarts from scratch, and ``info["resume"]`` says why.
 """
 
 from __future__ import annotations
@@ -53,15 +45,17 @@ from explorer.core.errors import ExplorerError, ParamError, UnknownNameError
 from explorer.core.params import Param, Params, parse_assignments
 from explorer.core.types import REFINED, UNCERTAINTY, LayerSpec, Needs, Step
 from explorer.methods.base import Context, Method, get_method, method_names, register
-from explorer.methods.gaussian_process import GP, LENGTH_BOUNDS, matern_, refit_length_scales
+from explorer.methods.borex_search import REFERENCE_SIDE, Search, box_mean
+from explorer.methods.gaussian_process import GP, Hyper
 from explorer.methods.prior_maps import map_to_input, read_prior_file
 from explorer.perturb.infill import make_infill
 from explorer.perturb.scoring import score_batch
 
-REFERENCE_SIDE = 224  # the half-widths and length scales are given at 224 x 224
+__all__ = ["BOREx", "GP", "REFERENCE_SIDE", "box_mean"]
+
 PRIOR_MEAN_ABS = 0.1
-_CHUNK_ELEMENTS = 1 << 22  # kernel entries evaluated at once (n_probes x candidates): 16 MB per float32 buffer
-_STATE_VERSION = 1
+GAIN_PROTOCOLS = ("quick", "rise", "off")
+_STATE_VERSION = 2  # 2: GP in fractions of the image with fitted amplitude, noise and mean
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -85,19 +79,29 @@ def _digest(a: np.ndarray | torch.Tensor) -> str:
     return hashlib.sha1(a.tobytes() + str(a.shape).encode()).hexdigest()
 
 
+def prior_label(source: tuple) -> str:
+    """What the refined map refined, in words: 'rise (n=100, cells=8)', "the session's 'salient'", ..."""
+    kind = source[0]
+    if kind == "method":
+        kw = ", ".join(f"{k}={v}" for k, v in source[2])
+        return f"{source[1]} ({kw})" if kw else f"{source[1]} (its defaults)"
+    if kind == "given":
+        return f"the session's {source[1]!r}"
+    if kind == "file":
+        return f"file {source[1]}"
+    return "a flat map"
 
-def box_mean(m: torch.Tensor, r: int) -> torch.Tensor:
-    """Mean of ``m`` (H×W) over the (2r+1)² window around each pixel, clipped at the borders (integral image)."""
-    H, W = m.shape
-    c = torch.nn.functional.pad(m.double().cumsum(0).cumsum(1), (1, 0, 1, 0))
-    ys = torch.arange(H, device=m.device)
-    xs = torch.arange(W, device=m.device)
-    y0, y1 = (ys - r).clamp(min=0), (ys + r + 1).clamp(max=H)
-    x0, x1 = (xs - r).clamp(min=0), (xs + r + 1).clamp(max=W)
-    s = c[y1][:, x1] - c[y0][:, x1] - c[y1][:, x0] + c[y0][:, x0]
-    n = (y1 - y0)[:, None] * (x1 - x0)[None, :]
-    return (s / n).to(m.dtype)
 
+def ins_minus_del(ctx: Context, saliency: np.ndarray, protocol: str) -> dict[str, float]:
+    """Insertion and deletion AUC of one map on this model (docs/methods.md §7.1: deletion to zero, insertion
+    from the blurred image), with ``protocol``'s step (``rise``: 224 px per step at 224²; ``quick``: 7× fewer
+    forwards, AUCs close to the full protocol's but not equal)."""
+    from explorer.evaluation.causal import causal_curve, protocol_step
+
+    step = protocol_step(protocol, tuple(ctx.x.shape[-2:]))
+    auc = {m: causal_curve(ctx.model, ctx.image, saliency, mode=m, step=step, context=ctx, cancel=ctx.cancel).auc
+           for m in ("insertion", "deletion")}
+    return {**auc, "ins_minus_del": auc["insertion"] - auc["deletion"]}
 
 
 # --------------------------------------------------------------------------- the method
@@ -132,17 +136,24 @@ class BOREx(Method):
               picker="npy"),
         Param("scales", "str", "30,45,60,75", "window half-widths in pixels at 224x224 (scaled with the input)",
               live=False),
-        Param("kappa", "float", 10.0, "UCB exploration weight (a = mu + h + kappa sigma)", low=0.0, high=100.0,
-              step=0.5),
-        Param("length_scales", "str", "12,12,10", "initial Matern length scales (y, x, s) at 224x224",
-              live=False),
+        Param("kappa", "float", 10.0, "UCB exploration weight, in posterior standard deviations "
+              "(a = h + mu + kappa sigma)", low=0.0, high=100.0, step=0.5),
+        Param("length_scales", "str", "0.15,0.15,0.15", "GP length scales (y, x, s) as fractions of the image's "
+              "shorter side: the start of the fit, or the values used when 'refit' is off", live=False),
+        Param("amplitude", "float", 0.2, "GP amplitude sigma_f in score units (start of the fit / fixed)",
+              low=1e-3, high=5.0, log=True),
+        Param("noise", "float", 0.02, "GP noise standard deviation in score units (start of the fit / fixed)",
+              low=1e-3, high=1.0, log=True),
         Param("nu", "choice", "1.5", "Matern smoothness", choices=("1.5", "2.5")),
-        Param("alpha", "float", 0.01, "GP noise added to the kernel diagonal", low=1e-6, high=1.0, log=True),
         Param("jitter", "str", "1,1,0.5", "std of the Gaussian jitter added to each probe's GP coordinates "
-              "(y, x, s at 224x224; the window itself stays on the grid), drawn from the run's seed; 0 = none",
-              live=False),
-        Param("refit", "bool", True, "refit the length scales (bounded to [1, 20]) after every query"),
+              "(y, x, s in pixels at 224x224; the window itself stays on the grid), drawn from the run's seed; "
+              "0 = none", live=False),
+        Param("refit", "bool", True, "refit amplitude, length scales, noise and mean after every query "
+              "(maximum a posteriori, weak log-normal priors)"),
         Param("normalise", "bool", True, "rescale the prior so mean|h| = 0.1"),
+        Param("score_gain", "choice", "quick", "at the end, score prior and refined map by insertion - deletion "
+              "on this model (quick: 132 forwards at any size; rise: the full protocol, 900; off)",
+              choices=GAIN_PROTOCOLS, live=False),
     )
     quick = {"iterations": 3, "prior": "rise", "prior_params": "n=32"}
 
@@ -159,7 +170,8 @@ class BOREx(Method):
         self.scales_nominal = _floats(p.scales, "scales")
         if any(s > 4096 for s in self.scales_nominal):
             raise ParamError(f"parameter 'scales' = {p.scales!r}: half-widths must be <= 4096 pixels")
-        self.ls_init = _floats(p.length_scales, "length_scales", 3)
+        ls = _floats(p.length_scales, "length_scales", 3)
+        self.hyper0 = Hyper(float(p.amplitude), ls, float(p.noise))  # type: ignore[arg-type]
         try:
             jit = tuple(float(v) for v in str(p.jitter).split(",") if v.strip())
         except ValueError:
@@ -218,9 +230,6 @@ class BOREx(Method):
         p = self.p
         dev = ctx.device
         _, _, H, W = ctx.x.shape
-        f = REFERENCE_SIDE / min(H, W)  # input pixels -> 224 units
-        s_nom = self.scales_nominal
-        s_px = [max(1, int(round(s / f))) for s in s_nom]
 
         # 1. the prior
         prior_raw, source, prior_stage = None, None, False
@@ -239,18 +248,21 @@ class BOREx(Method):
             scale = PRIOR_MEAN_ABS / mabs if mabs > 0 else 1.0
         h = h * scale
         base = 0.2 if prior_stage else 0.0
+        gain_on = p.score_gain != "off"
+        span = (0.9 if gain_on else 1.0) - base  # the gain's curves take the last tenth of the progress bar
 
         fingerprint = {
             "version": _STATE_VERSION, "target": int(ctx.target), "input": (H, W), "x": _digest(ctx.x),
-            "prior": _digest(prior_raw), "scales": tuple(s_nom), "length_scales": tuple(self.ls_init),
-            "kappa": float(p.kappa), "nu": self.nu, "alpha": float(p.alpha), "refit": bool(p.refit),
+            "prior": _digest(prior_raw), "scales": tuple(self.scales_nominal), "start": dataclasses.astuple(
+                self.hyper0), "kappa": float(p.kappa), "nu": self.nu, "refit": bool(p.refit),
             "normalise": bool(p.normalise), "jitter": tuple(self.jitter), "seed": int(ctx.seed),
         }
+        search = Search(h, self.scales_nominal, self.nu, float(p.kappa), self.hyper0, bool(p.refit),
+                        self.jitter, int(ctx.seed), ctx.cancel)
 
         # 2. resume from a previous run's state when everything matches
-        probes: list[tuple[int, int, int, float]] = []  # (y, x, scale index, score)
-        ls_hist: list[np.ndarray] = []
         resume = "no state given"
+        stored: list = []
         st = ctx.state
         if st is not None:
             if not isinstance(st, dict) or st.get("method") != self.name:
@@ -260,80 +272,20 @@ class BOREx(Method):
                 resume = f"the state differs in {', '.join(diff)}: restarted"
             else:
                 pr = np.asarray(st["probes"], dtype=np.float64).reshape(-1, 4)
-                probes = [(int(a), int(b), int(c), float(d)) for a, b, c, d in pr]
-                ls_hist = [np.asarray(v, dtype=np.float64) for v in np.asarray(st["length_scales"]).reshape(-1, 3)]
-                resume = f"resumed from {len(probes)} probes"
-        all_probes, all_ls = list(probes), list(ls_hist)
+                hy = np.asarray(st["hypers"], dtype=np.float64).reshape(-1, 6)
+                stored = [((int(a), int(b), int(c), float(d)), Hyper(e[0], (e[1], e[2], e[3]), e[4], e[5]))
+                          for (a, b, c, d), e in zip(pr, hy)]
+                resume = f"resumed from {len(stored)} probes"
+        all_probes = [s for s, _ in stored]
+        all_hypers = [hp for _, hp in stored]
 
-        lo, hi = LENGTH_BOUNDS
-        ls0 = torch.tensor(self.ls_init, dtype=torch.float64, device=dev)
-        if p.refit:
-            ls0 = ls0.clamp(lo, hi)
-        ys_c = torch.arange(H, device=dev, dtype=torch.float32) * f
-        xs_c = torch.arange(W, device=dev, dtype=torch.float32) * f
         infill = make_infill("zero", ctx.x, ctx.model.preprocess)
         stats = {"forwards": 0, "forward_seconds": 0.0, "gp_seconds": 0.0, "refit_seconds": 0.0,
                  "grid_seconds": 0.0}
 
-        jitter = np.asarray(self.jitter, dtype=np.float64)
-
-        def design(pr):
-            rows = []
-            for i, (y, x, j, _) in enumerate(pr):  # jitter of probe i: a function of (seed, i) only
-                e = (np.random.default_rng([int(ctx.seed) & 0xFFFFFFFF, i]).normal(size=3) * jitter
-                     if jitter.any() else 0.0)
-                rows.append(np.array([y * f, x * f, s_nom[j]]) + e)
-            X = torch.tensor(np.array(rows), dtype=torch.float64, device=dev)
-            score = torch.tensor([sc for *_, sc in pr], dtype=torch.float64, device=dev)
-            hv = torch.stack([h[y, x] for y, x, _, _ in pr]).double()
-            return X, score - hv
-
-        def evaluate(gp: GP):
-            """Posterior over the whole grid: the two maps and the UCB argmax (scale index, y, x)."""
-            n = gp.X.shape[0]
-            Xf = gp.X.float()
-            lsf = gp.ls.float()
-            Linv32 = gp.Linv.float()
-            w32 = gp.weights.float()
-            rows = max(1, min(H, _CHUNK_ELEMENTS // max(1, n * W)))
-            refined = torch.zeros(H, W, device=dev, dtype=torch.float32)
-            unc = torch.zeros(H, W, device=dev, dtype=torch.float32)
-            best_val, best = -math.inf, (0, 0, 0)
-            dx2 = ((xs_c[None, :] - Xf[:, 1:2]) / lsf[1]) ** 2  # (n, W)
-            for j, s in enumerate(s_nom):
-                ds2 = ((s - Xf[:, 2]) / lsf[2]) ** 2  # (n,)
-                mu_s = torch.empty(H, W, device=dev, dtype=torch.float32)
-                sd_s = torch.empty(H, W, device=dev, dtype=torch.float32)
-                for r0 in range(0, H, rows):
-                    ctx.cancel.check()
-                    r1 = min(H, r0 + rows)
-                    dy2 = ((ys_c[None, r0:r1] - Xf[:, 0:1]) / lsf[0]) ** 2  # (n, R)
-                    d = (dy2[:, :, None] + dx2[:, None, :] + ds2[:, None, None]).sqrt_()
-                    k = matern_(d, self.nu).reshape(n, -1)  # (n, R*W)
-                    mu = (w32[None, :] @ k)[0]
-                    v = Linv32 @ k
-                    sd = (1.0 - (v * v).sum(0)).clamp_min_(0).sqrt_()
-                    del d, k, v
-                    mu_s[r0:r1] = mu.view(r1 - r0, W)
-                    sd_s[r0:r1] = sd.view(r1 - r0, W)
-                mu_s += h
-                acq = mu_s + float(p.kappa) * sd_s
-                val, idx = acq.reshape(-1).max(0)
-                if float(val) > best_val:
-                    best_val, best = float(val), (j, int(idx) // W, int(idx) % W)
-                refined += box_mean(mu_s, s_px[j])
-                unc += box_mean(sd_s, s_px[j])
-            return refined / len(s_nom), unc / len(s_nom), best
-
-        def first_query():
-            if float(h.max()) == float(h.min()):  # flat prior: no maximum, start at the centre
-                return 0, H // 2, W // 2
-            idx = int(torch.argmax(h.reshape(-1)))
-            return 0, idx // W, idx % W
-
         def probe(q):
             j, y, x = q
-            s = s_px[j]
+            s = search.half_widths[j]
             m = torch.zeros(2, 1, H, W, device=dev, dtype=ctx.x.dtype)
             m[0, :, max(0, y - s):min(H, y + s), max(0, x - s):min(W, x + s)] = 1.0
             m[1] = 1.0 - m[0]
@@ -347,49 +299,70 @@ class BOREx(Method):
             return {"method": self.name, "fingerprint": dict(fingerprint), "prior_source": source,
                     "prior": prior_raw,
                     "probes": np.array(all_probes, dtype=np.float64).reshape(-1, 4),
-                    "length_scales": np.array(all_ls, dtype=np.float64).reshape(-1, 3)}
+                    "hypers": np.array([(hp.amplitude, *hp.length_scales, hp.noise, hp.mean) for hp in all_hypers],
+                                       dtype=np.float64).reshape(-1, 6)}
 
-        def info(pr, ls, it):
-            return {"probes": [(y, x, s_px[j], sc) for y, x, j, sc in pr], "iteration": it,
-                    "iterations": int(p.iterations), "length_scales": [float(v) for v in ls],
-                    "prior_scale": scale, "prior_source": source[0], "resume": resume,
-                    "half_widths": list(s_px), **stats, "state": make_state()}
+        def fit_text(hp: Hyper) -> str:
+            return (f"GP length scales (y, x, s) {', '.join(f'{v:.2f}' for v in hp.length_scales)} of the image, "
+                    f"amplitude {hp.amplitude:.3f}, noise {hp.noise:.3f}; "
+                    f"on a bound: {', '.join(hp.on_bound()) or 'none'}")
+
+        def info(it):
+            hp = search.hyper
+            return {"headline": f"refined {prior_label(source)}, {it} probes; {fit_text(hp)}",
+                    "probes": [(y, x, search.half_widths[j], sc) for y, x, j, sc in search.probes],
+                    "iteration": it, "iterations": int(p.iterations), "gp": hp.record(),
+                    "length_scales": list(hp.length_scales), "prior_scale": scale, "prior_source": source[0],
+                    "prior": prior_label(source), "resume": resume, "half_widths": list(search.half_widths),
+                    **stats, "state": make_state()}
 
         T = int(p.iterations)
-        n0 = len(probes)
-        if n0:
+        post = None
+        if stored:
+            n0 = len(stored)
             if n0 > T:  # replay an earlier point of the stored run exactly
-                probes, ls_hist = probes[:T], ls_hist[:T]
+                stored = stored[:T]
                 resume = f"replayed {T} of {n0} stored probes"
+            search.probes = [s for s, _ in stored]
+            search.hypers = [hp for _, hp in stored]
             t0 = time.perf_counter()
-            X, r = design(probes)
-            ls = torch.tensor(ls_hist[-1], dtype=torch.float64, device=dev)
-            refined, unc, q = evaluate(GP(X, r, ls, self.nu, float(p.alpha)))
+            post = search.posterior()
+            q = post.next_query
             stats["grid_seconds"] += time.perf_counter() - t0
-            n0 = len(probes)
-            yield Step(base + (1 - base) * n0 / T, {REFINED: refined, UNCERTAINTY: unc}, info(probes, ls, n0),
+            n0 = len(search.probes)
+            yield Step(base + span * n0 / T, {REFINED: post.refined, UNCERTAINTY: post.uncertainty}, info(n0),
                        f"{resume}: {n0}/{T} iterations")
         else:
-            ls = ls0
-            q = first_query()
+            q = search.first_query()
 
-        for it in range(n0, T):
+        for it in range(len(search.probes), T):
             ctx.cancel.check()
             score = probe(q)
-            probes.append((q[1], q[2], q[0], score))
             t0 = time.perf_counter()
-            X, r = design(probes)
-            if p.refit and len(probes) >= 2:
-                ls = refit_length_scales(X, r, ls, self.nu, float(p.alpha))
+            search.add(q, score)
             t1 = time.perf_counter()
-            gp = GP(X, r, ls, self.nu, float(p.alpha))
-            refined, unc, q = evaluate(gp)
+            post = search.posterior()
+            q = post.next_query
             t2 = time.perf_counter()
             stats["refit_seconds"] += t1 - t0
             stats["grid_seconds"] += t2 - t1
             stats["gp_seconds"] += t2 - t0
             stats["last_gp_seconds"] = t2 - t0
-            all_probes.append(probes[-1])
-            all_ls.append(ls.detach().cpu().numpy().copy())
-            yield Step(base + (1 - base) * (it + 1) / T, {REFINED: refined, UNCERTAINTY: unc},
-                       info(probes, ls, it + 1), f"iteration {it + 1}/{T}: score {score:+.3f}")
+            all_probes.append(search.probes[-1])
+            all_hypers.append(search.hyper)
+            yield Step(base + span * (it + 1) / T, {REFINED: post.refined, UNCERTAINTY: post.uncertainty},
+                       info(it + 1), f"iteration {it + 1}/{T}: score {score:+.3f}")
+
+        # 3. how much the refinement changed the prior, on this model's own curves
+        if gain_on and post is not None:
+            refined = post.refined.cpu().numpy()
+            before = ins_minus_del(ctx, prior_raw, p.score_gain)
+            after = ins_minus_del(ctx, refined, p.score_gain)
+            gain = {"protocol": p.score_gain, "prior": before, "refined": after,
+                    "gain": after["ins_minus_del"] - before["ins_minus_del"]}
+            out = info(len(search.probes))
+            out.update(gain=gain, headline=(
+                f"refined {prior_label(source)}: insertion − deletion {before['ins_minus_del']:+.3f} → "
+                f"{after['ins_minus_del']:+.3f} (gain {gain['gain']:+.3f}, {p.score_gain} protocol); "
+                f"{fit_text(search.hyper)}"))
+            yield Step(1.0, {REFINED: post.refined, UNCERTAINTY: post.uncertainty}, out, out["headline"])
