@@ -1,21 +1,27 @@
-"""BOREx: does the refinement improve low-quality maps (the paper's claim), and what does an iteration cost?
+"""BOREx paired study (issue 33): does the refinement improve low-quality maps on real photos, as the paper claims?
 
-1. Quality, on the 4 sample photos (resources/samples/*) and a few seeds: the prior is a low-quality RISE
-   map (N = 100, s = 8, p = 0.3, as in the paper's demo); BOREx refines it with its defaults (50
-   iterations). Both maps are scored with the RISE-protocol deletion and insertion curves of
-   ``explorer.evaluation.causal`` (deletion: substrate zeros; insertion: blurred image, Gaussian kernel 11,
-   σ = 5; 224 pixels per step at 224²; trapezoid AUC in [0, 1]). The figure of merit is
-   insertion AUC − deletion AUC (higher is better). Claim reproduced when the refined map beats the prior
-   on most photos.
-2. Speed: BOREx's own cost per iteration beside its two forwards (hyper-parameter refit + posterior and
-   UCB over the whole candidate grid + the two box-averaged maps), on the CPU, at 224² and at 1024²
-   (``load_model(input_size=1024)``), as a function of the number of probes n. Side by side, the peer
-   scikit-learn GaussianProcessRegressor (same kernel, same noise; its L-BFGS-B refit, then
-   ``predict(return_std=True)`` on the whole grid) at 224² — it builds the dense n×N matrix, which is why
-   it is not run at 1024² (4M candidates). The posterior means are compared too (parity).
+    python benchmarks/bench_borex.py --device cuda --workers 8            # the full study (50 photos, --every 10)
+    python benchmarks/bench_borex.py --photos 0,10 --budgets 2,4 --low-n 20 --good-n 40 --protocol quick \\
+        --out /tmp/borex_tiny                                              # a smoke run on the CPU
+    python benchmarks/bench_borex.py --report-only                         # rebuild table, plot, JSON, docs page
 
-Prints tables and writes benchmarks/results/bench_borex.json with the machine description.
-``--quick`` runs one photo, one seed and small iteration counts (a smoke run; numbers not meaningful).
+Photos: ../shared/data/imagenet-sample (index = 2 · position in the sorted listing, see its README); the target
+is each photo's true class. ``--every 10`` (default) takes every 10th photo: 50 photos, classes 0, 20, ..., 980.
+Split (fixed before any result was seen): a photo whose position p has (p // 10) even is a *tuning* photo
+(classes 0, 40, 80, ...), the others are *held out* (classes 20, 60, 100, ...). Settings were tuned on tuning
+photos only; the headline table is the held-out half's.
+
+Per photo and prior (RISE N = 100, s = 8, p = 0.3 and Grad-CAM: low quality; RISE N = 4000, s = 7, p = 0.5: a good
+map), BOREx runs ``max(--budgets)`` iterations once; the refined map at each smaller budget is taken from the
+same run's stream (iteration k of a longer run is exactly a k-iteration run: the probes are sequential and the
+fit is deterministic). Every map is scored by insertion AUC − deletion AUC (docs/methods.md §7.1, RISE protocol:
+deletion to zero, insertion from the blurred image, 224 px per step). A control, ``smoothed``, is the prior
+box-averaged exactly as BOREx averages its posterior but without any probe: the part of a gain that smoothing
+alone would give. Cost: model images per stage (``model.passes``).
+
+Resumable: one JSON per photo under ``--out``/per_photo, one entry per prior, each with the settings it was run
+with; a rerun computes only what is missing (or was run with other settings). ``--workers N`` spreads the photos
+over N processes. Writes ``--out``/borex_study.{json,md,png} and docs/borex_study.md (unless ``--no-docs``).
 """
 
 from __future__ import annotations
@@ -23,217 +29,340 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
+import math
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import machine
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from explorer.io.images import read_image
-from explorer.methods import borex as bx
-from explorer.methods import explain
-from explorer.methods.base import prepare
-from explorer.models import load_model
-
-SAMPLES = ROOT / "resources" / "samples"
-RESULTS = ROOT / "benchmarks" / "results" / "bench_borex.json"
-LOW_RISE = {"n": 100, "cells": 8, "p": 0.3}
+DATA = ROOT.parent / "shared" / "data" / "imagenet-sample"
+OUT = ROOT / "benchmarks" / "results" / "borex_study"
+DOC = ROOT / "docs" / "borex_study.md"
+LOW = "rise100", "gradcam"
+GOOD = "rise4000"
 
 
-from _machine import machine  # benchmarks/ is on sys.path when run as a script
+def prior_specs(args) -> dict[str, tuple[str, dict]]:
+    return {"rise100": ("rise", {"n": args.low_n, "cells": 8, "p": 0.3}),
+            "gradcam": ("gradcam", {}),
+            "rise4000": ("rise", {"n": args.good_n, "cells": 7, "p": 0.5})}
 
 
-def photos() -> list[Path]:
-    return sorted(p for p in SAMPLES.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+def photos(data: Path) -> list[tuple[int, Path]]:
+    return list(enumerate(sorted(p for p in data.iterdir() if p.suffix.lower() in (".jpeg", ".jpg", ".png"))))
 
 
-def ins_del(model, image, saliency, ctx):
-    """(insertion AUC, deletion AUC, substrates, step) from the shared evaluation module."""
-    from explorer.evaluation.causal import causal_curve
-
-    d = causal_curve(model, image, saliency, mode="deletion", context=ctx)
-    i = causal_curve(model, image, saliency, mode="insertion", context=ctx)
-    return i.auc, d.auc, {"deletion": d.substrate, "insertion": i.substrate}, d.step
+def split_of(position: int) -> str:
+    return "tune" if (position // 10) % 2 == 0 else "test"
 
 
-# --------------------------------------------------------------------------- 1. quality
-def quality(model, seeds: list[int], iterations: int, files: list[Path]) -> dict:
-    rows = []
-    print(f"\n1. Quality: RISE prior (N=100, s=8, p=0.3) vs BOREx-refined ({iterations} iterations), "
-          "insertion AUC - deletion AUC (higher is better)")
-    print(f"{'photo':<16}{'seed':>5}{'class':>22}{'prior ins':>10}{'del':>7}{'I-D':>8}"
-          f"{'refined ins':>12}{'del':>7}{'I-D':>8}{'gain':>8}{'s':>7}")
-    substrates, step = None, None
-    for path in files:
-        image = read_image(path).rgb
-        for seed in seeds:
-            ctx = prepare(model, image, seed=seed)
-            prior = explain("rise", model, image, params=LOW_RISE, seed=seed, context=ctx).raw["salient"]
-            t0 = time.perf_counter()
-            ref = explain("borex", model, image, params={"prior": "rise", "iterations": iterations},
-                          context=dataclasses.replace(ctx, priors={"rise": prior}))
-            secs = time.perf_counter() - t0
-            pi, pd, substrates, step = ins_del(model, image, prior, ctx)
-            ri, rd, _, _ = ins_del(model, image, ref.raw["refined"], ctx)
-            row = {"photo": path.name, "seed": seed, "target": ctx.target, "class": model.labels[ctx.target],
-                   "prior": {"insertion": pi, "deletion": pd, "ins_minus_del": pi - pd},
-                   "refined": {"insertion": ri, "deletion": rd, "ins_minus_del": ri - rd},
-                   "gain": (ri - rd) - (pi - pd), "borex_seconds": secs,
-                   "final_length_scales": ref.info["length_scales"]}
-            rows.append(row)
-            print(f"{path.name:<16}{seed:>5}{model.labels[ctx.target][:21]:>22}{pi:>10.4f}{pd:>7.4f}{pi - pd:>8.4f}"
-                  f"{ri:>12.4f}{rd:>7.4f}{ri - rd:>8.4f}{row['gain']:>+8.4f}{secs:>7.1f}", flush=True)
-    per_photo = {}
-    for path in files:
-        g = [r["gain"] for r in rows if r["photo"] == path.name]
-        per_photo[path.name] = {"mean_gain": float(np.mean(g)), "runs_improved": int(sum(v > 0 for v in g)),
-                                "runs": len(g)}
-    improved_photos = sum(v["mean_gain"] > 0 for v in per_photo.values())
-    all_gain = [r["gain"] for r in rows]
-    print(f"photos whose mean gain > 0: {improved_photos}/{len(files)}; runs improved: "
-          f"{sum(g > 0 for g in all_gain)}/{len(all_gain)}; mean gain {np.mean(all_gain):+.4f}")
-    return {"rows": rows, "per_photo": per_photo, "photos_improved": improved_photos, "photos": len(files),
-            "runs_improved": int(sum(g > 0 for g in all_gain)), "runs": len(all_gain),
-            "mean_gain": float(np.mean(all_gain)), "iterations": iterations, "prior": {"method": "rise", **LOW_RISE},
-            "substrates": substrates, "step": step,
-            "claim_reproduced": improved_photos > len(files) / 2}
+def select(args) -> list[tuple[int, Path]]:
+    allp = photos(Path(args.data))
+    if args.photos:
+        want = set()
+        for tok in args.photos.split(","):
+            tok = tok.strip()
+            if tok.isdigit():
+                want.add(int(tok))
+            else:
+                want |= {i for i, p in allp if p.stem == tok or p.name == tok}
+        return [(i, p) for i, p in allp if i in want]
+    return allp[:: max(1, args.every)][: args.limit]
 
 
-# --------------------------------------------------------------------------- 2. speed
-def speed(model, image, iterations: int, label: str) -> dict:
-    """Per-iteration GP cost (refit, grid) and forward cost, from the method's own timings."""
-    from explorer.methods import run
+def borex_params(args) -> dict:
+    from explorer.core.params import parse_assignments
 
-    ctx = prepare(model, image, seed=0)
-    H, W = ctx.x.shape[-2:]
-    yy, xx = np.mgrid[0:H, 0:W]
-    prior = np.exp(-((yy - H * 0.45) ** 2 + (xx - W * 0.55) ** 2) / (2 * (0.15 * H) ** 2)).astype(np.float32)
-    per = []
-    last = {"refit_seconds": 0.0, "grid_seconds": 0.0, "forward_seconds": 0.0}
-    t_start = time.perf_counter()
-    for u in run("borex", model, image, params={"prior": "given", "iterations": iterations},
-                 context=dataclasses.replace(ctx, priors={"given": prior})):
-        info = u.explanation.info
-        if u.done or "iteration" not in info:
-            continue
-        per.append({"n": info["iteration"],
-                    "refit": info["refit_seconds"] - last["refit_seconds"],
-                    "grid": info["grid_seconds"] - last["grid_seconds"],
-                    "forwards": info["forward_seconds"] - last["forward_seconds"]})
-        last = {k: info[k] for k in last}
-    total = time.perf_counter() - t_start
-    candidates = H * W * 4
-    print(f"\n2. Speed at {label} ({H}x{W}, {candidates:,} candidates), seconds per iteration")
-    print(f"{'n probes':>9}{'refit':>9}{'grid+maps':>11}{'GP total':>10}{'2 forwards':>12}")
-    marks = sorted({1, min(5, iterations), min(10, iterations), iterations // 2 or 1, iterations})
-    for r in per:
-        if r["n"] in marks:
-            print(f"{r['n']:>9}{r['refit']:>9.3f}{r['grid']:>11.3f}{r['refit'] + r['grid']:>10.3f}"
-                  f"{r['forwards']:>12.3f}")
-    gp = [r["refit"] + r["grid"] for r in per]
-    fw = [r["forwards"] for r in per]
-    print(f"{'mean':>9}{np.mean([r['refit'] for r in per]):>9.3f}{np.mean([r['grid'] for r in per]):>11.3f}"
-          f"{np.mean(gp):>10.3f}{np.mean(fw):>12.3f}   (run total {total:.1f} s)")
-    return {"input": [int(H), int(W)], "candidates": candidates, "iterations": iterations, "per_iteration": per,
-            "mean_gp_seconds": float(np.mean(gp)), "mean_forward_seconds": float(np.mean(fw)),
-            "total_seconds": total}
+    return parse_assignments(v for v in str(args.borex).split(",") if v.strip())
 
 
-def sklearn_peer(n_values: list[int], hw=(224, 224)) -> list[dict]:
-    """The same GP step with scikit-learn at 224²: refit + predict(mean, std) on the whole grid; ours alike."""
-    from sklearn.gaussian_process import GaussianProcessRegressor
-    from sklearn.gaussian_process.kernels import Matern
-
-    H, W = hw
-    f = bx.REFERENCE_SIDE / min(H, W)
-    scales = (30.0, 45.0, 60.0, 75.0)
-    rng = np.random.default_rng(0)
-    out = []
-    print(f"\n3. Peer: one GP step (refit + posterior mean/std over all {H * W * 4:,} candidates) at {H}x{W}")
-    print(f"{'n probes':>9}{'ours s':>9}{'sklearn s':>11}{'ratio':>8}{'max|dmu|':>10}{'max|dsd|':>10}")
-    ys, xs = np.mgrid[0:H, 0:W]
-    grid = np.concatenate([np.stack([ys.ravel() * f, xs.ravel() * f, np.full(H * W, s)], 1) for s in scales])
-    for n in n_values:
-        X = np.stack([rng.integers(0, H, n) * f, rng.integers(0, W, n) * f, rng.choice(scales, n)], 1).astype(float)
-        r = 0.3 * np.sin(X[:, 0] / 15) - 0.4 + 0.05 * rng.normal(size=n)
-        # ours: refit from (12, 12, 10), then the chunked grid evaluation as in the method
-        t0 = time.perf_counter()
-        Xt, rt = torch.tensor(X), torch.tensor(r)
-        ls = bx.refit_length_scales(Xt, rt, torch.tensor([12.0, 12.0, 10.0], dtype=torch.float64), 1.5, 0.01)
-        gp = bx.GP(Xt, rt, ls, 1.5, 0.01)
-        mus, sds = [], []
-        G = torch.from_numpy(grid).float()
-        step = max(1, bx._CHUNK_ELEMENTS // n)
-        Linv32, w32, Xf, lsf = gp.Linv.float(), gp.weights.float(), gp.X.float(), gp.ls.float()
-        for i in range(0, G.shape[0], step):
-            g = G[i:i + step]
-            d = ((((Xf[:, None, :] - g[None]) / lsf) ** 2).sum(-1)).sqrt_()
-            k = bx.matern_(d, 1.5)
-            mus.append(w32 @ k)
-            v = Linv32 @ k
-            sds.append((1 - (v * v).sum(0)).clamp_min(0).sqrt())
-        _mu, _sd = torch.cat(mus).numpy(), torch.cat(sds).numpy()  # built inside the timing, as the method does
-        ours = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        sk = GaussianProcessRegressor(Matern(length_scale=[12.0, 12.0, 10.0], length_scale_bounds=(1, 20), nu=1.5),
-                                      alpha=0.01).fit(X, r)
-        mu_sk, sd_sk = sk.predict(grid, return_std=True)
-        theirs = time.perf_counter() - t0
-        # parity at sklearn's fitted length scales (the two optimisers may stop at slightly different points)
-        gp2 = bx.GP(Xt, rt, torch.tensor(sk.kernel_.length_scale, dtype=torch.float64), 1.5, 0.01)
-        sub = torch.from_numpy(grid[:: 97])
-        k2 = gp2.kernel(gp2.X, sub, gp2.ls)
-        mu2 = (gp2.weights @ k2).numpy()
-        v2 = torch.linalg.solve_triangular(gp2.L, k2, upper=False)
-        sd2 = (1 - (v2 * v2).sum(0)).clamp_min(0).sqrt().numpy()
-        dmu = float(np.abs(mu2 - mu_sk[::97]).max())
-        dsd = float(np.abs(sd2 - sd_sk[::97]).max())
-        out.append({"n": n, "ours_seconds": ours, "sklearn_seconds": theirs, "ratio": ours / theirs,
-                    "ours_length_scales": [float(v) for v in ls], "sklearn_length_scales":
-                    [float(v) for v in sk.kernel_.length_scale], "max_abs_diff_mean": dmu, "max_abs_diff_std": dsd})
-        print(f"{n:>9}{ours:>9.3f}{theirs:>11.3f}{ours / theirs:>8.2f}{dmu:>10.1e}{dsd:>10.1e}")
-    return out
+def settings(args, prior: str) -> dict:
+    method, params = prior_specs(args)[prior]
+    return {"prior": [method, params], "budgets": sorted(args.budgets), "protocol": args.protocol,
+            "borex": borex_params(args), "seed": 0}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seeds", type=int, default=3, help="seeds (RISE priors) per photo")
-    ap.add_argument("--iterations", type=int, default=50)
-    ap.add_argument("--speed-iterations", type=int, default=50, help="iterations timed at 224x224")
-    ap.add_argument("--speed-iterations-1024", type=int, default=20, help="iterations timed at 1024x1024")
-    ap.add_argument("--skip-quality", action="store_true")
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
-    args = ap.parse_args()
+# --------------------------------------------------------------------------- one photo
+def score(model, rgb, ctx, sal, protocol: str) -> dict:
+    from explorer.evaluation.causal import protocol_step
+    from explorer.evaluation.registry import MetricCall, Options, compute
+
+    o = Options(step=protocol_step(protocol, tuple(ctx.x.shape[-2:])))
+    auc = {m: compute(m, MetricCall(model, rgb, sal, context=ctx, options=o))["auc"] for m in ("insertion", "deletion")}
+    return {**auc, "ins_minus_del": auc["insertion"] - auc["deletion"]}
+
+
+def study_prior(model, rgb, ctx, prior: str, args) -> dict:
+    from explorer.methods import explain, run
+    from explorer.methods.borex_search import smoothed
+
+    method, params = prior_specs(args)[prior]
+    images = lambda: model.passes["images"] + model.passes["grad_images"]  # noqa: E731
+    t0, n0 = time.perf_counter(), images()
+    prior_map = np.asarray(explain(method, model, rgb, params=params, context=ctx).raw["salient"], np.float32)
+    cost = {"prior": images() - n0}
+    seconds = {"prior": time.perf_counter() - t0}
+    t0, n0 = time.perf_counter(), images()
+    budgets = sorted(args.budgets)
+    bx_params = {**borex_params(args), "prior": "given", "iterations": budgets[-1], "score_gain": "off"}
+    snap = {}
+    bx_ctx = dataclasses.replace(ctx, priors={"given": prior_map})
+    for upd in run("borex", model, rgb, params=bx_params, context=bx_ctx):
+        info = upd.explanation.info
+        it = info.get("iteration")
+        if it in budgets and str(it) not in snap:
+            snap[str(it)] = {"map": np.asarray(upd.explanation.raw["refined"]), "gp": info["gp"],
+                             "forwards": info["forwards"], "seconds": time.perf_counter() - t0}
+    cost["borex"] = images() - n0
+    seconds["borex"] = time.perf_counter() - t0
+    # the control: the prior box-averaged as BOREx averages its posterior, without any probe
+    import torch
+
+    scales = tuple(float(s) for s in str(bx_params.get("scales", "30,45,60,75")).split(","))
+    control = smoothed(torch.from_numpy(prior_map), scales).numpy()
+    t0, n0 = time.perf_counter(), images()
+    rec = {"prior": score(model, rgb, ctx, prior_map, args.protocol),
+           "smoothed": score(model, rgb, ctx, control, args.protocol),
+           "refined": {k: {**score(model, rgb, ctx, v["map"], args.protocol), "gp": v["gp"],
+                           "forwards": v["forwards"], "seconds": v["seconds"]} for k, v in snap.items()}}
+    cost["scoring"] = images() - n0
+    seconds["scoring"] = time.perf_counter() - t0
+    rec.update(cost=cost, seconds=seconds, settings=settings(args, prior))
+    return rec
+
+
+def record_path(out: Path, photo: Path) -> Path:
+    return out / "per_photo" / f"{photo.stem}.json"
+
+
+def study_photo(model, position: int, path: Path, args) -> None:
+    from explorer.core.errors import ExplorerError
+    from explorer.io.images import read_image
+    from explorer.methods.base import prepare
+
+    p = record_path(Path(args.out), path)
+    rec = json.loads(p.read_text()) if p.exists() else {}
+    priors = [k for k in args.priors.split(",") if k]
+    todo = [k for k in priors if rec.get("priors", {}).get(k, {}).get("settings") != settings(args, k)]
+    if not todo:
+        return
+    rgb = read_image(path).rgb
+    target = 2 * position
+    ctx = prepare(model, rgb, target, seed=0)
+    top1 = model.predict(ctx.x, 1)[0].index
+    rec.update(photo=path.name, position=position, target=target, top1=int(top1), split=split_of(position))
+    rec.setdefault("priors", {})
+    for k in todo:
+        try:
+            rec["priors"][k] = study_prior(model, rgb, ctx, k, args)
+        except ExplorerError as exc:
+            rec["priors"][k] = {"skipped": str(exc), "settings": settings(args, k)}
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_suffix(".tmp")
+        tmp.write_text(json.dumps(rec, default=float))
+        tmp.replace(p)
+        r = rec["priors"][k]
+        print(f"{path.name} {k}: " + (r.get("skipped") or f"prior {r['prior']['ins_minus_del']:+.3f} smoothed "
+              f"{r['smoothed']['ins_minus_del']:+.3f} " + " ".join(
+                  f"refined@{b} {v['ins_minus_del']:+.3f}" for b, v in r["refined"].items())
+              + f" ({sum(r['cost'].values())} images, {sum(r['seconds'].values()):.0f} s)"), flush=True)
+
+
+def worker(rank: int, args) -> None:
+    import torch
+
+    from explorer.models import load_model
+
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.quick:
-        args.seeds, args.iterations, args.speed_iterations, args.speed_iterations_1024 = 1, 5, 5, 2
-    mach = machine()
-    print(f"machine: {mach}")
-    model = load_model(device="cpu")
-    files = photos()[:1] if args.quick else photos()
-    result = {"machine": mach, "model": model.id, "device": "cpu", "quick": args.quick}
-    if not args.skip_quality:
-        result["quality"] = quality(model, list(range(args.seeds)), args.iterations, files)
-    chelsea = read_image(SAMPLES / "chelsea.png").rgb
-    result["speed_224"] = speed(model, chelsea, args.speed_iterations, "224x224")
-    result["sklearn_peer_224"] = sklearn_peer([10, 50] if not args.quick else [5])
-    big = load_model(device="cpu", input_size=1024)
-    result["speed_1024"] = speed(big, chelsea, args.speed_iterations_1024, "1024x1024")
-    result["machine"]["loadavg_end"] = os.getloadavg()
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    if args.quick:
-        print("(quick run: results not written)")
-        return
-    RESULTS.write_text(json.dumps(result, indent=1, default=float))
-    print(f"wrote {RESULTS}")
+    model = load_model(device=args.device)
+    items = select(args)
+    for k, (position, path) in enumerate(items):
+        if k % args.workers == rank:
+            print(f"[worker {rank}] {k + 1}/{len(items)} {path.name} (class {2 * position})", flush=True)
+            study_photo(model, position, path, args)
+
+
+# --------------------------------------------------------------------------- the report
+def paired(gains: list[float]) -> dict:
+    from scipy import stats
+
+    a = np.asarray(gains, dtype=np.float64)
+    n = a.size
+    if n == 0:
+        return {"photos": 0}
+    mean = float(a.mean())
+    sem = float(a.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
+    t = float(stats.t.ppf(0.975, n - 1)) if n > 1 else float("nan")
+    pos, neg = int((a > 0).sum()), int((a < 0).sum())
+    p = float(stats.binomtest(pos, pos + neg, 0.5).pvalue) if pos + neg else 1.0
+    return {"photos": n, "mean": mean, "sem": sem, "ci95": [mean - t * sem, mean + t * sem], "better": pos,
+            "worse": neg, "sign_p": p}
+
+
+def collect(out: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((out / "per_photo").glob("*.json"))]
+
+
+def rows_of(recs: list[dict], split: str | None) -> list[dict]:
+    rows = []
+    use = [r for r in recs if split is None or r.get("split") == split]
+    names = [k for k in (*LOW, GOOD) if any(k in r.get("priors", {}) for r in use)]
+    for k in names:
+        ok = [r["priors"][k] for r in use if k in r.get("priors", {}) and "skipped" not in r["priors"][k]]
+        if not ok:
+            continue
+        budgets = sorted({b for v in ok for b in v["refined"]}, key=int)
+        variants = [("smoothed", lambda v: v["smoothed"], lambda v: 0)]
+        variants += [(f"BOREx {b}", lambda v, b=b: v["refined"][b], lambda v, b=b: v["refined"][b]["forwards"])
+                     for b in budgets]
+        for name, get, fw in variants:
+            have = [v for v in ok if name == "smoothed" or name.split()[1] in v["refined"]]
+            before = [v["prior"]["ins_minus_del"] for v in have]
+            after = [get(v)["ins_minus_del"] for v in have]
+            on_bound = sum(bool(get(v).get("gp", {}).get("on_bound")) for v in have) if name != "smoothed" else None
+            rows.append({"prior": k, "refinement": name, "before": float(np.mean(before)),
+                         "after": float(np.mean(after)), **paired([a - b for a, b in zip(after, before)]),
+                         "prior_images": float(np.mean([v["cost"]["prior"] for v in have])),
+                         "refine_images": float(np.mean([fw(v) for v in have])), "fits_on_bound": on_bound})
+    return rows
+
+
+def table(rows: list[dict]) -> list[str]:
+    md = ["| prior | refinement | photos | prior I−D | refined I−D | gain (mean ± s.e.) | 95 % interval | better / "
+          "worse | sign test p | images: prior + refinement | fits on a bound |", "|---" * 11 + "|"]
+    for r in rows:
+        if not r.get("photos"):
+            continue
+        lo, hi = r["ci95"]
+        md.append(f"| {r['prior']} | {r['refinement']} | {r['photos']} | {r['before']:+.4f} | {r['after']:+.4f} | "
+                  f"{r['mean']:+.4f} ± {r['sem']:.4f} | [{lo:+.4f}, {hi:+.4f}] | {r['better']} / {r['worse']} | "
+                  f"{r['sign_p']:.3g} | {r['prior_images']:.0f} + {r['refine_images']:.0f} | "
+                  f"{'' if r['fits_on_bound'] is None else r['fits_on_bound']} |")
+    return md
+
+
+def plot(path: Path, recs: list[dict], by_split: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    ax = axes[0]
+    labels = []
+    for i, (split, colour) in enumerate((("test", "tab:blue"), ("all", "tab:grey"))):
+        rows = [r for r in by_split[split] if r.get("photos")]
+        ys = np.arange(len(rows))
+        for y, r in zip(ys, rows):
+            lo, hi = r["ci95"]
+            ax.errorbar(r["mean"], y + 0.2 * i, xerr=[[r["mean"] - lo], [hi - r["mean"]]], fmt="o", color=colour,
+                        capsize=3, label=("held-out half" if split == "test" else "all photos") if y == 0 else None)
+        labels = [f"{r['prior']} · {r['refinement']}" for r in rows] or labels
+    ax.set_yticks(np.arange(len(labels)) + 0.1)
+    ax.set_yticklabels(labels)
+    ax.invert_yaxis()
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlabel("paired gain in insertion − deletion (mean, 95 % interval)")
+    ax.legend(loc="lower right")
+    ax = axes[1]
+    budget = None
+    for k, colour in zip((*LOW, GOOD), ("tab:red", "tab:orange", "tab:green")):
+        pts = []
+        for r in recs:
+            v = r.get("priors", {}).get(k)
+            if r.get("split") == "test" and v and "skipped" not in v:
+                budget = max(v["refined"], key=int)
+                pts.append((v["prior"]["ins_minus_del"], v["refined"][budget]["ins_minus_del"]))
+        if pts:
+            a = np.array(pts)
+            ax.scatter(a[:, 0], a[:, 1], s=18, color=colour, label=k)
+    lim = min(ax.get_xlim()[0], ax.get_ylim()[0]), max(ax.get_xlim()[1], ax.get_ylim()[1])
+    ax.plot(lim, lim, color="black", lw=0.8)
+    ax.set_xlabel("prior: insertion − deletion")
+    ax.set_ylabel(f"refined ({budget} iterations): insertion − deletion")
+    ax.set_title("held-out photos: above the diagonal = refinement helped")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def report(args) -> dict:
+    out = Path(args.out)
+    recs = collect(out)
+    by_split = {"test": rows_of(recs, "test"), "tune": rows_of(recs, "tune"), "all": rows_of(recs, None)}
+    n = {s: sum(1 for r in recs if s == "all" or r.get("split") == s) for s in ("test", "tune", "all")}
+    st = next((v["settings"] for r in recs for v in r.get("priors", {}).values() if "settings" in v), {})
+    head = (f"BOREx on ImageNet photos (EfficientNet-Lite0, target = true class; insertion − deletion AUC, "
+            f"{st.get('protocol', '?')} protocol; BOREx settings {st.get('borex') or 'defaults'}). Gain = refined − "
+            "prior, per photo; better / worse: photos with a positive / negative gain; sign test: two-sided "
+            "binomial on those counts; images: model forwards per photo.")
+    md = [head, ""]
+    for s, title in (("test", "Held-out half"), ("tune", "Tuning half"), ("all", "All photos")):
+        md += [f"**{title}** ({n[s]} photos)", "", *table(by_split[s]), ""]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "borex_study.md").write_text("\n".join(md))
+    if recs:
+        plot(out / "borex_study.png", recs, by_split)
+    result = {"photos": n, "rows": by_split, "settings": st, "machine": machine(), "command": " ".join(sys.argv)}
+    (out / "borex_study.json").write_text(json.dumps(result, indent=1, default=float))
+    if not args.no_docs:
+        write_doc(md, out)
+    print("\n".join(md))
+    return result
+
+
+def write_doc(md: list[str], out: Path) -> None:
+    png = out / "borex_study.png"
+    rel = Path("..") / png.relative_to(ROOT) if png.is_relative_to(ROOT) else png
+    intro = DOC.read_text().split("<!-- table -->")[0] if DOC.exists() else "# BOREx study\n\n"
+    DOC.write_text(intro + "<!-- table -->\n\n" + "\n".join(md) + f"\n![BOREx study]({rel.as_posix()})\n")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default=str(DATA))
+    ap.add_argument("--every", type=int, default=10, help="every K-th photo of the sorted folder (default 10: 50)")
+    ap.add_argument("--limit", type=int, default=None, help="at most N photos of the selection")
+    ap.add_argument("--photos", default="", help="positions in the sorted folder or file stems, comma-separated")
+    ap.add_argument("--priors", default=",".join((*LOW, GOOD)))
+    ap.add_argument("--budgets", default="25,100", type=lambda s: [int(v) for v in s.split(",")],
+                    help="iteration counts (one run of the largest; the others are snapshots of it)")
+    ap.add_argument("--low-n", type=int, default=100, help="masks of the low-quality RISE prior")
+    ap.add_argument("--good-n", type=int, default=4000, help="masks of the good RISE prior")
+    ap.add_argument("--protocol", default="rise", choices=("rise", "quick"), help="deletion/insertion step")
+    ap.add_argument("--borex", default="", help="BOREx parameters, e.g. 'kappa=5,nu=2.5' (default: its defaults)")
+    ap.add_argument("--device", default=None, help="cuda or cpu (default: explorer's choice)")
+    ap.add_argument("--workers", type=int, default=1, help="photos in parallel processes")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads per worker (0: torch's default)")
+    ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--no-docs", action="store_true", help="do not rewrite docs/borex_study.md")
+    args = ap.parse_args()
+    if not args.report_only:
+        if args.workers <= 1:
+            worker(0, args)
+        else:
+            import multiprocessing as mp
+
+            ctx = mp.get_context("spawn")  # CUDA cannot be forked
+            procs = [ctx.Process(target=worker, args=(r, args)) for r in range(args.workers)]
+            for p in procs:
+                p.start()
+            for p in procs:
+                p.join()
+            bad = [p.exitcode for p in procs if p.exitcode]
+            if bad:
+                print(f"{len(bad)} worker(s) failed (exit codes {bad}); the report covers what was written")
+    report(args)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -163,10 +163,12 @@ class Search:
         k = len(self.scales)
         return Posterior(refined / k, unc / k, best, gp)
 
-    def smoothed_prior(self) -> torch.Tensor:
-        """What ``refined`` is before any probe: the prior box-averaged like the posterior (the control that
-        separates the GP's correction from the smoothing the window averaging alone applies)."""
-        out = torch.zeros_like(self.h)
-        for j in range(len(self.scales)):
-            out += box_mean(self.h, self.half_widths[j])
-        return out / len(self.scales)
+
+def smoothed(m: torch.Tensor, scales: tuple[float, ...]) -> torch.Tensor:
+    """``m`` box-averaged over each window size and averaged over sizes, as ``refined`` averages h + μ: the
+    control that separates the GP's correction from what the window averaging alone does to a prior."""
+    side = min(m.shape)
+    out = torch.zeros_like(m)
+    for s in scales:
+        out += box_mean(m, max(1, int(round(s * side / REFERENCE_SIDE))))
+    return out / len(scales)
