@@ -26,6 +26,14 @@ from explorer.gui.widgets import ValueSlider
 from explorer.session.document import BLEND_MODES, DISPLAY_MODES, Layer, Run, RunStatus, Session
 
 
+def _headline(run: Run | None) -> str:
+    """A method's one-line account of its result (``info["headline"]``, e.g. BOREx: the prior it refined and the
+    gain), or ''."""
+    exp = run.explanation if run is not None else None
+    text = exp.info.get("headline") if exp is not None else None
+    return text if isinstance(text, str) else ""
+
+
 class PredictionsPanel(QWidget):
     """Top-k predictions with probabilities, and a searchable list of every class; both pick the target."""
 
@@ -195,6 +203,9 @@ class LayerPanel(QWidget):
             status = f"{run.progress * 100:.0f} %"
         elif run.status == RunStatus.DONE and exp is not None:
             status = f"done {exp.timings.get('seconds', 0):.1f} s"
+            gain = (exp.info.get("gain") or {}).get("gain")  # a refinement scored against its prior (BOREx)
+            if isinstance(gain, (int, float)):
+                status += f" · gain {gain:+.3f}"
         return f"{run.label}{target}", status
 
     def _on_run(self, run: Run) -> None:
@@ -213,8 +224,9 @@ class LayerPanel(QWidget):
         it.setText(0, text)
         it.setText(1, status)
         tip = f"{run.method} {run.params}\nseed {run.seed}"
-        it.setToolTip(0, tip + (f"\nerror: {run.error}" if run.error else ""))
-        it.setToolTip(1, run.error or run.message)
+        headline = _headline(run)
+        it.setToolTip(0, tip + (f"\nerror: {run.error}" if run.error else "") + (f"\n{headline}" if headline else ""))
+        it.setToolTip(1, run.error or headline or run.message)
         self.tree.blockSignals(False)
 
     def _on_run_removed(self, run: Run) -> None:
@@ -247,7 +259,9 @@ class LayerPanel(QWidget):
             it.setFlags(Qt.ItemIsEnabled | Qt.ItemIsSelectable | Qt.ItemIsUserCheckable)
             it.setText(0, layer.name + (" ±" if layer.signed else ""))
             it.setCheckState(0, Qt.Checked if layer.visible else Qt.Unchecked)
-            it.setToolTip(0, f"{layer.label}\n{'signed (diverging colours)' if layer.signed else 'unsigned'}")
+            headline = _headline(self.session.runs.get(layer.run_id))
+            it.setToolTip(0, f"{layer.label}\n{'signed (diverging colours)' if layer.signed else 'unsigned'}"
+                          + (f"\n{headline}" if headline else ""))
             self.decorate(self.tree, it, layer)  # the window adds the layer's meaning and its "?" (gui/layer_help.py)
             self.layer_items[layer.id] = it
             parent.setExpanded(True)
