@@ -104,8 +104,8 @@ def describe_module(module: nn.Module, processor: Any, model_id: str, policy: An
     else:
         pre = processor_preprocess(processor, model_id, pol, where)
     if pre.channels != channels:
-        raise ModelLoadError(f"model {model_id!r}: its image processor{_at(where)} normalises {pre.channels} channel(s) "
-                             f"but the model takes {channels} (config num_channels): give the processor that was "
+        raise ModelLoadError(f"model {model_id!r}: its image processor{_at(where)} normalises {pre.channels} "
+                             f"channel(s) but the model takes {channels} (config num_channels): give the processor that was "
                              "saved with the model")
     size = _config_size(cfg) if getattr(cfg, "model_type", "") in FIXED_SIZE else None
     if size and pre.input_size != (size, size):
@@ -172,7 +172,8 @@ def processor_preprocess(proc: Any, model_id: str, policy: str | None = None, wh
         return Preprocess(hw, mean, std, policy or "resize", pct if pct > 0 else 1.0,
                           interp if interp in RESAMPLE.values() else "bilinear")
     except ValueError as exc:
-        raise ModelLoadError(f"model {model_id!r}: its image processor{_at(where)} does not fit explorer: {exc}") from None
+        raise ModelLoadError(f"model {model_id!r}: its image processor{_at(where)} does not fit explorer: "
+                             f"{exc}") from None
 
 
 def _as_list(v: Any) -> list:

@@ -15,8 +15,14 @@ from explorer.core.types import Needs
 from explorer.models.attention import attention_problem, has_attention
 from explorer.models.device import BatchPolicy
 from explorer.models.layers import LayerInfo, discover, not_spatial, pick_default
-from explorer.models.outputs import (ModelForward, activate, binary_labels, input_channels, module_dtype,
-                                     resolve_activation)
+from explorer.models.outputs import (
+    ModelForward,
+    activate,
+    binary_labels,
+    input_channels,
+    module_dtype,
+    resolve_activation,
+)
 from explorer.models.preprocess import Preprocess
 
 
