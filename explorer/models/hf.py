@@ -103,10 +103,12 @@ def describe_module(module: nn.Module, processor: Any, model_id: str, policy: An
         pre = Preprocess((size, size), mean, std, pol or "resize")
     else:
         pre = processor_preprocess(processor, model_id, pol, where)
-    if pre.channels != channels:
+    if channels == 1:
+        pre = pre.grey()  # a grey model whose processor lists RGB statistics: averaged, as validate_output does
+    elif pre.channels != channels:
         raise ModelLoadError(f"model {model_id!r}: its image processor{_at(where)} normalises {pre.channels} "
-                             f"channel(s) but the model takes {channels} (config num_channels): give the processor that was "
-                             "saved with the model")
+                             f"channel(s) but the model takes {channels} (config num_channels): give the processor "
+                             "that was saved with the model")
     size = _config_size(cfg) if getattr(cfg, "model_type", "") in FIXED_SIZE else None
     if size and pre.input_size != (size, size):
         raise ModelLoadError(f"model {model_id!r}: its image processor{_at(where)} makes {pre.input_size[0]}x"
