@@ -153,10 +153,13 @@ def test_bad_modules_are_refused_with_the_loaders_messages():
         def forward(self, x):
             return {"logits": x.mean((2, 3))}
 
-    with pytest.raises(explorer.ModelLoadError, match="returned tuple, not a tensor of class scores"):
-        explorer.load_model(Tuple())
-    with pytest.raises(explorer.ModelLoadError, match="returned dict, not a tensor of class scores"):
-        explorer.load_model(Dict())
+    # issue 26: a tuple's element 0 and a dict's "logits" are the scores by default; other parts by output=
+    assert explorer.load_model(Tuple()).num_classes == 3
+    assert explorer.load_model(Dict()).num_classes == 3
+    with pytest.raises(explorer.ModelLoadError, match="output=2 is not a tensor of class scores"):
+        explorer.load_model(Tuple(), output=2)
+    with pytest.raises(explorer.ModelLoadError, match="has no entry 'scores'.*one of logits"):
+        explorer.load_model(Dict(), output="scores")
     with pytest.raises(explorer.ModelLoadError, match=r"shape \(1, 4, 30, 30\); a classifier must return \(1, K\)"):
         explorer.load_model(nn.Conv2d(3, 4, 3), preprocess={"size": 32})
     with pytest.raises(explorer.ModelLoadError, match="has 10 outputs but .* 3 classes"):

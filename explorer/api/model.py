@@ -27,27 +27,25 @@ PREPROCESS_KEYS = ("mean", "std", "size", "input_size", "policy", "crop_pct", "i
 
 
 class ModuleForward:
-    """The forward of a user's module: casts the input to the module's dtype, refuses training mode."""
+    """The forward of a user's module: refuses training mode (the dtype, channels and output are handled by
+    ``models.outputs.ModelForward`` around it)."""
 
     def __init__(self, module: nn.Module, model_id: str):
         self.module = module
         self.model_id = model_id
-        p = next((t for t in module.parameters() if t.is_floating_point()), None)
-        self.dtype = p.dtype if p is not None else None
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor):
         if self.module.training:
             raise ModelLoadError(
                 f"model {self.model_id!r} is in training mode (model.train() was called after it was loaded): call "
                 "model.eval() before explaining it; explorer never switches your model's mode itself")
-        if self.dtype is not None and x.dtype != self.dtype:
-            x = x.to(self.dtype)
         return self.module(x)
 
 
 def load_model(spec_or_module: Any = None, *, preprocess: Any = None, labels: Any = None,
                device: str | torch.device | None = None, weights: str | Path | None = None,
-               trust_pickle: bool = False, offline: bool | None = None) -> LoadedModel:
+               trust_pickle: bool = False, offline: bool | None = None, activation: str | None = None,
+               output: str | int | None = None, processor: Any = None) -> LoadedModel:
     """A classifier ready for ``explain``: your ``nn.Module`` as it is, or anything ``--model`` takes.
 
     ``spec_or_module``: an ``nn.Module`` (or TorchScript module) mapping a normalised (N, 3, H, W) batch to
@@ -61,17 +59,27 @@ def load_model(spec_or_module: Any = None, *, preprocess: Any = None, labels: An
     or None: the module's timm metadata when it carries some, else ImageNet's mean/std at 224×224.
     ``labels``: class names (a list, an {index: name} dict or a file); default ImageNet's for 1000 outputs,
     else ``class 0``, ``class 1``... ``device``: move the module there (in place); default where it is.
+    A one-channel module gets the photo in grey (mean/std of length 1, or the RGB ones averaged).
+
+    ``activation``: how logits become scores, ``softmax``, ``sigmoid`` (multi-label, or a binary model's one
+    logit) or ``none``; default: sigmoid for one output, a Hugging Face model's ``problem_type``, else softmax.
+    ``output``: which part of a tuple / dict / ``ModelOutput`` holds the scores (default element 0 / ``logits``).
+    ``processor``: a Hugging Face image processor (its size, resampling, crop and mean/std become the
+    preprocessing); a Hugging Face module without one is read from its config.
     """
+    from explorer.models.outputs import check_activation
+
+    activation = check_activation(activation)
     if isinstance(spec_or_module, LoadedModel):
         model = spec_or_module
-        if preprocess is not None or labels is not None:
-            model = _with(model, preprocess, labels)
+        if preprocess is not None or labels is not None or activation or output is not None:
+            model = _with(model, preprocess, labels, activation, output)
         return model
     if isinstance(spec_or_module, nn.Module):
         if weights is not None:
             raise ParamError("weights= is for a model given by name; load the state dict into your module yourself "
                              "(module.load_state_dict(torch.load(FILE)))")
-        return _wrap(spec_or_module, preprocess, labels, device)
+        return _wrap(spec_or_module, preprocess, labels, device, activation, output, processor)
     if spec_or_module is not None and not isinstance(spec_or_module, (str, Path)):
         raise ModelLoadError(f"cannot use a {type(spec_or_module).__name__} as a model: give a torch nn.Module that "
                              "returns (N, K) class scores, or a spec such as 'efficientnet_lite0', "
@@ -81,7 +89,7 @@ def load_model(spec_or_module: Any = None, *, preprocess: Any = None, labels: An
     label_file = labels if isinstance(labels, (str, Path)) else None
     model = load_spec(str(spec_or_module) if spec_or_module is not None else None, weights=weights,
                       labels=label_file, device=device, trust_pickle=trust_pickle,
-                      allow_download=False if offline else None)
+                      allow_download=False if offline else None, activation=activation, output=output)
     if preprocess is not None or (labels is not None and label_file is None):
         model = _with(model, preprocess, None if label_file else labels)
     return model
@@ -97,10 +105,15 @@ def as_loaded(model: Any) -> LoadedModel:
     return load_model(model)
 
 
-def _wrap(module: nn.Module, preprocess: Any, labels: Any, device: Any) -> LoadedModel:
+def _wrap(module: nn.Module, preprocess: Any, labels: Any, device: Any, activation: str | None = None,
+          output: str | int | None = None, processor: Any = None) -> LoadedModel:
+    from explorer.models.outputs import unwrap
+
+    given = module
     scripted = isinstance(module, torch.jit.ScriptModule)
     model_id = f"{type(module).__name__} (in memory)"
-    notes = []
+    module, unwrapped = unwrap(module)
+    notes = [unwrapped] if unwrapped else []
     if module.training:
         module.eval()  # the one switch, at load time (see the module docstring)
         notes.append("switched to eval mode when it was loaded")
@@ -111,25 +124,37 @@ def _wrap(module: nn.Module, preprocess: Any, labels: Any, device: Any) -> Loade
         module.to(dev)  # in place: the same object, on the asked device
     else:
         dev = _device_of(module)
-    pre = resolve_preprocess(preprocess, module)
     names = _label_list(labels)
+    from explorer.models import hf
     from explorer.models.labels import imagenet_labels
 
+    if hf.is_hf_module(module):
+        pre, hf_labels, hf_activation = hf.describe_module(module, processor, model_id, preprocess)
+        if preprocess is not None:
+            pre = resolve_preprocess(preprocess, module)
+        names, activation = names or hf_labels, activation or hf_activation
+    elif processor is not None:
+        raise ParamError("processor= is for a Hugging Face model (a transformers PreTrainedModel); give "
+                         "preprocess= for other modules")
+    else:
+        pre = resolve_preprocess(preprocess, module)
     model = LoadedModel(id=model_id, kind="torchscript" if scripted else "torch",
                         forward=ModuleForward(module, model_id), labels=names or imagenet_labels(),
                         preprocess=pre, device=dev, module=module, channels_last=False,
-                        source="in-memory nn.Module", notes=notes)
+                        source="in-memory nn.Module", notes=notes, activation=activation, output=output)
     validate_output(model)
     _check_label_count(model, names)
-    _WRAPPED[module] = model
+    _WRAPPED[given] = model
     return model
 
 
-def _with(model: LoadedModel, preprocess: Any, labels: Any) -> LoadedModel:
-    """A copy of the wrapper (not of the module) with other preprocessing and/or class names."""
+def _with(model: LoadedModel, preprocess: Any, labels: Any, activation: str | None = None,
+          output: str | int | None = None) -> LoadedModel:
+    """A copy of the wrapper (not of the module) with other preprocessing, class names, activation or output."""
     pre = resolve_preprocess(preprocess, model.module) if preprocess is not None else model.preprocess
     names = _label_list(labels)
     out = replace(model, preprocess=pre, labels=names or list(model.labels), notes=list(model.notes),
+                  activation=activation or model.activation, output=model.output if output is None else output,
                   _layers=None, _batch=None)
     validate_output(out)
     _check_label_count(out, names)
@@ -164,6 +189,8 @@ def _label_list(labels: Any) -> list[str] | None:
 
 
 def _check_label_count(model: LoadedModel, names: list[str] | None) -> None:
+    if model.binary and names is not None and len(names) in (1, 2):
+        return  # a single-logit model's one name (its class) or two (the class, its negation)
     if names is not None and len(names) != model.num_classes:
         raise ModelLoadError(f"model {model.id!r} has {model.num_classes} outputs but {len(names)} labels were given")
 
@@ -228,10 +255,11 @@ def _make(size: tuple[int, int], mean: Any, std: Any, policy: str, crop_pct: Any
         s = tuple(float(x) for x in std)
         crop = float(crop_pct)
     except (TypeError, ValueError):
-        raise ParamError(f"preprocess mean/std must be three numbers each and crop_pct a number, got {mean!r}, "
-                         f"{std!r}, {crop_pct!r}") from None
-    if len(m) != 3 or len(s) != 3:
-        raise ParamError(f"preprocess mean and std need one value per colour channel (3), got {mean!r} and {std!r}")
+        raise ParamError(f"preprocess mean/std must be numbers (three, or one for a grey model) and crop_pct a "
+                         f"number, got {mean!r}, {std!r}, {crop_pct!r}") from None
+    if len(m) != len(s) or len(m) not in (1, 3):
+        raise ParamError(f"preprocess mean and std need one value per input channel (3 for RGB, 1 for a grey "
+                         f"model), got {mean!r} and {std!r}")
     if min(s) <= 0:
         raise ParamError(f"preprocess std must be > 0, got {std!r}")
     if max(abs(v) for v in m) > 1 or max(s) > 1:

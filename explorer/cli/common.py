@@ -15,6 +15,8 @@ from typing import Any, Callable
 from explorer.core import argtypes as T
 from explorer.core.errors import ExplorerError
 
+ACTIVATION_CHOICES = ("auto", "softmax", "sigmoid", "none")  # models/outputs.ACTIVATIONS, torch-free
+
 
 class Parser(argparse.ArgumentParser):
     """argparse with errors as one line (the option and the reason), exit code 2, like every user error.
@@ -64,7 +66,8 @@ class VersionAction(argparse.Action):
 def add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", default=None, type=T.model_spec(),
-                   help="efficientnet_lite0 (default), torchvision:NAME, timm:NAME, FILE.pt, FILE.onnx")
+                   help="efficientnet_lite0 (default), torchvision:NAME, timm:NAME, hf:FOLDER_OR_REPO_ID (a Hugging "
+                        "Face save_pretrained folder or a cached hub model), FILE.pt, FILE.onnx")
     g.add_argument("--weights", default=None, type=T.existing_file("weights file"),
                    help="weights file for a torchvision:/timm: architecture")
     g.add_argument("--labels", default=None, type=T.existing_file("labels file"),
@@ -76,13 +79,26 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--input-size", type=T.integer(8, 4096), default=None,
                    help="override the model's input size (pixels)")
     g.add_argument("--offline", action="store_true", help="never try to download weights")
+    g.add_argument("--activation", default=None, choices=ACTIVATION_CHOICES,
+                   help="how the model's logits become scores: softmax (one class), sigmoid (independent labels, or a "
+                        "binary model's one logit), none (raw scores); default auto: sigmoid for one output, a "
+                        "Hugging Face model's problem_type, else softmax")
+    g.add_argument("--output", default=None, type=T.name("model output"),
+                   help="which part of a tuple / dict model output holds the class scores (an index or a key; "
+                        "default: element 0 of a tuple, 'logits' of a dict)")
 
 
 def model_options(args) -> dict[str, Any]:
     """The model options as ``explorer.models.load_model``'s arguments (a plain dict: a Ray worker gets it)."""
     return {"spec": args.model, "weights": args.weights, "labels": args.labels, "device": args.device,
             "trust_pickle": args.trust_pickle, "allow_download": False if args.offline else None,
-            "input_size": args.input_size}
+            "input_size": args.input_size, "activation": getattr(args, "activation", None),
+            "output": _output(getattr(args, "output", None))}
+
+
+def _output(value: str | None) -> str | int | None:
+    """An index for a tuple output when the value is a number, else a key."""
+    return int(value) if value is not None and value.isdigit() else value
 
 
 def model_from_args(args):

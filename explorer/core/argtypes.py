@@ -209,10 +209,11 @@ def device() -> Callable[[str], str]:
 
 
 MODEL_FILE_SUFFIXES = (".pt", ".pth", ".ts", ".jit", ".torchscript", ".onnx", ".pkl", ".bin")
+_REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*/[A-Za-z0-9][A-Za-z0-9_.\-]*$")  # a Hugging Face hub repo id
 
 
 def model_spec() -> Callable[[str], str]:
-    """efficientnet_lite0/default, torchvision:NAME, timm:NAME, or an existing model file."""
+    """efficientnet_lite0/default, torchvision:NAME, timm:NAME, hf:FOLDER_OR_REPO_ID, or an existing model file."""
     def parse(text: str) -> str:
         _nonempty(text, "model")
         t = text.strip()
@@ -223,6 +224,15 @@ def model_spec() -> Callable[[str], str]:
             if not _NAME.match(rest):
                 raise Error(f"{t!r}: expected {prefix}:NAME with an architecture name")
             return t
+        if sep and prefix == "hf":
+            folder = Path(rest).expanduser()
+            if folder.is_dir():
+                return f"hf:{folder}"
+            if folder.exists():
+                raise Error(f"{rest}: is a file; hf: takes a save_pretrained folder or a hub repo id (owner/name)")
+            if not _REPO.match(rest):
+                raise Error(f"{rest}: no such folder, and not a hub repo id (owner/name)")
+            return t
         p = Path(t).expanduser()
         if p.is_dir():
             raise Error(f"{t}: is a folder, not a model file")
@@ -230,8 +240,8 @@ def model_spec() -> Callable[[str], str]:
             return str(p)
         if p.suffix.lower() in MODEL_FILE_SUFFIXES or os.sep in t:
             raise Error(f"{t}: no such file (model file expected)")
-        raise Error(f"unknown model {t!r}; valid: {', '.join(EMBEDDED_MODELS)}, torchvision:NAME, timm:NAME, FILE.pt, "
-                    "FILE.onnx")
+        raise Error(f"unknown model {t!r}; valid: {', '.join(EMBEDDED_MODELS)}, torchvision:NAME, timm:NAME, "
+                    "hf:FOLDER_OR_REPO_ID, FILE.pt, FILE.onnx")
     return _typed("model", parse)
 
 

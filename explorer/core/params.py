@@ -29,6 +29,7 @@ class Param:
     ``live`` marks a parameter the GUI offers as a live slider (re-runs on change).
     ``advanced`` marks an engineering knob (batch size, refresh rate) that changes the speed, not the map;
     the GUI folds these into a collapsed group so the scientific parameters come first.
+    ``aliases`` maps an old name of a choice to the current one (``softmax`` -> ``prob``).
     ``picker`` names a richer editor for a ``str`` parameter: ``prior`` (a map of this session, a method to
     run first, or ``flat``) or ``npy`` (a path to a .npy file). The value stays a plain string.
     """
@@ -46,6 +47,7 @@ class Param:
     live: bool = True
     advanced: bool = False
     picker: str = ""
+    aliases: tuple[tuple[str, str], ...] = ()  # (old name, choice) read as the choice: a renamed choice
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -111,7 +113,7 @@ class Param:
                 else:
                     value = bool(value)
             elif self.kind == "choice":
-                value = str(value)
+                value = dict(self.aliases).get(str(value), str(value))
                 if value not in self.choices:
                     raise ParamError(f"parameter {name!r} = {value!r} is not {self.bounds_text()}")
             elif self.kind in ("str", "layer"):

@@ -235,7 +235,8 @@ def iter_causal_curve(model: LoadedModel, image_rgb: np.ndarray, saliency: Any, 
         yield Progress(min(done, n_steps + 1) / (n_steps + 1), f"{mode}: {done}/{n_steps + 1} steps")
     fractions = counts.double().cpu().numpy() / n_pix
     curve = Curve(mode=mode, fractions=fractions, scores=scores, auc=trapezoid_auc(fractions, scores), step=step,
-                  substrate=sub.name, target=int(ctx.target), n_pixels=n_pix, score="softmax" if probs else "logit")
+                  substrate=sub.name, target=int(ctx.target), n_pixels=n_pix,
+                  score=model.activation if probs else "logit")
     yield Progress(1.0, f"{mode} AUC {curve.auc:.4f}", curve, True)
 
 

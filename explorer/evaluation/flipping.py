@@ -121,7 +121,8 @@ def iter_region_perturbation(model: LoadedModel, image_rgb: np.ndarray, saliency
     aopc = float(drops.mean())
     fractions = changed_px / float(H * W)
     curve = Curve(mode="region_perturbation", fractions=fractions, scores=scores, auc=aopc, step=int(patch),
-                  substrate=sub.name, target=int(ctx.target), n_pixels=H * W, score="softmax" if probs else "logit",
+                  substrate=sub.name, target=int(ctx.target), n_pixels=H * W,
+                  score=model.activation if probs else "logit",
                   info={"aopc": aopc, "order": order, "patch": int(patch), "regions": L})
     yield Progress(1.0, f"region perturbation AOPC {aopc:.4f}", curve, True)
 

@@ -187,7 +187,7 @@ def iter_road(model: LoadedModel, image_rgb: np.ndarray, saliency: Any, target: 
             if keep_frames:
                 frames[o].append(_rgb(model, xb[k:k + 1]))
     result = RoadResult(np.asarray(fracs), scores["morf"], scores["lerf"], base, int(ctx.target), float(noise),
-                        "softmax" if probs else "logit", frames if keep_frames else {})
+                        model.activation if probs else "logit", frames if keep_frames else {})
     yield Progress(1.0, f"ROAD morf {np.nanmean(scores['morf']):.3f} lerf {np.nanmean(scores['lerf']):.3f}",
                    result, True)
 

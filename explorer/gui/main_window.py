@@ -34,6 +34,13 @@ from explorer.workers.relay import WorkerRelay
 log = logging.getLogger(__name__)
 
 
+def model_text(info: dict) -> str:
+    """The status line of a loaded model: id, device, classes, and its activation when not a softmax."""
+    act = info.get("activation")
+    extra = f" · {act}" if act and act != "softmax" else ""
+    return f"{info.get('id', '?')} · {info.get('device', '?')} · {info.get('classes', '?')} classes{extra}"
+
+
 class MainWindow(QMainWindow):
     run_settled = Signal(int)  # a run reached done / cancelled / error
     model_ready = Signal()
@@ -291,7 +298,7 @@ class MainWindow(QMainWindow):
         self.session.set_model_info(info, d["labels"])
         self.method_panel.set_labels(d["labels"])
         self.method_panel.set_layer_names(d.get("layer_names", []), d.get("default_layer"))
-        text = f"{info['id']} · {info['device']} · {info['classes']} classes"
+        text = model_text(info)
         self._set_model_status(text)
         self.model_panel.status.setText(f"{text}\n{info.get('source', '')}\nsupports {info.get('supports', '')}")
         self._on_model_target_changed()
@@ -303,7 +310,8 @@ class MainWindow(QMainWindow):
         if prev is not None and self.session.model_info:  # the worker keeps the model it had
             self.session.set_model_choice(prev)
             self.model_panel.show_choice(prev)
-            self._set_model_status(self.model_status.text().removeprefix("model: ") + " (kept)")
+            # back to the model the worker kept (the status read "loading ..." until now)
+            self._set_model_status(model_text(self.session.model_info) + " (kept)")
         else:
             self._set_model_status("no model loaded")
         self.show_error(f"Model — {msg}")

@@ -41,7 +41,19 @@ class ModelPanel(QWidget):
         self.spec = QComboBox()
         self.spec.setEditable(True)
         self.spec.addItems(MODEL_SPECS)
-        self.spec.setToolTip("efficientnet_lite0 (embedded), torchvision:NAME, timm:NAME, or a .pt/.onnx file")
+        self.spec.setToolTip("efficientnet_lite0 (embedded), torchvision:NAME, timm:NAME, hf:FOLDER (a Hugging Face "
+                             "save_pretrained folder, 'Folder…') or hf:OWNER/NAME (cached), or a .pt/.onnx file")
+        self.hf_btn = QPushButton("Folder…")
+        self.hf_btn.setToolTip("choose a Hugging Face save_pretrained folder (loaded as hf:FOLDER, offline)")
+        self.activation = QComboBox()
+        self.activation.addItems(["auto", "softmax", "sigmoid", "none"])
+        self.activation.setToolTip("how logits become scores: softmax (one class), sigmoid (independent labels, or "
+                                   "a binary model's one logit), none (raw); auto: sigmoid for one output, a Hugging "
+                                   "Face model's problem_type, else softmax")
+        self.output = QLineEdit()
+        self.output.setPlaceholderText("scores in a tuple/dict output (default)")
+        self.output.setToolTip("the index (tuple) or key (dict) of the class scores when the model returns several "
+                               "things; default: element 0, or 'logits'")
         self.weights = QLineEdit()
         self.weights.setPlaceholderText("weights file (optional)")
         self.labels = QLineEdit()
@@ -64,11 +76,14 @@ class ModelPanel(QWidget):
         spec_row = QHBoxLayout()
         spec_row.addWidget(self.spec, 1)
         spec_row.addWidget(self.browse_btn)
+        spec_row.addWidget(self.hf_btn)
         form.addRow("model", spec_row)
         form.addRow("weights", self._with_browse(self.weights, "Weights file",
                                                  "Weights (*.pt *.pth *.bin *.safetensors);;All files (*)"))
         form.addRow("labels", self._with_browse(self.labels, "Labels file", "Labels (*.txt *.json);;All files (*)"))
         form.addRow("device", self.device)
+        form.addRow("activation", self.activation)
+        form.addRow("output", self.output)
         form.addRow("", self.trust)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
@@ -80,6 +95,7 @@ class ModelPanel(QWidget):
         lay.addStretch(1)
         self.load_btn.clicked.connect(lambda: self.load_requested.emit(self.choice()))
         self.browse_btn.clicked.connect(self._browse)
+        self.hf_btn.clicked.connect(self._browse_hf)
 
     def _with_browse(self, edit: QLineEdit, title: str, filt: str) -> QWidget:
         host = QWidget()
@@ -103,15 +119,24 @@ class ModelPanel(QWidget):
         if path:
             self.spec.setCurrentText(path)
 
+    def _browse_hf(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Hugging Face model folder (save_pretrained)")
+        if path:
+            self.spec.setCurrentText(f"hf:{path}")
+
     def choice(self) -> ModelChoice:
         dev = self.device.currentText()
+        act = self.activation.currentText()
         return ModelChoice(spec=self.spec.currentText().strip() or None, weights=self.weights.text().strip() or None,
-                           labels=self.labels.text().strip() or None, device=None if dev == "auto" else dev)
+                           labels=self.labels.text().strip() or None, device=None if dev == "auto" else dev,
+                           activation=None if act == "auto" else act, output=self.output.text().strip() or None)
 
     def show_choice(self, c: ModelChoice) -> None:
         self.spec.setCurrentText(c.label)
         self.weights.setText(c.weights or "")
         self.labels.setText(c.labels or "")
         self.device.setCurrentText(c.device or "auto")
+        self.activation.setCurrentText(c.activation or "auto")
+        self.output.setText(c.output or "")
         self.trust.setChecked(False)  # trust is one deliberate act per load, never restored from a choice
 

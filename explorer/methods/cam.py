@@ -305,7 +305,7 @@ class ScoreCAM(CamMethod):
             with torch.inference_mode():
                 out = self.model.batch.call(lambda m: self.model(infill.apply(x, m)).float(), masks)
             if self.p.score == "prob":
-                return out.softmax(1)[:, target]
+                return self.model.activate(out)[:, target]
             return out[:, target]
 
         if (~varying).any():

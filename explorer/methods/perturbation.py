@@ -40,7 +40,7 @@ COMPACTNESS_PARAM = Param("compactness", "float", 10.0, "SLIC compactness: highe
 
 def _target_scores(method: Method, ctx: Context, infill: Infill, masks: torch.Tensor) -> torch.Tensor:
     """P_c (or z_c) of the perturbed copies, float32 (b,) on the device."""
-    return score_batch(ctx.model, infill, ctx.x, masks, method.p.score == "softmax")[:, ctx.target]
+    return score_batch(ctx.model, infill, ctx.x, masks, method.p.score == "prob")[:, ctx.target]
 
 
 @register("rise")
@@ -106,7 +106,7 @@ class Occlusion(Method):
         dev = ctx.device
         with torch.inference_mode():
             out = ctx.model(ctx.x).float()
-        base = (out.softmax(1) if p.score == "softmax" else out)[0, ctx.target]
+        base = (ctx.model.activate(out) if p.score == "prob" else out)[0, ctx.target]
         total = occlusion_count((H, W), p.window, p.stride, p.cover_edge)
         acc = torch.zeros(H * W, device=dev, dtype=torch.float64)
         cnt = torch.zeros(H * W, device=dev, dtype=torch.float64)

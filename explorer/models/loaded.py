@@ -15,6 +15,14 @@ from explorer.core.types import Needs
 from explorer.models.attention import attention_problem, has_attention
 from explorer.models.device import BatchPolicy
 from explorer.models.layers import LayerInfo, discover, not_spatial, pick_default
+from explorer.models.outputs import (
+    ModelForward,
+    activate,
+    binary_labels,
+    input_channels,
+    module_dtype,
+    resolve_activation,
+)
 from explorer.models.preprocess import Preprocess
 
 
@@ -27,10 +35,14 @@ class Prediction:
 
 @dataclass
 class LoadedModel:
-    """``forward`` maps a normalised (N, 3, h, w) batch to (N, K) logits on ``device``.
+    """``forward`` maps a normalised (N, 3, h, w) batch to (N, K) float32 logits on ``device`` (after
+    ``validate_output``, a ``ModelForward``: grey conversion, dtype, output selection, binary pair).
 
     ``module`` is the torch module when there is one (TorchScript included); ``None`` for ONNX. ``kind`` is
     ``torch`` (hooks and gradients), ``torchscript`` (gradients, no hooks) or ``onnx`` (scores only).
+    ``activation`` (softmax, sigmoid or none; ``None`` until ``validate_output`` picks it from the number of
+    outputs) turns logits into the scores methods and metrics read: ``activate`` is the one place it happens.
+    ``output`` selects the scores in a tuple/dict/ModelOutput the module returns (None: element 0 / ``logits``).
     """
 
     id: str
@@ -43,6 +55,8 @@ class LoadedModel:
     channels_last: bool = False
     source: str = ""
     notes: list[str] = field(default_factory=list)
+    activation: str | None = None
+    output: str | int | None = None
     _layers: list[LayerInfo] | None = field(default=None, repr=False)
     _batch: BatchPolicy | None = field(default=None, repr=False)
     # Images through ``__call__`` with and without autograd: the runner records a run's share in its
@@ -90,14 +104,25 @@ class LoadedModel:
         self.passes["grad_images" if torch.is_grad_enabled() else "images"] += int(x.shape[0])
         return self.forward(x)
 
+    def activate(self, logits: torch.Tensor) -> torch.Tensor:
+        """(N, K) logits -> (N, K) float32 scores under the model's activation (softmax: probabilities that sum
+        to 1; sigmoid: one independent probability per label; none: the logits). The only place where a class
+        score becomes a probability: every method's ``score=prob`` and every metric goes through here."""
+        return activate(logits, self.activation or "softmax")
+
+    @property
+    def binary(self) -> bool:
+        """A single-logit model, explained as the pair (class, not class)."""
+        return isinstance(self.forward, ModelForward) and self.forward.binary
+
     def scores(self, x: torch.Tensor, probs: bool = True, batch_size: int | None = None) -> torch.Tensor:
-        """(N, K) probabilities (or logits) for a batch of any size, in chunks, under inference mode."""
+        """(N, K) activated scores (or logits) for a batch of any size, in chunks, under inference mode."""
         size = batch_size or self.batch.size
         outs = []
         with torch.inference_mode():
             for i in range(0, x.shape[0], size):
-                out = self.batch.call(self, x[i : i + size])
-                outs.append(out.float().softmax(1) if probs else out.float())
+                out = self.batch.call(self, x[i : i + size]).float()
+                outs.append(self.activate(out) if probs else out)
         return torch.cat(outs)
 
     def predict(self, x: torch.Tensor, k: int = 5) -> list[Prediction]:
@@ -138,8 +163,11 @@ class LoadedModel:
         return [l.name for l in self.layers()]
 
     def _example(self) -> torch.Tensor:
+        """A blank input as the module itself takes it (its channels and dtype), for layer discovery."""
         h, w = self.preprocess.input_size
         example = torch.zeros(1, 3, h, w, device=self.device)
+        if isinstance(self.forward, ModelForward):
+            example = self.forward.model_input(example)
         if self.channels_last:
             example = example.contiguous(memory_format=torch.channels_last)
         return example
@@ -175,30 +203,64 @@ class LoadedModel:
             "id": self.id, "kind": self.kind, "source": self.source, "classes": self.num_classes,
             "device": str(self.device), "preprocess": self.preprocess.record(),
             "supports": self.supports.describe(), "notes": self.notes, "allocator": allocator.state(),
+            "activation": self.activation, "output": self.output, "binary": self.binary,
+            "input_channels": getattr(self.forward, "channels", 3),
+            "dtype": str(getattr(self.forward, "dtype", None) or torch.float32).removeprefix("torch."),
         }
 
 
 def validate_output(model: LoadedModel) -> None:
-    """Run one dummy input and check the model returns finite (1, K) scores matching its labels.
+    """Wrap the model's forward (``ModelForward``), run one blank input and check it gives finite (1, K)
+    scores matching its labels; pick the activation for K outputs (``outputs.resolve_activation``).
 
     Every model (loaded by spec, or an in-memory module from the Python API) passes here before its first
-    forward, so this is where the process's allocator is put in its fast state (core/allocator.py)."""
+    forward, so this is where the process's allocator is put in its fast state (core/allocator.py). Run again
+    on a copy of a model (other labels or preprocessing), it rewraps the raw forward, never a wrapper."""
     allocator.tune()
-    h, w = model.preprocess.input_size
+    inner = model.forward.inner if isinstance(model.forward, ModelForward) else model.forward
+    channels = input_channels(model.module, inner)
+    pre = model.preprocess
+    if channels is not None and channels not in (1, 3):
+        raise ModelLoadError(f"model {model.id!r} takes {channels} input channels; explorer explains RGB (3) or "
+                             "grey (1) images only")
+    if channels == 1 and pre.channels == 3:
+        model.preprocess = pre = pre.grey()
+        model.notes.append(f"one input channel: the photo is turned grey for the model (mean {pre.mean[0]:.3f}, "
+                           f"std {pre.std[0]:.3f}); maps are drawn over the original photo")
+    elif channels == 3 and pre.channels == 1:
+        raise ModelLoadError(f"model {model.id!r} takes 3 input channels but its preprocessing has one mean/std "
+                             "value: give three (one per colour channel)")
+    fwd = ModelForward(inner, model.id, channels=pre.channels, dtype=module_dtype(model.module), output=model.output)
+    model.forward = fwd
+    h, w = pre.input_size
     x = torch.zeros(1, 3, h, w)
     try:
         with torch.inference_mode():
             out = model(x)
+    except ExplorerError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any failure of a user's model is reported, not raised
-        raise ModelLoadError(f"model {model.id!r} failed on a 1x3x{h}x{w} input: {type(exc).__name__}: {exc}") from None
-    if not isinstance(out, torch.Tensor):
-        raise ModelLoadError(f"model {model.id!r} returned {type(out).__name__}, not a tensor of class scores")
+        shown = f"{pre.channels}x{h}x{w}"
+        raise ModelLoadError(f"model {model.id!r} failed on a 1x{shown} input: {type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
     if out.dim() != 2 or out.shape[0] != 1:
         raise ModelLoadError(
             f"model {model.id!r} returned scores of shape {tuple(out.shape)}; a classifier must return (1, K)")
     if not torch.isfinite(out).all():
         raise ModelLoadError(f"model {model.id!r} returned NaN or infinite scores on a test input")
     k = out.shape[1]
+    model.activation = resolve_activation(model.activation, k, model.id)
+    if k == 1:
+        if len(model.labels) > 2 and len(model.labels) != 1000:
+            raise ModelLoadError(f"model {model.id!r} has one output (a binary classifier) but its labels name "
+                                 f"{len(model.labels)} classes: give one name (the class its output scores) or two "
+                                 "(that class, then its negation)")
+        fwd.binary = True
+        model.labels = binary_labels(None if len(model.labels) == 1000 else model.labels)
+        if not any(n.startswith("single output:") for n in model.notes):
+            model.notes.append(f"single output: explained as the pair {model.labels[0]!r} (logit z) and "
+                               f"{model.labels[1]!r} (logit -z)")
+        return
     if k != len(model.labels):
         if len(model.labels) == 1000 or not model.labels:
             model.notes.append(f"{k} outputs but {len(model.labels)} labels: classes are named 'class i'")

@@ -6,8 +6,12 @@ Specs:
 - ``torchvision:NAME`` / ``timm:NAME``: the architecture by name; weights from ``weights=FILE``, else the
   user's local cache, else a download when allowed (a clear error, no hang, when none works). Preprocessing
   from timm's pretrained config or torchvision's standard weights' transforms.
+- ``hf:FOLDER_OR_REPO_ID``: a Hugging Face image classifier (explorer/models/hf.py), offline by default.
 - a ``.pt``/``.pth``/``.ts`` file holding TorchScript (gradients, no hooks), or, only with
   ``trust_pickle=True``, a pickled ``nn.Module``; a ``.onnx`` file run by onnxruntime as a pure black box.
+
+``activation`` (softmax | sigmoid | none, default from the outputs) and ``output`` (which part of a tuple/dict
+output holds the scores) are the model's output semantics, models/outputs.py.
 """
 
 from __future__ import annotations
@@ -103,9 +107,9 @@ def load_weights_file(path: str | Path, trust_pickle: bool = False):
             p, "refused: this file holds pickled Python objects, which can run code when loaded (only tensors "
             "are read without trust); if you trust its source, allow it deliberately with --trust-pickle on the "
             "command line or the GUI's 'trust pickled objects' checkbox, which asks you to confirm the file") from None
-    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ModuleNotFoundError) as exc:
-        raise FileError(p, f"not a PyTorch weights file ({type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    except Exception as exc:  # noqa: BLE001 - torch.load fails many ways on a file that is not one (IndexError...)
+        raise FileError(p, f"is not a weights file ({type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0][:200] if str(exc) else 'unreadable'})") from None
 
 
 def _unwrap_state_dict(obj, path) -> dict:
@@ -205,11 +209,17 @@ def _timm_module(name: str, weights: str | None, trust: bool, allow_download: bo
 
 
 def _timm_preprocess(module: nn.Module, policy: str | None) -> Preprocess:
+    """The instantiated model's own data config: its pretrained config's mean/std/crop/interpolation and the
+    image size its patch embedding was built for (``create_model(..., img_size=224)`` takes 224, whatever the
+    name's default configuration says)."""
     try:
         import timm.data
 
         cfg = timm.data.resolve_data_config({}, model=module)
         size = tuple(cfg["input_size"][1:])
+        built = getattr(getattr(module, "patch_embed", None), "img_size", None)
+        if built is not None and not getattr(getattr(module, "patch_embed", None), "dynamic_img_size", False):
+            size = (int(built[0]), int(built[1])) if isinstance(built, (tuple, list)) else (int(built), int(built))
         interp = cfg.get("interpolation", "bilinear")
         return Preprocess(size, tuple(cfg["mean"]), tuple(cfg["std"]), policy or "resize",
                           float(cfg.get("crop_pct", 0.875)), interp if interp in INTERPOLATIONS else "bilinear")
@@ -279,6 +289,7 @@ class _OnnxForward:
         self.input = inputs[0]
         self.device = device
         shape = self.input.shape
+        self.channels = shape[1] if len(shape) == 4 and isinstance(shape[1], int) else None
         self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
         self.input_hw = tuple(shape[2:4]) if len(shape) == 4 and all(isinstance(s, int) for s in shape[2:4]) else None
 
@@ -299,7 +310,7 @@ def _looks_like_path(spec: str) -> bool:
 
 
 def model_specs() -> list[str]:
-    return [*EMBEDDED, "torchvision:NAME", "timm:NAME", "FILE.pt (TorchScript)", "FILE.onnx"]
+    return [*EMBEDDED, "torchvision:NAME", "timm:NAME", "hf:FOLDER_OR_REPO_ID", "FILE.pt (TorchScript)", "FILE.onnx"]
 
 
 def load_model(
@@ -313,9 +324,15 @@ def load_model(
     input_size: int | None = None,
     policy: str | None = None,
     channels_last: bool | None = None,
+    activation: str | None = None,
+    output: str | int | None = None,
 ) -> LoadedModel:
     """Load a classifier by spec (see the module docstring). Every failure is a ModelLoadError/FileError."""
+    from explorer.models.outputs import check_activation, unwrap
+
     spec = (spec or DEFAULT_MODEL).strip()
+    activation = check_activation(activation)
+    notes: list[str] = []
     dev = device if isinstance(device, torch.device) else pick_device(device)
     allow = _downloads_allowed(allow_download)
     label_list = read_labels(labels) if labels else None
@@ -335,6 +352,17 @@ def load_model(
         elif spec.startswith("timm:"):
             module, source = _timm_module(spec.split(":", 1)[1], weights, trust_pickle, allow)
             preprocess = _timm_preprocess(module, policy)
+        elif spec.startswith("hf:"):
+            from explorer.models import hf
+
+            if weights:
+                raise ModelLoadError(f"{spec}: a Hugging Face folder holds its own weights; drop --weights")
+            module, processor, source = hf.load(spec.split(":", 1)[1], allow)
+            preprocess, hf_labels, hf_activation = hf.describe_module(module, processor, spec, policy, source)
+            label_list = label_list or hf_labels
+            activation = activation or hf_activation
+            if processor is None:
+                notes.append("no preprocessor_config.json: the config's image size and ImageNet mean/std assumed")
         elif _looks_like_path(spec) or Path(spec).exists():
             path = Path(spec)
             if not path.is_file():
@@ -347,6 +375,9 @@ def load_model(
             else:
                 module, kind = _file_module(path, trust_pickle)
                 kind = "torchscript" if kind == "torchscript" else "torch"
+                if kind == "torch":
+                    module, unwrapped = unwrap(module)
+                    notes += [unwrapped] if unwrapped else []
                 source = str(path)
         else:
             raise UnknownNameError("model", spec, model_specs())
@@ -370,7 +401,8 @@ def load_model(
         forward = module
     model = LoadedModel(
         id=spec, kind=kind, forward=forward, labels=label_list or imagenet_labels(), preprocess=preprocess,
-        device=dev, module=module, channels_last=cl, source=source,
+        device=dev, module=module, channels_last=cl, source=source, notes=notes, activation=activation,
+        output=output,
     )
     validate_output(model)
     return model

@@ -25,8 +25,8 @@ class Preprocess:
     moves top-1 by up to 3 points (EfficientNet-Lite0: 0.79 bilinear, 0.82 bicubic on the shared photos)."""
 
     input_size: tuple[int, int] = (224, 224)
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
+    mean: tuple[float, ...] = IMAGENET_MEAN  # three values (RGB), or one for a grey model
+    std: tuple[float, ...] = IMAGENET_STD
     policy: str = "resize"
     crop_pct: float = 0.875
     interpolation: str = "bilinear"
@@ -36,6 +36,28 @@ class Preprocess:
             raise ValueError(f"unknown preprocessing policy {self.policy!r}")
         if self.interpolation not in INTERPOLATIONS:
             raise ValueError(f"unknown interpolation {self.interpolation!r}; valid: {', '.join(INTERPOLATIONS)}")
+        if len(self.mean) != len(self.std) or len(self.mean) not in (1, 3):
+            raise ValueError(f"preprocess mean and std need one value per channel (3 for RGB, 1 for grey), got "
+                             f"{self.mean!r} and {self.std!r}")
+
+    @property
+    def channels(self) -> int:
+        """The model's input channels: 3 (RGB) or 1 (grey: see models/outputs.py for the conversion)."""
+        return len(self.mean)
+
+    def grey(self) -> Preprocess:
+        """The same preprocessing for a one-channel model: mean and std averaged over the colour channels (what
+        timm does for ``in_chans=1``)."""
+        if self.channels == 1:
+            return self
+        return replace(self, mean=(sum(self.mean) / 3,), std=(sum(self.std) / 3,))
+
+    def _stats(self, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """mean and std as (1, 3, 1, 1): a grey model's one value is replicated over R, G, B, whose luma (the
+        grey image the model sees) is then the normalised grey value exactly (the luma weights sum to 1)."""
+        mean = torch.tensor(self.mean, device=device, dtype=torch.float32).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=device, dtype=torch.float32).view(1, -1, 1, 1)
+        return mean.expand(1, 3, 1, 1), std.expand(1, 3, 1, 1)
 
     def with_size(self, size: int | tuple[int, int]) -> Preprocess:
         hw = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
@@ -73,14 +95,12 @@ class Preprocess:
             t = torch.from_numpy(np.array(rgb_input, copy=True)).to(device).permute(2, 0, 1)[None].float() / 255.0
         else:
             t = rgb_input.to(device).float()
-        mean = torch.tensor(self.mean, device=t.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, device=t.device).view(1, 3, 1, 1)
+        mean, std = self._stats(t.device)
         return (t - mean) / std
 
     def denormalise(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised (N, 3, h, w) back to [0, 1]."""
-        mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
+        mean, std = self._stats(x.device)
         return x * std + mean
 
     def to_input(self, rgb: np.ndarray, device: torch.device | str = "cpu") -> tuple[torch.Tensor, Placement]:

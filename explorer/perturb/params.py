@@ -25,8 +25,10 @@ INFILL_OR_LEARNED = dataclasses.replace(INFILL, choices=ALL_INFILLS)
 SIGMA = Param("sigma", "float", 10.0, "blur sigma in pixels (infill=blur)", low=0.5, high=100.0, step=0.5)
 INPAINTER = Param("inpainter", "str", None, "TorchScript in-painter file (image, mask) -> image, for infill=learned",
                   live=False)
-SCORE = Param("score", "choice", "softmax", "score the model's probabilities or raw logits",
-              choices=("softmax", "logit"))
+# prob: the model's own scores (its activation: softmax, sigmoid or none; LoadedModel.activate). "softmax" is
+# the name this choice had when every model was scored with a softmax: read as prob (older sessions, scripts).
+SCORE = Param("score", "choice", "prob", "score the model's probabilities (its activation) or raw logits",
+              choices=("prob", "logit"), aliases=(("softmax", "prob"),))
 BATCH_SIZE = Param("batch_size", "int", 0, "images per forward (and backward) pass (0 = the model's batch policy)",
                    low=0, high=4096, live=False, advanced=True)
 

@@ -15,11 +15,12 @@ from explorer.perturb.infill import Infill
 
 def score_batch(model: LoadedModel, infill: Infill, x: torch.Tensor, masks: torch.Tensor,
                 probs: bool = True) -> torch.Tensor:
-    """Scores (B, K) of the perturbed copies ``infill.apply(x, masks)``, OOM-safe, under inference mode."""
+    """Scores (B, K) of the perturbed copies ``infill.apply(x, masks)``, OOM-safe, under inference mode:
+    the model's activated scores (``LoadedModel.activate``) with ``probs``, else its logits."""
 
     def fn(m: torch.Tensor) -> torch.Tensor:
         out = model(infill.apply(x, m)).float()
-        return out.softmax(1) if probs else out
+        return model.activate(out) if probs else out
 
     with torch.inference_mode():
         return model.batch.call(fn, masks)

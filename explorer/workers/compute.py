@@ -208,7 +208,8 @@ class ComputeWorker(QThread):
 
             model = load_model(choice.spec, weights=choice.weights, labels=choice.labels, device=choice.device,
                                trust_pickle=trust_pickle,
-                               allow_download=False if choice.offline else None, input_size=choice.input_size)
+                               allow_download=False if choice.offline else None, input_size=choice.input_size,
+                               **(choice.load_options() if hasattr(choice, "load_options") else {}))
             try:
                 layer_names = model.layer_names()
             except Exception:  # noqa: BLE001 - a model without discoverable layers still works

@@ -43,7 +43,7 @@ def part_targets(model, x: torch.Tensor, parts: list[list[tuple[int, int, int, i
     """(B, K) target distribution q: per frame the mean over its parts of each part's probabilities restricted
     to the part's pseudo-labels and renormalised. A one-part frame uses the frame's own logits; the parts of
     composites are classified alone, grouped by shape (one batched forward per shape)."""
-    probs = frame_logits.softmax(1)
+    probs = model.activate(frame_logits)
     q = torch.zeros_like(probs)
     groups: dict[tuple[int, int], list[tuple[int, tuple[int, int, int, int]]]] = {}
     for b, boxes in enumerate(parts):
@@ -55,7 +55,7 @@ def part_targets(model, x: torch.Tensor, parts: list[list[tuple[int, int, int, i
     for items in groups.values():
         crops = torch.stack([x[b, :, t:t + h, l:l + w] for b, (t, l, h, w) in items])
         with torch.no_grad():
-            part_probs = model(crops).float().softmax(1)
+            part_probs = model.activate(model(crops))
         restricted = _restricted(part_probs, topk, threshold)
         for (b, _), r in zip(items, restricted):
             q[b] += r / len(parts[b])
@@ -113,8 +113,10 @@ def explainer_losses(explainer: Explainer, x: torch.Tensor, parts: list[list[tup
     B = x.shape[0]
     out = model(torch.cat([m * x, (1 - m) * x])).float()
     masked, inverted = out[:B], out[B:]
+    # the paper's loss is a cross-entropy and an entropy over a softmax classifier's classes (the trainer
+    # refuses other activations), so these two are the model's activation written in log form
     l_c = -(q * masked.log_softmax(1)).sum(1).mean()
-    p_inv = inverted.softmax(1)
+    p_inv = model.activate(inverted)
     l_e = (p_inv * p_inv.clamp_min(1e-16).log()).mean()  # −(entropy elements).mean() over batch and classes
     l_a = area_loss(explainer.upsample(S_lab, HW).sigmoid(), lab_valid, cfg.a_min, cfg.a_max)
     l_tv = total_variation(m) + total_variation(n)

@@ -103,7 +103,7 @@ class ExplainerNet(Method):
             return s, p, True
         with torch.inference_mode():
             s, logits = self.explainer.logit_maps(x[:1])
-        entry = (s[0], logits[0].softmax(0))
+        entry = (s[0], self.model.activate(logits[:1].float())[0])
         _lru_put(_maps, key, entry, CACHE_SIZE)
         return entry[0], entry[1], False
 

@@ -304,10 +304,18 @@ class Trainer:
             raise
 
 
+def check_softmax(model: LoadedModel) -> None:
+    """The training loss (cross-entropy against the classifier's class distribution) needs a softmax model."""
+    if model.activation != "softmax":
+        raise ParamError(f"the explainer network learns from a softmax classifier's class distribution; model "
+                         f"{model.id!r} scores with {model.activation}")
+
+
 def train_explainer(model: LoadedModel, folder: str | Path, config: TrainConfig | None = None, *,
                     out: str | Path | None = None, resume: str | Path | None = None,
                     cancel: CancelToken = NEVER, **overrides: Any) -> Iterator[TrainProgress]:
     """Scan ``folder`` and train (or resume), yielding a ``TrainProgress`` per step."""
+    check_softmax(model)
     images = scan_folder(folder)
     if resume:
         trainer = Trainer.resume(resume, model, images, **overrides)
@@ -322,6 +330,7 @@ def prepare_training(model: LoadedModel, folder: str | Path, settings: dict[str,
     file; else ``explainer_<model id>.pt``). ``settings``: ``TrainConfig`` fields, None for the default (with
     ``resume``: the checkpoint's; its ``width`` and ``hold_out_every`` cannot change). The photos are kept
     decoded at 1.5x the training size: enough for the crops, and quick to augment."""
+    check_softmax(model)
     settings = {k: v for k, v in settings.items() if v is not None}
     size = settings.get("size") or max(model.preprocess.input_size)
     images = scan_folder(folder, short_side=max(256, round(1.5 * size)))
