@@ -118,6 +118,11 @@ def main(args) -> int:
                 state["rc"] = 2
             else:
                 print(f"screenshot written to {out}")
+                for layer in win.session.layers:  # what the picture shows, for scripts and tests
+                    run = win.session.runs.get(layer.run_id)
+                    if layer.visible and run is not None and run.explanation is not None:
+                        how = "complete" if run.explanation.complete else f"partial, {run.progress:.0%}"
+                        print(f"shown: {layer.label} ({how})")
             win.close()
             app.quit()
 

@@ -45,7 +45,7 @@ class RecoveryBar(QFrame):
 def install(win, folder: Path | str | None = None) -> autosave.Autosave:
     """Autosave ``win``'s session (into ``folder``, default the user's state folder), add Run ▸ Continue and
     restart a compute thread that ends while the window is open."""
-    saver = autosave.Autosave(win.session, folder)
+    saver = autosave.Autosave(win.session, folder, background=True)
     win.autosave = saver
     timer = QTimer(win)
     timer.setInterval(TICK_MS)
@@ -61,10 +61,11 @@ def install(win, folder: Path | str | None = None) -> autosave.Autosave:
 
 def _tick(win) -> None:
     saver = win.autosave
-    before = saver.error
     saver.tick()
-    if saver.error and saver.error != before:  # said once per new failure, not every tick
-        win.show_status(f"Autosave failed — {saver.error}", 15_000)
+    error = saver.error  # set by the background write
+    if error and error != getattr(win, "_autosave_said", ""):  # said once per new failure, not every tick
+        win.show_status(f"Autosave failed — {error}", 15_000)
+    win._autosave_said = error
 
 
 def selected_run(win) -> int | None:
@@ -105,6 +106,9 @@ def restore_autosave(win, path: Path | str) -> bool:
     """Open an autosave like a session file, then say which runs stopped partway and how to continue them."""
     if not win.files.open_session(str(path), remember=False):
         return False
+    layer = win.session.active_layer()
+    if layer is not None:
+        win.select_run(layer.run_id)  # its method and values in the method panel
     stopped = [r for r in win.session.runs.values()
                if r.explanation is not None and not r.explanation.complete and r.status != RunStatus.DONE]
     if stopped:

@@ -167,8 +167,14 @@ class Autosave:
     """Keeps one window's session on disk as it changes (see the module docstring)."""
 
     def __init__(self, session: Session, folder: Path | str | None = None, keep: int = KEEP,
-                 interval: float | None = None, clock: Callable[[], float] = time.monotonic):
+                 interval: float | None = None, clock: Callable[[], float] = time.monotonic,
+                 background: bool = False):
         self.session = session
+        # background: compress and write on a thread (the window's choice: a large photo takes a second to
+        # compress), taking the snapshot here; the arrays are never changed in place, so it stays consistent
+        self.background = background
+        self._executor = None
+        self._pending = None
         self.folder = Path(folder) if folder is not None else autosave_dir()
         self.keep = keep
         self.interval = interval_s() if interval is None else float(interval)
@@ -218,6 +224,7 @@ class Autosave:
 
     def _on_image(self) -> None:
         if self.saves:  # the previous photo's runs stay in their own autosave
+            self.wait()
             self._release_lock()
             self._new_name()
             self.saves = 0
@@ -226,47 +233,78 @@ class Autosave:
     # ------------------------------------------------------------------ saving
     def tick(self) -> Path | None:
         """Save when a change is due (the window's timer calls this every fraction of a second)."""
-        if self.due_at is None or self.clock() < self.due_at:
+        if self.due_at is None or self.clock() < self.due_at or self.writing:
             return None
         return self.save()
 
+    @property
+    def writing(self) -> bool:
+        """A background write is still under way (the next save waits for it)."""
+        return self._pending is not None and not self._pending.done()
+
     def save(self) -> Path | None:
-        """Write the session now; None when there is nothing to keep (no runs) or the write failed (``error``)."""
-        from explorer.io.session_file import save_session
+        """Take the session now and write it (on the background thread when ``background``); the path, or None
+        when there is nothing to keep (no runs) or the write failed (``error`` says why)."""
+        from explorer.io.session_file import snapshot
 
         self.due_at = None
         self.last_save = self.clock()
         s = self.session
         if s.image is None or not s.runs:
             return None
+        self.wait()
         self._seq += 1
         npz = self.path.with_name(f"{self.path.stem}.{self._seq}.npz")
         try:
+            snap = snapshot(self.path, s, arrays_name=npz.name)
+        except ExplorerError as exc:
+            self.error = str(exc)
+            return None
+        previous, self._npz = self._npz, npz
+        self.saves += 1
+        if not self.background:
+            return self._write(snap, previous)
+        if self._executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="explorer-autosave")
+        self._pending = self._executor.submit(self._write, snap, previous)
+        return self.path
+
+    def _write(self, snap, previous: Path | None) -> Path | None:
+        from explorer.io.session_file import write
+
+        try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            lock = self.path.with_suffix(".lock")
+            lock = snap.path.with_suffix(".lock")
             if not lock.exists():
                 lock.write_text(str(os.getpid()), encoding="ascii")
-            save_session(self.path, s, arrays_name=npz.name)
+            write(snap)
         except (ExplorerError, OSError) as exc:
             self.error = str(exc)
             log.warning("autosave failed: %s", exc)
             try:
-                npz.unlink(missing_ok=True)
+                snap.npz.unlink(missing_ok=True)
             except OSError:
                 pass
             return None
-        if self._npz is not None and self._npz != npz:
-            try:
-                self._npz.unlink(missing_ok=True)
-            except OSError:
-                pass
-        self._npz, self.error = npz, ""
-        self.saves += 1
+        self.error = ""
         try:
-            prune(self.folder, self.keep, spare=self.path)
+            if previous is not None and previous != snap.npz:
+                previous.unlink(missing_ok=True)
+            prune(self.folder, self.keep, spare=snap.path)
         except OSError:
             pass
-        return self.path
+        return snap.path
+
+    def wait(self) -> None:
+        """Until the background write under way (if any) has finished."""
+        if self._pending is not None:
+            try:
+                self._pending.result()
+            except Exception as exc:  # noqa: BLE001 - a write that failed is in self.error, never raised here
+                self.error = str(exc)
+            self._pending = None
 
     def saved_by_user(self) -> None:
         """The user saved the session: until it changes, quitting needs no autosave of it."""
@@ -282,9 +320,13 @@ class Autosave:
     def close(self) -> None:
         """An ordinary quit: pending changes are saved, the lock removed (no recovery offer next time), and the
         autosave of a session saved by the user and unchanged since is removed."""
+        if self.due_at is not None and not self.user_saved:
+            self.save()
+        self.wait()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
         if self.user_saved:
             remove(self.path)
-            return
-        if self.due_at is not None:
-            self.save()
-        self._release_lock()
+        else:
+            self._release_lock()

@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import math
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import numpy as np
 
 from explorer.core import colormaps
 from explorer.core.errors import FileError
-from explorer.core.jsonable import to_json
+from explorer.core.jsonable import jsonable, to_json
 from explorer.core.types import Explanation, Placement
 from explorer.io.arrays import read_npz
 from explorer.io.safe_files import atomic_write
@@ -55,12 +56,19 @@ def _exp_record(exp: Explanation) -> dict:
     }
 
 
-def save_session(path: str | Path, session: Session, arrays_name: str | None = None) -> Path:
-    """Write the session; returns the JSON path. Raises FileError when it cannot be written.
+@dataclass
+class Snapshot:
+    """A session as it will be written: its JSON document (plain values, a copy) and its arrays."""
 
-    ``arrays_name``: the NPZ's file name next to the JSON (default: the JSON's name with ``.npz``). The
-    autosave gives every save a fresh one, so that the JSON is the one file replaced: a crash at any moment
-    leaves either the previous pair or the new one, never a JSON with arrays of another save."""
+    path: Path
+    npz: Path
+    doc: dict
+    arrays: dict[str, np.ndarray]
+
+
+def snapshot(path: str | Path, session: Session, arrays_name: str | None = None) -> Snapshot:
+    """What ``save_session`` writes, taken now; ``write`` may then run on another thread (the autosave's): the
+    document is a copy and the arrays are never changed in place (a new result replaces a run's maps)."""
     if session.image is None:
         raise FileError(path, "nothing to save: no image is open")
     p = Path(path)
@@ -85,28 +93,44 @@ def save_session(path: str | Path, session: Session, arrays_name: str | None = N
             rec["status"] = RunStatus.CANCELLED if exp is not None else RunStatus.ERROR
             rec["error"] = rec["error"] or ("interrupted by saving" if exp is None else "")
         runs.append(rec)
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    data = buf.getvalue()
     doc = {
         "format": FORMAT, "version": VERSION, "saved": datetime.now().astimezone().isoformat(timespec="seconds"),
         "image": {"path": session.image_path, "shape": list(session.image.shape)},
         "model": session.model_choice.record(), "model_info": session.model_info,
         "target": session.target, "runs": runs, "layers": [l.record() for l in session.layers],
         "active_layer": session.active_layer_id, "views": session.views, "arrays": npz.name,
-        "arrays_sha256": hashlib.sha256(data).hexdigest(),
     }
+    return Snapshot(p, npz, jsonable(doc), arrays)
+
+
+def write(snap: Snapshot) -> Path:
+    """Write a snapshot: the NPZ, then the JSON naming it with its SHA-256, each under a temporary name renamed
+    when whole. FileError when it cannot be written."""
+    p = snap.path
     if p.is_dir():
         raise FileError(p, "is a folder, not a session file")
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **snap.arrays)
+    data = buf.getvalue()
+    doc = dict(snap.doc, arrays_sha256=hashlib.sha256(data).hexdigest())
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(npz, "wb") as f:
+        with atomic_write(snap.npz, "wb") as f:
             f.write(data)
         with atomic_write(p, "w", encoding="utf-8") as f:
             f.write(to_json(doc))
     except OSError as exc:
         raise FileError(p, f"cannot write the session: {exc.strerror or exc}") from None
     return p
+
+
+def save_session(path: str | Path, session: Session, arrays_name: str | None = None) -> Path:
+    """Write the session; returns the JSON path. Raises FileError when it cannot be written.
+
+    ``arrays_name``: the NPZ's file name next to the JSON (default: the JSON's name with ``.npz``). The
+    autosave gives every save a fresh one, so that the JSON is the one file replaced: a crash at any moment
+    leaves either the previous pair or the new one, never a JSON with arrays of another save."""
+    return write(snapshot(path, session, arrays_name))
 
 
 # --------------------------------------------------------------------------- checks of what a file says
