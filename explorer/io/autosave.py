@@ -17,12 +17,14 @@ When: a run that settles (done, cancelled, failed) saves within ``SETTLED_DELAY`
 change within ``EDIT_DELAY`` s (debounced: a slider dragged for a minute saves once it stops); a run streaming
 partial results at least every ``interval`` s (30, or ``$EXPLORER_AUTOSAVE_INTERVAL``). Only a session with
 runs is saved. Opening another photo starts a new autosave, so the previous photo's runs stay restorable.
-The newest ``KEEP`` autosaves are kept, older ones pruned (never one another running window holds).
+The newest ``KEEP`` autosaves are kept, older ones pruned (never one another running window holds, nor a
+recent one left by an unclean exit whose restore offer is still unanswered).
 An ordinary quit removes the autosave of a session saved by the user and unchanged since.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -40,7 +42,9 @@ KEEP = 5
 SETTLED_DELAY = 0.5
 EDIT_DELAY = 2.0
 DEFAULT_INTERVAL = 30.0
+CRASH_KEPT_DAYS = 7
 PREFIX = "session-"
+_names = itertools.count(1)
 
 
 def autosave_dir() -> Path:
@@ -156,9 +160,13 @@ def remove(json_path: Path) -> None:
 
 
 def prune(folder: Path, keep: int = KEEP, spare: Path | None = None) -> None:
-    """Remove all but the newest ``keep`` autosaves (never ``spare`` nor one a live window is writing)."""
+    """Remove all but the newest ``keep`` autosaves; never ``spare``, one a live window is writing, nor one an
+    unclean exit left less than ``CRASH_KEPT_DAYS`` ago whose restore offer has not been answered yet."""
+    now = time.time()
     for e in entries(folder)[keep:]:
         if e.running or (spare is not None and e.path == spare):
+            continue
+        if e.crashed and now - e.mtime < CRASH_KEPT_DAYS * 86400:
             continue
         remove(e.path)
 
@@ -198,11 +206,10 @@ class Autosave:
 
     def _new_name(self) -> None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        base = f"{PREFIX}{stamp}-{os.getpid()}"
-        name, i = base, 1
+        k = next(_names)  # a name this process never gave before (a pruned one is not reused)
+        name = f"{PREFIX}{stamp}-{os.getpid()}" + (f"-{k}" if k > 1 else "")
         while (self.folder / f"{name}.json").exists():
-            i += 1
-            name = f"{base}-{i}"
+            name = f"{PREFIX}{stamp}-{os.getpid()}-{next(_names)}"
         self.path = self.folder / f"{name}.json"
         self._npz = None
         self._seq = 0
