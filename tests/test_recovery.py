@@ -196,3 +196,49 @@ def _session_with_run(image):
                                                  {"salient": False}, Placement.whole((8, 8), (8, 8)), 1, "c1", {},
                                                  0, "m"), done=True)
     return s
+
+
+@pytest.mark.gui
+def test_the_next_start_offers_what_an_unclean_exit_left(qtbot, tmp_path, tiny_model):
+    from explorer.gui import recovery
+    from explorer.gui.main_window import MainWindow
+    from explorer.io import autosave
+
+    folder = tmp_path / "auto"
+    s = _session_with_run(np.zeros((8, 8, 3), np.uint8))
+    left = autosave.Autosave(s, folder)
+    left.save()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left.path.with_suffix(".lock").write_text(dead.stdout.strip())  # its window was killed
+
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.start(model=tiny_model)
+    bar = recovery.offer(win, folder)
+    assert bar is not None
+    assert "Restore the session of" in bar.label.text() and "chelsea.png, efficientnet_lite0, 1 run" in bar.label.text()
+    bar.restore_btn.click()
+    assert [r.method for r in win.session.runs.values()] == ["gradcam"]
+    assert autosave.crashed(folder) == [] and recovery.offer(win, folder) is None  # answered: not offered again
+    assert win.files.recent_files()[:1] != [str(left.path)]  # an autosave is not a file the user opened
+    win.close()
+
+
+@pytest.mark.gui
+def test_a_compute_thread_that_ends_is_started_again(qtbot, tiny_model, chelsea):
+    from explorer.gui.main_window import MainWindow
+    from explorer.session.document import RunStatus
+    from explorer.workers import compute
+
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.start(model=tiny_model)
+    win.runs.set_image(chelsea, "chelsea.png")
+    qtbot.waitUntil(lambda: bool(win.runs.catalog), timeout=60_000)
+    with qtbot.waitSignal(win.worker.finished, timeout=60_000):
+        win.worker._queue.put(compute._STOP)  # the thread ends without being asked to stop
+    qtbot.waitUntil(win.worker.isRunning, timeout=10_000)
+    with qtbot.waitSignal(win.run_settled, timeout=120_000):
+        run = win.runs.start("rise", {"n": 16, "batch_size": 8})
+    assert run.status == RunStatus.DONE
+    win.close()
