@@ -6,6 +6,10 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("EXPLORER_OFFLINE", "1")
+# autosaves (io/autosave.py) of every window a test opens go to a temporary folder, never the user's
+import tempfile
+
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="explorer-test-state-")
 
 from pathlib import Path
 

@@ -266,3 +266,27 @@ def test_requeue_keeps_the_target_unless_told(setup):
     assert run.target is None and ex.jobs[-1].target is None
     session.requeue(run, target=Target.KEEP)
     assert run.target is None
+
+
+def test_resume_continues_a_stopped_run_from_its_state(setup):
+    """Run ▸ Continue (issue 28): a cancelled partial run is re-queued with its stored state; a complete one, a
+    running one or one without state is refused with a reason."""
+    session, ex, ctl, said, settled, started = setup
+    run = ctl.start("rise", {"n": 10}, seed=2)
+    assert not ctl.resume(run.id) and "still running" in said[-1][1]
+    ctl.on_started(run.id, run.generation)
+    state = {"fingerprint": {"method": "rise"}, "done": 4, "batch": 2, "sums": {}}
+    ctl.on_finished(run.id, run.generation, _exp({"n": 10}, progress=0.4, cancelled=True, info={"state": state}))
+    assert run.status == RunStatus.CANCELLED
+    assert ctl.resume(run.id)
+    job = ex.jobs[-1]
+    assert (job.run_id, job.generation, job.state, job.seed, job.params) == (run.id, 2, state, 2, {"n": 10})
+    assert run.status == RunStatus.QUEUED and run.explanation is not None  # the partial map stays meanwhile
+    _finish(ctl, run)
+    assert not ctl.resume(run.id) and "complete" in said[-1][1]
+    other = ctl.start("rise", {"n": 10})
+    ctl.on_started(other.id, other.generation)
+    ctl.on_finished(other.id, other.generation, _exp({"n": 10}, progress=0.5, cancelled=True))
+    n = len(ex.jobs)
+    assert not ctl.resume(other.id) and "no state" in said[-1][1] and len(ex.jobs) == n
+    assert not ctl.resume(None) and not ctl.resume(999)

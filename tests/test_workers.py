@@ -156,3 +156,30 @@ def test_describe_error_passes_user_errors_through():
 
     assert describe_error(ParamError("bad n"), "x") == "bad n"
     assert "out of memory" in describe_error(MemoryError(), "running rise")
+
+
+@pytest.mark.parametrize("error", [RuntimeError("CUDA out of memory. Tried to allocate 9 GiB"), SystemExit(3)])
+def test_a_method_dying_midway_fails_its_run_and_nothing_else(qtbot, worker, col, monkeypatch, error):
+    """Issue 28: an exception, an out-of-memory error or even a SystemExit inside a method after some partial
+    results: the run fails with its message, its partials stay delivered, the thread serves the next run."""
+    import explorer.methods as methods
+
+    real = methods.run
+
+    def dying(method, model, image, **kw):
+        for i, update in enumerate(real(method, model, image, **kw)):
+            yield update
+            if i == 1:
+                raise error
+
+    monkeypatch.setattr(methods, "run", dying)
+    worker.submit(RunJob(6, 1, "rise", {"n": 64, "batch_size": 4}))
+    qtbot.waitUntil(lambda: bool(col.failed), timeout=T)
+    rid, gen, msg = col.failed[0]
+    assert (rid, gen) == (6, 1) and col.partials and col.partials[-1][2].progress > 0
+    assert ("out of memory" in msg) if isinstance(error, RuntimeError) else ("SystemExit" in msg)
+    monkeypatch.setattr(methods, "run", real)
+    worker.submit(RunJob(7, 1, "rise", {"n": 12, "batch_size": 4}))
+    qtbot.waitUntil(lambda: any(r == 7 for r, _, _ in col.finished + col.failed), timeout=T)
+    assert not [f for f in col.failed if f[0] == 7], col.failed
+    assert worker.isRunning()

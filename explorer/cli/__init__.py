@@ -2,11 +2,11 @@
 
     explorer [--image PATH] [--model SPEC] [--method NAME --param k=v ... --screenshot OUT.png]
     explorer explain IMAGE --method NAME [--param k=v ...] [--target CLASS] [--model SPEC] --out DIR
-    explorer methods | explorer models
+    explorer methods | explorer models | explorer sessions [--json]
     explorer evaluate ... | explorer train-explainer ...   (see --help of each)
 
-One module per command (``gui``, ``explain``, ``listings``, ``evaluate``, ``train_explainer``), each with
-its parser, built from argparse, ``explorer.core.argtypes`` and ``explorer.evaluation.config``'s defaults
+One module per command (``gui``, ``explain``, ``listings``, ``evaluate``, ``train_explainer``, ``sessions``),
+each with its parser, built from argparse, ``explorer.core.argtypes`` and ``explorer.evaluation.config``'s defaults
 alone, and its command function, which imports the heavy modules it needs. So every parser is built on
 every start at no cost, and ``explorer`` (the GUI) opens without loading torch. User errors print one clear line
 and exit with code 2.
@@ -18,7 +18,7 @@ import argparse
 import os
 import sys
 
-from explorer.cli import evaluate, explain, listings, train_explainer
+from explorer.cli import evaluate, explain, listings, sessions, train_explainer
 from explorer.cli.common import Parser, VersionAction
 from explorer.cli.gui import add_gui_args, cmd_gui
 from explorer.core.errors import Cancelled, ExplorerError
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     listings.add_parsers(sub)
     train_explainer.add_parser(sub)
     evaluate.add_parser(sub)
+    sessions.add_parser(sub)
     return parser
 
 

@@ -24,6 +24,8 @@ def add_gui_args(parser: argparse.ArgumentParser) -> None:
                         help="save a screenshot after the run and exit")
     parser.add_argument("--session", default=None, type=T.existing_file("session file"),
                         help="open a saved session file (its model loads without trust: pickles are refused)")
+    parser.add_argument("--restore", action="store_true",
+                        help="open the newest autosave (explorer sessions lists them), e.g. after a crash")
     add_model_args(parser)
     parser.set_defaults(func=cmd_gui)
 
@@ -49,6 +51,28 @@ def cmd_gui(args) -> int:
     missing = check_xcb()  # Qt would abort the process on a missing xcb library, naming none: name them first
     if missing:
         raise ExplorerError(missing)
+    if getattr(args, "restore", False):
+        if args.session:
+            raise ExplorerError("--restore opens the newest autosave: give either it or --session, not both")
+        args.restore_path = newest_autosave()
     from explorer.gui.app import main as gui_main
 
     return gui_main(args)
+
+
+def newest_autosave() -> str:
+    """The newest autosave that loads whole; a newer damaged one is named on stderr and skipped."""
+    from explorer.core.errors import FileError
+    from explorer.io.autosave import autosave_dir, entries
+    from explorer.io.session_file import load_session
+
+    found = entries()
+    for e in found:
+        try:
+            load_session(e.path)  # the window loads it again; this only proves it whole before choosing it
+        except FileError as exc:
+            print(f"explorer: skipping a damaged autosave: {exc}", file=sys.stderr)
+            continue
+        return str(e.path)
+    raise ExplorerError(f"no autosave to restore in {autosave_dir()}"
+                        + (f" ({len(found)} damaged)" if found else ""))

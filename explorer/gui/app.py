@@ -68,7 +68,11 @@ def main(args) -> int:
     win.show()
     app.processEvents()
     win.start(trust_pickle=bool(g("trust_pickle", False)))  # the person typed it, for the files they named
-    if g("session"):
+    from explorer.gui import recovery
+
+    if g("restore_path"):
+        recovery.restore_autosave(win, g("restore_path"))
+    elif g("session"):
         win.files.open_session(g("session"))
     else:
         win.files.open_image(g("image") or str(resources.sample("chelsea.png")))
@@ -79,7 +83,7 @@ def main(args) -> int:
 
     state = {"rc": 0, "run": None}
     # the window opens on an explanation: --method's, else the default (none for --session or --method none)
-    method = first_method(g("method"), g("session"))
+    method = first_method(g("method"), g("session") or g("restore_path"))
     if method:
         if target is not None:
             run = win.runs.start(method, params, 0, target)
@@ -93,6 +97,8 @@ def main(args) -> int:
             state["rc"] = 1
 
     out = g("screenshot")
+    if not out and not g("restore_path"):
+        recovery.offer(win)  # after an unclean exit: restore its autosave?
     if out:
         def shoot():
             app.processEvents()
@@ -112,6 +118,11 @@ def main(args) -> int:
                 state["rc"] = 2
             else:
                 print(f"screenshot written to {out}")
+                for layer in win.session.layers:  # what the picture shows, for scripts and tests
+                    run = win.session.runs.get(layer.run_id)
+                    if layer.visible and run is not None and run.explanation is not None:
+                        how = "complete" if run.explanation.complete else f"partial, {run.progress:.0%}"
+                        print(f"shown: {layer.label} ({how})")
             win.close()
             app.quit()
 

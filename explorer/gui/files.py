@@ -53,14 +53,18 @@ class FileActions:
             self.save_session(path)
 
     def save_session(self, path: str) -> bool:
-        from explorer.io.session_file import save_session
+        from explorer.io.session_file import arrays_path, save_session
 
         try:
             p = save_session(path, self.win.session)
         except ExplorerError as exc:
             self.win.show_error(f"Cannot save the session — {exc}")
             return False
-        self.win.statusBar().showMessage(f"saved {p}", 5000)
+        self._add_recent(str(p))
+        if getattr(self.win, "autosave", None) is not None:
+            self.win.autosave.saved_by_user()  # quitting now needs no autosave of it
+        self.win.statusBar().showMessage(f"saved {p}; its maps are in {arrays_path(p).name} beside it: keep the "
+                                         "two files together", 10_000)
         return True
 
     def open_session_dialog(self) -> None:
@@ -68,8 +72,9 @@ class FileActions:
         if path:
             self.open_session(path)
 
-    def open_session(self, path: str) -> bool:
-        """Reopen a saved session: image, model, runs and layer settings, without recomputing."""
+    def open_session(self, path: str, remember: bool = True) -> bool:
+        """Reopen a saved session: image, model, runs, layer settings and views, without recomputing
+        (``remember``: list it in Open recent; not for an autosave)."""
         from explorer.io.session_file import load_session
 
         try:
@@ -80,12 +85,19 @@ class FileActions:
         s = self.win.session
         self.win.runs.set_image(other.image, other.image_path)
         s.set_target(other.target)
+        for name in list(s.views):
+            s.set_view(name, None)
+        for name, value in other.views.items():
+            s.set_view(name, value)
         for run in other.runs.values():
             s.add_restored(run, other.layers_of(run))
         s.set_active_layer(other.active_layer_id)
         if other.model_choice != s.model_choice or not s.model_info:
             self.win.load_model(other.model_choice)  # never trusted: a file does not grant trust
-        self.win.statusBar().showMessage(f"opened session {path}", 5000)
+        if remember:
+            self._add_recent(str(path))
+        self.win.statusBar().showMessage(f"opened session {path} (with its maps from {Path(path).stem}'s .npz "
+                                         "beside it)", 5000)
         return True
 
     # ------------------------------------------------------------------ exports
@@ -163,4 +175,4 @@ class FileActions:
         if not recent:
             menu.addAction("(none)").setEnabled(False)
         for p in recent:
-            menu.addAction(p).triggered.connect(lambda _=False, q=p: self.open_image(q))
+            menu.addAction(p).triggered.connect(lambda _=False, q=p: self.open_path(q))  # an image or a session

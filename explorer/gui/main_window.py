@@ -111,6 +111,9 @@ class MainWindow(QMainWindow):
         self.presentation = presentation.install(self)
         teaching.install(self)
         self._wire()
+        from explorer.gui import recovery
+
+        recovery.install(self)  # autosave, Run ▸ Continue, a compute thread that dies started again (issue 28)
 
     def _wire(self) -> None:
         s, runs, panel = self.session, self.runs, self.method_panel
@@ -220,6 +223,7 @@ class MainWindow(QMainWindow):
                 self.worker.set_model(model)
 
     def shutdown(self) -> None:
+        self.autosave.close()  # an ordinary quit: no recovery offer next time
         self.worker.stop()
         self.canvas.close_renderer()
 

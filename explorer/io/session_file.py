@@ -14,18 +14,23 @@ so a failed save never leaves a JSON that points to missing or partial arrays.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import math
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
 from explorer.core import colormaps
 from explorer.core.errors import FileError
-from explorer.core.jsonable import to_json
+from explorer.core.jsonable import jsonable, to_json
 from explorer.core.types import Explanation, Placement
 from explorer.io.arrays import read_npz
 from explorer.io.safe_files import atomic_write
+from explorer.io.state_codec import decode_state, encode_state
 from explorer.session.document import BLEND_MODES, DISPLAY_MODES, Layer, Run, RunStatus, Session
 from explorer.session.model_choice import ModelChoice
 
@@ -51,12 +56,23 @@ def _exp_record(exp: Explanation) -> dict:
     }
 
 
-def save_session(path: str | Path, session: Session) -> Path:
-    """Write the session; returns the JSON path. Raises FileError when it cannot be written."""
+@dataclass
+class Snapshot:
+    """A session as it will be written: its JSON document (plain values, a copy) and its arrays."""
+
+    path: Path
+    npz: Path
+    doc: dict
+    arrays: dict[str, np.ndarray]
+
+
+def snapshot(path: str | Path, session: Session, arrays_name: str | None = None) -> Snapshot:
+    """What ``save_session`` writes, taken now; ``write`` may then run on another thread (the autosave's): the
+    document is a copy and the arrays are never changed in place (a new result replaces a run's maps)."""
     if session.image is None:
         raise FileError(path, "nothing to save: no image is open")
     p = Path(path)
-    npz = arrays_path(p)
+    npz = p.with_name(arrays_name) if arrays_name else arrays_path(p)
     arrays: dict[str, np.ndarray] = {"image": session.image}
     runs = []
     for run in session.runs.values():
@@ -68,28 +84,53 @@ def save_session(path: str | Path, session: Session) -> Path:
                 key = f"run{run.id}_map{i}"
                 arrays[key] = np.asarray(m, dtype=np.float32)
                 rec["explanation"].setdefault("arrays", {})[name] = key
+            if exp.info.get("state") is not None:  # what a stopped run needs to continue (methods/resume.py)
+                try:
+                    rec["explanation"]["state"] = encode_state(exp.info["state"], f"run{run.id}_state", arrays)
+                except (TypeError, ValueError):
+                    pass  # a state we cannot keep only costs the continuation: the run restarts instead
         if run.active:
             rec["status"] = RunStatus.CANCELLED if exp is not None else RunStatus.ERROR
             rec["error"] = rec["error"] or ("interrupted by saving" if exp is None else "")
         runs.append(rec)
     doc = {
-        "format": FORMAT, "version": VERSION,
+        "format": FORMAT, "version": VERSION, "saved": datetime.now().astimezone().isoformat(timespec="seconds"),
         "image": {"path": session.image_path, "shape": list(session.image.shape)},
         "model": session.model_choice.record(), "model_info": session.model_info,
         "target": session.target, "runs": runs, "layers": [l.record() for l in session.layers],
-        "active_layer": session.active_layer_id, "arrays": npz.name,
+        "active_layer": session.active_layer_id, "views": session.views, "arrays": npz.name,
     }
+    return Snapshot(p, npz, jsonable(doc), arrays)
+
+
+def write(snap: Snapshot) -> Path:
+    """Write a snapshot: the NPZ, then the JSON naming it with its SHA-256, each under a temporary name renamed
+    when whole. FileError when it cannot be written."""
+    p = snap.path
     if p.is_dir():
         raise FileError(p, "is a folder, not a session file")
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **snap.arrays)
+    data = buf.getvalue()
+    doc = dict(snap.doc, arrays_sha256=hashlib.sha256(data).hexdigest())
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(npz, "wb") as f:
-            np.savez_compressed(f, **arrays)
+        with atomic_write(snap.npz, "wb") as f:
+            f.write(data)
         with atomic_write(p, "w", encoding="utf-8") as f:
             f.write(to_json(doc))
     except OSError as exc:
         raise FileError(p, f"cannot write the session: {exc.strerror or exc}") from None
     return p
+
+
+def save_session(path: str | Path, session: Session, arrays_name: str | None = None) -> Path:
+    """Write the session; returns the JSON path. Raises FileError when it cannot be written.
+
+    ``arrays_name``: the NPZ's file name next to the JSON (default: the JSON's name with ``.npz``). The
+    autosave gives every save a fresh one, so that the JSON is the one file replaced: a crash at any moment
+    leaves either the previous pair or the new one, never a JSON with arrays of another save."""
+    return write(snapshot(path, session, arrays_name))
 
 
 # --------------------------------------------------------------------------- checks of what a file says
@@ -156,9 +197,8 @@ def _map(arrays: dict, key, input_hw: tuple[int, int]) -> np.ndarray:
     return a
 
 
-def load_session(path: str | Path) -> Session:
-    """Rebuild a Session from ``save_session``'s files (FileError naming the file when it cannot)."""
-    p = Path(path)
+def _read_doc(p: Path) -> dict:
+    """The JSON document of a session file, its format and version checked (FileError otherwise)."""
     if p.is_dir():
         raise FileError(p, "is a folder, not a session file")
     try:
@@ -180,6 +220,36 @@ def load_session(path: str | Path) -> Session:
         raise FileError(p, f"damaged session file (version {version!r} is not an integer)")
     if version > VERSION:
         raise FileError(p, f"written by a newer explorer (session format {version}); update explorer")
+    return doc
+
+
+def summary(path: str | Path) -> dict:
+    """What ``explorer sessions`` lists, from the JSON alone: path, saved (ISO time), image, model and each
+    run's method, status and progress in [0, 1]. FileError when the JSON is not a readable session."""
+    p = Path(path)
+    doc = _read_doc(p)
+    try:
+        image = (doc.get("image") or {}).get("path")
+        info, choice = doc.get("model_info") or {}, ModelChoice.from_record(doc.get("model"))
+        runs = []
+        for rec in _list(doc.get("runs", []), "runs"):
+            exp = rec.get("explanation") or {}
+            runs.append({"method": _str(rec["method"], "run method"), "status": _str(rec.get("status", "done"),
+                                                                                       "run status"),
+                         "progress": _num(rec.get("progress", 1.0), "run progress", 0.0, 1.0),
+                         "resumable": exp.get("state") is not None and not exp.get("complete", True)})
+        saved = doc.get("saved")
+        return {"path": str(p), "saved": saved if isinstance(saved, str) else None,
+                "image": None if image is None else _str(image, "image path"),
+                "model": str(info.get("id") or choice.label), "runs": runs}
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise FileError(p, f"damaged session file ({type(exc).__name__}: {exc})") from None
+
+
+def load_session(path: str | Path) -> Session:
+    """Rebuild a Session from ``save_session``'s files (FileError naming the file when it cannot)."""
+    p = Path(path)
+    doc = _read_doc(p)
     name = doc.get("arrays", arrays_path(p).name)
     # the arrays file is a plain name next to the JSON: a shared session must not make us read other files
     if not isinstance(name, str) or name in ("", ".", "..") or Path(name).name != name or "\\" in name:
@@ -187,6 +257,15 @@ def load_session(path: str | Path) -> Session:
     npz = p.parent / name
     if not npz.exists():
         raise FileError(npz, "the session's arrays file is missing (it must stay next to the .json)")
+    digest = doc.get("arrays_sha256")  # older files have none
+    if digest is not None:
+        try:
+            ok = hashlib.sha256(npz.read_bytes()).hexdigest() == digest
+        except OSError as exc:
+            raise FileError(npz, f"cannot read the arrays file: {exc.strerror or exc}") from None
+        if not ok:
+            raise FileError(npz, f"is not the arrays file {p.name} was saved with (damaged, cut short or "
+                                 "replaced); nothing of the session was loaded")
     arrays = read_npz(npz)
     if "image" not in arrays:
         raise FileError(npz, "holds no image")
@@ -234,7 +313,13 @@ def load_session(path: str | Path) -> Session:
                     seed=int(e.get("seed", 0)), model_id=e.get("model_id", ""), timings=dict(e.get("timings", {})),
                     info=dict(e.get("info", {})), progress=float(e.get("progress", 1.0)),
                     complete=bool(e.get("complete", True)), cancelled=bool(e.get("cancelled", False)))
+                if e.get("state") is not None:
+                    run.explanation.info["state"] = decode_state(e["state"], arrays)
             s.add_restored(run, layers_by_run.get(run.id, []))
+        views = doc.get("views") or {}
+        if not isinstance(views, dict):
+            raise TypeError(f"views must be an object, not {type(views).__name__}")
+        s.views = views
         active = doc.get("active_layer")
         s.active_layer_id = active if active in {l.id for l in s.layers} else None
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:

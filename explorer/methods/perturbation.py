@@ -18,6 +18,7 @@ import torch
 from explorer.core.errors import ParamError
 from explorer.core.params import Param, Params
 from explorer.core.types import UNCERTAINTY, LayerSpec, Needs, Step
+from explorer.methods import resume
 from explorer.methods.base import Context, Method, register
 from explorer.perturb.infill import Infill
 from explorer.perturb.linear import FitThrottle, WeightedSums, lime_kernel
@@ -66,22 +67,42 @@ class Rise(Method):
             raise ParamError(f"the model input {H}x{W} is too small for random masks")
         infill = infill_for(self.p, ctx)
         dev = ctx.device
+        bs = batch_size(ctx.model, p.batch_size)
+        fp = resume.fingerprint(self, ctx)
+        st, resumed = resume.restore(ctx, fp, p.n, {"acc": (H * W,), "acc2": (H * W,)})
         # Sums over masks of s_i·M_i and s_i²·M_i², one float32 matrix product per batch (exact to float32
         # rounding within a batch), accumulated across batches in float64.
-        acc = torch.zeros(H * W, device=dev, dtype=torch.float64)
-        acc2 = torch.zeros(H * W, device=dev, dtype=torch.float64)
-        done = 0
-        for masks in rise_masks(p.n, (H, W), p.cells, p.p, batch_size(ctx.model, p.batch_size), dev, ctx.generator()):
+        if st is not None:
+            acc, acc2 = resume.tensors(st, dev, "acc", "acc2")
+            done = st["done"]
+        else:
+            acc = torch.zeros(H * W, device=dev, dtype=torch.float64)
+            acc2 = torch.zeros(H * W, device=dev, dtype=torch.float64)
+            done = 0
+
+        def step(message: str) -> Step:
+            mean = acc / (max(done, 1) * p.p)  # per-sample estimates v_i = s_i M_i / p; mean = Σ v_i / done
+            var = (acc2 / (max(done, 1) * p.p * p.p) - mean * mean).clamp_min(0) / max(done - 1, 1)
+            info = {"masks": done, "state": resume.resume_state(fp, done, bs, acc=acc, acc2=acc2)}
+            if resumed:
+                info["resume"] = resumed
+            return Step(done / p.n, {"salient": mean.view(H, W).float(), UNCERTAINTY: var.sqrt().view(H, W).float()},
+                        info, message)
+
+        if done:  # the stored map at once, then the masks it had not scored yet
+            yield step(f"{resumed}: {done}/{p.n} masks")
+        for masks in rise_masks(p.n, (H, W), p.cells, p.p, bs, dev, ctx.generator(), start=done):
             ctx.cancel.check()
             s = _target_scores(self, ctx, infill, masks).float()  # (b,)
             flat = masks.view(masks.shape[0], H * W)
             acc += (s[None] @ flat)[0].double()
             acc2 += ((s * s)[None] @ (flat * flat))[0].double()
             done += masks.shape[0]
-            mean = acc / (done * p.p)  # per-sample estimates v_i = s_i M_i / p; mean = Σ v_i / done
-            var = (acc2 / (done * p.p * p.p) - mean * mean).clamp_min(0) / max(done - 1, 1)
-            yield Step(done / p.n, {"salient": mean.view(H, W).float(), UNCERTAINTY: var.sqrt().view(H, W).float()},
-                       {"masks": done}, f"{done}/{p.n} masks")
+            yield step(f"{done}/{p.n} masks")
+
+    @classmethod
+    def resumable(cls, old: dict, new: dict) -> bool:
+        return resume.same_but_batch(old, new)
 
 
 @register("occlusion")
@@ -157,19 +178,42 @@ class Lime(_SuperpixelMethod):
         infill = infill_for(self.p, ctx)
         sums = WeightedSums(m, ctx.device)
         bs = batch_size(ctx.model, p.batch_size)
+        fp = resume.fingerprint(self, ctx)
+        st, resumed = resume.restore(ctx, fp, p.samples, WeightedSums.shapes(m))
+        if st is not None:  # the patterns are drawn per batch: replayed with the batch they were drawn with
+            sums.load(st["sums"], st["done"])
+            bs = st["batch"]
         throttle = FitThrottle()
-        for z in lime_patterns(p.samples, m, bs, ctx.device, ctx.generator()):
+
+        def step(message: str) -> Step:
+            t0 = time.perf_counter()
+            beta, beta0, r2 = sums.ridge(p.alpha)
+            throttle.solved(time.perf_counter() - t0)
+            info = {"samples": sums.count, "segments": m, "segmentation": how, "intercept": beta0, "r2": r2,
+                    "state": resume.resume_state(fp, sums.count, bs, **sums.tensors())}
+            if resumed:
+                info["resume"] = resumed
+            return Step(sums.count / p.samples, {"salient": paint(beta, labels)}, info, message)
+
+        last = None
+        if sums.count:
+            last = step(f"{resumed}: {sums.count}/{p.samples} samples")
+            yield last
+        for z in resume.skip_batches(lime_patterns(p.samples, m, bs, ctx.device, ctx.generator()), sums.count):
             ctx.cancel.check()
             y = _target_scores(self, ctx, infill, segment_masks(z, labels))
             sums.add(z, y, lime_kernel(z, p.kernel_width))
-            if throttle.due(sums.count >= p.samples):
-                t0 = time.perf_counter()
-                beta, beta0, r2 = sums.ridge(p.alpha)
-                salient = paint(beta, labels)
-                throttle.solved(time.perf_counter() - t0)
-            yield Step(sums.count / p.samples, {"salient": salient},
-                       {"samples": sums.count, "segments": m, "segmentation": how, "intercept": beta0, "r2": r2},
-                       f"{sums.count}/{p.samples} samples")
+            if last is None or throttle.due(sums.count >= p.samples):
+                last = step(f"{sums.count}/{p.samples} samples")
+            else:  # the last fit's map, with the count and state of now
+                info = dict(last.info, samples=sums.count,
+                            state=resume.resume_state(fp, sums.count, bs, **sums.tensors()))
+                last = Step(sums.count / p.samples, last.maps, info, f"{sums.count}/{p.samples} samples")
+            yield last
+
+    @classmethod
+    def resumable(cls, old: dict, new: dict) -> bool:
+        return resume.same_but_batch(old, new)
 
 
 @register("kernelshap")
@@ -195,20 +239,45 @@ class KernelShap(_SuperpixelMethod):
         n = p.samples if m > 1 else 2  # one feature: its value is f(all) - f(none), nothing to sample
         f_full = f_empty = 0.0
         done = 0
+        fp = resume.fingerprint(self, ctx)
+        st, resumed = resume.restore(ctx, fp, n, {**WeightedSums.shapes(m), "f_full": (), "f_empty": ()})
+        if st is not None and st["done"] >= 2 and st["batch"] >= 2:  # the patterns are drawn per batch: replayed
+            done, bs = st["done"], st["batch"]  # with the batch they were drawn with
+            sums.load(st["sums"], max(0, done - 2))
+            f_full, f_empty = float(st["sums"]["f_full"]), float(st["sums"]["f_empty"])
         throttle = FitThrottle()
-        for z in shap_patterns(n, m, bs, ctx.device, ctx.generator(), p.paired):
+        salient = None
+
+        def step(message: str) -> Step:
+            info = {"samples": done, "segments": m, "segmentation": how, "f_full": f_full, "f_empty": f_empty,
+                    "state": resume.resume_state(fp, done, bs, f_full=f_full, f_empty=f_empty, **sums.tensors())}
+            if resumed:
+                info["resume"] = resumed
+            return Step(done / n, {"salient": salient}, info, message)
+
+        def fit():
+            t0 = time.perf_counter()
+            out = paint(sums.shapley(f_empty, f_full), labels)
+            throttle.solved(time.perf_counter() - t0)
+            return out
+
+        if done:
+            salient = fit()
+            yield step(f"{resumed}: {done}/{n} samples")
+        for z in resume.skip_batches(shap_patterns(n, m, bs, ctx.device, ctx.generator(), p.paired), done):
             ctx.cancel.check()
             y = _target_scores(self, ctx, infill, segment_masks(z, labels))
+            rest = slice(None)
             if done == 0:  # the first batch starts with the end points: all on, all off
                 f_full, f_empty = float(y[0]), float(y[1])
+                rest = slice(2, None)
             done += z.shape[0]
-            if sums.count + 2 < done:  # every other pattern enters the regression with weight 1
-                rest = slice(2, None) if sums.count == 0 else slice(None)
+            if y[rest].numel():  # every other pattern enters the regression with weight 1
                 sums.add(z[rest], y[rest], torch.ones_like(y[rest]))
-            if throttle.due(done >= n):
-                t0 = time.perf_counter()
-                salient = paint(sums.shapley(f_empty, f_full), labels)
-                throttle.solved(time.perf_counter() - t0)
-            yield Step(done / n, {"salient": salient},
-                       {"samples": done, "segments": m, "segmentation": how, "f_full": f_full, "f_empty": f_empty},
-                       f"{done}/{n} samples")
+            if salient is None or throttle.due(done >= n):
+                salient = fit()
+            yield step(f"{done}/{n} samples")
+
+    @classmethod
+    def resumable(cls, old: dict, new: dict) -> bool:
+        return resume.same_but_batch(old, new)

@@ -31,6 +31,7 @@ import torch
 from explorer.core.errors import ParamError
 from explorer.core.params import Param, Params
 from explorer.core.types import NON_TARGET, SALIENT, TARGET_HINDERING, LayerSpec, Needs, Step
+from explorer.methods import resume
 from explorer.methods.base import Context, Method, register
 from explorer.perturb.masks import rise_masks
 from explorer.perturb.params import (
@@ -97,13 +98,41 @@ class Undesirable(Method):
         infill = infill_for(self.p, ctx)
         dev = ctx.device
         f64 = torch.float64
-        sum_m = torch.zeros(H, W, device=dev, dtype=f64)
-        sum_cm = torch.zeros(H, W, device=dev, dtype=f64)  # sum_i P_i[c] M_i
-        sum_om = torch.zeros(H, W, device=dev, dtype=f64)  # sum_i q_i M_i (other class)
-        sum_c = torch.zeros((), device=dev, dtype=f64)
-        sum_o = torch.zeros((), device=dev, dtype=f64)
-        done = 0
-        for masks in rise_masks(p.n, (H, W), p.cells, p.p, batch_size(ctx.model, p.batch_size), dev, ctx.generator()):
+        bs = batch_size(ctx.model, p.batch_size)
+        fp = resume.fingerprint(self, ctx)
+        st, resumed = resume.restore(ctx, fp, p.n, {"sum_m": (H, W), "sum_cm": (H, W), "sum_om": (H, W),
+                                                    "sum_c": (), "sum_o": ()})
+        if st is not None:
+            sum_m, sum_cm, sum_om, sum_c, sum_o = resume.tensors(st, dev, "sum_m", "sum_cm", "sum_om", "sum_c", "sum_o")
+            done = st["done"]
+        else:
+            sum_m = torch.zeros(H, W, device=dev, dtype=f64)
+            sum_cm = torch.zeros(H, W, device=dev, dtype=f64)  # sum_i P_i[c] M_i
+            sum_om = torch.zeros(H, W, device=dev, dtype=f64)  # sum_i q_i M_i (other class)
+            sum_c = torch.zeros((), device=dev, dtype=f64)
+            sum_o = torch.zeros((), device=dev, dtype=f64)
+            done = 0
+
+        def step(message: str) -> Step:
+            d_c = contrast(sum_cm, sum_c, sum_m, done)
+            d_o = contrast(sum_om, sum_o, sum_m, done)
+            maps = {
+                SALIENT: d_c.clamp_min(0).float(),
+                TARGET_HINDERING: (-d_c).clamp_min(0).float(),
+                NON_TARGET: d_o.clamp_min(0).float(),
+            }
+            info = {"masks": done, "forwards": done, "mean_p_target": float(sum_c / max(done, 1)),
+                    "mean_p_other": float(sum_o / max(done, 1)),
+                    "competitor": None if comp is None else ctx.model.labels[comp],
+                    "state": resume.resume_state(fp, done, bs, sum_m=sum_m, sum_cm=sum_cm, sum_om=sum_om,
+                                                 sum_c=sum_c, sum_o=sum_o)}
+            if resumed:
+                info["resume"] = resumed
+            return Step(done / p.n, maps, info, message)
+
+        if done:  # the stored maps at once, then the masks not scored yet
+            yield step(f"{resumed}: {done}/{p.n} masks")
+        for masks in rise_masks(p.n, (H, W), p.cells, p.p, bs, dev, ctx.generator(), start=done):
             ctx.cancel.check()
             probs = score_batch(ctx.model, infill, ctx.x, masks, True).double()  # (b, K)
             pc = probs[:, c]
@@ -120,14 +149,8 @@ class Undesirable(Method):
             sum_c += pc.sum()
             sum_o += po.sum()
             done += masks.shape[0]
-            d_c = contrast(sum_cm, sum_c, sum_m, done)
-            d_o = contrast(sum_om, sum_o, sum_m, done)
-            maps = {
-                SALIENT: d_c.clamp_min(0).float(),
-                TARGET_HINDERING: (-d_c).clamp_min(0).float(),
-                NON_TARGET: d_o.clamp_min(0).float(),
-            }
-            info = {"masks": done, "forwards": done, "mean_p_target": float(sum_c / done),
-                    "mean_p_other": float(sum_o / done),
-                    "competitor": None if comp is None else ctx.model.labels[comp]}
-            yield Step(done / p.n, maps, info, f"{done}/{p.n} masks")
+            yield step(f"{done}/{p.n} masks")
+
+    @classmethod
+    def resumable(cls, old: dict, new: dict) -> bool:
+        return resume.same_but_batch(old, new)

@@ -64,6 +64,23 @@ class WeightedSums:
         self.syy = torch.zeros((), **d)
         self.count = 0
 
+    FIELDS = ("S", "c", "A", "sy", "b", "syy")
+
+    @staticmethod
+    def shapes(m: int) -> dict[str, tuple[int, ...]]:
+        """The shape of each sum for ``m`` features (what a resumed run's stored sums must have)."""
+        return {"S": (), "c": (m,), "A": (m, m), "sy": (), "b": (m,), "syy": ()}
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {k: getattr(self, k) for k in self.FIELDS}
+
+    def load(self, sums: dict, count: int) -> None:
+        """Continue from stored sums (``tensors()``'s values, as numbers or numpy arrays) over ``count`` samples."""
+        for k in self.FIELDS:
+            cur = getattr(self, k)
+            setattr(self, k, torch.as_tensor(sums[k], dtype=torch.float64).to(cur.device).reshape(cur.shape).clone())
+        self.count = int(count)
+
     def add(self, z: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> None:
         z, y, w = z.double(), y.double(), w.double()
         wz = z * w[:, None]

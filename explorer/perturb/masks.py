@@ -44,7 +44,7 @@ RANDOM_BLOCK = 16
 
 
 def rise_masks(n: int, hw: tuple[int, int], cells: int, p: float, batch: int, device: torch.device,
-               generator: torch.Generator) -> Iterator[torch.Tensor]:
+               generator: torch.Generator, start: int = 0) -> Iterator[torch.Tensor]:
     """RISE keep-masks (Petsiuk et al. 2018), ``batch`` at a time, generated on ``device``.
 
     Each mask: an s×s grid of Bernoulli(p) cells, bilinearly upsampled to (s+1)·cell and cropped at a random
@@ -52,6 +52,9 @@ def rise_masks(n: int, hw: tuple[int, int], cells: int, p: float, batch: int, de
     R_y·G·R_xᵀ with R_y (h×s) and R_x (w×s) the interpolation weights of the cropped rows and columns (the
     same numbers ``grid_sample``/``interpolate`` compute, align_corners=False, border clamped): two small
     batched matrix products; only the h×w crop is ever materialised.
+
+    ``start``: begin with mask ``start`` of the sequence (a resumed run): the random numbers of the masks
+    before it are drawn and dropped, never built, so masks ``start``.. are those an uninterrupted run uses.
     """
     H, W = hw
     sy, sx = rise_grid_size(hw, cells)
@@ -60,15 +63,27 @@ def rise_masks(n: int, hw: tuple[int, int], cells: int, p: float, batch: int, de
     # gives the same masks (and the same map) at any batch size or after an out-of-memory halving.
     drawn: list[torch.Tensor] = []  # pending (grid, dy, dx) rows not yet yielded
     made = done = 0
+
+    def draw() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        k = min(RANDOM_BLOCK, n - made)
+        g = (torch.rand(k, 1, sy, sx, device=device, generator=generator) < p).float()
+        ky = torch.randint(0, cy, (k,), device=device, generator=generator).float()
+        kx = torch.randint(0, cx, (k,), device=device, generator=generator).float()
+        return g, ky, kx
+
+    while made < min(start, n):  # replay the draws of the masks already scored
+        g, ky, kx = draw()
+        made += g.shape[0]
+        if made > start:
+            cut = g.shape[0] - (made - start)
+            drawn.append((g[cut:], ky[cut:], kx[cut:]))
+    done = min(start, n)
     while done < n:
         b = min(batch, n - done)
         while made < done + b:
-            k = min(RANDOM_BLOCK, n - made)
-            g = (torch.rand(k, 1, sy, sx, device=device, generator=generator) < p).float()
-            ky = torch.randint(0, cy, (k,), device=device, generator=generator).float()
-            kx = torch.randint(0, cx, (k,), device=device, generator=generator).float()
+            g, ky, kx = draw()
             drawn.append((g, ky, kx))
-            made += k
+            made += g.shape[0]
         grid, dy, dx = (torch.cat(parts) for parts in zip(*drawn))
         drawn = [(grid[b:], dy[b:], dx[b:])] if grid.shape[0] > b else []
         grid, dy, dx = grid[:b], dy[:b], dx[:b]

@@ -139,6 +139,28 @@ class RunController:
         self._submit(run, state)
         return True
 
+    def resume(self, run_id: int | None) -> bool:
+        """Continue a run that stopped partway (cancelled, failed, or restored from an autosave) from its stored
+        state: only the samples it had not scored are computed. False, and why in ``message``, when it cannot."""
+        run = self.session.runs.get(run_id) if run_id is not None else None
+        if run is None:
+            self._say(Notice.STATUS, "Select the run to continue first")
+            return False
+        exp = run.explanation
+        if run.active or exp is None or exp.complete:
+            what = "is still running" if run.active else ("has no map yet" if exp is None else "is complete")
+            self._say(Notice.STATUS, f"{run.label} {what}: nothing to continue")
+            return False
+        state = exp.info.get("state")
+        if state is None:
+            self._say(Notice.STATUS, f"{run.label} keeps no state to continue from: run it again instead")
+            return False
+        # the method checks the state against the run (seed, target, image, parameters) and says if it restarts
+        self.executor.cancel(run.id)
+        self.session.requeue(run)
+        self._submit(run, state)
+        return True
+
     def edit(self, run_id: int | None, method: str, values: dict, seed: int) -> bool:
         """A live parameter of ``run_id`` changed in the method panel: re-run it (if it is that method's)."""
         run = self.session.runs.get(run_id) if run_id is not None else None

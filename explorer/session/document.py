@@ -128,6 +128,9 @@ class Session:
         # layers whose display the user has not touched: their defaults follow the map as it streams in (an
         # early partial RISE map is not yet on its baseline; the finished one is)
         self._auto_display: set[int] = set()
+        # what views keep beside runs and layers, saved with the session (the Compare selection, evaluation
+        # results): plain JSON values by view name, written only through set_view
+        self.views: dict[str, Any] = {}
         self._run_ids = itertools.count(1)
         self._layer_ids = itertools.count(1)
         # events
@@ -141,6 +144,7 @@ class Session:
         self.layers_changed = Signal("layers_changed")  # structure: added, removed, reordered
         self.layer_changed = Signal("layer_changed")  # (layer, field); field 'data' when its map changed
         self.active_layer_changed = Signal("active_layer_changed")  # (layer or None)
+        self.views_changed = Signal("views_changed")  # (view name)
 
     # ------------------------------------------------------------------ image and model
     def set_image(self, rgb: np.ndarray, path: str | None = None, keep_runs: bool = False) -> None:
@@ -186,6 +190,15 @@ class Session:
         if idx is None:
             return "top-1"
         return self.labels[idx] if 0 <= idx < len(self.labels) else f"class {idx}"
+
+    def set_view(self, name: str, value: Any) -> None:
+        """A view's saved state (JSON values: lists, dicts, numbers, strings); None forgets it."""
+        if value is None:
+            if self.views.pop(name, None) is not None:
+                self.views_changed.emit(name)
+        elif self.views.get(name) != value:
+            self.views[name] = value
+            self.views_changed.emit(name)
 
     # ------------------------------------------------------------------ runs
     def new_run(self, method: str, params: dict[str, Any], target: int | None = None, seed: int = 0,

@@ -50,6 +50,17 @@ def describe_error(exc: BaseException, what: str) -> str:
     return f"unexpected error while {what}: {type(exc).__name__}: {exc} (details in the log)"
 
 
+def _release_memory() -> None:
+    """After a failed run (out of memory, typically), hand the device's cached blocks back before the next one."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:  # noqa: BLE001 - tidying up must never raise
+        pass
+
+
 def _prepare_display(exp) -> None:
     """Resample the maps to image space, cache their display statistics and decide their display defaults
     (which maps sit on a baseline) here, off the GUI thread; the canvas's render thread colours them."""
@@ -95,6 +106,7 @@ class ComputeWorker(QThread):
         self.image = None
         self.image_token = 0
         self.catalog: list[dict] = []
+        self.stopping = False
         self.setObjectName("explorer-compute")
 
     # ------------------------------------------------------------------ API for the GUI thread
@@ -135,10 +147,16 @@ class ComputeWorker(QThread):
         return self._calls
 
     def stop(self, wait_ms: int = 10000) -> None:
+        self.stopping = True  # the thread ends on purpose (gui/recovery.py restarts one that ends otherwise)
         self.cancel(None)
         self._queue.put(_STOP)
         if self.isRunning() and not self.wait(wait_ms):
             log.warning("the compute worker did not stop within %d ms (busy in a long call)", wait_ms)
+
+    def active_runs(self) -> list[tuple[int, int]]:
+        """(run id, generation) of the runs computing now."""
+        with self._lock:
+            return [(j.run_id, j.generation) for j in self._active.values()]
 
     @property
     def busy(self) -> bool:
@@ -292,8 +310,10 @@ class ComputeWorker(QThread):
                     last_emit = time.perf_counter()
         except Cancelled:
             self.run_cancelled.emit(job.run_id, job.generation, "cancelled before the first result")
-        except Exception as exc:  # noqa: BLE001 - reported to the GUI; the thread must survive
+        except BaseException as exc:  # noqa: BLE001 - even a SystemExit inside a method must not end the thread
+            # the run fails with its message; the GUI keeps its last partial map (and state, to continue it)
             self.run_failed.emit(job.run_id, job.generation, describe_error(exc, what))
+            _release_memory()
         finally:
             with self._lock:
                 if self._active.get(job.run_id) is job:
