@@ -2,7 +2,8 @@
 
 Methods (RISE, occlusion, LIME, KernelSHAP, undesirable pixels, BOREx) and the faithfulness metrics
 (deletion/insertion, pixel flipping, removal gain) all score through ``score_batch``, so every forward of a
-perturbation runs under inference mode with the model's batch policy (halving on out-of-memory).
+perturbation runs under inference mode with the model's batch policy (halving on out-of-memory), on the model's
+scoring engine (``LoadedModel.logits``: ONNX Runtime where it is faster, see explorer/models/engine.py).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ def score_batch(model: LoadedModel, infill: Infill, x: torch.Tensor, masks: torc
     """Scores (B, K) of the perturbed copies ``infill.apply(x, masks)``, OOM-safe, under inference mode."""
 
     def fn(m: torch.Tensor) -> torch.Tensor:
-        out = model(infill.apply(x, m)).float()
+        out = model.logits(infill.apply(x, m)).float()
         return out.softmax(1) if probs else out
 
     with torch.inference_mode():
