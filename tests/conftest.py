@@ -6,6 +6,14 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("EXPLORER_OFFLINE", "1")
+# The suite scores on torch unless a test asks for another engine (tests/test_engine.py): an ONNX export per
+# model and input size would cost seconds in every process. Exports go to a folder of this run, never to the
+# user's cache.
+os.environ.setdefault("EXPLORER_ENGINE", "torch")
+if "EXPLORER_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["EXPLORER_CACHE_DIR"] = tempfile.mkdtemp(prefix="explorer-test-cache-")
 
 from pathlib import Path
 

@@ -76,13 +76,17 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--input-size", type=T.integer(8, 4096), default=None,
                    help="override the model's input size (pixels)")
     g.add_argument("--offline", action="store_true", help="never try to download weights")
+    g.add_argument("--engine", default=None, choices=("auto", "torch", "onnxruntime"),
+                   help="what runs score-only forwards (black-box methods, Score-CAM's masked forwards, evaluation "
+                        "curves): auto (default, or $EXPLORER_ENGINE) exports the model to ONNX once, checks it "
+                        "against torch and uses the faster; gradients and layer hooks always run on torch")
 
 
 def model_options(args) -> dict[str, Any]:
     """The model options as ``explorer.models.load_model``'s arguments (a plain dict: a Ray worker gets it)."""
     return {"spec": args.model, "weights": args.weights, "labels": args.labels, "device": args.device,
             "trust_pickle": args.trust_pickle, "allow_download": False if args.offline else None,
-            "input_size": args.input_size}
+            "input_size": args.input_size, "engine": args.engine}
 
 
 def model_from_args(args):

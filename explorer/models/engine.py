@@ -215,16 +215,20 @@ class Engine:
         self._forward: OrtForward | None = None
         self._module: torch.nn.Module | None = None
         self._version = -1
+        self._hw: tuple[int, int] = (0, 0)
 
     # the one question LoadedModel.logits asks
-    def forward(self, model: "LoadedModel") -> Callable[[torch.Tensor], torch.Tensor] | None:
-        """The ONNX Runtime forward to score ``model`` with, or None for torch; resolves on first use."""
+    def forward(self, model: "LoadedModel", x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """The ONNX Runtime forward to score ``x`` on ``model`` with, or None for torch; resolves on first use.
+
+        The export's height and width are the model's input size: any other size (FIDO's reduced input, a
+        wrapper with other preprocessing) is torch's."""
         if not self.resolved:
             self.resolve(model)
-        if self._forward is None:
+        if self._forward is None or tuple(x.shape[-2:]) != self._hw:
             return None
-        if model.module is not self._module:
-            return None  # a wrapper copied around another module (a clone): not what was exported
+        if model.module is not self._module or model.module.training:
+            return None  # a copied wrapper around a clone, or a module in training mode (torch refuses it)
         if weights_version(model.module) != self._version:
             self._forward, self.active = None, "torch"  # the export no longer describes these weights
             self.note = "the weights changed after the export: torch scores"
@@ -249,6 +253,7 @@ class Engine:
         info["seconds"] = round(time.perf_counter() - t0, 3)
         self.info = info
         self._module, self._version = model.module, weights_version(model.module)
+        self._hw = tuple(model.preprocess.input_size)
         if self.requested == "onnxruntime" or info["onnxruntime_images_per_s"] > info["torch_images_per_s"]:
             self._forward, self.active = fwd, "onnxruntime"
 

@@ -97,7 +97,7 @@ class LoadedModel:
         """(N, K) logits of a score-only forward: through the scoring engine when one is set and autograd is
         off, else torch's ``__call__``. Only paths that need the scores alone call this (never with a layer hook
         registered: a hook sees torch's forwards only)."""
-        fwd = self.engine.forward(self) if self.engine is not None and not torch.is_grad_enabled() else None
+        fwd = self.engine.forward(self, x) if self.engine is not None and not torch.is_grad_enabled() else None
         if fwd is None:
             return self(x)
         self.passes["images"] += int(x.shape[0])

@@ -26,6 +26,7 @@ class ModelChoice:
     device: str | None = None
     input_size: int | None = None
     offline: bool = False
+    engine: str | None = None  # what runs score-only forwards: auto (None), torch, onnxruntime (models/engine.py)
 
     @property
     def label(self) -> str:
@@ -39,7 +40,7 @@ class ModelChoice:
         d = dict(d or {}) if isinstance(d, dict) else {}
         d.pop("trust_pickle", None)  # ignored: a file never grants trust (older sessions stored the flag)
         out = cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
-        for k in ("spec", "weights", "labels", "device"):  # a damaged record fails here, not in the loader
+        for k in ("spec", "weights", "labels", "device", "engine"):  # a damaged record fails here, not in the loader
             if getattr(out, k) is not None and not isinstance(getattr(out, k), str):
                 raise TypeError(f"model {k} must be a string, not {type(getattr(out, k)).__name__}")
         if out.input_size is not None and (isinstance(out.input_size, bool) or not isinstance(out.input_size, int)
@@ -53,4 +54,5 @@ class ModelChoice:
         def g(k, default=None):
             return getattr(args, k, default)
 
-        return cls(g("model"), g("weights"), g("labels"), g("device"), g("input_size"), bool(g("offline", False)))
+        return cls(g("model"), g("weights"), g("labels"), g("device"), g("input_size"), bool(g("offline", False)),
+                   g("engine"))

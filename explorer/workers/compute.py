@@ -208,7 +208,8 @@ class ComputeWorker(QThread):
 
             model = load_model(choice.spec, weights=choice.weights, labels=choice.labels, device=choice.device,
                                trust_pickle=trust_pickle,
-                               allow_download=False if choice.offline else None, input_size=choice.input_size)
+                               allow_download=False if choice.offline else None, input_size=choice.input_size,
+                               engine=getattr(choice, "engine", None))
             try:
                 layer_names = model.layer_names()
             except Exception:  # noqa: BLE001 - a model without discoverable layers still works
