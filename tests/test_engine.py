@@ -23,12 +23,20 @@ from explorer.models import load_model
 QUICK = {"rise": {"n": 40}, "occlusion": {"window": 64, "stride": 32}, "lime": {"samples": 40}}
 
 
+SIZE = 128  # the embedded model at a smaller input: the same graph, a third of the pixels (a faster suite)
+
+
 @pytest.fixture(scope="module")
 def ort_model():
     """The embedded model scoring through its ONNX export (decided at load: ``onnxruntime`` is explicit)."""
-    m = load_model("efficientnet_lite0", device="cpu", engine="onnxruntime")
+    m = load_model("efficientnet_lite0", device="cpu", input_size=SIZE, engine="onnxruntime")
     assert m.engine.active == "onnxruntime" and m.engine_record()["max_logit_diff"] < 1e-3
     return m
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model("efficientnet_lite0", device="cpu", input_size=SIZE, engine="torch")
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -48,8 +56,8 @@ def test_maps_through_onnxruntime_equal_torchs(ort_model, model, chelsea, method
 def test_deletion_insertion_through_onnxruntime_equal_torchs(ort_model, model, chelsea):
     sal = explain("rise", model, chelsea, params=QUICK["rise"], seed=0)
     sal = sal.raw[sal.main]
-    a = deletion_insertion(ort_model, chelsea, sal, step=4000)
-    b = deletion_insertion(model, chelsea, sal, step=4000)
+    a = deletion_insertion(ort_model, chelsea, sal, step=SIZE * SIZE // 12)
+    b = deletion_insertion(model, chelsea, sal, step=SIZE * SIZE // 12)
     for mode in ("deletion", "insertion"):
         assert len(a[mode].scores) == len(b[mode].scores) > 5
         assert _pearson(a[mode].scores, b[mode].scores) >= 0.999
@@ -57,7 +65,7 @@ def test_deletion_insertion_through_onnxruntime_equal_torchs(ort_model, model, c
 
 
 def test_gradients_and_hooks_stay_on_torch(ort_model, chelsea):
-    x = torch.randn(2, 3, 224, 224)
+    x = torch.randn(2, 3, SIZE, SIZE)
     with torch.enable_grad():  # autograd on: torch's forward, with a graph
         xx = x.clone().requires_grad_(True)
         assert ort_model.logits(xx).requires_grad
@@ -65,7 +73,7 @@ def test_gradients_and_hooks_stay_on_torch(ort_model, chelsea):
         z = ort_model.logits(x)
         ref = ort_model(x)
         assert torch.allclose(z, ref, atol=1e-3) and not z.requires_grad
-        assert ort_model.logits(torch.randn(1, 3, 160, 160)).shape == (1, 1000)  # another size: torch's
+        assert ort_model.logits(torch.randn(1, 3, 96, 96)).shape == (1, 1000)  # another size: torch's
     # Ablation-CAM ablates a layer through a hook: its forwards must be torch's (the map is not the same otherwise)
     grad = explain("ablationcam", ort_model, chelsea, params={"top_channels": 8}, seed=0)
     assert np.isfinite(grad.raw[grad.main]).all() and ort_model.engine.active == "onnxruntime"
@@ -179,13 +187,13 @@ def test_cli_engine_onnxruntime_refused_in_one_line_when_not_exportable(tmp_path
     assert "engine onnxruntime" in err and "torchscript" in err and "Traceback" not in err
 
 
-def test_cli_manifest_records_the_engine(tmp_path, samples_dir, monkeypatch):
-    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path / "cache"))
-    out = tmp_path / "o"
-    assert main(["explain", str(samples_dir / "chelsea.png"), "--method", "occlusion", "--param", "window=112",
-                 "--param", "stride=112", "--engine", "auto", "--out", str(out)]) == 0
+def test_cli_manifest_records_the_engine(tmp_path, samples_dir, ort_model):
+    out = tmp_path / "o"  # the input size of ``ort_model``: its export in the run's cache serves this process
+    assert main(["explain", str(samples_dir / "chelsea.png"), "--method", "occlusion", "--param", "window=64",
+                 "--param", "stride=64", "--input-size", str(SIZE), "--engine", "auto", "--out", str(out)]) == 0
     rec = json.loads((out / "manifest.json").read_text())["model_info"]["engine"]
     assert rec["requested"] == "auto" and rec["engine"] in ("torch", "onnxruntime")
+    assert rec["source"] == "cache" and rec["key"] == ort_model.engine_record()["key"]
     assert rec["torch_images_per_s"] > 0 and rec["onnxruntime_images_per_s"] > 0  # both were timed
     assert main(["explain", str(samples_dir / "chelsea.png"), "--method", "rise", "--engine", "bogus",
                  "--out", str(out)]) == 2
