@@ -7,8 +7,19 @@ at that bound: ``images / forward_rate + grad_images / grad_rate`` (the runner c
 (bound, method, bound) keeps the ratio meaningful on a shared, noisy machine: the machine's speed at the time
 of the method is bracketed by the two bounds, and their mean is used.
 
-Goals (issue 15): perturbation methods <= 1.10x the forward bound; gradient methods <= 1.3x their
-forward+backward bound. BOREx and FIDO also spend time outside the model (the GP, the mask optimiser), so their
+Score-only forwards have two bounds (issue 29): torch eager's, and the fastest engine's - ONNX Runtime on the
+model's export where that is faster (explorer/models/engine.py; ``explorer explain`` scores through it by
+default). Perturbation methods are held to <= 1.10x the fastest engine's bound, bracketed by it before and after;
+torch eager's bound is measured once beside it. Gradient methods: <= 1.3x their forward+backward bound (torch).
+The engine's decision (export, check, timing) happens with the model load, outside the method's time.
+
+Peers, each in its own fresh process on the same model, photo, batch and number of forwards as our default run
+(benchmarks/_peers.py): Captum's Occlusion, Lime and KernelShap and xaitk-saliency's RISE; the table gives their
+time over ours. ``--shared``: RISE N=1000 idle and while a second process keeps every core busy (a bounded
+torch matmul loop that stops by itself), for each thread setting (ONNX Runtime spinning or not, torch's OpenMP
+wait policy, one thread): goal <= 2.5x the idle time (a fair share of two cores is 2x).
+
+BOREx and FIDO also spend time outside the model (the GP, the mask optimiser), so their
 ratio shows that overhead. ``--allocator-default`` adds rows with glibc's default allocator
 (EXPLORER_MALLOC=default) to show what the start-up tuning buys.
 
@@ -59,19 +70,34 @@ MARK_START, MARK_END = "<!-- bench_cold:start -->", "<!-- bench_cold:end -->"
 BATCHES = "1,2,4,8,16"
 
 
-def bound(kind: str, images: int) -> dict:
+PEER_BATCHES = "1,2,4,8,16,32"
+
+
+def bound(kind: str, images: int, engine: str = "torch") -> dict:
+    batches = PEER_BATCHES if engine == "onnxruntime" and BATCHES != "4" else BATCHES
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "_bound.py"), "--mode", kind,
-                          "--images", str(images), "--batches", BATCHES],
-                         capture_output=True, text=True, check=True, cwd=ROOT)
+                          "--images", str(images), "--batches", batches, "--engine", engine],
+                         capture_output=True, text=True, cwd=ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(f"bound {kind}/{engine}: exit {out.returncode}: {out.stderr.strip()[-500:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def explain(method: str, params: dict, env_extra: dict | None = None) -> dict:
+def fastest_engine(images: int) -> str:
+    """The engine whose forward bound is higher here (one fresh-process measurement of each)."""
+    rates = {e: bound("forward", images, e)["images_per_s"] for e in ("torch", "onnxruntime")}
+    print(f"forward bounds: {', '.join(f'{e} {r:.1f} img/s' for e, r in rates.items())}", flush=True)
+    return max(rates, key=rates.get)
+
+
+def explain(method: str, params: dict, env_extra: dict | None = None, engine: str | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out"
         cmd = [*EXPLORER, "explain", str(PHOTO), "--method", method, "--out", str(out), "--seed", "0"]
         for k, v in params.items():
             cmd += ["--param", f"{k}={v}"]
+        if engine:
+            cmd += ["--engine", engine]
         env = {**os.environ, **(env_extra or {})}
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
@@ -82,7 +108,7 @@ def explain(method: str, params: dict, env_extra: dict | None = None) -> dict:
     t = manifest["timings"]
     return {"seconds": t["seconds"], "images": t.get("images", 0), "grad_images": t.get("grad_images", 0),
             "process_seconds": wall, "model_load_seconds": t.get("model_load_seconds"),
-            "allocator": manifest["model_info"].get("allocator")}
+            "allocator": manifest["model_info"].get("allocator"), "engine": manifest["model_info"].get("engine", {})}
 
 
 def cold_start(repeats: int) -> dict:
@@ -162,9 +188,13 @@ def evaluate_row(photos: int, last: dict, images: int, overhead: float, protocol
 
 
 def measure(name: str, kind: str, params: dict, images: int, last: dict, env_extra=None) -> dict:
-    before = bound(kind, images)
+    """One method's fresh process between two bounds: the fastest engine's for score-only forwards (torch
+    eager's measured once beside it), torch's forward+backward for gradient methods."""
+    engine = last.get("engine", "torch") if kind == "forward" else "torch"
+    torch_beside = bound(kind, images) if kind == "forward" and engine != "torch" else None
+    before = bound(kind, images, engine)
     run = explain(name, params, env_extra)
-    after = bound(kind, images)
+    after = bound(kind, images, engine)
     rate = (before["images_per_s"] + after["images_per_s"]) / 2
     last[kind] = rate
     rates = {"forward": last.get("forward"), "grad": last.get("grad")}
@@ -175,27 +205,123 @@ def measure(name: str, kind: str, params: dict, images: int, last: dict, env_ext
                 rates[k] = last[k] = bound(k, images)["images_per_s"]
             need += run[count_key] / rates[k]
     ratio = run["seconds"] / need if need else None
-    row = {"method": name, "params": params, "bound": kind, "bound_before": before, "bound_after": after,
-           "bound_images_per_s": rate, "bound_seconds": need, "ratio": ratio, "goal": GOAL[kind], **run,
+    torch_rate = torch_beside["images_per_s"] if torch_beside else (rate if kind == "forward" else None)
+    torch_need = (run["images"] / torch_rate + (run["grad_images"] / rates["grad"] if run["grad_images"] else 0)
+                  if torch_rate else None)
+    row = {"method": name, "params": params, "bound": kind, "bound_engine": engine, "bound_before": before,
+           "bound_after": after, "bound_images_per_s": rate, "bound_seconds": need, "ratio": ratio,
+           "goal": GOAL[kind], "torch_bound": torch_beside, "torch_bound_seconds": torch_need, **run,
            "allocator_env": env_extra or {}}
     r = f"{ratio:5.2f}x" if ratio else "  -  "
+    tb = f" torch eager {torch_need:.2f} s" if torch_beside else ""
     print(f"{name:22s} {kind:7s} {run['images']:6d} {run['grad_images']:6d} {run['seconds']:8.2f} s "
-          f"{need:8.2f} s {r}  (bound {before['images_per_s']:.0f}/{after['images_per_s']:.0f} img/s, "
-          f"batch {before['batch']} {before['format']}){'  glibc defaults' if env_extra else ''}", flush=True)
+          f"{need:8.2f} s {r}  (bound {engine} {before['images_per_s']:.0f}/{after['images_per_s']:.0f} img/s, "
+          f"batch {before['batch']} {before['format']}; scored by {run['engine'].get('engine', '?')}{tb})"
+          f"{'  glibc defaults' if env_extra else ''}", flush=True)
     return row
+
+
+PEERS = (("captum_occlusion", "occlusion"), ("captum_lime", "lime"), ("captum_kernelshap", "kernelshap"),
+         ("xaitk_rise", "rise"))
+
+
+def defaults(method: str) -> dict:
+    from explorer.methods import get_method
+
+    return {q.name: q.default for q in get_method(method).params}
+
+
+def peers(rows: list[dict]) -> list[dict]:
+    """Each peer in a fresh process at the settings of our row of the same method: their time over ours."""
+    ours = {r["method"]: r for r in rows if not r.get("allocator_env") and "photos_per_minute" not in r}
+    out = []
+    for peer, method in PEERS:
+        if method not in ours:
+            continue
+        mine = ours[method]
+        p = {**defaults(method), **mine["params"]}  # the run of ours, spelt out for the peer
+        cmd = [sys.executable, str(ROOT / "benchmarks" / "_peers.py"), "--peer", peer,
+               "--n", str(p.get("n", p.get("samples"))), "--window", str(p.get("window", 32)),
+               "--stride", str(p.get("stride", 16)), "--segments", str(p.get("segments", 50))]
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{peer}: exit {proc.returncode}: {proc.stderr.strip()[-500:]}")
+        res = json.loads(proc.stdout.strip().splitlines()[-1])
+        row = {**res, "method": method, "ours_seconds": mine["seconds"], "ours_images": mine["images"],
+               "ours_engine": mine["engine"].get("engine"), "ratio": res["seconds"] / mine["seconds"]}
+        out.append(row)
+        print(f"{peer:22s} {res['forwards']:6d} forwards {res['seconds']:8.2f} s; ours ({method}, {mine['images']} "
+              f"forwards, {row['ours_engine']}) {mine['seconds']:.2f} s: peer / ours {row['ratio']:.2f}x", flush=True)
+    return out
+
+
+# A second process keeping every core busy: torch matmuls on all cores, stopping by itself after its cap.
+BUSY = ("import time, torch\ntorch.set_num_threads({threads})\na = torch.randn(384, 384)\n"
+        "end = time.time() + {cap}\nwhile time.time() < end:\n    a @ a\n")
+# name, environment, engine: the thread settings compared (ONNX Runtime's spinning, torch's OpenMP waiting)
+SHARED_SETTINGS = (
+    ("default (auto engine, ORT not spinning)", {}, None),
+    ("auto engine, ORT spinning", {"EXPLORER_ORT_SPINNING": "1"}, None),
+    ("auto engine, one thread", {"OMP_NUM_THREADS": "1"}, None),
+    ("torch engine", {}, "torch"),
+    ("torch engine, OMP_WAIT_POLICY=PASSIVE", {"OMP_WAIT_POLICY": "PASSIVE"}, "torch"),
+)
+
+
+def shared(n: int, cap: float) -> list[dict]:
+    """RISE N=n idle and beside a busy process, for each thread setting; busy / idle is the figure."""
+    out = []
+    for name, env, engine in SHARED_SETTINGS:
+        idle = explain("rise", {"n": n}, env, engine)
+        busy_proc = subprocess.Popen([sys.executable, "-c", BUSY.format(threads=os.cpu_count() or 2, cap=cap)],
+                                     cwd=ROOT)
+        try:
+            time.sleep(1.0)  # the busy loop is running before the method starts
+            busy = explain("rise", {"n": n}, env, engine)
+        finally:
+            busy_proc.terminate()
+            busy_proc.wait()
+        row = {"setting": name, "env": env, "engine_requested": engine or "auto", "n": n,
+               "idle_seconds": idle["seconds"], "busy_seconds": busy["seconds"],
+               "idle_engine": idle["engine"].get("engine"), "busy_engine": busy["engine"].get("engine"),
+               "ratio": busy["seconds"] / idle["seconds"], "goal": 2.5}
+        out.append(row)
+        print(f"shared: {name:42s} idle {idle['seconds']:7.2f} s ({row['idle_engine']}), busy {busy['seconds']:7.2f} s "
+              f"({row['busy_engine']}): {row['ratio']:.2f}x (goal <= 2.5x)", flush=True)
+    return out
 
 
 def readme_table(rows: list[dict], cold: dict | None, meta: dict) -> str:
     lines = [f"Measured by `python benchmarks/bench_cold.py --readme` on {meta['machine']['cpu_count']} cores "
              f"({meta['machine']['cpu']}), load average at start {meta['machine']['loadavg_start']}; "
              "each method is a fresh `explorer explain` process, bracketed by two fresh-process bounds.", "",
-             "| method | images (fwd / grad) | method s | bound s | ratio | goal |", "|---|---|---|---|---|---|"]
+             "Score-only forwards are held to the fastest engine's bound (ONNX Runtime on the model's export where it "
+             "is faster: explorer/models/engine.py); torch eager's bound is beside it.", "",
+             "| method | images (fwd / grad) | scored by | method s | bound s (fastest engine) | torch eager bound s "
+             "| ratio | goal |", "|---|---|---|---|---|---|---|---|"]
     evals = [r for r in rows if "photos_per_minute" in r]
     for r in rows:
         tag = " (glibc defaults)" if r["allocator_env"] else ""
         ratio = f"{r['ratio']:.2f}x" if r["ratio"] else "-"
-        lines.append(f"| {r['method']}{tag} | {r['images']} / {r['grad_images']} | {r['seconds']:.2f} | "
-                     f"{r['bound_seconds']:.2f} | {ratio} | <= {r['goal']:.2f}x |")
+        by = r.get("engine", {}).get("engine", "torch") if r["bound"] == "forward" else "torch"
+        eng = f" ({r.get('bound_engine', 'torch')})" if r["bound"] == "forward" else ""
+        tb = f"{r['torch_bound_seconds']:.2f}" if r.get("torch_bound_seconds") else "-"
+        lines.append(f"| {r['method']}{tag} | {r['images']} / {r['grad_images']} | {by} | {r['seconds']:.2f} | "
+                     f"{r['bound_seconds']:.2f}{eng} | {tb} | {ratio} | <= {r['goal']:.2f}x |")
+    if meta.get("peers"):
+        lines += ["", "Peers, each in a fresh process on the same model, photo, batch and number of forwards "
+                      "(benchmarks/_peers.py; torch eager, as they call the model):", "",
+                  "| peer | method | forwards | peer s | ours s | peer / ours |", "|---|---|---|---|---|---|"]
+        for r in meta["peers"]:
+            lines.append(f"| {r['peer']} | {r['method']} | {r['forwards']} | {r['seconds']:.2f} | "
+                         f"{r['ours_seconds']:.2f} | {r['ratio']:.2f}x |")
+    if meta.get("shared"):
+        lines += ["", "A shared machine: RISE N=1000 while a second process keeps every core busy, against the same "
+                      "run idle (goal <= 2.5x; a fair share of two cores is 2x):", "",
+                  "| thread setting | idle s | busy s | busy / idle |", "|---|---|---|---|"]
+        for r in meta["shared"]:
+            lines.append(f"| {r['setting']} | {r['idle_seconds']:.2f} ({r['idle_engine']}) | {r['busy_seconds']:.2f} "
+                         f"({r['busy_engine']}) | {r['ratio']:.2f}x |")
     for r in evals:
         lines.append(f"\n`{r['method']}`: {r['photos_per_minute']:.2f} photos/minute; {r['curve_points']} curve "
                      f"forwards + the methods' own, {r['ratio']:.2f}x their sustained bound (goal <= 1.2x).")
@@ -224,6 +350,9 @@ def main() -> None:
     ap.add_argument("--allocator-default", action="store_true", help="also run RISE with glibc's defaults")
     ap.add_argument("--cold-repeats", type=int, default=3)
     ap.add_argument("--evaluate-photos", type=int, default=5, help="photos for the evaluate row (0 = skip)")
+    ap.add_argument("--no-peers", action="store_true", help="skip Captum's and xaitk-saliency's rows")
+    ap.add_argument("--shared", type=int, default=1000, metavar="N",
+                    help="RISE masks of the shared-machine figure (0 = skip)")
     ap.add_argument("--readme", action="store_true", help="rewrite the README's performance table")
     ap.add_argument("--cold-only", action="store_true",
                     help="re-measure only the cold start; keep the method rows of the existing --out JSON")
@@ -234,6 +363,7 @@ def main() -> None:
     global BATCHES
     if a.quick:
         BATCHES, a.images = "4", 40
+        a.shared = min(a.shared, 40)
         for i, (name, kind, params) in enumerate(METHODS):
             METHODS[i] = (name, kind, {**params, **QUICK.get(name, {})})
     meta = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -248,6 +378,8 @@ def main() -> None:
     wanted = a.methods.split(",")
     print(f"{'method':22s} {'bound':7s} {'fwd':>6s} {'grad':>6s} {'method':>10s} {'bound':>10s} ratio", flush=True)
     rows, last = [], {}
+    explain("rise", {"n": 10}, engine="onnxruntime")  # the export is built (or found) before any timing
+    last["engine"] = fastest_engine(a.images)
     for name, kind, params in METHODS:
         if name not in wanted:
             continue
@@ -264,6 +396,10 @@ def main() -> None:
         for protocol in ("rise", "quick"):
             rows.append(evaluate_row(a.evaluate_photos, last, a.images, overhead, protocol))
         Path(a.out).write_text(json.dumps({**meta, "rows": rows}, indent=1))
+    if not a.no_peers:
+        meta["peers"] = peers(rows)
+    if a.shared:
+        meta["shared"] = shared(a.shared, cap=600.0)
     meta["machine"]["loadavg_end"] = os.getloadavg()
     Path(a.out).write_text(json.dumps({**meta, "rows": rows, "cold_start": cold}, indent=1))
     print(f"wrote {a.out}")

@@ -10,6 +10,12 @@ os.environ.setdefault("EXPLORER_OFFLINE", "1")
 import tempfile
 
 os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="explorer-test-state-")
+# The suite scores on torch unless a test asks for another engine (tests/test_engine.py): an ONNX export per
+# model and input size would cost seconds in every process. Exports go to a folder of this run, never to the
+# user's cache.
+os.environ.setdefault("EXPLORER_ENGINE", "torch")
+if "EXPLORER_CACHE_DIR" not in os.environ:
+    os.environ["EXPLORER_CACHE_DIR"] = tempfile.mkdtemp(prefix="explorer-test-cache-")
 
 from pathlib import Path
 

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from explorer.core.errors import ExplorerError, ModelLoadError, ParamError
+from explorer.models.engine import Engine, engine_choice
 from explorer.models.loaded import LoadedModel, validate_output
 from explorer.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, INTERPOLATIONS, Preprocess
 
@@ -45,7 +46,7 @@ class ModuleForward:
 def load_model(spec_or_module: Any = None, *, preprocess: Any = None, labels: Any = None,
                device: str | torch.device | None = None, weights: str | Path | None = None,
                trust_pickle: bool = False, offline: bool | None = None, activation: str | None = None,
-               output: str | int | None = None, processor: Any = None) -> LoadedModel:
+               output: str | int | None = None, processor: Any = None, engine: str | None = None) -> LoadedModel:
     """A classifier ready for ``explain``: your ``nn.Module`` as it is, or anything ``--model`` takes.
 
     ``spec_or_module``: an ``nn.Module`` (or TorchScript module) mapping a normalised (N, 3, H, W) batch to
@@ -74,12 +75,15 @@ def load_model(spec_or_module: Any = None, *, preprocess: Any = None, labels: An
         model = spec_or_module
         if preprocess is not None or labels is not None or activation or output is not None:
             model = _with(model, preprocess, labels, activation, output)
+        if engine is not None and model.kind != "onnx":
+            model = _with_engine(replace(model, notes=list(model.notes)) if model is spec_or_module else model, engine)
         return model
     if isinstance(spec_or_module, nn.Module):
         if weights is not None:
             raise ParamError("weights= is for a model given by name; load the state dict into your module yourself "
                              "(module.load_state_dict(torch.load(FILE)))")
-        return _wrap(spec_or_module, preprocess, labels, device, activation, output, processor)
+        model = _wrap(spec_or_module, preprocess, labels, device, activation, output, processor)
+        return _with_engine(model, engine) if engine is not None else model
     if spec_or_module is not None and not isinstance(spec_or_module, (str, Path)):
         raise ModelLoadError(f"cannot use a {type(spec_or_module).__name__} as a model: give a torch nn.Module that "
                              "returns (N, K) class scores, or a spec such as 'efficientnet_lite0', "
@@ -89,7 +93,8 @@ def load_model(spec_or_module: Any = None, *, preprocess: Any = None, labels: An
     label_file = labels if isinstance(labels, (str, Path)) else None
     model = load_spec(str(spec_or_module) if spec_or_module is not None else None, weights=weights,
                       labels=label_file, device=device, trust_pickle=trust_pickle,
-                      allow_download=False if offline else None, activation=activation, output=output)
+                      allow_download=False if offline else None, activation=activation, output=output,
+                      engine=engine)
     if preprocess is not None or (labels is not None and label_file is None):
         model = _with(model, preprocess, None if label_file else labels)
     return model
@@ -144,7 +149,16 @@ def _wrap(module: nn.Module, preprocess: Any, labels: Any, device: Any, activati
                         source="in-memory nn.Module", notes=notes, activation=activation, output=output)
     validate_output(model)
     _check_label_count(model, names)
+    model.engine = Engine(engine_choice(None))
     _WRAPPED[given] = model
+    return model
+
+
+def _with_engine(model: LoadedModel, engine: str) -> LoadedModel:
+    """``model`` scoring through ``engine`` (a fresh decision; ``onnxruntime`` is decided, or refused, now)."""
+    model.engine = Engine(engine_choice(engine))
+    if model.engine.requested == "onnxruntime":
+        model.resolve_engine()
     return model
 
 

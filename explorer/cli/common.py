@@ -86,6 +86,10 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--output", default=None, type=T.name("model output"),
                    help="which part of a tuple / dict model output holds the class scores (an index or a key; "
                         "default: element 0 of a tuple, 'logits' of a dict)")
+    g.add_argument("--engine", default=None, choices=("auto", "torch", "onnxruntime"),
+                   help="what runs score-only forwards (black-box methods, Score-CAM's masked forwards, evaluation "
+                        "curves): auto (default, or $EXPLORER_ENGINE) exports the model to ONNX once, checks it "
+                        "against torch and uses the faster; gradients and layer hooks always run on torch")
 
 
 def model_options(args) -> dict[str, Any]:
@@ -93,7 +97,8 @@ def model_options(args) -> dict[str, Any]:
     return {"spec": args.model, "weights": args.weights, "labels": args.labels, "device": args.device,
             "trust_pickle": args.trust_pickle, "allow_download": False if args.offline else None,
             "input_size": args.input_size, "activation": getattr(args, "activation", None),
-            "output": _output(getattr(args, "output", None))}
+            "output": _output(getattr(args, "output", None)),
+            "engine": args.engine}
 
 
 def _output(value: str | None) -> str | int | None:

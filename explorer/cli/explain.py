@@ -32,6 +32,8 @@ def cmd_explain(args) -> int:
     values = parse_assignments(args.param or [])
     t0 = time.perf_counter()
     model = model_from_args(args)
+    if get_method(args.method).scoring:
+        model.resolve_engine()  # a score-only method: the engine is decided with the load, not inside the timing
     t_load = time.perf_counter() - t0
     final = None
     bar = Bar()

@@ -99,7 +99,9 @@ def _copy_model(model: LoadedModel) -> LoadedModel:
     except Exception as exc:  # noqa: BLE001 - e.g. a scripted module that cannot be copied
         raise UnsupportedError(
             f"the sanity check cannot copy model {model.id!r}: {type(exc).__name__}: {exc}") from None
-    return dataclasses.replace(model, forward=clone, module=clone, _layers=None, _batch=None, notes=list(model.notes))
+    # engine=None: the clone's weights are re-initialised, so the original's export does not describe them
+    return dataclasses.replace(model, forward=clone, module=clone, _layers=None, _batch=None, notes=list(model.notes),
+                               engine=None)
 
 
 def _final_map(method: str, model: LoadedModel, image_rgb: np.ndarray, ctx: Context, params: dict,

@@ -91,6 +91,7 @@ def prepare(config: EvalConfig, path: str | Path) -> Run:
     from explorer.evaluation.causal import make_substrate  # noqa: F401 - import cost paid before the loop
 
     model = load_model(**config.model)
+    model.resolve_engine()  # every curve is score-only: decide the engine before the first photo
     instances = {m: classes[m](model, **values[m]) for m in real}  # refuses e.g. gradients on a black box
     reruns = [m for m in metrics if m in RERUNS_METHOD]
     if reruns and model.module is None:

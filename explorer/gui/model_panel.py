@@ -1,5 +1,5 @@
 """The "Image and model" dock: the image in use (open, samples) and the model choice (spec, weights, labels,
-device, trust). It only collects the choice; the window loads it."""
+device, engine, trust). It only collects the choice; the window loads it."""
 
 from __future__ import annotations
 
@@ -60,6 +60,11 @@ class ModelPanel(QWidget):
         self.labels.setPlaceholderText("labels file (optional)")
         self.device = QComboBox()
         self.device.addItems(["auto", "cpu", "cuda"])
+        self.engine = QComboBox()
+        self.engine.addItems(["auto", "torch", "onnxruntime"])
+        self.engine.setToolTip("what runs score-only forwards (RISE, occlusion, LIME, Score-CAM's masks, evaluation "
+                               "curves): auto exports the model to ONNX once, checks it against torch and uses the "
+                               "faster; gradients and layer hooks always run on torch")
         self.trust = QCheckBox("trust pickled objects in the file")
         self.trust.setToolTip("allow loading a whole pickled model; pickles can run code: only for files you trust. "
                               "Asks you to confirm the file, applies to this one load, and is never saved")
@@ -84,6 +89,7 @@ class ModelPanel(QWidget):
         form.addRow("device", self.device)
         form.addRow("activation", self.activation)
         form.addRow("output", self.output)
+        form.addRow("engine", self.engine)
         form.addRow("", self.trust)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
@@ -125,11 +131,11 @@ class ModelPanel(QWidget):
             self.spec.setCurrentText(f"hf:{path}")
 
     def choice(self) -> ModelChoice:
-        dev = self.device.currentText()
-        act = self.activation.currentText()
+        dev, act, engine = self.device.currentText(), self.activation.currentText(), self.engine.currentText()
         return ModelChoice(spec=self.spec.currentText().strip() or None, weights=self.weights.text().strip() or None,
                            labels=self.labels.text().strip() or None, device=None if dev == "auto" else dev,
-                           activation=None if act == "auto" else act, output=self.output.text().strip() or None)
+                           activation=None if act == "auto" else act, output=self.output.text().strip() or None,
+                           engine=None if engine == "auto" else engine)
 
     def show_choice(self, c: ModelChoice) -> None:
         self.spec.setCurrentText(c.label)
@@ -138,5 +144,6 @@ class ModelPanel(QWidget):
         self.device.setCurrentText(c.device or "auto")
         self.activation.setCurrentText(c.activation or "auto")
         self.output.setText(c.output or "")
+        self.engine.setCurrentText(c.engine or "auto")
         self.trust.setChecked(False)  # trust is one deliberate act per load, never restored from a choice
 

@@ -85,6 +85,8 @@ class Method:
     params: ClassVar[Params] = Params()
     # Small parameter values that keep a run to a few seconds on a CPU (contract tests, GUI tests, demos).
     quick: ClassVar[dict[str, Any]] = {}
+    # Runs many score-only forwards (``LoadedModel.logits``): the CLI decides the scoring engine before it starts.
+    scoring: ClassVar[bool] = False
 
     def __init__(self, model: LoadedModel, **values: Any):
         model.check_supports(self.needs, f"method {self.name!r}")

@@ -114,6 +114,7 @@ class BOREx(Method):
     summary = ("refines a prior map (any method's) by a Gaussian process over windows (y, x, size), probing "
                "the model where the UCB acquisition is highest; two forwards per iteration")
     needs = Needs.SCORES
+    scoring = True
     outputs = (
         LayerSpec(REFINED, signed=False,
                   help="posterior mean + prior, box-averaged per window size, averaged over sizes",

@@ -266,6 +266,7 @@ class ScoreCAM(CamMethod):
     paper = "Wang et al. 2020, Score-CAM: Score-Weighted Visual Explanations for Convolutional Neural Networks"
     summary = "each feature map used as a mask on the image; weight = the class score of the masked image"
     needs = Needs.LAYER
+    scoring = True
     uses_gradients = False
     params = Params(
         LAYER_PARAM,
@@ -303,7 +304,8 @@ class ScoreCAM(CamMethod):
 
         def score(masks: torch.Tensor) -> torch.Tensor:
             with torch.inference_mode():
-                out = self.model.batch.call(lambda m: self.model(infill.apply(x, m)).float(), masks)
+                # no hook is registered here (the activations were recorded above): the scoring engine's
+                out = self.model.batch.call(lambda m: self.model.logits(infill.apply(x, m)).float(), masks)
             if self.p.score == "prob":
                 return self.model.activate(out)[:, target]
             return out[:, target]

@@ -51,6 +51,7 @@ class Rise(Method):
     paper = "Petsiuk, Das, Saenko 2018, RISE: Randomized Input Sampling for Explanation of Black-box Models"
     summary = "average of random keep-masks weighted by the target's score on each masked image"
     needs = Needs.SCORES
+    scoring = True
     outputs = (
         LayerSpec("salient", help="sum_i P_i[c] M_i / (N p)",
                   zero="never near 0: a value is the target's mean score over the masks keeping the pixel, "
@@ -113,6 +114,7 @@ class Occlusion(Method):
     summary = ("drop in the target's score when a sliding square is in-filled, "
                "averaged over the windows covering each pixel")
     needs = Needs.SCORES
+    scoring = True
     outputs = (LayerSpec("salient", signed=True,
                          help="mean over covering windows of P_c(image) - P_c(window in-filled)",
                          zero="0 = in-filling the windows over this pixel leaves P_c unchanged; positive = "
@@ -126,7 +128,7 @@ class Occlusion(Method):
         infill = infill_for(self.p, ctx)
         dev = ctx.device
         with torch.inference_mode():
-            out = ctx.model(ctx.x).float()
+            out = ctx.model.logits(ctx.x).float()
         base = (ctx.model.activate(out) if p.score == "prob" else out)[0, ctx.target]
         total = occlusion_count((H, W), p.window, p.stride, p.cover_edge)
         acc = torch.zeros(H * W, device=dev, dtype=torch.float64)
@@ -150,6 +152,7 @@ class _SuperpixelMethod(Method):
 
     family = "perturbation"
     needs = Needs.SCORES
+    scoring = True
 
     def segments(self, ctx: Context) -> tuple[torch.Tensor, int, str]:
         """(labels on the device, segment count, "slic" or "grid" when SLIC found a single region)."""

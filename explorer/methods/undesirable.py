@@ -69,6 +69,7 @@ class Undesirable(Method):
     summary = ("one set of random masks: pixels whose presence raises the target (salient), lowers it "
                "(target-hindering), or raises the strongest other class (non-target)")
     needs = Needs.SCORES
+    scoring = True
     outputs = (
         LayerSpec(SALIENT, help="max(0, E[P_c | pixel kept] - E[P_c | pixel removed])"),
         LayerSpec(TARGET_HINDERING, help="max(0, E[P_c | pixel removed] - E[P_c | pixel kept]): presence lowers P_c"),

@@ -14,6 +14,7 @@ from explorer.core.errors import ExplorerError, ModelLoadError, TargetError, Unk
 from explorer.core.types import Needs
 from explorer.models.attention import attention_problem, has_attention
 from explorer.models.device import BatchPolicy
+from explorer.models.engine import Engine, onnx_model_record
 from explorer.models.layers import LayerInfo, discover, not_spatial, pick_default
 from explorer.models.outputs import (
     ModelForward,
@@ -59,6 +60,8 @@ class LoadedModel:
     output: str | int | None = None
     _layers: list[LayerInfo] | None = field(default=None, repr=False)
     _batch: BatchPolicy | None = field(default=None, repr=False)
+    # the engine of score-only forwards (models/engine.py); None: torch (or the ONNX session of an ONNX model)
+    engine: Engine | None = field(default=None, repr=False)
     # Images through ``__call__`` with and without autograd: the runner records a run's share in its
     # timings, so a benchmark can compare a method with the bare forwards (and backwards) it needed.
     passes: dict[str, int] = field(default_factory=lambda: {"images": 0, "grad_images": 0}, repr=False)
@@ -115,18 +118,42 @@ class LoadedModel:
         """A single-logit model, explained as the pair (class, not class)."""
         return isinstance(self.forward, ModelForward) and self.forward.binary
 
-    def scores(self, x: torch.Tensor, probs: bool = True, batch_size: int | None = None) -> torch.Tensor:
-        """(N, K) activated scores (or logits) for a batch of any size, in chunks, under inference mode."""
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, K) logits of a score-only forward: through the scoring engine when one is set and autograd is
+        off, else torch's ``__call__``. Only paths that need the scores alone call this (never with a layer hook
+        registered: a hook sees torch's forwards only)."""
+        fwd = self.engine.forward(self, x) if self.engine is not None and not torch.is_grad_enabled() else None
+        if fwd is None:
+            return self(x)
+        self.passes["images"] += int(x.shape[0])
+        return fwd(x)
+
+    def resolve_engine(self) -> dict:
+        """Decide the scoring engine now (export/check/time) rather than at the first score-only forward."""
+        if self.engine is not None and not self.engine.resolved:
+            self.engine.resolve(self)
+        return self.engine_record()
+
+    def engine_record(self) -> dict:
+        if self.kind == "onnx":
+            return onnx_model_record()
+        return self.engine.record() if self.engine is not None else {"requested": "torch", "engine": "torch"}
+
+    def scores(self, x: torch.Tensor, probs: bool = True, batch_size: int | None = None,
+               engine: bool = True) -> torch.Tensor:
+        """(N, K) probabilities (or logits) for a batch of any size, in chunks, under inference mode; through
+        the scoring engine unless ``engine=False`` (one prediction need not wait for an export)."""
         size = batch_size or self.batch.size
         outs = []
+        fwd = self.logits if engine else self
         with torch.inference_mode():
             for i in range(0, x.shape[0], size):
-                out = self.batch.call(self, x[i : i + size]).float()
+                out = self.batch.call(fwd, x[i : i + size]).float()
                 outs.append(self.activate(out) if probs else out)
         return torch.cat(outs)
 
     def predict(self, x: torch.Tensor, k: int = 5) -> list[Prediction]:
-        p = self.scores(x[:1])[0]
+        p = self.scores(x[:1], engine=False)[0]
         if not torch.isfinite(p).all():
             raise ExplorerError(f"model {self.id!r} returned NaN or infinite scores for this image")
         v, i = p.topk(min(k, p.numel()))
@@ -206,6 +233,7 @@ class LoadedModel:
             "activation": self.activation, "output": self.output, "binary": self.binary,
             "input_channels": getattr(self.forward, "channels", 3),
             "dtype": str(getattr(self.forward, "dtype", None) or torch.float32).removeprefix("torch."),
+            "engine": self.engine_record(),
         }
 
 

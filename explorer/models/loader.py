@@ -30,6 +30,7 @@ from torch import nn
 from explorer.core.errors import ExplorerError, FileError, ModelLoadError, UnknownNameError
 from explorer.models.device import pick_device
 from explorer.models.embedded import DEFAULT_MODEL, EMBEDDED, embedded_module
+from explorer.models.engine import Engine, engine_choice, session_options
 from explorer.models.labels import imagenet_labels, read_labels
 from explorer.models.loaded import LoadedModel, validate_output
 from explorer.models.preprocess import INTERPOLATIONS, Preprocess
@@ -271,7 +272,7 @@ class _OnnxForward:
         # Only onnxruntime's own operators run: no custom-op library is ever registered (that would load a
         # shared object, i.e. run native code of the file author's choosing), and onnxruntime itself refuses
         # external-data paths outside the model's folder.
-        opts = ort.SessionOptions()
+        opts = session_options()
         try:
             self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types; each is a bad file
@@ -326,12 +327,18 @@ def load_model(
     channels_last: bool | None = None,
     activation: str | None = None,
     output: str | int | None = None,
+    engine: str | None = None,
 ) -> LoadedModel:
-    """Load a classifier by spec (see the module docstring). Every failure is a ModelLoadError/FileError."""
+    """Load a classifier by spec (see the module docstring). Every failure is a ModelLoadError/FileError.
+
+    ``engine``: what runs the score-only forwards of a torch model (``auto``, ``torch``, ``onnxruntime``;
+    default $EXPLORER_ENGINE, else ``auto``: explorer/models/engine.py). ``onnxruntime`` is decided here, so a
+    model that cannot be exported is refused at load time; ``auto`` decides at the first score-only forward."""
     from explorer.models.outputs import check_activation, unwrap
 
     spec = (spec or DEFAULT_MODEL).strip()
     activation = check_activation(activation)
+    choice = engine_choice(engine)
     notes: list[str] = []
     dev = device if isinstance(device, torch.device) else pick_device(device)
     allow = _downloads_allowed(allow_download)
@@ -405,4 +412,8 @@ def load_model(
         output=output,
     )
     validate_output(model)
+    if kind != "onnx":
+        model.engine = Engine(choice)
+        if choice == "onnxruntime":
+            model.resolve_engine()
     return model

@@ -2,7 +2,8 @@
 
 Methods (RISE, occlusion, LIME, KernelSHAP, undesirable pixels, BOREx) and the faithfulness metrics
 (deletion/insertion, pixel flipping, removal gain) all score through ``score_batch``, so every forward of a
-perturbation runs under inference mode with the model's batch policy (halving on out-of-memory).
+perturbation runs under inference mode with the model's batch policy (halving on out-of-memory), on the model's
+scoring engine (``LoadedModel.logits``: ONNX Runtime where it is faster, see explorer/models/engine.py).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ def score_batch(model: LoadedModel, infill: Infill, x: torch.Tensor, masks: torc
     the model's activated scores (``LoadedModel.activate``) with ``probs``, else its logits."""
 
     def fn(m: torch.Tensor) -> torch.Tensor:
-        out = model(infill.apply(x, m)).float()
+        out = model.logits(infill.apply(x, m)).float()
         return model.activate(out) if probs else out
 
     with torch.inference_mode():

@@ -28,6 +28,7 @@ class ModelChoice:
     offline: bool = False
     activation: str | None = None  # softmax | sigmoid | none; None: auto (models/outputs.py)
     output: str | None = None  # the key or index of a tuple/dict output holding the scores; None: the default
+    engine: str | None = None  # what runs score-only forwards: auto (None), torch, onnxruntime (models/engine.py)
 
     @property
     def label(self) -> str:
@@ -41,7 +42,7 @@ class ModelChoice:
         d = dict(d or {}) if isinstance(d, dict) else {}
         d.pop("trust_pickle", None)  # ignored: a file never grants trust (older sessions stored the flag)
         out = cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
-        for k in ("spec", "weights", "labels", "device", "activation", "output"):  # a damaged record fails here
+        for k in ("spec", "weights", "labels", "device", "activation", "output", "engine"):  # a damaged record fails here
             if getattr(out, k) is not None and not isinstance(getattr(out, k), str):
                 raise TypeError(f"model {k} must be a string, not {type(getattr(out, k)).__name__}")
         if out.input_size is not None and (isinstance(out.input_size, bool) or not isinstance(out.input_size, int)
@@ -64,4 +65,4 @@ class ModelChoice:
             return getattr(args, k, default)
 
         return cls(g("model"), g("weights"), g("labels"), g("device"), g("input_size"), bool(g("offline", False)),
-                   g("activation"), g("output"))
+                   g("activation"), g("output"), g("engine"))

@@ -227,6 +227,7 @@ class ComputeWorker(QThread):
             model = load_model(choice.spec, weights=choice.weights, labels=choice.labels, device=choice.device,
                                trust_pickle=trust_pickle,
                                allow_download=False if choice.offline else None, input_size=choice.input_size,
+                               engine=getattr(choice, "engine", None),
                                **(choice.load_options() if hasattr(choice, "load_options") else {}))
             try:
                 layer_names = model.layer_names()
