@@ -42,7 +42,7 @@ class ModelChoice:
         d = dict(d or {}) if isinstance(d, dict) else {}
         d.pop("trust_pickle", None)  # ignored: a file never grants trust (older sessions stored the flag)
         out = cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
-        for k in ("spec", "weights", "labels", "device", "activation", "output", "engine"):  # a damaged record fails here
+        for k in ("spec", "weights", "labels", "device", "activation", "output", "engine"):  # damaged: fails here
             if getattr(out, k) is not None and not isinstance(getattr(out, k), str):
                 raise TypeError(f"model {k} must be a string, not {type(getattr(out, k)).__name__}")
         if out.input_size is not None and (isinstance(out.input_size, bool) or not isinstance(out.input_size, int)
