@@ -61,6 +61,7 @@ class Run:
     generation: int = 1
     explanation: Explanation | None = None
     title: str = ""
+    model: ModelChoice | None = None  # the model it was asked of (None: read back without one, the current)
 
     @property
     def label(self) -> str:
@@ -155,9 +156,35 @@ class Session:
         self.predictions_changed.emit()
 
     def set_model_choice(self, choice: ModelChoice) -> None:
-        """What the user asked for; ``model_info`` keeps describing the loaded model until a new one arrives."""
+        """What the user asked for; ``model_info`` keeps describing the loaded model until a new one arrives.
+
+        Runs of another model stay (their maps can still be compared) but are stale: their layers are hidden
+        and views mark them, so no map of the previous model is presented as this one's."""
         self.model_choice = choice
         self.model_changed.emit()
+        for run in list(self.runs.values()):
+            if self.is_stale(run):
+                for layer in self.layers_of(run):
+                    self.set_layer(layer, visible=False)
+                self.run_changed.emit(run)
+        active = self.active_layer()
+        if active is not None and self.is_stale(self.runs[active.run_id]):
+            current = [l for l in self.layers if not self.is_stale(self.runs[l.run_id])]
+            self.set_active_layer(current[-1].id if current else None)
+
+    def is_stale(self, run: Run) -> bool:
+        """True when ``run`` was computed on another model than the one chosen now."""
+        return run.model is not None and run.model != self.model_choice
+
+    def current_runs(self) -> list[Run]:
+        """The runs of this image and model, oldest first."""
+        return [r for r in self.runs.values() if not self.is_stale(r)]
+
+    def reassign_model(self, old: ModelChoice, new: ModelChoice) -> None:
+        """Runs asked of ``old`` were computed on ``new`` (``old`` failed to load and the worker kept ``new``)."""
+        for run in self.runs.values():
+            if run.model == old:
+                run.model = new
 
     def set_model_info(self, info: dict, labels: list[str]) -> None:
         self.model_info = dict(info)
@@ -190,7 +217,7 @@ class Session:
     # ------------------------------------------------------------------ runs
     def new_run(self, method: str, params: dict[str, Any], target: int | None = None, seed: int = 0,
                 title: str = "") -> Run:
-        run = Run(next(self._run_ids), method, dict(params), target, int(seed), title=title)
+        run = Run(next(self._run_ids), method, dict(params), target, int(seed), title=title, model=self.model_choice)
         self.runs[run.id] = run
         self.run_added.emit(run)
         return run
@@ -388,7 +415,10 @@ class Session:
         self.layers_changed.emit()
 
     def add_restored(self, run: Run, layers: list[Layer]) -> None:
-        """Insert a run and its layers read back from a session file (ids kept)."""
+        """Insert a run and its layers read back from a session file (ids kept); a run that names no model
+        belongs to the current one."""
+        if run.model is None:
+            run.model = self.model_choice
         self.runs[run.id] = run
         self._run_ids = itertools.count(max(self.runs) + 1)
         self.layers.extend(layers)
