@@ -25,10 +25,11 @@ class FileActions:
     def open_image_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self.win, "Open image", self.last_dir(), IMAGE_FILTER)
         if path:
-            self.open_image(path)
+            self.open_image(path, explain=True)
 
-    def open_image(self, path: str) -> bool:
-        """Read and show an image; on failure show why and keep the current one."""
+    def open_image(self, path: str, explain: bool = False) -> bool:
+        """Read and show an image; on failure show why and keep the current one. ``explain``: the user opened
+        it (menu, sample, drop): the method the panel shows explains it at once, as on the first start."""
         from explorer.io.images import read_image
 
         try:
@@ -38,13 +39,17 @@ class FileActions:
             return False
         self.win.runs.set_image(img.rgb, img.path)
         self._add_recent(img.path)
+        if explain:
+            from explorer.gui.teaching import explain_opened
+
+            explain_opened(self.win)
         return True
 
-    def open_path(self, path: str) -> bool:
-        """Open a dropped/given file: a session file (.json) or an image."""
+    def open_path(self, path: str, explain: bool = True) -> bool:
+        """Open a dropped/given file: a session file (.json) or an image (explained, as one from the menu)."""
         if path.lower().endswith(".json"):
             return self.open_session(path)
-        return self.open_image(path)
+        return self.open_image(path, explain)
 
     # ------------------------------------------------------------------ sessions
     def save_session_dialog(self) -> None:
@@ -163,4 +168,4 @@ class FileActions:
         if not recent:
             menu.addAction("(none)").setEnabled(False)
         for p in recent:
-            menu.addAction(p).triggered.connect(lambda _=False, q=p: self.open_image(q))
+            menu.addAction(p).triggered.connect(lambda _=False, q=p: self.open_image(q, explain=True))

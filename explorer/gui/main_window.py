@@ -98,17 +98,17 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.resize(1440, 900)
         # teaching aids, each in its own module: layer meanings, presentation mode, one-click comparison
-        from explorer.gui import layer_help, presentation, teaching
+        from explorer.gui import layer_help, narration, presentation, teaching
 
         layer_help.install(self)
         self.presentation = presentation.install(self)
         teaching.install(self)
+        self.narrator = narration.install(self)  # progress line, target status, banners: follow the document
         self._wire()
 
     def _wire(self) -> None:
         s, runs, panel = self.session, self.runs, self.method_panel
         # session (the model) -> views
-        s.run_changed.connect(self._on_model_run_changed)
         s.run_removed.connect(self._on_model_run_removed)
         s.target_changed.connect(self._on_model_target_changed)
         s.image_changed.connect(self._on_model_image_changed)
@@ -124,6 +124,7 @@ class MainWindow(QMainWindow):
         panel.cancel_requested.connect(runs.cancel_active)
         panel.invalid.connect(self.show_status)
         panel.prior_source = lambda: runs.prior_choices(panel.method(), panel.bound_run)
+        self.layer_panel.elapsed = runs.elapsed
         self.layer_panel.cancel_requested.connect(runs.cancel)
         self.layer_panel.remove_requested.connect(runs.remove)
         self.layer_panel.run_selected.connect(self.select_run)
@@ -168,7 +169,8 @@ class MainWindow(QMainWindow):
         self.recent_menu.aboutToShow.connect(lambda: files.fill_recent(self.recent_menu))
         samples = f.addMenu("&Samples")
         for name in resources.SAMPLES:
-            self.add_action(samples, name, lambda _=False, n=name: files.open_image(str(resources.sample(n))))
+            self.add_action(samples, name,
+                            lambda _=False, n=name: files.open_image(str(resources.sample(n)), explain=True))
         f.addSeparator()
         self.add_action(f, "Open &session…", files.open_session_dialog)
         self.add_action(f, "&Save session…", files.save_session_dialog, QKeySequence.Save)
@@ -301,6 +303,7 @@ class MainWindow(QMainWindow):
     def _on_classifier_failed(self, msg: str) -> None:
         prev = self._previous_choice
         if prev is not None and self.session.model_info:  # the worker keeps the model it had
+            self.session.reassign_model(self.session.model_choice, prev)  # runs asked meanwhile ran on it
             self.session.set_model_choice(prev)
             self.model_panel.show_choice(prev)
             self._set_model_status(self.model_status.text().removeprefix("model: ") + " (kept)")
@@ -333,7 +336,7 @@ class MainWindow(QMainWindow):
 
     def _on_view_sample_chosen(self, idx: int) -> None:
         if idx > 0:
-            self.files.open_image(str(resources.sample(self.model_panel.sample.itemText(idx))))
+            self.files.open_image(str(resources.sample(self.model_panel.sample.itemText(idx))), explain=True)
         self.model_panel.sample.setCurrentIndex(0)
 
     def _on_predictions_shown(self) -> None:
@@ -341,22 +344,27 @@ class MainWindow(QMainWindow):
         self.predictions_shown.emit()
 
     def _on_model_target_changed(self) -> None:
-        s = self.session
-        t = s.effective_target()
-        self.target_status.setText(f"target: {s.class_name(t)}" + (" (top-1)" if s.target is None else "")
-                                   if t is not None else "target: –")
-        if self.method_panel.live.isChecked():
-            self.runs.retarget(self.method_panel.bound_run)
+        """A class picked: show its map of the shown run's request at once when there is one, else (with
+        "live" on) start one beside the others; the runs of other classes keep their maps."""
+        layer = self.session.active_layer()
+        shown = self.method_panel.bound_run or (layer.run_id if layer is not None else None)
+        run = self.runs.for_class(shown, start=self.method_panel.live.isChecked())
+        if run is not None:
+            self.show_run(run.id)
 
-    def _on_model_run_changed(self, _run) -> None:
-        active = [r for r in self.session.runs.values() if r.active]
-        if active:
-            r = active[-1]
-            more = f" (+{len(active) - 1} queued)" if len(active) > 1 else ""
-            self.method_panel.set_progress(r.progress, f"{r.label}: {r.message}{more}")
-        else:
-            last = max(self.session.runs.values(), key=lambda r: r.id, default=None)
-            self.method_panel.set_progress(None, f"{last.label}: {last.status}" if last else "idle")
+    def show_run(self, run_id: int) -> None:
+        """``run_id``'s headline map alone on the canvas (once it has one), and its settings in the method
+        panel: the run that live edits change."""
+        s = self.session
+        run = s.runs.get(run_id)
+        if run is None:
+            return
+        mine = s.layers_of(run)
+        if mine:
+            for layer in s.layers:
+                s.set_layer(layer, visible=layer is mine[0])
+            s.set_active_layer(mine[0].id)
+        self.select_run(run_id)
 
     def _on_model_run_removed(self, run) -> None:
         if self.method_panel.bound_run == run.id:

@@ -35,7 +35,8 @@ def step_target(predictions: list[tuple[int, str, float]], current: int | None, 
 
 
 def runs_with_maps(session) -> list:
-    return sorted((r for r in session.runs.values() if r.explanation is not None), key=lambda r: r.id)
+    """The runs of this image and model that have a map, oldest first (another model's are stale)."""
+    return sorted((r for r in session.current_runs() if r.explanation is not None), key=lambda r: r.id)
 
 
 def step_run(session, current: int | None, delta: int) -> int | None:
@@ -58,7 +59,7 @@ def compare_plan(session, available: set[str], methods=COMPARE_METHODS, target: 
     for name in methods:
         if name not in available:
             continue
-        same = [r for r in session.runs.values()
+        same = [r for r in session.current_runs()
                 if r.method == name and r.target == target and (r.active or r.status == RunStatus.DONE)]
         if same:
             reuse.append(max(same, key=lambda r: r.id))
