@@ -21,7 +21,7 @@ import numpy as np
 
 from explorer.core import colormaps
 from explorer.core.types import Explanation
-from explorer.session.display import defaults_of
+from explorer.session.display import defaults_of, distinct_colormap
 from explorer.session.events import Signal
 from explorer.session.model_choice import ModelChoice
 
@@ -129,6 +129,9 @@ class Session:
         # layers whose display the user has not touched: their defaults follow the map as it streams in (an
         # early partial RISE map is not yet on its baseline; the finished one is)
         self._auto_display: set[int] = set()
+        # layers whose colormap the user has not chosen: shown beside another of the same colours, they take
+        # another one (display.DISTINCT), so that two maps on screen together can be told apart
+        self._auto_colormap: set[int] = set()
         self._run_ids = itertools.count(1)
         self._layer_ids = itertools.count(1)
         # events
@@ -339,6 +342,7 @@ class Session:
                           **defaults_of(exp, name))
             self.layers.append(layer)
             self._auto_display.add(layer.id)
+            self._auto_colormap.add(layer.id)
             added.append(layer)
         changed = []
         for name, l in mine.items():
@@ -405,9 +409,24 @@ class Session:
                 value = float(min(99.0, max(0.0, value)))
             if key in ("opacity", "floor", "fade"):
                 self._auto_display.discard(layer.id)  # the user's choice: the defaults stop following the map
+            if key == "colormap":
+                self._auto_colormap.discard(layer.id)
             if getattr(layer, key) != value:
                 setattr(layer, key, value)
                 self.layer_changed.emit(layer, key)
+                if key == "visible" and value:
+                    self._keep_apart(layer)
+
+    def _keep_apart(self, layer: Layer) -> None:
+        """``layer`` was just shown: when another visible layer has its colours and the user chose neither
+        colormap, it takes a free one."""
+        if layer.id not in self._auto_colormap:
+            return
+        taken = {l.colormap for l in self.layers if l.visible and l.id != layer.id}
+        other = distinct_colormap(layer.signed, layer.colormap, taken)
+        if other is not None:
+            layer.colormap = other
+            self.layer_changed.emit(layer, "colormap")
 
     def move_layer(self, layer: Layer, index: int) -> None:
         self.layers.remove(layer)
