@@ -6,6 +6,12 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("EXPLORER_OFFLINE", "1")
+# what the window remembers (last photo, model, layout: explorer/gui/memory.py) goes to a folder of this test
+# run, never the developer's own settings; subprocesses inherit it
+if "EXPLORER_CONFIG_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["EXPLORER_CONFIG_DIR"] = tempfile.mkdtemp(prefix="explorer-settings-")
 
 from pathlib import Path
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from PySide6.QtWidgets import QFileDialog
 
 from explorer.core.errors import ExplorerError
+from explorer.gui.memory import remember_image
 from explorer.io.images import SUFFIXES
 
 IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in SUFFIXES) + ");;All files (*)"
@@ -39,6 +40,7 @@ class FileActions:
             return False
         self.win.runs.set_image(img.rgb, img.path)
         self._add_recent(img.path)
+        remember_image(self.win.settings, img.path)  # a plain `explorer` reopens on it
         if explain:
             from explorer.gui.teaching import explain_opened
 
@@ -84,6 +86,8 @@ class FileActions:
             return False
         s = self.win.session
         self.win.runs.set_image(other.image, other.image_path)
+        if other.image_path and Path(other.image_path).is_file():
+            remember_image(self.win.settings, other.image_path)
         s.set_target(other.target)
         for run in other.runs.values():
             s.add_restored(run, other.layers_of(run))

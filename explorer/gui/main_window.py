@@ -18,6 +18,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QTabWidget, QVBoxLayout, QWidget
 
 from explorer import resources
+from explorer.gui import memory
 from explorer.gui.canvas import Canvas
 from explorer.gui.compare import CompareWidget
 from explorer.gui.files import FileActions
@@ -47,7 +48,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("explorer")
         self.session = Session()
         self.session.set_model_choice(model_choice or ModelChoice())
-        self.settings = settings or QSettings("explorer", "explorer")
+        self.settings = settings or memory.open_settings()
         self.worker = ComputeWorker(None, throttle_s=throttle_s)
         self.runs = RunController(self.session, self.worker)
         self.files = FileActions(self)
@@ -105,6 +106,7 @@ class MainWindow(QMainWindow):
         teaching.install(self)
         self.narrator = narration.install(self)  # progress line, target status, banners: follow the document
         self._wire()
+        memory.restore_layout(self)  # the docks as the user left them
 
     def _wire(self) -> None:
         s, runs, panel = self.session, self.runs, self.method_panel
@@ -219,6 +221,7 @@ class MainWindow(QMainWindow):
         self.canvas.close_renderer()
 
     def closeEvent(self, event) -> None:
+        memory.save_layout(self)
         self.shutdown()
         super().closeEvent(event)
 
@@ -290,6 +293,7 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_classifier_loaded(self, d: dict) -> None:
         info = d["info"]
+        memory.remember_model(self.settings, self.session.model_choice)  # it loads: the next launch's model
         self.session.set_model_info(info, d["labels"])
         self.method_panel.set_labels(d["labels"])
         self.method_panel.set_layer_names(d.get("layer_names", []), d.get("default_layer"))
