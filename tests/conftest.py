@@ -16,6 +16,10 @@ os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="explorer-test-state-")
 os.environ.setdefault("EXPLORER_ENGINE", "torch")
 if "EXPLORER_CACHE_DIR" not in os.environ:
     os.environ["EXPLORER_CACHE_DIR"] = tempfile.mkdtemp(prefix="explorer-test-cache-")
+# what the window remembers (last photo, model, layout: explorer/gui/memory.py) goes to a folder of this test
+# run, never the developer's own settings; subprocesses inherit it
+if "EXPLORER_CONFIG_DIR" not in os.environ:
+    os.environ["EXPLORER_CONFIG_DIR"] = tempfile.mkdtemp(prefix="explorer-settings-")
 
 from pathlib import Path
 

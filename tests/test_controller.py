@@ -217,19 +217,87 @@ def test_the_real_borex_rule_matches_the_controllers_use():
     assert not get_method("rise").resumable({"n": 10}, {"n": 20})
 
 
-def test_edit_and_retarget_requeue_the_bound_run(setup):
+def test_a_live_edit_changes_the_parameters_of_the_bound_run_never_its_class(setup):
     session, ex, ctl, said, settled, started = setup
+    session.set_target(5)
     run = ctl.start("rise", {"n": 10})
-    dino = ctl.start("dino", {})
     assert not ctl.edit(run.id, "gradient", {"n": 20}, 0)  # the panel shows another method
+    session.set_target(12)  # the class changes in between: an edit keeps the run's own class
     assert ctl.edit(run.id, "rise", {"n": 20}, 0) and run.generation == 2 and run.params == {"n": 20}
+    assert run.target == 5 and ex.jobs[-1].target == 5
+
+
+def test_a_class_change_starts_a_run_beside_the_old_one_and_flipping_back_reuses_it(setup):
+    session, ex, ctl, said, settled, started = setup
+    session.set_predictions([(3, "cat", 0.9), (12, "cup", 0.05)])
+    cat = ctl.start("rise", {"n": 10}, seed=2)
+    ctl.on_started(cat.id, 1)
+    ctl.on_partial(cat.id, 1, _exp({"n": 10}, progress=0.53))
+    n_jobs = len(ex.jobs)
+    assert ctl.for_class(cat.id) is None  # top-1 is cat: nothing to change
     session.set_target(12)
-    assert ctl.retarget(run.id) and run.target == 12 and ex.jobs[-1].target == 12
-    assert not ctl.retarget(run.id)  # already for that class
-    assert not ctl.retarget(dino.id) and dino.generation == 1  # the class does not matter to it
-    assert not ctl.retarget(None)
-    session.set_target(None)
-    assert not ctl.retarget(run.id)  # back to top-1: nothing to re-run for
+    cup = ctl.for_class(cat.id)
+    assert cup is not None and cup.id != cat.id and (cup.method, cup.params, cup.seed, cup.target) == (
+        "rise", {"n": 10}, 2, 12)
+    assert ex.jobs[-1].run_id == cup.id and ex.jobs[-1].target == 12 and len(ex.jobs) == n_jobs + 1
+    # the cat run was neither cancelled nor restarted: it keeps computing and keeps its partial map
+    assert cat.id not in ex.cancelled and cat.generation == 1 and cat.progress == 0.53 and cat.active
+    assert ctl.for_class(cup.id) is None  # already for cup
+    ctl.on_finished(cat.id, 1, _exp({"n": 10}))
+    _finish(ctl, cup)
+    session.set_target(None)  # back to top-1 (cat): the finished cat run, nothing started
+    assert ctl.for_class(cup.id) is cat and len(ex.jobs) == n_jobs + 1
+    session.set_target(12)
+    assert ctl.for_class(cat.id) is cup and len(ex.jobs) == n_jobs + 1
+    # another setting or seed is another request; without ``start`` nothing new is computed
+    other = ctl.start("rise", {"n": 50}, seed=2, target=3)
+    _finish(ctl, other)
+    assert ctl.for_class(other.id, start=False) is None and len(ex.jobs) == n_jobs + 2
+    # defaults filled in by the method's Params count as the same setting: {} is n=100
+    plain = ctl.start("rise", {}, seed=0, target=3)
+    _finish(ctl, plain, {"n": 100})
+    assert ctl.find("rise", {}, 0, 3) is plain
+    # a cancelled run is not reused: its class gets a new run
+    session.set_target(20)
+    dropped = ctl.for_class(cup.id)
+    ctl.cancel(dropped.id)
+    assert dropped.status == RunStatus.CANCELLED and ctl.find("rise", {"n": 10}, 2, 20) is None
+    again = ctl.for_class(cup.id)
+    assert again is not None and again.id != dropped.id and again.target == 20
+
+
+def test_a_class_change_leaves_class_agnostic_and_missing_runs_alone(setup):
+    session, ex, ctl, said, settled, started = setup
+    session.set_predictions([(3, "cat", 0.9)])
+    dino = ctl.start("dino", {})
+    session.set_target(12)
+    n = len(ex.jobs)
+    assert ctl.for_class(dino.id) is None and ctl.for_class(None) is None and ctl.for_class(999) is None
+    assert len(ex.jobs) == n and dino.generation == 1
+
+
+def test_runs_of_another_model_are_stale_hidden_and_never_reused(setup):
+    from explorer.session.model_choice import ModelChoice
+
+    session, ex, ctl, said, settled, started = setup
+    session.set_predictions([(3, "cat", 0.9)])
+    run = ctl.start("rise", {"n": 10})
+    _finish(ctl, run)
+    layer = session.layers_of(run)[0]
+    assert layer.visible and session.active_layer_id == layer.id and not session.is_stale(run)
+    changed = []
+    session.run_changed.connect(changed.append)
+    first = session.model_choice
+    session.set_model_choice(ModelChoice("resnet18"))
+    assert session.is_stale(run) and changed == [run] and session.current_runs() == []
+    assert not layer.visible and session.active_layer_id is None  # never presented as the new model's
+    assert ctl.find("rise", {"n": 10}, 0, 3) is None and ctl.for_class(run.id) is None
+    fresh = ctl.start("rise", {"n": 10})
+    assert fresh.model == ModelChoice("resnet18") and not session.is_stale(fresh)
+    # a failed load: the worker kept the first model, so runs asked of the failed one were computed on it
+    session.reassign_model(ModelChoice("resnet18"), first)
+    session.set_model_choice(first)
+    assert not session.is_stale(run) and not session.is_stale(fresh)
 
 
 def test_a_new_image_cancels_everything_and_old_predictions_are_ignored(setup):

@@ -169,16 +169,25 @@ def test_live_slider_during_run_requeues_only_that_run(fresh, qtbot):
     assert other.explanation is other_exp and other.generation == 1  # only the affected run re-ran
 
 
-def test_class_change_requeues_bound_run(fresh, qtbot):
+def test_class_change_runs_beside_and_flipping_back_shows_the_kept_map(fresh, qtbot):
     win = fresh
     run = _settle(win, qtbot, _run_via_panel(win, qtbot, "gradient"))
-    first_target = run.explanation.target
+    first_target, first_exp = run.explanation.target, run.explanation
     second = win.predictions.top.topLevelItem(1)
     win.predictions.top.itemClicked.emit(second, 0)
     wanted = second.data(0, Qt.UserRole)
     assert wanted != first_target and win.session.target == wanted
-    qtbot.waitUntil(lambda: run.generation == 2 and run.status == "done", timeout=T)
-    assert run.explanation.target == wanted and "target" in win.target_status.text()
+    other = max(win.session.runs.values(), key=lambda r: r.id)
+    assert other is not run and other.method == "gradient" and other.target == wanted
+    _settle(win, qtbot, other)
+    assert other.explanation.target == wanted and win.method_panel.bound_run == other.id
+    assert run.explanation is first_exp and run.generation == 1  # the first class's run is untouched
+    assert [l.run_id for l in win.session.layers if l.visible] == [other.id]
+    n = len(win.session.runs)
+    win.predictions.top.itemClicked.emit(win.predictions.top.topLevelItem(0), 0)  # back: shown at once
+    assert len(win.session.runs) == n and win.method_panel.bound_run == run.id
+    assert [l.run_id for l in win.session.layers if l.visible] == [run.id]
+    assert win.session.active_layer().run_id == run.id and "target" in win.target_status.text()
 
 
 def test_session_save_and_reopen_without_recompute(fresh, qtbot, tmp_path):

@@ -73,6 +73,27 @@ def test_new_run_hides_older_maps_and_remove(session):
     assert all(l.run_id == r1.id for l in session.layers) and session.active_layer().run_id == r1.id
 
 
+def test_layers_shown_together_get_distinct_colormaps_unless_the_user_chose(session):
+    r1 = session.new_run("rise", {})
+    session.accept(r1.id, 1, _exp(), True)
+    salient, uncertainty = session.layers_of(r1)
+    assert salient.colormap == uncertainty.colormap == "inferno"  # one at a time: the default
+    got = []
+    session.layer_changed.connect(lambda l, f: got.append((l.name, f)))
+    session.set_layer(uncertainty, visible=True)  # RISE's salient + uncertainty together
+    assert uncertainty.colormap == "viridis" and ("uncertainty", "colormap") in got
+    r2 = session.new_run("gradient", {})
+    session.accept(r2.id, 1, _exp(method="gradient"), True)
+    g = session.layers_of(r2)[0]
+    for layer in (salient, uncertainty):
+        session.set_layer(layer, visible=True)
+    assert len({l.colormap for l in session.layers if l.visible}) == 3  # three maps, three colour scales
+    session.set_layer(salient, visible=False)
+    session.set_layer(g, colormap="viridis")  # the user's choice is kept, even when it is not distinct
+    session.set_layer(salient, visible=True)
+    assert g.colormap == "viridis" and salient.colormap not in ("viridis", uncertainty.colormap)
+
+
 def test_set_layer_validates_and_emits_per_field(session):
     run = session.new_run("rise", {})
     session.accept(run.id, 1, _exp(), True)

@@ -138,6 +138,8 @@ def test_first_method_default_and_overrides():
     assert teaching.first_method("rise", None) == "rise"
     assert teaching.first_method("none", None) is None
     assert teaching.first_method(None, "saved.json") is None and teaching.first_method("rise", "s.json") is None
+    assert teaching.first_method(None, None, remembered=True) is None  # reopening where the user left off
+    assert teaching.first_method("rise", None, remembered=True) == "rise"
     assert teaching.DEFAULT_METHOD in METHODS and teaching.FOLLOW_UP in METHODS
     assert set(teaching.COMPARE_METHODS) <= set(method_names())
 

@@ -47,11 +47,27 @@ def _set_icon(app) -> None:
     app.setDesktopFileName("explorer")
 
 
+def _fall_back_to(win, choice) -> None:
+    """A remembered model that no longer loads (file moved, needs trust): load ``choice`` instead, once."""
+    def failed(msg: str) -> None:
+        done()
+        win.show_info(f"The model used last time could not be loaded ({msg}); {choice.label} is loaded instead.")
+        win.load_model(choice)
+
+    def done() -> None:
+        win.model_error.disconnect(failed)
+        win.model_ready.disconnect(done)
+
+    win.model_error.connect(failed)
+    win.model_ready.connect(done)
+
+
 def main(args) -> int:
     from PySide6.QtCore import QTimer
 
     from explorer import resources
     from explorer.core.params import parse_assignments
+    from explorer.gui import memory
     from explorer.gui.main_window import MainWindow
     from explorer.gui.teaching import first_start
     from explorer.session.document import RunStatus
@@ -64,9 +80,15 @@ def main(args) -> int:
 
     params = parse_assignments(g("param") or [])  # a ParamError exits with code 2 via the CLI
     app = _app()
-    win = MainWindow(ModelChoice.from_args(args))
+    settings = memory.open_settings()
+    asked = ModelChoice.from_args(args)
+    # what the command line names, else what the last launch left (photo, model, layout: gui/memory.py)
+    plan = memory.start_plan(settings, g("image"), g("session"), asked, bool(g("screenshot")))
+    win = MainWindow(plan.choice, settings=settings)
     win.show()
     app.processEvents()
+    if plan.choice != asked:
+        _fall_back_to(win, asked)
     win.start(trust_pickle=bool(g("trust_pickle", False)))  # the person typed it, for the files they named
     from explorer.gui import recovery
 
@@ -75,7 +97,7 @@ def main(args) -> int:
     elif g("session"):
         win.files.open_session(g("session"))
     else:
-        win.files.open_image(g("image") or str(resources.sample("chelsea.png")))
+        win.files.open_image(plan.image or str(resources.sample("chelsea.png")))
     target = g("target")
     if target is not None and str(target).strip().lstrip("-").isdigit():
         target = int(target)
@@ -83,7 +105,7 @@ def main(args) -> int:
 
     state = {"rc": 0, "run": None}
     # the window opens on an explanation: --method's, else the default (none for --session or --method none)
-    method = first_method(g("method"), g("session") or g("restore_path"))
+    method = first_method(g("method"), g("session") or g("restore_path"), plan.remembered)
     if method:
         if target is not None:
             run = win.runs.start(method, params, 0, target)

@@ -50,6 +50,7 @@ def make_view(parent=None) -> tuple[pg.GraphicsView, pg.ViewBox]:
 
 # fields whose change recolours a layer (opacity and blend are item properties)
 RECOLOUR_FIELDS = ("colormap", "clip", "mode", "topk", "floor", "fade")
+MAX_BARS = 4  # colour bars under the canvas; more visible layers than this cannot be told apart anyway
 
 
 class Canvas(QWidget):
@@ -74,13 +75,17 @@ class Canvas(QWidget):
         self.renderer = RenderThread(self)
         self.renderer.done.connect(self._on_rendered, Qt.QueuedConnection)
         self.renderer.failed.connect(self._on_render_failed, Qt.QueuedConnection)
+        # one colour bar per layer on screen, each titled with its layer: the active layer's first (also when
+        # hidden, then said so), then the other visible ones, top-most first (at most MAX_BARS in all)
         self.colorbar = ColorBar()
+        self.other_bars: list[ColorBar] = []
         self.note_for = lambda layer: ""  # what the colour bar says under a layer (what 0 means), set by the window
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(2)
         lay.addWidget(self.view, 1)
         lay.addWidget(self.colorbar)
+        self._bars = lay
         session.image_changed.connect(self._on_image)
         session.layers_changed.connect(self._on_layers)
         session.layer_changed.connect(self._on_layer)
@@ -147,6 +152,8 @@ class Canvas(QWidget):
                 self._recolour(layer)
         if layer.id == self.session.active_layer_id and not (layer.visible and layer.id in self._pending):
             self._update_colorbar()  # else when the render lands, with the levels it was coloured with
+        elif field != "data" and field != "opacity" and field != "blend":
+            self._update_other_bars()
 
     # ------------------------------------------------------------------ drawing
     def _map(self, layer: Layer) -> np.ndarray | None:
@@ -206,6 +213,8 @@ class Canvas(QWidget):
         self.renders += 1
         if layer.id == self.session.active_layer_id:
             self._update_colorbar(r.levels)
+        elif layer.visible:
+            self._update_other_bars()
         self.rendered.emit(layer.id)
 
     def _forget(self, lid: int) -> None:
@@ -236,14 +245,37 @@ class Canvas(QWidget):
 
     def _update_colorbar(self, levels: tuple[float, float] | None = None) -> None:
         layer = self.session.active_layer()
+        if not self._describe(self.colorbar, layer, levels):
+            self.colorbar.clear()
+        self._update_other_bars()
+
+    def _describe(self, bar: ColorBar, layer: Layer | None, levels: tuple[float, float] | None = None) -> bool:
+        """Put ``layer``'s scale on ``bar``; False when it has no map."""
         m = self.session.layer_data(layer) if layer is not None else None
         if m is None:
-            self.colorbar.clear()
-            return
+            return False
         # a render brings its levels; otherwise the statistics are a cached look-up (made off this thread)
         lo, hi = levels or render.levels(layer.signed, render.stats(m), layer.clip, layer.floor)
         mode = "" if layer.mode == "heat" else f"  ·  {layer.mode} {layer.topk:g}%"
-        self.colorbar.set_scale(layer.colormap, lo, hi, f"{layer.label}{mode}", layer.signed, self.note_for(layer))
+        hidden = "" if layer.visible else "  (hidden)"
+        bar.set_scale(layer.colormap, lo, hi, f"{layer.label}{mode}{hidden}", layer.signed, self.note_for(layer))
+        return True
+
+    def _update_other_bars(self) -> None:
+        """A bar for each visible layer other than the active one, so that layers shown together can be told
+        apart by their colours."""
+        active = self.session.active_layer_id
+        shown = [l for l in reversed(self.session.layers) if l.visible and l.id != active
+                 and self.session.layer_data(l) is not None][:MAX_BARS - 1]
+        while len(self.other_bars) < len(shown):
+            bar = ColorBar()
+            self.other_bars.append(bar)
+            self._bars.addWidget(bar)
+        for bar, layer in zip(self.other_bars, shown):
+            self._describe(bar, layer)
+            bar.show()
+        for bar in self.other_bars[len(shown):]:
+            bar.hide()
 
     def _on_mouse(self, pos) -> None:
         img = self.session.image

@@ -10,6 +10,7 @@ from pathlib import Path
 from PySide6.QtWidgets import QFileDialog
 
 from explorer.core.errors import ExplorerError
+from explorer.gui.memory import remember_image
 from explorer.io.images import SUFFIXES
 
 IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in SUFFIXES) + ");;All files (*)"
@@ -25,10 +26,11 @@ class FileActions:
     def open_image_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self.win, "Open image", self.last_dir(), IMAGE_FILTER)
         if path:
-            self.open_image(path)
+            self.open_image(path, explain=True)
 
-    def open_image(self, path: str) -> bool:
-        """Read and show an image; on failure show why and keep the current one."""
+    def open_image(self, path: str, explain: bool = False) -> bool:
+        """Read and show an image; on failure show why and keep the current one. ``explain``: the user opened
+        it (menu, sample, drop): the method the panel shows explains it at once, as on the first start."""
         from explorer.io.images import read_image
 
         try:
@@ -38,13 +40,18 @@ class FileActions:
             return False
         self.win.runs.set_image(img.rgb, img.path)
         self._add_recent(img.path)
+        remember_image(self.win.settings, img.path)  # a plain `explorer` reopens on it
+        if explain:
+            from explorer.gui.teaching import explain_opened
+
+            explain_opened(self.win)
         return True
 
-    def open_path(self, path: str) -> bool:
-        """Open a dropped/given file: a session file (.json) or an image."""
+    def open_path(self, path: str, explain: bool = True) -> bool:
+        """Open a dropped/given file: a session file (.json) or an image (explained, as one from the menu)."""
         if path.lower().endswith(".json"):
             return self.open_session(path)
-        return self.open_image(path)
+        return self.open_image(path, explain)
 
     # ------------------------------------------------------------------ sessions
     def save_session_dialog(self) -> None:
@@ -84,6 +91,8 @@ class FileActions:
             return False
         s = self.win.session
         self.win.runs.set_image(other.image, other.image_path)
+        if other.image_path and Path(other.image_path).is_file():
+            remember_image(self.win.settings, other.image_path)
         s.set_target(other.target)
         for name in list(s.views):
             s.set_view(name, None)

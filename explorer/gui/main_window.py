@@ -18,6 +18,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QTabWidget, QVBoxLayout, QWidget
 
 from explorer import resources
+from explorer.gui import memory
 from explorer.gui.canvas import Canvas
 from explorer.gui.compare import CompareWidget
 from explorer.gui.files import FileActions
@@ -54,7 +55,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("explorer")
         self.session = Session()
         self.session.set_model_choice(model_choice or ModelChoice())
-        self.settings = settings or QSettings("explorer", "explorer")
+        self.settings = settings or memory.open_settings()
         self.worker = ComputeWorker(None, throttle_s=throttle_s)
         self.runs = RunController(self.session, self.worker)
         self.files = FileActions(self)
@@ -105,12 +106,14 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.resize(1440, 900)
         # teaching aids, each in its own module: layer meanings, presentation mode, one-click comparison
-        from explorer.gui import layer_help, presentation, teaching
+        from explorer.gui import layer_help, narration, presentation, teaching
 
         layer_help.install(self)
         self.presentation = presentation.install(self)
         teaching.install(self)
+        self.narrator = narration.install(self)  # progress line, target status, banners: follow the document
         self._wire()
+        memory.restore_layout(self)  # the docks as the user left them
         from explorer.gui import recovery
 
         recovery.install(self)  # autosave, Run ▸ Continue, a compute thread that dies started again (issue 28)
@@ -118,7 +121,6 @@ class MainWindow(QMainWindow):
     def _wire(self) -> None:
         s, runs, panel = self.session, self.runs, self.method_panel
         # session (the model) -> views
-        s.run_changed.connect(self._on_model_run_changed)
         s.run_removed.connect(self._on_model_run_removed)
         s.target_changed.connect(self._on_model_target_changed)
         s.image_changed.connect(self._on_model_image_changed)
@@ -134,6 +136,7 @@ class MainWindow(QMainWindow):
         panel.cancel_requested.connect(runs.cancel_active)
         panel.invalid.connect(self.show_status)
         panel.prior_source = lambda: runs.prior_choices(panel.method(), panel.bound_run)
+        self.layer_panel.elapsed = runs.elapsed
         self.layer_panel.cancel_requested.connect(runs.cancel)
         self.layer_panel.remove_requested.connect(runs.remove)
         self.layer_panel.run_selected.connect(self.select_run)
@@ -178,7 +181,8 @@ class MainWindow(QMainWindow):
         self.recent_menu.aboutToShow.connect(lambda: files.fill_recent(self.recent_menu))
         samples = f.addMenu("&Samples")
         for name in resources.SAMPLES:
-            self.add_action(samples, name, lambda _=False, n=name: files.open_image(str(resources.sample(n))))
+            self.add_action(samples, name,
+                            lambda _=False, n=name: files.open_image(str(resources.sample(n)), explain=True))
         f.addSeparator()
         self.add_action(f, "Open &session…", files.open_session_dialog)
         self.add_action(f, "&Save session…", files.save_session_dialog, QKeySequence.Save)
@@ -228,6 +232,7 @@ class MainWindow(QMainWindow):
         self.canvas.close_renderer()
 
     def closeEvent(self, event) -> None:
+        memory.save_layout(self)
         self.shutdown()
         super().closeEvent(event)
 
@@ -299,6 +304,7 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_classifier_loaded(self, d: dict) -> None:
         info = d["info"]
+        memory.remember_model(self.settings, self.session.model_choice)  # it loads: the next launch's model
         self.session.set_model_info(info, d["labels"])
         self.method_panel.set_labels(d["labels"])
         self.method_panel.set_layer_names(d.get("layer_names", []), d.get("default_layer"))
@@ -312,6 +318,7 @@ class MainWindow(QMainWindow):
     def _on_classifier_failed(self, msg: str) -> None:
         prev = self._previous_choice
         if prev is not None and self.session.model_info:  # the worker keeps the model it had
+            self.session.reassign_model(self.session.model_choice, prev)  # runs asked meanwhile ran on it
             self.session.set_model_choice(prev)
             self.model_panel.show_choice(prev)
             # back to the model the worker kept (the status read "loading ..." until now)
@@ -345,7 +352,7 @@ class MainWindow(QMainWindow):
 
     def _on_view_sample_chosen(self, idx: int) -> None:
         if idx > 0:
-            self.files.open_image(str(resources.sample(self.model_panel.sample.itemText(idx))))
+            self.files.open_image(str(resources.sample(self.model_panel.sample.itemText(idx))), explain=True)
         self.model_panel.sample.setCurrentIndex(0)
 
     def _on_predictions_shown(self) -> None:
@@ -353,22 +360,27 @@ class MainWindow(QMainWindow):
         self.predictions_shown.emit()
 
     def _on_model_target_changed(self) -> None:
-        s = self.session
-        t = s.effective_target()
-        self.target_status.setText(f"target: {s.class_name(t)}" + (" (top-1)" if s.target is None else "")
-                                   if t is not None else "target: –")
-        if self.method_panel.live.isChecked():
-            self.runs.retarget(self.method_panel.bound_run)
+        """A class picked: show its map of the shown run's request at once when there is one, else (with
+        "live" on) start one beside the others; the runs of other classes keep their maps."""
+        layer = self.session.active_layer()
+        shown = self.method_panel.bound_run or (layer.run_id if layer is not None else None)
+        run = self.runs.for_class(shown, start=self.method_panel.live.isChecked())
+        if run is not None:
+            self.show_run(run.id)
 
-    def _on_model_run_changed(self, _run) -> None:
-        active = [r for r in self.session.runs.values() if r.active]
-        if active:
-            r = active[-1]
-            more = f" (+{len(active) - 1} queued)" if len(active) > 1 else ""
-            self.method_panel.set_progress(r.progress, f"{r.label}: {r.message}{more}")
-        else:
-            last = max(self.session.runs.values(), key=lambda r: r.id, default=None)
-            self.method_panel.set_progress(None, f"{last.label}: {last.status}" if last else "idle")
+    def show_run(self, run_id: int) -> None:
+        """``run_id``'s headline map alone on the canvas (once it has one), and its settings in the method
+        panel: the run that live edits change."""
+        s = self.session
+        run = s.runs.get(run_id)
+        if run is None:
+            return
+        mine = s.layers_of(run)
+        if mine:
+            for layer in s.layers:
+                s.set_layer(layer, visible=layer is mine[0])
+            s.set_active_layer(mine[0].id)
+        self.select_run(run_id)
 
     def _on_model_run_removed(self, run) -> None:
         if self.method_panel.bound_run == run.id:

@@ -86,7 +86,8 @@ class MethodPanel(QWidget):
         self.seed.setToolTip("random seed of the run (recorded, so a run can be redone)")
         self.live = QCheckBox("live")
         self.live.setChecked(True)
-        self.live.setToolTip("re-run the selected run when a live parameter or the class changes")
+        self.live.setToolTip("re-run the selected run when a live parameter changes; a new class gets a run of its own"
+                             " beside it")
         self.quick_btn = QPushButton("Quick")
         self.quick_btn.setToolTip("small settings for a fast preview")
         self.defaults_btn = QPushButton("Defaults")

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QSplitter,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -23,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from explorer.core import colormaps
 from explorer.gui.widgets import ValueSlider
+from explorer.session import status
 from explorer.session.document import BLEND_MODES, DISPLAY_MODES, Layer, Run, RunStatus, Session
 
 
@@ -128,6 +130,11 @@ class LayerPanel(QWidget):
         self.tree.header().setSectionResizeMode(0, QHeaderView.Stretch)
         self.tree.header().setSectionResizeMode(1, QHeaderView.ResizeToContents)
         self.tree.setSelectionMode(QAbstractItemView.SingleSelection)
+        # long run names ("Undesirable pixels (target-hindering) #4 · Egyptian cat") keep both ends in view;
+        # the full text is in the row's tooltip
+        self.tree.setTextElideMode(Qt.ElideMiddle)
+        self.tree.setMinimumHeight(120)
+        self.elapsed = lambda: {}  # run id -> seconds computing (the controller's), for the time left
         self.run_items: dict[int, QTreeWidgetItem] = {}
         self.layer_items: dict[int, QTreeWidgetItem] = {}
         self.decorate = lambda tree, item, layer: None  # (tree, item, layer): extra text/widgets per layer row
@@ -164,12 +171,22 @@ class LayerPanel(QWidget):
         row = QHBoxLayout()
         row.addWidget(self.cancel_btn)
         row.addWidget(self.remove_btn)
+        # the list and the display controls share the dock through a splitter: drag it to see more runs
+        top = QWidget()
+        tl = QVBoxLayout(top)
+        tl.setContentsMargins(0, 0, 0, 0)
+        tl.addWidget(self.tree, 1)
+        tl.addLayout(row)
+        self.split = QSplitter(Qt.Vertical)
+        self.split.setChildrenCollapsible(False)
+        self.split.addWidget(top)
+        self.split.addWidget(self.controls)
+        self.split.setStretchFactor(0, 1)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
-        lay.addWidget(self.tree, 1)
-        lay.addLayout(row)
-        lay.addWidget(self.controls)
+        lay.addWidget(self.split)
         self.controls.setEnabled(False)
+        self._update_buttons()
 
         self.opacity.valueChanged.connect(lambda v: self._set(opacity=v))
         self.colormap.currentTextChanged.connect(lambda v: self._set(colormap=v))
@@ -198,15 +215,11 @@ class LayerPanel(QWidget):
             target = f" · {exp.target_name}"
         elif run.target is not None:
             target = f" · {self.session.class_name(run.target)}"
-        status = run.status
-        if run.status == RunStatus.RUNNING:
-            status = f"{run.progress * 100:.0f} %"
-        elif run.status == RunStatus.DONE and exp is not None:
-            status = f"done {exp.timings.get('seconds', 0):.1f} s"
-            gain = (exp.info.get("gain") or {}).get("gain")  # a refinement scored against its prior (BOREx)
-            if isinstance(gain, (int, float)):
-                status += f" · gain {gain:+.3f}"
-        return f"{run.label}{target}", status
+        state = status.run_status(self.session, run, self.elapsed().get(run.id))
+        gain = (exp.info.get("gain") or {}).get("gain") if exp is not None and run.status == RunStatus.DONE else None
+        if isinstance(gain, (int, float)):  # a refinement scored against its prior (BOREx)
+            state += f" · gain {gain:+.3f}"
+        return f"{run.label}{target}", state
 
     def _on_run(self, run: Run) -> None:
         it = self.run_items.get(run.id)
@@ -219,15 +232,21 @@ class LayerPanel(QWidget):
             it.setFont(0, f)
             self.run_items[run.id] = it
             it.setExpanded(True)
-        text, status = self._run_text(run)
+        text, state = self._run_text(run)
         self.tree.blockSignals(True)
         it.setText(0, text)
-        it.setText(1, status)
-        tip = f"{run.method} {run.params}\nseed {run.seed}"
+        it.setText(1, state)
+        stale = self.session.is_stale(run)
+        for col in (0, 1):  # a run of another model is greyed: its maps do not describe the loaded one
+            it.setForeground(col, self.palette().placeholderText() if stale else self.palette().text())
+        tip = f"{text}\n{run.method} {run.params}\nseed {run.seed}"
+        if stale:
+            tip += f"\ncomputed on another model ({run.model.label}): not the loaded one"
         headline = _headline(run)
         it.setToolTip(0, tip + (f"\nerror: {run.error}" if run.error else "") + (f"\n{headline}" if headline else ""))
         it.setToolTip(1, run.error or headline or run.message)
         self.tree.blockSignals(False)
+        self._update_buttons()
 
     def _on_run_removed(self, run: Run) -> None:
         it = self.run_items.pop(run.id, None)
@@ -235,6 +254,13 @@ class LayerPanel(QWidget):
             for i in range(it.childCount()):
                 self.layer_items.pop(it.child(i).data(0, Qt.UserRole)[1], None)
             self.tree.takeTopLevelItem(self.tree.indexOfTopLevelItem(it))
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        """Cancel only while a run computes, Remove only when there is a run."""
+        runs = self.session.runs.values()
+        self.cancel_btn.setEnabled(any(r.active for r in runs))
+        self.remove_btn.setEnabled(bool(self.session.runs))
 
     # ------------------------------------------------------------------ layers
     def _rebuild_layers(self) -> None:

@@ -1,6 +1,7 @@
 """View ▸ Presentation: for teaching in front of a room. Larger fonts, only the canvas and the layer list,
 and keys to step through the runs (← →: the previous/next run's headline map alone) and the classes
-(↑ ↓: the previous/next of the top-5 predictions; with "live" on, the shown run is recomputed for it).
+(↑ ↓: the previous/next of the top-5 predictions: the shown run's map for that class at once when it was
+computed before, else, with "live" on, a new run for it beside the others, so flipping back costs nothing).
 
 Toggling changes widgets only: a run in progress keeps streaming and nothing in the session changes.
 """
@@ -79,13 +80,8 @@ class Presentation(QObject):
             self.win.show_status("no map to step through yet: run a method first")
             return None
         run = s.runs[rid]
-        mine = s.layers_of(run)
-        for layer in s.layers:
-            s.set_layer(layer, visible=layer is mine[0] if mine else False)
-        if mine:
-            s.set_active_layer(mine[0].id)
-        self.win.select_run(rid)
-        self.win.show_status(f"{run.label}  ({', '.join(l.name for l in mine)})")
+        self.win.show_run(rid)
+        self.win.show_status(f"{run.label}  ({', '.join(l.name for l in s.layers_of(run))})")
         return rid
 
     def step_class(self, delta: int) -> int | None:

@@ -16,7 +16,9 @@ log = logging.getLogger(__name__)
 
 
 class FollowUpBar(QFrame):
-    """"Next: run RISE, which streams" under the message bar, offered once the first map is on screen."""
+    """A next step offered under the message bar, with one button: "Next: run RISE, which streams" once the
+    first map is on screen, "use the Quick settings" when a run would take long. It names the run it is
+    about (``run_id``), so the window can take it down when that run, the photo or the model goes."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -35,14 +37,34 @@ class FollowUpBar(QFrame):
         lay.addWidget(self.run_btn)
         lay.addWidget(self.close_btn)
         self.close_btn.clicked.connect(self.hide)
+        self.run_id: int | None = None
+        self._action = None
+        self.run_btn.clicked.connect(self._act)
         self.hide()
+
+    def offer(self, text: str, button: str, action, run_id: int | None) -> None:
+        self.label.setText(text)
+        self.run_btn.setText(button)
+        self._action, self.run_id = action, run_id
+        self.show()
+
+    def withdraw(self, run_id: int | None = None) -> None:
+        """Take the offer down (only when it is about ``run_id``, if given)."""
+        if run_id is None or run_id == self.run_id:
+            self.hide()
+            self._action, self.run_id = None, None
+
+    def _act(self) -> None:
+        action = self._action
+        self.withdraw()
+        if action is not None:
+            action()
 
 
 def install(win) -> None:
     win.follow_up = bar = FollowUpBar()
     lay = win.centralWidget().layout()
     lay.insertWidget(lay.indexOf(win.messages) + 1, bar)
-    bar.run_btn.clicked.connect(lambda: run_follow_up(win))
     run_menu = next((a.menu() for a in win.menuBar().actions() if a.menu() and a.text() == "&Run"), None)
     names = ", ".join(teaching.COMPARE_METHODS)
     act = win.add_action(run_menu, "Compare &these methods on this photo", lambda: compare_methods(win), "Ctrl+Shift+K")
@@ -76,18 +98,26 @@ def first_start(win, method: str | None = None, params: dict | None = None):
             follow = win.runs.entry(teaching.FOLLOW_UP)
             if follow is None or not follow.get("available", True):
                 return
-            win.follow_up.label.setText(
+            win.follow_up.offer(
                 f"<b>{r.label}</b> explains <b>{r.explanation.target_name}</b> "
                 f"({r.explanation.timings.get('seconds', 0):.1f} s)."
-                f" Next: <b>{follow['title']}</b> probes the model with random masks; its map sharpens as they arrive.")
-            win.follow_up.run_btn.setText(f"Run {follow['title']}")
-            win.follow_up.show()
+                f" Next: <b>{follow['title']}</b> probes the model with random masks; its map sharpens as they"
+                " arrive.", f"Run {follow['title']}", lambda: run_follow_up(win), rid)
         win.run_settled.connect(offer)
     return run
 
 
+def explain_opened(win):
+    """A photo the user opened (a sample, Open image, a recent file, a drop) is explained at once, as on the
+    first start, by the method the panel shows with its values (the default one offers the follow-up)."""
+    panel = win.method_panel
+    method = panel.method()
+    values = panel.values() if method is not None else None
+    return first_start(win, None if method in (None, teaching.DEFAULT_METHOD) else method, values)
+
+
 def run_follow_up(win):
-    win.follow_up.hide()
+    win.follow_up.withdraw()
     run = win.runs.start(teaching.FOLLOW_UP, {}, 0, None)
     if run is not None:
         win.select_run(run.id)

@@ -13,6 +13,7 @@ What the user should read comes out of ``message`` as ``(Notice, text)``; the wi
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Callable, Protocol
@@ -22,6 +23,7 @@ import numpy as np
 from explorer.core.cancel import CancelToken
 from explorer.core.errors import ExplorerError
 from explorer.session import priors as prior_maps
+from explorer.session import status
 from explorer.session.document import Run, RunStatus, Session, Target
 from explorer.session.events import Signal
 
@@ -73,6 +75,10 @@ class RunController:
         self.settled = Signal("settled")  # (run id): done, cancelled or failed
         self.catalog_changed = Signal("catalog_changed")
         self.predictions_shown = Signal("predictions_shown")
+        self.slow = Signal("slow")  # (run, Pace): once per generation, when its time left exceeds status.SLOW_S
+        self.clock = time.monotonic
+        self._started_at: dict[int, float] = {}  # run id -> when its current generation started computing
+        self._slow_said: set[tuple[int, int]] = set()
 
     # ------------------------------------------------------------------ the catalog
     def entry(self, method: str) -> dict | None:
@@ -168,16 +174,44 @@ class RunController:
             return False
         return self.requeue(run, values, seed=seed)
 
-    def retarget(self, run_id: int | None) -> bool:
-        """The session's class changed: re-run ``run_id`` for it, unless its method ignores the class."""
+    def for_class(self, run_id: int | None, start: bool = True) -> Run | None:
+        """The session's class changed: the run that answers ``run_id``'s request for the new class.
+
+        A run belongs to (image, model, class, method, parameters, seed). When one of the new class with the
+        same method, parameters and seed exists (finished or still computing) it is returned, to be shown at
+        once; otherwise, with ``start``, a new run is started beside the old ones, which keep their maps (a
+        run 53 % done for "cup" is never thrown away because "espresso" was clicked). None when nothing is
+        to change: no run, its class already, a method that ignores the class, a run of another model."""
         run = self.session.runs.get(run_id) if run_id is not None else None
-        target = self.session.target
-        if run is None or target is None or run.target == target:
-            return False
+        wanted = self.session.effective_target()
+        if run is None or wanted is None or self.session.is_stale(run) or self.class_of(run) == wanted:
+            return None
         e = self.entry(run.method)
         if e is not None and e.get("class_agnostic"):
-            return False
-        return self.requeue(run, target=target)
+            return None
+        twin = self.find(run.method, run.params, run.seed, wanted)
+        if twin is not None or not start:
+            return twin
+        return self.start(run.method, dict(run.params), run.seed, self.session.target)
+
+    def class_of(self, run: Run) -> int | None:
+        """The class ``run`` explains (its top-1 class when it was asked for none)."""
+        if run.target is not None:
+            return run.target
+        if run.explanation is not None and run.explanation.target is not None:
+            return int(run.explanation.target)
+        return self.session.predictions[0][0] if self.session.predictions else None
+
+    def find(self, method: str, values: dict, seed: int, target: int) -> Run | None:
+        """The newest run of this image and model for ``target`` with these settings that is finished or
+        computing (a cancelled or failed one is not reused), else None."""
+        e = self.entry(method)
+        same = (lambda a, b: self._resolved(e, a) == self._resolved(e, b)) if e is not None else (
+            lambda a, b: a == b)
+        found = [r for r in self.session.current_runs()
+                 if r.method == method and r.seed == int(seed) and self.class_of(r) == target
+                 and (r.active or r.status == RunStatus.DONE) and same(r.params, values)]
+        return max(found, key=lambda r: r.id, default=None)
 
     def cancel(self, run_id: int) -> None:
         run = self.session.runs.get(run_id)
@@ -208,10 +242,34 @@ class RunController:
 
     # ------------------------------------------------------------------ what the executor reports
     def on_started(self, run_id: int, generation: int) -> None:
-        self.session.mark_running(run_id, generation)
+        if self.session.mark_running(run_id, generation):
+            self._started_at[run_id] = self.clock()
 
     def on_progress(self, run_id: int, generation: int, progress: float, message: str) -> None:
-        self.session.set_progress(run_id, generation, progress, message)
+        if not self.session.set_progress(run_id, generation, progress, message):
+            return
+        run = self.session.runs[run_id]
+        pc = status.pace(run, self.elapsed().get(run_id))
+        if pc is not None and pc.left_s > status.SLOW_S and (run_id, generation) not in self._slow_said:
+            e = self.entry(run.method)
+            quick = e.get("quick") if e is not None else None
+            if quick and any(run.params.get(k) != v for k, v in quick.items()):
+                self._slow_said.add((run_id, generation))
+                self.slow.emit(run, pc)
+
+    def elapsed(self) -> dict[int, float]:
+        """Seconds each running run's current generation has been computing."""
+        now = self.clock()
+        return {rid: now - t for rid, t in self._started_at.items()
+                if rid in self.session.runs and self.session.runs[rid].status == RunStatus.RUNNING}
+
+    def use_quick(self, run_id: int) -> bool:
+        """Re-run ``run_id`` with its method's Quick settings (offered when it would take long)."""
+        run = self.session.runs.get(run_id)
+        e = self.entry(run.method) if run is not None else None
+        if run is None or e is None or not e.get("quick"):
+            return False
+        return self.requeue(run, dict(run.params, **e["quick"]))
 
     def on_partial(self, run_id: int, generation: int, explanation) -> None:
         self._accept(run_id, generation, explanation, False)

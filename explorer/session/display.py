@@ -68,3 +68,17 @@ def defaults_of(exp, name: str) -> dict:
     if signed or hit is None or hit[0]() is not exp or name not in hit[1]:
         return display_defaults(name, signed, exp.raw[name])
     return {"opacity": OPACITY, "floor": BASELINE_FLOOR if hit[1][name] else 0.0, "fade": True}
+
+
+# Colormaps a layer may take when it is shown beside another of the same colours (in this order): layers on
+# screen together must be told apart. Perceptually ordered maps first; "magma" is left out, too close to
+# "inferno" to tell apart at a glance.
+DISTINCT = {False: ("inferno", "viridis", "greens", "purples", "hot", "gray"), True: ("RdBu", "coolwarm")}
+
+
+def distinct_colormap(signed: bool, current: str, taken: set[str]) -> str | None:
+    """The colormap a layer shown beside layers coloured with ``taken`` should switch to (None: keep
+    ``current``, which is free or has no free alternative)."""
+    if current not in taken:
+        return None
+    return next((name for name in DISTINCT[bool(signed)] if name not in taken), None)

@@ -21,7 +21,7 @@ import numpy as np
 
 from explorer.core import colormaps
 from explorer.core.types import Explanation
-from explorer.session.display import defaults_of
+from explorer.session.display import defaults_of, distinct_colormap
 from explorer.session.events import Signal
 from explorer.session.model_choice import ModelChoice
 
@@ -61,6 +61,7 @@ class Run:
     generation: int = 1
     explanation: Explanation | None = None
     title: str = ""
+    model: ModelChoice | None = None  # the model it was asked of (None: read back without one, the current)
 
     @property
     def label(self) -> str:
@@ -131,6 +132,9 @@ class Session:
         # what views keep beside runs and layers, saved with the session (the Compare selection, evaluation
         # results): plain JSON values by view name, written only through set_view
         self.views: dict[str, Any] = {}
+        # layers whose colormap the user has not chosen: shown beside another of the same colours, they take
+        # another one (display.DISTINCT), so that two maps on screen together can be told apart
+        self._auto_colormap: set[int] = set()
         self._run_ids = itertools.count(1)
         self._layer_ids = itertools.count(1)
         # events
@@ -159,9 +163,35 @@ class Session:
         self.predictions_changed.emit()
 
     def set_model_choice(self, choice: ModelChoice) -> None:
-        """What the user asked for; ``model_info`` keeps describing the loaded model until a new one arrives."""
+        """What the user asked for; ``model_info`` keeps describing the loaded model until a new one arrives.
+
+        Runs of another model stay (their maps can still be compared) but are stale: their layers are hidden
+        and views mark them, so no map of the previous model is presented as this one's."""
         self.model_choice = choice
         self.model_changed.emit()
+        for run in list(self.runs.values()):
+            if self.is_stale(run):
+                for layer in self.layers_of(run):
+                    self.set_layer(layer, visible=False)
+                self.run_changed.emit(run)
+        active = self.active_layer()
+        if active is not None and self.is_stale(self.runs[active.run_id]):
+            current = [l for l in self.layers if not self.is_stale(self.runs[l.run_id])]
+            self.set_active_layer(current[-1].id if current else None)
+
+    def is_stale(self, run: Run) -> bool:
+        """True when ``run`` was computed on another model than the one chosen now."""
+        return run.model is not None and run.model != self.model_choice
+
+    def current_runs(self) -> list[Run]:
+        """The runs of this image and model, oldest first."""
+        return [r for r in self.runs.values() if not self.is_stale(r)]
+
+    def reassign_model(self, old: ModelChoice, new: ModelChoice) -> None:
+        """Runs asked of ``old`` were computed on ``new`` (``old`` failed to load and the worker kept ``new``)."""
+        for run in self.runs.values():
+            if run.model == old:
+                run.model = new
 
     def set_model_info(self, info: dict, labels: list[str]) -> None:
         self.model_info = dict(info)
@@ -203,7 +233,7 @@ class Session:
     # ------------------------------------------------------------------ runs
     def new_run(self, method: str, params: dict[str, Any], target: int | None = None, seed: int = 0,
                 title: str = "") -> Run:
-        run = Run(next(self._run_ids), method, dict(params), target, int(seed), title=title)
+        run = Run(next(self._run_ids), method, dict(params), target, int(seed), title=title, model=self.model_choice)
         self.runs[run.id] = run
         self.run_added.emit(run)
         return run
@@ -325,6 +355,7 @@ class Session:
                           **defaults_of(exp, name))
             self.layers.append(layer)
             self._auto_display.add(layer.id)
+            self._auto_colormap.add(layer.id)
             added.append(layer)
         changed = []
         for name, l in mine.items():
@@ -391,9 +422,24 @@ class Session:
                 value = float(min(99.0, max(0.0, value)))
             if key in ("opacity", "floor", "fade"):
                 self._auto_display.discard(layer.id)  # the user's choice: the defaults stop following the map
+            if key == "colormap":
+                self._auto_colormap.discard(layer.id)
             if getattr(layer, key) != value:
                 setattr(layer, key, value)
                 self.layer_changed.emit(layer, key)
+                if key == "visible" and value:
+                    self._keep_apart(layer)
+
+    def _keep_apart(self, layer: Layer) -> None:
+        """``layer`` was just shown: when another visible layer has its colours and the user chose neither
+        colormap, it takes a free one."""
+        if layer.id not in self._auto_colormap:
+            return
+        taken = {l.colormap for l in self.layers if l.visible and l.id != layer.id}
+        other = distinct_colormap(layer.signed, layer.colormap, taken)
+        if other is not None:
+            layer.colormap = other
+            self.layer_changed.emit(layer, "colormap")
 
     def move_layer(self, layer: Layer, index: int) -> None:
         self.layers.remove(layer)
@@ -401,7 +447,10 @@ class Session:
         self.layers_changed.emit()
 
     def add_restored(self, run: Run, layers: list[Layer]) -> None:
-        """Insert a run and its layers read back from a session file (ids kept)."""
+        """Insert a run and its layers read back from a session file (ids kept); a run that names no model
+        belongs to the current one."""
+        if run.model is None:
+            run.model = self.model_choice
         self.runs[run.id] = run
         self._run_ids = itertools.count(max(self.runs) + 1)
         self.layers.extend(layers)

@@ -15,14 +15,15 @@ COMPARE_METHODS = ("gradcam", "rise", "integrated_gradients", "lrp")
 NO_METHOD = "none"  # --method none: open on the bare photo
 
 
-def first_method(method_flag: str | None, session_flag: str | None) -> str | None:
-    """The method the window runs at start: the command line's, else the default; none for a saved session
-    (it brings its own runs) or ``--method none``."""
+def first_method(method_flag: str | None, session_flag: str | None, remembered: bool = False) -> str | None:
+    """The method the window runs at start: the command line's, else the default on a first launch; none for
+    a saved session (it brings its own runs), ``--method none``, or a window reopening on what the last
+    launch left (``remembered``: the explanation is for someone new to the window)."""
     if session_flag:
         return None
     if method_flag:
         return None if method_flag.strip().lower() == NO_METHOD else method_flag
-    return DEFAULT_METHOD
+    return None if remembered else DEFAULT_METHOD
 
 
 def step_target(predictions: list[tuple[int, str, float]], current: int | None, delta: int) -> int | None:
@@ -35,7 +36,8 @@ def step_target(predictions: list[tuple[int, str, float]], current: int | None, 
 
 
 def runs_with_maps(session) -> list:
-    return sorted((r for r in session.runs.values() if r.explanation is not None), key=lambda r: r.id)
+    """The runs of this image and model that have a map, oldest first (another model's are stale)."""
+    return sorted((r for r in session.current_runs() if r.explanation is not None), key=lambda r: r.id)
 
 
 def step_run(session, current: int | None, delta: int) -> int | None:
@@ -58,7 +60,7 @@ def compare_plan(session, available: set[str], methods=COMPARE_METHODS, target: 
     for name in methods:
         if name not in available:
             continue
-        same = [r for r in session.runs.values()
+        same = [r for r in session.current_runs()
                 if r.method == name and r.target == target and (r.active or r.status == RunStatus.DONE)]
         if same:
             reuse.append(max(same, key=lambda r: r.id))

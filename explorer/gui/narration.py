@@ -1,0 +1,78 @@
+"""What the window says about where it stands, kept in step with the document: the progress line under the
+method panel, the target in the status bar, the offer banner and the message bar.
+
+One source of truth: the texts come from ``explorer.session.status`` (Qt-free), recomputed from the session
+on every change that can make them wrong (a run added, changed or removed; a new photo, model, class or
+predictions), so no banner or line keeps describing a run, photo or model that is gone. A new photo or model
+also takes down the offer banner and the last message, which were about the previous one.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject
+
+from explorer.session import status
+
+
+class Narrator(QObject):
+    def __init__(self, win):
+        super().__init__(win)
+        self.win = win
+        s = win.session
+        for signal in (s.run_added, s.run_changed):
+            signal.connect(lambda _run: self.refresh())
+        s.run_removed.connect(self._on_run_removed)
+        s.image_changed.connect(self._on_context_changed)
+        s.model_changed.connect(self._on_model_changed)
+        s.predictions_changed.connect(self.refresh_target)
+        s.target_changed.connect(self.refresh_target)
+        win.runs.slow.connect(self.offer_quick)
+        self._model = s.model_choice
+        self.refresh()
+        self.refresh_target()
+
+    def refresh(self) -> None:
+        frac, text = status.progress_line(self.win.session, self.win.runs.elapsed())
+        self.win.method_panel.set_progress(frac, text)
+
+    def refresh_target(self) -> None:
+        s = self.win.session
+        t = s.effective_target()
+        self.win.target_status.setText("target: –" if t is None else
+                                       f"target: {s.class_name(t)}" + (" (top-1)" if s.target is None else ""))
+
+    def _on_run_removed(self, run) -> None:
+        self.win.follow_up.withdraw(run.id)
+        self.refresh()
+
+    def _on_context_changed(self) -> None:
+        """A new photo (or session): what was said about the previous one no longer holds."""
+        self.win.follow_up.withdraw()
+        self.win.messages.hide()
+        self.refresh()
+        self.refresh_target()
+
+    def _on_model_changed(self) -> None:
+        if self.win.session.model_choice != self._model:  # another model asked for (not its info arriving)
+            self._model = self.win.session.model_choice
+            self._on_context_changed()
+        else:
+            self.refresh()
+
+    def offer_quick(self, run, pace: status.Pace) -> None:
+        """A run would take long: offer its method's Quick settings, which take seconds."""
+        win = self.win
+        entry = win.runs.entry(run.method) or {}
+        quick = ", ".join(f"{k} = {v}" for k, v in entry.get("quick", {}).items())
+        win.follow_up.offer(
+            f"<b>{run.label}</b> needs about <b>{status.duration(pace.left_s)}</b> more ({pace.rate})."
+            f" Its Quick settings ({quick}) give a coarser map in seconds.",
+            "Use Quick settings", lambda rid=run.id: self._use_quick(rid), run.id)
+
+    def _use_quick(self, run_id: int) -> None:
+        if self.win.runs.use_quick(run_id):
+            self.win.select_run(run_id)  # the method panel shows the values it now runs with
+
+
+def install(win) -> Narrator:
+    return Narrator(win)
