@@ -35,6 +35,7 @@ AMPLITUDE_PRIOR = (0.2, 1.5)
 LENGTH_PRIOR = (0.15, 1.0)
 NOISE_PRIOR = (0.02, 1.5)
 NAMES = ("amplitude", "length_y", "length_x", "length_s", "noise")
+RESTART_UNTIL = 50  # probes up to which every fit also restarts from the prior's medians
 _ON_BOUND = 0.01  # a fitted value within 1 % of a bound (in log space) counts as on it
 
 
@@ -182,7 +183,7 @@ def lml_and_grad(theta: np.ndarray, X: np.ndarray, r: np.ndarray, nu: float,
         L = np.linalg.cholesky(K)
     except np.linalg.LinAlgError:
         return -np.inf, np.zeros(5), 0.0
-    Kinv = _chol_solve(L, np.eye(n))
+    Kinv = _chol_inverse(L)
     mean = float(Kinv.sum(0) @ r / Kinv.sum()) if fit_mean else 0.0
     rc = r - mean
     a = Kinv @ rc
@@ -195,10 +196,14 @@ def lml_and_grad(theta: np.ndarray, X: np.ndarray, r: np.ndarray, nu: float,
     return lml, grad, mean
 
 
-def _chol_solve(L: np.ndarray, b: np.ndarray) -> np.ndarray:
-    from scipy.linalg import solve_triangular
+def _chol_inverse(L: np.ndarray) -> np.ndarray:
+    """K⁻¹ from K's lower Cholesky factor in one LAPACK call (potri), symmetrised."""
+    from scipy.linalg import lapack
 
-    return solve_triangular(L.T, solve_triangular(L, b, lower=True), lower=False)
+    inv, info = lapack.dpotri(L, lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"potri failed ({info})")
+    return np.tril(inv) + np.tril(inv, -1).T
 
 
 def _single_threaded_blas():
@@ -227,15 +232,18 @@ def fit_hyperparameters(X: torch.Tensor, r: torch.Tensor, nu: float, start: Hype
     """The MAP (``prior``) or maximum-likelihood hyperparameters within the bounds.
 
     L-BFGS-B (scipy) on θ with the analytic gradient from ``start`` (a warm start: the previous fit) and from
-    the prior's medians; the better end point wins, so a fit never gets stuck where an earlier, smaller data set
-    left it. Runs on the CPU in float64 (n is small); deterministic.
+    the prior's medians (while n <= ``RESTART_UNTIL``); the better end point wins, so a fit does not get stuck
+    where an earlier, smaller data set left it. Beyond that the warm start alone (the fit then moves little from
+    one probe to the next, and each start costs O(n³) per step). Runs on the CPU in float64; deterministic.
     """
     from scipy.optimize import minimize
 
     Xn = X.detach().cpu().double().numpy()
     rn = r.detach().cpu().double().numpy()
     lo, hi = _bounds()
-    starts = [prior_median().theta] + ([np.clip(start.theta, lo, hi)] if start is not None else [])
+    starts = [np.clip(start.theta, lo, hi)] if start is not None else []
+    if not starts or Xn.shape[0] <= RESTART_UNTIL:
+        starts.insert(0, prior_median().theta)
 
     def fun(t):
         v, g, _ = log_posterior(t, Xn, rn, nu, prior, fit_mean)
