@@ -77,7 +77,8 @@ def load(ref: str, allow_download: bool) -> tuple[nn.Module, Any, str]:
                                  f"{'' if allow_download else ' (offline: nothing is downloaded)'} or cannot be "
                                  f"loaded ({type(exc).__name__}: {msg}); save it with save_pretrained and give "
                                  "hf:FOLDER") from None
-        raise FileError(path / "config.json", f"not a loadable image classifier ({type(exc).__name__}: {msg})") from None
+        raise FileError(path / "config.json",
+                        f"not a loadable image classifier ({type(exc).__name__}: {msg})") from None
     try:
         processor = tf.AutoImageProcessor.from_pretrained(src, local_files_only=True)
     except Exception:  # noqa: BLE001 - no preprocessor_config.json: the config's size, said in the notes
