@@ -17,6 +17,7 @@ Layer methods find HF ViT/DeiT/Swin token grids and ConvNeXt/ResNet maps by the 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,27 @@ def load(ref: str, allow_download: bool) -> tuple[nn.Module, Any, str]:
 
             local_only = not _reachable("huggingface.co")
     where = str(path) if folder else f"{ref} (hub cache)"
+    with _quiet(tf):
+        return _from_pretrained(tf, src, local_only, folder, path, ref, allow_download, where)
+
+
+@contextmanager
+def _quiet(tf):
+    """No progress bar or info lines from transformers on stderr while loading (the CLI's stderr is its own
+    one-line errors and progress); the library's settings come back afterwards."""
+    log = tf.utils.logging
+    bar, level = log.is_progress_bar_enabled(), log.get_verbosity()
+    log.disable_progress_bar()
+    log.set_verbosity_error()
+    try:
+        yield
+    finally:
+        log.set_verbosity(level)
+        if bar:
+            log.enable_progress_bar()
+
+
+def _from_pretrained(tf, src, local_only, folder, path, ref, allow_download, where):
     try:
         module = tf.AutoModelForImageClassification.from_pretrained(src, local_files_only=local_only)
     except Exception as exc:  # noqa: BLE001 - transformers fails many ways; each means no usable model here
