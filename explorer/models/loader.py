@@ -103,6 +103,9 @@ def load_weights_file(path: str | Path, trust_pickle: bool = False):
     except pickle.UnpicklingError as exc:
         if trust_pickle:
             raise FileError(p, f"cannot unpickle: {exc}") from None
+        if "global" not in str(exc):  # not a pickle naming Python objects: garbage, text, a truncated file
+            detail = str(exc).split("WeightsUnpickler error:")[-1].strip().splitlines()[0][:120]
+            raise FileError(p, f"is not a weights file (not a PyTorch checkpoint or state dict: {detail})") from None
         raise FileError(
             p, "refused: this file holds pickled Python objects, which can run code when loaded (only tensors "
             "are read without trust); if you trust its source, allow it deliberately with --trust-pickle on the "
