@@ -222,3 +222,32 @@ def test_bad_output_options_are_one_line_exit_2(folders, samples_dir, tmp_path, 
     assert "one output" in err and "sigmoid" in err
     binary = load_model(f"hf:{one}")
     assert binary.binary and binary.labels == ["LABEL_0", "not LABEL_0"] and binary.activation == "sigmoid"
+
+
+@pytest.mark.parametrize("family", ["deit", "swin", "resnet"])
+def test_in_memory_families_find_their_layers(family, photo):
+    """DeiT (class + distillation tokens, teacher head), Swin (token grid without a class token) and ResNet
+    handed over in memory, as a user holding a transformers module would (config alone, no processor)."""
+    import explorer
+
+    torch.manual_seed(0)
+    net = {
+        "deit": lambda: transformers.DeiTForImageClassificationWithTeacher(transformers.DeiTConfig(
+            image_size=SIZE, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+            intermediate_size=64, num_labels=3)),
+        "swin": lambda: transformers.SwinForImageClassification(transformers.SwinConfig(
+            image_size=SIZE, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[1, 2], window_size=4,
+            num_labels=3)),
+        "resnet": lambda: transformers.ResNetForImageClassification(transformers.ResNetConfig(
+            embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], num_labels=3)),
+    }[family]().eval()
+    model = explorer.load_model(net, preprocess={"size": SIZE})
+    info = model.layer_info(model.default_layer())
+    assert info.layout == ("NCHW" if family == "resnet" else "NLC")
+    assert info.prefix == {"deit": 2, "swin": 0, "resnet": 0}[family]
+    assert np.isfinite(explain("gradcam", model, photo, seed=0).raw["salient"]).all()
+    if family == "deit":
+        for method in ("attention_rollout", "chefer"):
+            exp = explain(method, model, photo, seed=0)
+            assert exp.info["readout"] == [0, 1] and np.isfinite(exp.raw["salient"]).all()
+    assert hook_count(net) == 0
