@@ -251,3 +251,21 @@ def test_in_memory_families_find_their_layers(family, photo):
             exp = explain(method, model, photo, seed=0)
             assert exp.info["readout"] == [0, 1] and np.isfinite(exp.raw["salient"]).all()
     assert hook_count(net) == 0
+
+
+def test_in_memory_module_with_its_processor_or_config_alone(folders):
+    import explorer
+
+    net = transformers.AutoModelForImageClassification.from_pretrained(folders["vit"], local_files_only=True)
+    proc = transformers.AutoImageProcessor.from_pretrained(folders["vit"], local_files_only=True)
+    with_proc = explorer.load_model(net, processor=proc)
+    assert with_proc.preprocess.interpolation == "bicubic" and with_proc.labels == ["cat", "dog", "bird"]
+    alone = explorer.load_model(transformers.AutoModelForImageClassification.from_pretrained(
+        folders["vit"], local_files_only=True))
+    assert alone.preprocess.input_size == (SIZE, SIZE)  # the config's image_size
+    wrong = transformers.ViTImageProcessor(size={"height": 48, "width": 48})
+    with pytest.raises(ExplorerError, match="makes 48x48 inputs.*take 32x32"):
+        explorer.load_model(transformers.AutoModelForImageClassification.from_pretrained(
+            folders["vit"], local_files_only=True), processor=wrong)
+    with pytest.raises(ExplorerError, match="processor= is for a Hugging Face model"):
+        explorer.load_model(torch.nn.Linear(3, 3), processor=proc)
