@@ -3,6 +3,7 @@ method, its maps and a manifest written to a folder."""
 
 from __future__ import annotations
 
+import sys
 import time
 
 from explorer.cli.common import Bar, add_model_args, method_names, model_from_args
@@ -43,6 +44,8 @@ def cmd_explain(args) -> int:
     bar.close()
     final.timings["model_load_seconds"] = t_load
     manifest = final.save(args.out)
+    for warning in manifest.get("warnings", []):
+        print(f"explorer: warning: {warning}", file=sys.stderr)
     print(f"{final.method}: target {manifest['target_index']} ({model.labels[manifest['target_index']]}), "
           f"{final.timings['seconds']:.2f} s; wrote {', '.join(manifest['files'])} to {args.out}")
     return 0

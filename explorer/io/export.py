@@ -43,12 +43,16 @@ def provenance(image_path: str | None, model, target_index: int, predictions) ->
 
     ``model`` is a LoadedModel (only ``describe()`` is used), ``predictions`` its ``Prediction`` list.
     """
-    return {
+    out = {
         "image": image_path,
         "model_info": model.describe(),
         "target_index": int(target_index),
         "top5": [{"index": p.index, "name": p.name, "prob": p.prob} for p in predictions],
     }
+    warning = model.uniform_warning(predictions) if hasattr(model, "uniform_warning") else ""
+    if warning:
+        out["warnings"] = [warning]
+    return out
 
 
 def build_manifest(exp: Explanation, image: np.ndarray, extra: dict | None = None) -> dict:

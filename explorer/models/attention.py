@@ -12,6 +12,12 @@ What is checked, so a model whose attention cannot be read is refused before any
 (``num_prefix_tokens``, a ``patch_embed`` with a patch size, the head reading the class token(s) or the
 average of the patch tokens), and blocks whose attention module can be switched to the explicit path. A
 probe forward (``probe``) then checks that every block really produced a row-stochastic A.
+
+Hugging Face ViT and DeiT (transformers 5) are read the same way through their own switch: each attention
+module returns ``(output, weights)``, and the weights exist only with the eager implementation, so
+``unfused`` sets ``config._attn_implementation`` to ``eager`` for the block (restored on any exit) and the
+recording hook takes the module's second output. Their token layout comes from the config (class token,
+DeiT's distillation token, ``patch_size``).
 """
 
 from __future__ import annotations
@@ -26,13 +32,30 @@ from torch import nn
 
 from explorer.core.errors import UnsupportedError
 
+HF_VIT = ("vit", "deit")  # Hugging Face model types whose attention rollout and Chefer read
+
+
+def is_hf(module: nn.Module | None) -> bool:
+    return module is not None and type(module).__module__.startswith("transformers.") and hasattr(module, "config")
+
+
+def _hf_attention(module: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The innermost ``...Attention`` modules of a Hugging Face ViT/DeiT, in execution (registration) order."""
+    if getattr(module.config, "model_type", "") not in HF_VIT:
+        return []
+    return [(n, m) for n, m in module.named_modules() if type(m).__name__.endswith("Attention")
+            and not any(type(c).__name__.endswith("Attention") for c in m.children())]
+
 
 def attention_modules(module: nn.Module) -> list[tuple[str, nn.Module]]:
     """The self-attention module of each transformer block, in execution order (empty if none).
 
     A block's attention is ``blocks[i].attn``, timm's layout for every ViT-like model; it must have the
-    ``fused_attn`` switch and an ``attn_drop`` module (where the explicit path passes A).
+    ``fused_attn`` switch and an ``attn_drop`` module (where the explicit path passes A). A Hugging Face
+    ViT/DeiT's are its attention modules (see the module docstring).
     """
+    if is_hf(module):
+        return _hf_attention(module)
     blocks = getattr(module, "blocks", None)
     if not isinstance(blocks, nn.Module):
         return []
@@ -46,7 +69,7 @@ def attention_modules(module: nn.Module) -> list[tuple[str, nn.Module]]:
 
 def has_attention(module: nn.Module | None) -> bool:
     """Cheap structural test (no forward): a ViT-like module with at least one attention block."""
-    return module is not None and bool(attention_modules(module)) and hasattr(module, "patch_embed")
+    return module is not None and bool(attention_modules(module)) and (hasattr(module, "patch_embed") or is_hf(module))
 
 
 @dataclass(frozen=True)
@@ -73,6 +96,8 @@ class TokenLayout:
 
 def token_layout(module: nn.Module, model_id: str = "model") -> TokenLayout:
     """The token layout of a timm ViT-like module, or UnsupportedError naming what is missing."""
+    if is_hf(module):
+        return _hf_layout(module, model_id)
     prefix = getattr(module, "num_prefix_tokens", None)
     pe = getattr(module, "patch_embed", None)
     patch = getattr(pe, "patch_size", None)
@@ -100,18 +125,35 @@ def token_layout(module: nn.Module, model_id: str = "model") -> TokenLayout:
     return TokenLayout(prefix, readout, patch, bool(getattr(pe, "dynamic_img_pad", False)))
 
 
+def _hf_layout(module: nn.Module, model_id: str) -> TokenLayout:
+    cfg = module.config
+    if getattr(cfg, "model_type", "") not in HF_VIT:
+        raise UnsupportedError(f"model {model_id!r} is a Hugging Face {getattr(cfg, 'model_type', '?')} model; "
+                               "attention rollout and Chefer relevance read Hugging Face ViT and DeiT only")
+    patch = cfg.patch_size
+    patch = (int(patch[0]), int(patch[1])) if isinstance(patch, (tuple, list)) else (int(patch), int(patch))
+    if cfg.model_type == "deit":  # class and distillation tokens; the teacher variant averages both heads
+        return TokenLayout(2, (0, 1) if "WithTeacher" in type(module).__name__ else (0,), patch, False)
+    return TokenLayout(1, (0,), patch, False)  # ViTForImageClassification reads the class token
+
+
 @contextmanager
 def unfused(modules: list[nn.Module]) -> Iterator[None]:
-    """Switch ``fused_attn`` off on each module for the block; the previous values come back on any exit."""
+    """Switch ``fused_attn`` off on each module (timm), or its config to the eager implementation (Hugging
+    Face), for the block; the previous values come back on any exit."""
     saved = []
     try:
         for m in modules:
-            saved.append((m, m.fused_attn))
-            m.fused_attn = False
+            if hasattr(m, "fused_attn"):
+                saved.append((m, "fused_attn", m.fused_attn))
+                m.fused_attn = False
+            else:
+                saved.append((m.config, "_attn_implementation", m.config._attn_implementation))
+                m.config._attn_implementation = "eager"
         yield
     finally:  # also on KeyboardInterrupt and on an exception inside the block
-        for m, value in reversed(saved):
-            m.fused_attn = value
+        for obj, attr, value in reversed(saved):
+            setattr(obj, attr, value)
 
 
 @contextmanager
@@ -122,7 +164,12 @@ def attention_recording(modules: list[nn.Module]) -> Iterator[list[torch.Tensor]
     with unfused(modules):
         try:
             for m in modules:
-                handles.append(m.attn_drop.register_forward_hook(lambda _m, _i, out: store.append(out)))
+                if hasattr(m, "fused_attn"):
+                    handles.append(m.attn_drop.register_forward_hook(lambda _m, _i, out: store.append(out)))
+                else:  # Hugging Face: (output, weights); weights None would mean a fused kernel ran
+                    handles.append(m.register_forward_hook(
+                        lambda _m, _i, out: store.append(out[1]) if isinstance(out, tuple) and len(out) > 1
+                        and isinstance(out[1], torch.Tensor) else None))
             yield store
         finally:
             for h in handles:
@@ -139,14 +186,16 @@ def attention_problem(model) -> str:
                 "(--model timm:NAME --weights FILE) to read them")
     module = model.module
     mods = attention_modules(module)
-    if not mods or not hasattr(module, "patch_embed"):
-        return (f"model {model.id!r} has no transformer attention blocks (a timm ViT, DeiT or ViT with registers is "
-                "needed)")
+    if not mods or not (hasattr(module, "patch_embed") or is_hf(module)):
+        return (f"model {model.id!r} has no transformer attention blocks (a timm ViT, DeiT or ViT with registers, "
+                "or a Hugging Face ViT or DeiT is needed)")
     try:
         token_layout(module, model.id)
     except UnsupportedError as exc:
         return str(exc)
     for name, m in mods:
+        if is_hf(module):
+            continue  # switched through the config (unfused); the probe checks what comes out
         if not hasattr(m, "fused_attn") or not isinstance(getattr(m, "attn_drop", None), nn.Module):
             return (f"model {model.id!r}: {name} ({type(m).__name__}) has no fused_attn switch or attn_drop module, "
                     "so its attention cannot be switched to the explicit path and read")

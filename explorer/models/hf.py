@@ -17,6 +17,7 @@ Layer methods find HF ViT/DeiT/Swin token grids and ConvNeXt/ResNet maps by the 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,28 @@ def load(ref: str, allow_download: bool) -> tuple[nn.Module, Any, str]:
             from explorer.models.loader import _reachable
 
             local_only = not _reachable("huggingface.co")
-    where = str(path / "config.json") if folder else f"{ref} (hub cache)"
+    where = str(path) if folder else f"{ref} (hub cache)"
+    with _quiet(tf):
+        return _from_pretrained(tf, src, local_only, folder, path, ref, allow_download, where)
+
+
+@contextmanager
+def _quiet(tf):
+    """No progress bar or info lines from transformers on stderr while loading (the CLI's stderr is its own
+    one-line errors and progress); the library's settings come back afterwards."""
+    log = tf.utils.logging
+    bar, level = log.is_progress_bar_enabled(), log.get_verbosity()
+    log.disable_progress_bar()
+    log.set_verbosity_error()
+    try:
+        yield
+    finally:
+        log.set_verbosity(level)
+        if bar:
+            log.enable_progress_bar()
+
+
+def _from_pretrained(tf, src, local_only, folder, path, ref, allow_download, where):
     try:
         module = tf.AutoModelForImageClassification.from_pretrained(src, local_files_only=local_only)
     except Exception as exc:  # noqa: BLE001 - transformers fails many ways; each means no usable model here
@@ -77,7 +99,8 @@ def load(ref: str, allow_download: bool) -> tuple[nn.Module, Any, str]:
                                  f"{'' if allow_download else ' (offline: nothing is downloaded)'} or cannot be "
                                  f"loaded ({type(exc).__name__}: {msg}); save it with save_pretrained and give "
                                  "hf:FOLDER") from None
-        raise FileError(where, f"not a loadable image classifier ({type(exc).__name__}: {msg})") from None
+        raise FileError(path / "config.json",
+                        f"not a loadable image classifier ({type(exc).__name__}: {msg})") from None
     try:
         processor = tf.AutoImageProcessor.from_pretrained(src, local_files_only=True)
     except Exception:  # noqa: BLE001 - no preprocessor_config.json: the config's size, said in the notes
@@ -118,7 +141,8 @@ def describe_module(module: nn.Module, processor: Any, model_id: str, policy: An
 
 
 def _at(where: str) -> str:
-    return f" ({Path(where).parent / 'preprocessor_config.json'})" if where.endswith("config.json") else ""
+    """Where the processor came from, for messages: the folder's preprocessor_config.json."""
+    return f" ({Path(where) / 'preprocessor_config.json'})" if where and Path(where).is_dir() else ""
 
 
 def _config_size(cfg) -> int:

@@ -159,6 +159,21 @@ class LoadedModel:
         v, i = p.topk(min(k, p.numel()))
         return [Prediction(int(j), self.labels[int(j)], float(q)) for q, j in zip(v.tolist(), i.tolist())]
 
+    def uniform_warning(self, predictions: list[Prediction]) -> str:
+        """A warning when the top predictions are near chance ('' otherwise): the softmax's top-1 under three
+        times the uniform 1/K over 10 or more classes, or every sigmoid label within 0.05 of 0.5. Such scores
+        usually mean untrained (random) weights, or weights that do not fit the preprocessing."""
+        if not predictions:
+            return ""
+        k, top = self.num_classes, predictions[0].prob
+        if self.activation == "softmax" and k >= 10 and top < 3.0 / k:
+            return (f"predictions are near-uniform over the {k} classes (top-1 {top:.4f}, uniform {1 / k:.4f}): "
+                    "the weights are likely untrained, or do not fit the preprocessing; the maps explain that model")
+        if self.activation == "sigmoid" and all(abs(p.prob - 0.5) < 0.05 for p in predictions):
+            return (f"every label's probability is within 0.05 of 0.5 (top {top:.3f}): the weights are likely "
+                    "untrained, or do not fit the preprocessing; the maps explain that model")
+        return ""
+
     # ----------------------------------------------------------------- classes
     def class_index(self, target: int | str) -> int:
         """A class index from an index (or its string) or a class name (exact, then case-insensitive)."""

@@ -104,6 +104,9 @@ def load_weights_file(path: str | Path, trust_pickle: bool = False):
     except pickle.UnpicklingError as exc:
         if trust_pickle:
             raise FileError(p, f"cannot unpickle: {exc}") from None
+        if not _pickle_like(p, str(exc)):  # text or garbage, not a pickle of Python objects
+            detail = str(exc).split("WeightsUnpickler error:")[-1].strip().splitlines()[0][:120]
+            raise FileError(p, f"is not a weights file (not a PyTorch checkpoint or state dict: {detail})") from None
         raise FileError(
             p, "refused: this file holds pickled Python objects, which can run code when loaded (only tensors "
             "are read without trust); if you trust its source, allow it deliberately with --trust-pickle on the "
@@ -111,6 +114,22 @@ def load_weights_file(path: str | Path, trust_pickle: bool = False):
     except Exception as exc:  # noqa: BLE001 - torch.load fails many ways on a file that is not one (IndexError...)
         raise FileError(p, f"is not a weights file ({type(exc).__name__}: "
                            f"{str(exc).splitlines()[0][:200] if str(exc) else 'unreadable'})") from None
+
+
+def _pickle_like(p: Path, message: str) -> bool:
+    """Whether a file torch refused is a pickle naming Python objects (refused as such, trust can allow it)
+    rather than something that is no checkpoint at all (a text file named .pth): a torch zip, a binary
+    pickle (protocol 2+ starts with 0x80), or an unpickler that met a global."""
+    import zipfile
+
+    if "global" in message.lower():
+        return True
+    try:
+        with open(p, "rb") as f:
+            head = f.read(1)
+        return head == b"\x80" or zipfile.is_zipfile(p)
+    except OSError:
+        return False
 
 
 def _unwrap_state_dict(obj, path) -> dict:

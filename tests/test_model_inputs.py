@@ -1,0 +1,199 @@
+"""The researcher's own model (issue 26): dtypes, wrappers, tuple/dict outputs, channel counts, timm's built
+image size, loading errors that name the file, the near-uniform warning and the model choice's new fields."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import explorer
+from explorer.core.errors import FileError, ModelLoadError, UnsupportedError
+from explorer.methods import explain
+from explorer.models.layers import hook_count
+
+SIZE = 32
+
+
+def _net(cin: int = 3, k: int = 5, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(cin, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1, stride=2),
+                         nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, k)).eval()
+
+
+def _image(seed: int = 0) -> np.ndarray:
+    return (np.random.default_rng(seed).random((SIZE, SIZE, 3)) * 255).astype(np.uint8)
+
+
+PRE = {"size": SIZE}
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_low_precision_models_get_their_dtype_and_give_float32_maps(dtype):
+    ref = explorer.load_model(_net(), preprocess=PRE)
+    low = explorer.load_model(_net().to(dtype), preprocess=PRE)
+    x = ref.preprocess.normalise(_image())
+    assert low.forward.model_input(x).dtype == dtype
+    assert low(x).dtype == torch.float32 and low.describe()["dtype"] == str(dtype).removeprefix("torch.")
+    torch.testing.assert_close(low.scores(x), ref.scores(x), atol=0.02, rtol=0.05)
+    for method in ("gradcam", "integrated_gradients"):
+        try:
+            exp = explain(method, low, _image(), target=1, params={"steps": 4} if method != "gradcam" else {})
+        except UnsupportedError as exc:  # a CPU build without that kernel: the one-line refusal, not a crash
+            assert ".float()" in str(exc) and "\n" not in str(exc)
+            continue
+        for m in exp.raw.values():
+            assert m.dtype == np.float32 and np.isfinite(m).all()
+
+
+def test_a_missing_low_precision_kernel_is_a_one_line_refusal():
+    class NoHalfKernel(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 4).half()
+
+        def forward(self, x):
+            if x.dtype == torch.float16:
+                raise RuntimeError('"slow_conv2d_cpu" not implemented for \'Half\'')
+            return self.fc(x.mean((2, 3)))
+
+    with pytest.raises(UnsupportedError, match=r"runs in float16.*module\.float\(\)") as err:
+        explorer.load_model(NoHalfKernel(), preprocess=PRE)
+    assert "\n" not in str(err.value)
+
+
+def test_compiled_and_data_parallel_modules_offer_their_layers():
+    plain = explorer.load_model(_net(), preprocess=PRE)
+    ref = explain("gradcam", plain, _image(), target=2).raw["salient"]
+    for wrapped in (torch.compile(_net()), nn.DataParallel(_net())):
+        model = explorer.load_model(wrapped, preprocess=PRE)
+        assert model.layer_names() == plain.layer_names()
+        assert any("explained through" in n for n in model.notes)
+        np.testing.assert_allclose(explain("gradcam", model, _image(), target=2).raw["salient"], ref, atol=1e-5)
+        assert hook_count(model.module) == 0
+
+
+class Pair(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = _net()
+
+    def forward(self, x):
+        z = self.net(x)
+        return z, {"aux": z * 2}
+
+
+class Named(Pair):
+    def forward(self, x):
+        z = self.net(x)
+        return {"scores": z, "aux": z * 2}
+
+
+def test_output_selector():
+    x = torch.zeros(1, 3, SIZE, SIZE)
+    base = explorer.load_model(_net(), preprocess=PRE)(x)
+    assert torch.equal(explorer.load_model(Pair(), preprocess=PRE)(x), base)  # element 0 of a tuple
+    with pytest.raises(ModelLoadError, match="no 'logits' entry.*output=NAME, one of scores, aux"):
+        explorer.load_model(Named(), preprocess=PRE)
+    named = explorer.load_model(Named(), preprocess=PRE, output="aux")
+    assert torch.equal(named(x), 2 * base) and named.describe()["output"] == "aux"
+    with pytest.raises(ModelLoadError, match="has no entry 'logit'.*one of scores, aux"):
+        explorer.load_model(Named(), preprocess=PRE, output="logit")
+    with pytest.raises(ModelLoadError, match="output=1 is not a tensor"):
+        explorer.load_model(Pair(), preprocess=PRE, output=1)
+
+
+def test_channel_counts():
+    grey = explorer.load_model(_net(1), preprocess={"size": SIZE, "mean": (0.5,), "std": (0.25,)})
+    assert grey.preprocess.mean == (0.5,) and grey.describe()["input_channels"] == 1
+    exp = explain("gradcam", grey, _image(), target=0)
+    assert exp.raw["salient"].shape == (SIZE, SIZE)
+    averaged = explorer.load_model(_net(1), preprocess=PRE)  # RGB statistics given: averaged for the grey model
+    assert averaged.preprocess.mean == pytest.approx((np.mean((0.485, 0.456, 0.406)),))
+    with pytest.raises(ModelLoadError, match="takes 4 input channels") as err:
+        explorer.load_model(_net(4), preprocess=PRE)
+    assert "\n" not in str(err.value)
+    with pytest.raises(ModelLoadError, match="takes 3 input channels but its preprocessing has one"):
+        explorer.load_model(_net(3), preprocess={"size": SIZE, "mean": (0.5,), "std": (0.25,)})
+
+
+def test_activation_is_the_users_choice_within_what_the_outputs_allow():
+    m = explorer.load_model(_net(k=3), preprocess=PRE, activation="sigmoid")
+    x = torch.zeros(2, 3, SIZE, SIZE)
+    torch.testing.assert_close(m.scores(x), m(x).sigmoid())
+    none = explorer.load_model(m, activation="none")
+    torch.testing.assert_close(none.scores(x), none(x))
+    assert m.activation == "sigmoid"  # the copy changed, not the original
+    with pytest.raises(ModelLoadError, match="unknown activation 'tanh'"):
+        explorer.load_model(_net(), preprocess=PRE, activation="tanh")
+    with pytest.raises(ModelLoadError, match="one output.*always 1"):
+        explorer.load_model(_net(k=1), preprocess=PRE, activation="softmax")
+
+
+def test_binary_labels_from_the_user():
+    m = explorer.load_model(_net(k=1), preprocess=PRE, labels=["tumour"])
+    assert m.labels == ["tumour", "not tumour"] and m.class_index("not tumour") == 1
+    both = explorer.load_model(_net(k=1), preprocess=PRE, labels=["malignant", "benign"])
+    assert both.labels == ["malignant", "benign"]
+    with pytest.raises(ModelLoadError, match="one output .* 3 classes"):
+        explorer.load_model(_net(k=1), preprocess=PRE, labels=["a", "b", "c"])
+
+
+def test_timm_preprocessing_follows_the_built_image_size():
+    timm = pytest.importorskip("timm")
+    net = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=64)
+    assert explorer.load_model(net).preprocess.input_size == (64, 64)
+
+
+def test_a_text_file_named_pth_is_not_a_weights_file(tmp_path):
+    from explorer.models import load_model
+
+    bad = tmp_path / "r18.pth"
+    bad.write_text("not weights\n")
+    with pytest.raises(FileError) as err:
+        load_model("timm:resnet18", weights=str(bad), device="cpu")
+    msg = str(err.value)
+    assert "r18.pth" in msg and "is not a weights file" in msg and "\n" not in msg
+
+
+def test_near_uniform_predictions_warn():
+    flat = _net(k=100)
+    with torch.no_grad():
+        flat[-1].weight.mul_(1e-4)
+    model = explorer.load_model(flat, preprocess=PRE)
+    exp = explorer.explain(model, _image(), "gradient")
+    assert "near-uniform over the 100 classes" in exp.manifest()["warnings"][0]
+    sharp = _net(k=100)
+    with torch.no_grad():
+        sharp[-1].bias[7] = 50.0
+    assert "warnings" not in explorer.explain(explorer.load_model(sharp, preprocess=PRE), _image(),
+                                              "gradient").manifest()
+
+
+def test_model_choice_records_activation_and_output():
+    from explorer.session.model_choice import ModelChoice
+
+    c = ModelChoice(spec="hf:/models/vit", activation="sigmoid", output="logits")
+    back = ModelChoice.from_record(c.record())
+    assert back == c and back.load_options() == {"activation": "sigmoid", "output": "logits"}
+    assert ModelChoice(output="1").load_options()["output"] == 1
+    with pytest.raises(ValueError, match="activation"):
+        ModelChoice.from_record({"activation": "tanh"})
+
+
+def test_cli_activation_and_output_options(samples_dir, tmp_path, capsys):
+    from explorer.cli import main
+
+    path = str(samples_dir / "chelsea.png")
+    capsys.readouterr()
+    assert main(["explain", path, "--method", "gradient", "--activation", "tanh", "--out", str(tmp_path)]) == 2
+    assert "--activation" in capsys.readouterr().err
+    assert main(["explain", path, "--method", "gradient", "--activation", "sigmoid", "--out",
+                 str(tmp_path / "o")]) == 0
+    import json
+
+    man = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert man["model_info"]["activation"] == "sigmoid"
+    assert all(0 < p["prob"] < 1 for p in man["top5"]) and sum(p["prob"] for p in man["top5"]) > 0
+
