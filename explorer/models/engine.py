@@ -292,9 +292,9 @@ class Engine:
 
     def record(self) -> dict:
         """What the manifest says: asked for, what scored, why, and what was measured."""
-        out = {"requested": self.requested, "engine": self.active if self.resolved else "not resolved yet"}
-        if self.note:
-            out["note"] = self.note
+        out = {"requested": self.requested, "engine": self.active}
+        if self.note or not self.resolved:
+            out["note"] = self.note or "not decided: no score-only forward has run (every forward was torch's)"
         if self.info:
             out.update({k: v for k, v in self.info.items() if k not in ("cache_file",)})
         return out
