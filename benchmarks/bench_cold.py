@@ -145,9 +145,10 @@ def evaluate_row(photos: int, last: dict, images: int, overhead: float, protocol
     import csv
 
     folder = SHARED if SHARED.is_dir() else ROOT / "resources" / "samples"
+    engine = last.get("engine", "torch")  # the curves' forwards are score-only: the fastest engine's bound
     for kind in ("forward", "grad"):
-        last.setdefault(kind, bound(kind, images)["images_per_s"])
-    before = bound("forward", images)
+        last.setdefault(kind, bound(kind, images, engine if kind == "forward" else "torch")["images_per_s"])
+    before = bound("forward", images, engine)
     with tempfile.TemporaryDirectory() as tmp:
         out, pick = Path(tmp) / "ev", Path(tmp) / "photos"
         pick.mkdir()  # the first photos of the folder, linked (never copied), without its README
@@ -173,12 +174,13 @@ def evaluate_row(photos: int, last: dict, images: int, overhead: float, protocol
                         method_s += float(r["value"])
                     elif r["metric"] in ("deletion", "insertion") and r["quantity"] == "score":
                         points += 1
-    after = bound("forward", images)
+    after = bound("forward", images, engine)
     rate = (before["images_per_s"] + after["images_per_s"]) / 2
     need = (fwd + points) / rate + grad / last["grad"]
     work = wall - overhead
     row = {"method": f"evaluate ({photos} photos x 6 methods, {protocol})", "params": {"methods": EVAL_METHODS},
-           "bound": "forward", "bound_before": before, "bound_after": after, "bound_images_per_s": rate,
+           "bound": "forward", "bound_engine": engine, "bound_before": before, "bound_after": after,
+           "bound_images_per_s": rate,
            "bound_seconds": need, "ratio": work / need, "goal": 1.2, "seconds": work, "images": fwd + points,
            "grad_images": grad, "curve_points": points, "method_seconds": method_s, "process_seconds": wall,
            "photos_per_minute": 60 * photos / wall, "allocator_env": {}}
