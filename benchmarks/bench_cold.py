@@ -365,7 +365,7 @@ def main() -> None:
     global BATCHES
     if a.quick:
         BATCHES, a.images = "4", 40
-        a.shared = min(a.shared, 40)
+        a.shared = min(a.shared, 20)
         for i, (name, kind, params) in enumerate(METHODS):
             METHODS[i] = (name, kind, {**params, **QUICK.get(name, {})})
     meta = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
