@@ -267,6 +267,7 @@ SHARED_SETTINGS = (
     ("auto engine, one thread", {"OMP_NUM_THREADS": "1"}, None),
     ("torch engine", {}, "torch"),
     ("torch engine, OMP_WAIT_POLICY=PASSIVE", {"OMP_WAIT_POLICY": "PASSIVE"}, "torch"),
+    ("torch engine, one thread", {"OMP_NUM_THREADS": "1"}, "torch"),
 )
 
 
