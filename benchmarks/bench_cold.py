@@ -314,13 +314,14 @@ def readme_table(rows: list[dict], cold: dict | None, meta: dict) -> str:
     if meta.get("peers"):
         lines += ["", "Peers, each in a fresh process on the same model, photo, batch and number of forwards "
                       "(benchmarks/_peers.py; torch eager, as they call the model):", "",
-                  "| peer | method | forwards | peer s | ours s | peer / ours |", "|---|---|---|---|---|---|"]
+                  "| peer | method | forwards | peer s | ours s (scored by) | peer / ours |",
+                  "|---|---|---|---|---|---|"]
         for r in meta["peers"]:
             lines.append(f"| {r['peer']} | {r['method']} | {r['forwards']} | {r['seconds']:.2f} | "
-                         f"{r['ours_seconds']:.2f} | {r['ratio']:.2f}x |")
+                         f"{r['ours_seconds']:.2f} ({r.get('ours_engine')}) | {r['ratio']:.2f}x |")
     if meta.get("shared"):
-        lines += ["", "A shared machine: RISE N=1000 while a second process keeps every core busy, against the same "
-                      "run idle (goal <= 2.5x; a fair share of two cores is 2x):", "",
+        lines += ["", f"A shared machine: RISE N={meta['shared'][0]['n']} while a second process keeps every core "
+                      "busy, against the same run idle (goal <= 2.5x; a fair share of two cores is 2x):", "",
                   "| thread setting | idle s | busy s | busy / idle |", "|---|---|---|---|"]
         for r in meta["shared"]:
             lines.append(f"| {r['setting']} | {r['idle_seconds']:.2f} ({r['idle_engine']}) | {r['busy_seconds']:.2f} "
