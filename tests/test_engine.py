@@ -163,6 +163,17 @@ def test_corrupt_or_stale_cache_is_rebuilt_never_trusted(tmp_path, monkeypatch, 
     assert E._read_cached(onnx_file, key) is not None  # the rebuilt file and its sidecar agree
 
 
+def test_unwritable_cache_folder_is_a_note(tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(blocker))
+    m = _api_load(_tiny(), "auto")
+    rec = m.resolve_engine()
+    assert rec["engine"] == "torch" and "no writable cache folder" in rec["note"]
+    with torch.inference_mode():
+        assert m.logits(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
 def test_a_users_onnx_model_keeps_working(tmp_path, chelsea):
     net = _tiny()
     p = tmp_path / "mine.onnx"

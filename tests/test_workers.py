@@ -183,3 +183,28 @@ def test_a_method_dying_midway_fails_its_run_and_nothing_else(qtbot, worker, col
     qtbot.waitUntil(lambda: any(r == 7 for r, _, _ in col.finished + col.failed), timeout=T)
     assert not [f for f in col.failed if f[0] == 7], col.failed
     assert worker.isRunning()
+
+
+def test_engine_choice_reaches_the_loader(qtbot, worker, col, tmp_path):
+    """The GUI's engine choice travels in the ModelChoice to the worker's loader: onnxruntime on a TorchScript
+    model is refused there, and the previous model stays."""
+    import torch
+    from torch import nn
+
+    from explorer.gui.model_panel import ModelPanel
+
+    panel = ModelPanel()
+    qtbot.addWidget(panel)
+    panel.show_choice(ModelChoice(str(tmp_path / "tiny.ts"), engine="onnxruntime"))
+    choice = panel.choice()
+    assert choice.engine == "onnxruntime" and ModelChoice.from_record(choice.record()).engine == "onnxruntime"
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10)).eval()
+    torch.jit.trace(net, torch.zeros(1, 3, 32, 32)).save(str(tmp_path / "tiny.ts"))
+    with qtbot.waitSignal(worker.model_failed, timeout=T) as blk:
+        worker.load_model(choice)
+    assert "engine onnxruntime" in blk.args[0] and "torchscript" in blk.args[0]
+    worker.call(lambda model, image: model.id)
+    qtbot.waitUntil(lambda: bool(col.calls), timeout=T)
+    assert col.calls[0][1] == "tiny"
+    panel.engine.setCurrentText("auto")
+    assert panel.choice().engine is None

@@ -24,9 +24,11 @@ def pick_device(requested: str | None = None) -> torch.device:
 def is_oom(exc: BaseException) -> bool:
     if isinstance(exc, torch.cuda.OutOfMemoryError):
         return True
+    msg = str(exc).lower()
+    if "failed to allocate memory" in msg:  # ONNX Runtime's arena (the scoring engine), its own exception type
+        return True
     return isinstance(exc, (RuntimeError, MemoryError)) and (
-        isinstance(exc, MemoryError) or "out of memory" in str(exc).lower()
-        or "can't allocate memory" in str(exc).lower())
+        isinstance(exc, MemoryError) or "out of memory" in msg or "can't allocate memory" in msg)
 
 
 class BatchPolicy:

@@ -243,11 +243,14 @@ class Engine:
         t0 = time.perf_counter()
         try:
             fwd, info = self._prepare(model)
-        except _Unfit as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure here (a read-only cache, a model the probe breaks)
+            why = str(exc) if isinstance(exc, _Unfit) else (  # means the same: torch scores, and says why
+                f"could not be prepared for onnxruntime ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})"
+                if str(exc) else f"could not be prepared for onnxruntime ({type(exc).__name__})")
             self.info = {"seconds": round(time.perf_counter() - t0, 3)}
             if self.requested == "onnxruntime":
-                raise ModelLoadError(f"engine onnxruntime: model {model.id!r} {exc}; use --engine torch") from None
-            self.note = f"onnxruntime not used: model {exc}"
+                raise ModelLoadError(f"engine onnxruntime: model {model.id!r} {why}; use --engine torch") from None
+            self.note = f"onnxruntime not used: model {why}"
             model.notes.append(self.note)
             return
         info["seconds"] = round(time.perf_counter() - t0, 3)
@@ -277,6 +280,9 @@ class Engine:
             source, t_exp = "export", time.perf_counter()
             try:
                 data = _build(module, probe[:2], path, key)
+            except OSError as exc:  # the cache folder, not the model: say so
+                raise _Unfit(f"has no writable cache folder for its export ({path.parent}: "
+                             f"{exc.strerror or type(exc).__name__})") from None
             except Exception as exc:  # noqa: BLE001 - the exporter fails many ways; each means: torch scores
                 first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
                 raise _Unfit(f"cannot be exported to ONNX ({type(exc).__name__}: {first})") from None
@@ -292,9 +298,9 @@ class Engine:
 
     def record(self) -> dict:
         """What the manifest says: asked for, what scored, why, and what was measured."""
-        out = {"requested": self.requested, "engine": self.active if self.resolved else "not resolved yet"}
-        if self.note:
-            out["note"] = self.note
+        out = {"requested": self.requested, "engine": self.active}
+        if self.note or not self.resolved:
+            out["note"] = self.note or "not decided: no score-only forward has run (every forward was torch's)"
         if self.info:
             out.update({k: v for k, v in self.info.items() if k not in ("cache_file",)})
         return out
