@@ -248,7 +248,7 @@ def test_cli_lrp_on_vit_reports_conservation_and_a_refusal_leaves_out_untouched(
     import json
 
     info = json.loads((out / "manifest.json").read_text())["info"]
-    assert rc == 0 and info["composite"] == "conserving_gamma" and np.isfinite(info["conservation"])
+    assert rc == 0 and info["composite"] == "conserving_plus" and np.isfinite(info["conservation"])
     rc = main(["explain", str(samples_dir / "chelsea.png"), "--model", "timm:vit_tiny_patch16_224",
                "--weights", str(w), "--method", "gradcam", "--out", str(out)])
     assert rc == 0 and json.loads((out / "manifest.json").read_text())["info"]["layer"] == "blocks.11.norm1"

@@ -35,6 +35,7 @@ relevance put in at the output, the composite that ran, and a warning when conse
 
 from __future__ import annotations
 
+import math
 import weakref
 from typing import Iterator
 
@@ -48,7 +49,7 @@ from explorer.methods.alternatives import use_instead
 from explorer.methods.base import Context, Method, register
 
 ZENNIT_COMPOSITES = ("epsilon_plus_flat", "epsilon_alpha2_beta1_flat", "epsilon_gamma_box", "epsilon_flat")
-CONSERVING = ("conserving_gamma", "attnlrp")
+CONSERVING = ("conserving_plus", "conserving_gamma", "attnlrp")
 COMPOSITES = ("auto",) + CONSERVING + ZENNIT_COMPOSITES
 LOW_CONSERVATION = 0.5  # below this, the run says so in its info (and so in the manifest and the window)
 
@@ -231,7 +232,7 @@ def engine(module: nn.Module) -> str:
 
 def resolve(composite: str, module: nn.Module) -> str:
     """The composite ``auto`` stands for on this model (chosen by measurement, docs/methods.md §1.7)."""
-    return "conserving_gamma" if composite == "auto" else composite
+    return "conserving_plus" if composite == "auto" else composite
 
 
 def _start(target: int, value: bool):
@@ -243,8 +244,10 @@ def _start(target: int, value: bool):
 
 
 def lrp_relevance(model, x: torch.Tensor, target: int, composite: str = "auto", *,
-                  epsilon: float = 1e-6, gamma: float = 0.25, zero_bias: bool = False) -> tuple[torch.Tensor, float]:
-    """Input relevance (1, 3, h, w) for ``target`` (started from the logit z_c) and z_c itself."""
+                  epsilon: float = 1e-6, gamma: float = 0.25, zero_bias: bool = False,
+                  form: str | None = None) -> tuple[torch.Tensor, float]:
+    """Input relevance (1, 3, h, w) for ``target`` (started from the logit z_c) and z_c itself. ``form``: force
+    the conserving composites' 'relevance' or 'gradient' form (benchmarks; default: ``engine(module)``)."""
     from zennit.attribution import Gradient
 
     from explorer.methods import lrp_rules
@@ -255,11 +258,14 @@ def lrp_relevance(model, x: torch.Tensor, target: int, composite: str = "auto", 
     if model.channels_last:
         xin = xin.contiguous(memory_format=torch.channels_last)
     gradient_form = False
-    if composite in CONSERVING and engine(module) == "relevance":
-        comp = lrp_rules.relevance_composite(module, make_canonizers(module, xin), conv_gamma=gamma, eps=epsilon)
+    form = form or engine(module)
+    conv_gamma = math.inf if composite == "conserving_plus" else gamma
+    if composite in CONSERVING and form == "relevance":
+        comp = lrp_rules.relevance_composite(module, make_canonizers(module, xin), conv_gamma=conv_gamma,
+                                             eps=epsilon)
     elif composite in CONSERVING:
         gradient_form = True
-        comp = lrp_rules.conserving_composite(module, traced_batchnorm_pairs(module, xin), conv_gamma=gamma,
+        comp = lrp_rules.conserving_composite(module, traced_batchnorm_pairs(module, xin), conv_gamma=conv_gamma,
                                               attention="attnlrp" if composite == "attnlrp" else "cp",
                                               eps=epsilon)
     else:

@@ -36,6 +36,8 @@ A module no rule covers is named by ``coverage_problem`` before anything is comp
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -74,6 +76,13 @@ def _fit(grad_input, g):
 
 def _stabilise(t: torch.Tensor, eps: float) -> torch.Tensor:
     return t + eps * (2 * (t >= 0).to(t) - 1)
+
+
+def _favouring(gamma: float, positive: bool):
+    """The γ rule's weights w + γ·w⁺ (``positive``) or w + γ·w⁻; γ = inf keeps w⁺ or w⁻ alone (the z⁺ limit)."""
+    if math.isinf(gamma):
+        return (lambda w: w.clamp(min=0)) if positive else (lambda w: w.clamp(max=0))
+    return (lambda w: w + gamma * w.clamp(min=0)) if positive else (lambda w: w + gamma * w.clamp(max=0))
 
 
 def _hooks():
@@ -151,21 +160,38 @@ def _hooks():
                     z = self._linear(module, xg)
                     zd = z.detach()  # an output of bias alone (z = 0) has no input to go to here
                     return torch.autograd.grad(z, xg, rel * (zd != 0) / _stabilise(zd, self.eps))[0]
-                gam = self.gamma
-                a = self._linear(module, xg, lambda w: w + gam * w.clamp(min=0))  # weights favouring positive
-                b = self._linear(module, xg, lambda w: w + gam * w.clamp(max=0))  # ... and negative outputs
+                wp, wn = _favouring(self.gamma, True), _favouring(self.gamma, False)
+                a = self._linear(module, xg, wp)  # weights favouring positive contributions
+                b = self._linear(module, xg, wn)  # ... and negative ones
             with torch.no_grad():
                 xp, xn = x.clamp(min=0), x.clamp(max=0)
                 pos = self._linear(module, x) > 0  # the sign of the bias-free output picks the branch
-                zp = self._linear(module, xp, lambda w: w + gam * w.clamp(min=0)) + \
-                    self._linear(module, xn, lambda w: w + gam * w.clamp(max=0))
-                zn = self._linear(module, xp, lambda w: w + gam * w.clamp(max=0)) + \
-                    self._linear(module, xn, lambda w: w + gam * w.clamp(min=0))
+                zp = self._linear(module, xp, wp) + self._linear(module, xn, wn)
+                zn = self._linear(module, xp, wn) + self._linear(module, xn, wp)
                 up = rel * pos / _stabilise(zp, self.eps)
                 un = rel * ~pos / _stabilise(zn, self.eps)
             gp = torch.autograd.grad((a, b), xg, (up, un), retain_graph=True)[0]  # for positive inputs
             gn = torch.autograd.grad((a, b), xg, (un, up))[0]  # for negative inputs
             return torch.where(x > 0, gp, gn)
+
+    class ShiftFree(_Stored):
+        """The module's input is x + shift for a constant ``shift`` (a position embedding added just before it):
+        the shift's share of the relevance goes to x, like a bias's (g_in = g_out · y / (y − shift))."""
+
+        def __init__(self, shift: torch.Tensor | None = None, eps: float = EPSILON):
+            super().__init__()
+            self.shift, self.eps = shift, eps
+
+        def copy(self):
+            return ShiftFree(self.shift, self.eps)
+
+        def backward(self, module, grad_input, grad_output):
+            y = self.stored_tensors["output"]
+            shift = self.shift.to(y)
+            if shift.ndim == 3 and shift.shape[1] < y.shape[1]:  # no embedding on the prefix tokens (DeiT-3)
+                shift = torch.cat([shift.new_zeros(1, y.shape[1] - shift.shape[1], shift.shape[2]), shift], 1)
+            inner = y - shift
+            return _fit(grad_input, grad_output[0] * y * (inner != 0) / _stabilise(inner, self.eps))
 
     class _OutputHook(Hook):
         """A rule that replaces the module's output in the forward pass (one forward hook, no backward)."""
@@ -188,12 +214,13 @@ def _hooks():
         def transform(self, out):
             return 0.5 * out + (0.5 * out).detach()
 
-    return Elementwise, LinearRule, Constant, HalfGradient
+    return Elementwise, LinearRule, Constant, HalfGradient, ShiftFree
 
 
 # --------------------------------------------------------------------------- structure
 def roles(module: nn.Module, attention: str) -> dict[str, str]:
-    """{module name: 'constant' | 'half' | 'half_linear'} for SE gates and attention parts."""
+    """{module name: 'constant' | 'half' | 'half_linear' | 'shift'} for SE gates, attention parts and the
+    dropout that receives tokens + position embedding."""
     out: dict[str, str] = {}
     for name, m in module.named_modules():
         kids = dict(m.named_children())
@@ -201,6 +228,9 @@ def roles(module: nn.Module, attention: str) -> dict[str, str]:
         for needed, gate in SE_PATTERNS:
             if all(k in kids for k in needed):
                 out[prefix + gate] = "constant"
+        if isinstance(getattr(m, "pos_embed", None), torch.Tensor) and isinstance(kids.get("pos_drop"), nn.Dropout) \
+                and not getattr(m, "dynamic_img_size", False):
+            out[prefix + "pos_drop"] = "shift"  # timm ViT/DeiT: tokens + pos_embed go straight into pos_drop
         for linears, probs in ATTENTION_PATTERNS:
             if all(k in kids for k in linears) and probs in kids:
                 out[prefix + probs] = "constant" if attention == "cp" else "half"
@@ -277,13 +307,15 @@ def conserving_composite(module: nn.Module, bn_pairs: list, *, conv_gamma: float
     from zennit.canonizers import NamedMergeBatchNorm
     from zennit.core import Composite
 
-    Elementwise, LinearRule, Constant, HalfGradient = _hooks()
+    Elementwise, LinearRule, Constant, HalfGradient, ShiftFree = _hooks()
     AttributeFlip = _canonizers_types()
     role = roles(module, attention)
     convs = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
     def module_map(ctx, name, m):
         r = role.get(name)
+        if r == "shift":
+            return ShiftFree(module.get_submodule(name.rpartition(".")[0]).pos_embed.detach(), eps)
         if r == "constant":
             return Constant()
         if r == "half":
@@ -314,7 +346,7 @@ def relevance_composite(module: nn.Module, canonizers: list, *, conv_gamma: floa
     from zennit.rules import Norm, Pass
     from zennit.types import Activation, AvgPool, BatchNorm
 
-    _, LinearRule, _, _ = _hooks()
+    _, LinearRule, _, _, _ = _hooks()
     AttributeFlip = _canonizers_types()
     layer_map = [
         (Sum, Norm(stabilizer=eps)),
