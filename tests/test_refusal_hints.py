@@ -65,7 +65,7 @@ def test_attention_methods_on_a_cnn_suggest_only_what_runs_there(tiny_model, sma
 
 
 def test_suggestions_follow_what_the_model_offers(tiny_vit, tiny_model):
-    assert working_alternatives(tiny_vit) == ["gradcam", "integrated_gradients", "chefer", "rise"]
+    assert working_alternatives(tiny_vit) == ["gradcam", "integrated_gradients", "lrp", "chefer", "rise"]  # issue 30
     assert working_alternatives(tiny_model, exclude=("gradcam",)) == ["integrated_gradients", "lrp", "rise"]
     scores_only = dataclasses.replace(tiny_model, kind="onnx", _layers=None, _batch=None)
     assert working_alternatives(scores_only) == ["rise"]
