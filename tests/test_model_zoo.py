@@ -37,7 +37,6 @@ FAMILIES = {
 }
 TRANSFORMERS = {"vit", "deit_distilled", "vit_registers", "swin"}
 NO_RELU = TRANSFORMERS | {"convnext"}
-LAYERNORM = TRANSFORMERS | {"convnext"}
 VIT_LIKE = {"vit", "deit_distilled", "vit_registers"}
 FIXED_SIZE = TRANSFORMERS
 
@@ -53,8 +52,6 @@ def expected_refusal(method: str, family: str) -> str | None:
     """A phrase of the expected refusal, or None when the method must produce a map."""
     if method in ("guided_backprop", "deconvnet", "guided_gradcam") and family in NO_RELU:
         return "has none"
-    if method == "lrp" and family in LAYERNORM:
-        return "do not conserve relevance"
     if method == "cam" and family != "resnet":
         # token heads, or something between the pooled map and the linear layer (ConvNeXt's head norm,
         # MobileNetV3's conv_head): CAM's weights would not be the classifier's, so it is refused

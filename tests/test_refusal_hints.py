@@ -41,10 +41,17 @@ def small_photo(chelsea):
     return chelsea[::8, ::8].copy()
 
 
-def test_lrp_on_a_transformer_suggests_only_what_runs_there(tiny_vit, small_photo):
-    msg = refusal("lrp", tiny_vit)
-    names = suggested(msg)
-    assert "lrp" not in names and "chefer" in names, msg  # the ViT's attention is readable: chefer is offered
+def test_lrp_on_an_uncovered_layer_suggests_only_what_runs_there(tiny_vit, small_photo):
+    """LRP runs on ViTs now (issue 30); a layer no rule covers (here: attention with a sigmoid output gate)
+    is refused, and the refusal still names only methods that run there."""
+    blk = tiny_vit.module.blocks[0].attn
+    blk.gate = torch.nn.Linear(blk.qkv.in_features, blk.qkv.in_features)
+    try:
+        msg = refusal("lrp", tiny_vit)
+        names = suggested(msg)
+        assert "lrp" not in names and "gate" in msg, msg
+    finally:
+        blk.gate = None
     for name in names:
         runs(name, tiny_vit, small_photo)
 
@@ -58,7 +65,7 @@ def test_attention_methods_on_a_cnn_suggest_only_what_runs_there(tiny_model, sma
 
 
 def test_suggestions_follow_what_the_model_offers(tiny_vit, tiny_model):
-    assert working_alternatives(tiny_vit) == ["gradcam", "integrated_gradients", "chefer", "rise"]
+    assert working_alternatives(tiny_vit) == ["gradcam", "integrated_gradients", "lrp", "chefer", "rise"]  # issue 30
     assert working_alternatives(tiny_model, exclude=("gradcam",)) == ["integrated_gradients", "lrp", "rise"]
     scores_only = dataclasses.replace(tiny_model, kind="onnx", _layers=None, _batch=None)
     assert working_alternatives(scores_only) == ["rise"]

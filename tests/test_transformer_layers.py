@@ -203,11 +203,13 @@ def test_token_count_that_is_not_a_grid_is_refused():
         get_method("gradcam")(m, layer="proj")
 
 
-def test_lrp_refused_before_compute_on_layernorm_nets(vit):
+def test_zennit_lrp_composites_refused_before_compute_on_layernorm_nets(vit):
+    """zennit's own composites have no LayerNorm/attention rules: refused; the conserving default runs (issue 30)."""
     from explorer.methods import get_method
 
-    with pytest.raises(UnsupportedError, match="LayerNorm.*integrated_gradients"):
-        get_method("lrp")(vit)
+    with pytest.raises(UnsupportedError, match="LayerNorm.*composite auto"):
+        get_method("lrp")(vit, composite="epsilon_plus_flat")
+    get_method("lrp")(vit)
 
 
 class _NaNMethod(Method):  # not registered: a method whose second step goes wrong
@@ -228,7 +230,7 @@ def test_runner_refuses_nan_maps(tiny_model):
     assert len(updates) == 1 and np.isfinite(updates[0].explanation.raw["salient"]).all()
 
 
-def test_cli_lrp_on_vit_exits_2_and_leaves_out_untouched(tmp_path, samples_dir, capsys, vit):
+def test_cli_lrp_on_vit_reports_conservation_and_a_refusal_leaves_out_untouched(tmp_path, samples_dir, capsys, vit):
     from explorer.cli import main
 
     w = tmp_path / "vit.pt"
@@ -237,12 +239,16 @@ def test_cli_lrp_on_vit_exits_2_and_leaves_out_untouched(tmp_path, samples_dir, 
     out.mkdir()
     (out / "keep.txt").write_text("earlier run")
     rc = main(["explain", str(samples_dir / "chelsea.png"), "--model", "timm:vit_tiny_patch16_224",
-               "--weights", str(w), "--method", "lrp", "--out", str(out)])
+               "--weights", str(w), "--method", "lrp", "--param", "composite=epsilon_plus_flat", "--out", str(out)])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "lrp" in err[0] and "LayerNorm" in err[0]
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
     rc = main(["explain", str(samples_dir / "chelsea.png"), "--model", "timm:vit_tiny_patch16_224",
-               "--weights", str(w), "--method", "gradcam", "--out", str(out)])
+               "--weights", str(w), "--method", "lrp", "--out", str(out)])
     import json
 
+    info = json.loads((out / "manifest.json").read_text())["info"]
+    assert rc == 0 and info["composite"] == "conserving_plus" and np.isfinite(info["conservation"])
+    rc = main(["explain", str(samples_dir / "chelsea.png"), "--model", "timm:vit_tiny_patch16_224",
+               "--weights", str(w), "--method", "gradcam", "--out", str(out)])
     assert rc == 0 and json.loads((out / "manifest.json").read_text())["info"]["layer"] == "blocks.11.norm1"

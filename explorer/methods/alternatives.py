@@ -3,8 +3,8 @@
 A refusal that suggests a method the same model would refuse too (lrp on a ViT, an attention method on a
 CNN) sends the user in a circle, so every refusal that offers replacements asks this module, which checks
 each candidate against the model: its needs (gradients, layer hooks, readable attention) and the structural
-checks the candidate itself makes before computing (LRP's normalisation/attention layers, a default layer
-for Grad-CAM). Candidates are a short list, one per family, in the order a user would usually try them.
+checks the candidate itself makes before computing (its ``refuses``: LRP's layers without a rule; a default
+layer for Grad-CAM). Candidates are a short list, one per family, in the order a user would usually try them.
 """
 
 from __future__ import annotations
@@ -19,13 +19,10 @@ CANDIDATES = ("gradcam", "integrated_gradients", "lrp", "chefer", "rise")
 def _works(name: str, model) -> bool:
     from explorer.methods.base import METHODS
 
-    needs = METHODS.get(name).needs
-    if needs & ~model.supports:
+    cls = METHODS.get(name)
+    needs = cls.needs
+    if needs & ~model.supports or cls.refuses(model):
         return False
-    if name == "lrp":
-        from explorer.methods.lrp import lrp_problem  # here, not at the top: lrp.py imports this module
-
-        return not lrp_problem(model.module)
     if Needs.ATTENTION in needs:
         from explorer.models.attention import attention_problem
 

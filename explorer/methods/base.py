@@ -102,6 +102,12 @@ class Method:
         raise NotImplementedError
 
     @classmethod
+    def refuses(cls, model) -> bool:
+        """Whether ``validate`` would refuse ``model`` at the default parameters for a structural reason the
+        method checks itself (read by the "use X instead" of refusals); False unless a method says so."""
+        return False
+
+    @classmethod
     def resumable(cls, old: dict[str, Any], new: dict[str, Any]) -> bool:
         """Whether a finished run with parameters ``old`` (resolved) can continue from its stored
         ``info["state"]`` to ``new`` instead of starting again; only a method that keeps such a state says yes."""

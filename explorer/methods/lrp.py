@@ -1,16 +1,26 @@
-"""Layer-wise Relevance Propagation through zennit (Bach et al. 2015; Montavon et al. 2019).
+"""Layer-wise Relevance Propagation on zennit's machinery (Bach et al. 2015; Montavon et al. 2019).
 
-The rules and composites are zennit's (EpsilonPlusFlat, EpsilonAlpha2Beta1Flat, EpsilonGammaBox). What is
-ours is the canonization that makes them apply to timm's EfficientNet (and similar models), which zennit's
+Two kinds of composites:
+
+- *conserving* (ours, ``lrp_rules.py``; the default, ``auto``): rules that keep Σ R = z_c on the models
+  people use — biases left out of every rule (their share goes to the inputs), the generalised γ rule on
+  convolutions (depthwise ones included) and linear layers, activations and norms passed through, SE gates and
+  attention weights read as constants (``conserving_gamma``), or AttnLRP's softmax and bilinear rules
+  (``attnlrp``). On plain CNNs (no SE, LayerNorm or attention) they run in zennit's relevance form on the
+  canonized network below, where an output made of its bias alone hands its relevance on by the w² rule; on
+  every other network in gradient form (see ``lrp_rules``).
+- zennit's own (``epsilon_plus_flat``, ``epsilon_alpha2_beta1_flat``, ``epsilon_gamma_box``, ours
+  ``epsilon_flat``): the textbook composites, kept for comparison. Biases absorb relevance in them (on the
+  default model Σ R / z_c is 0.0003–0.04), and they are refused on LayerNorm and attention networks.
+
+The canonization that makes zennit's rules apply to timm's EfficientNet (and similar models), which zennit's
 built-in canonizers do not recognise:
 
 - ``traced_batchnorm_pairs``: zennit's ``SequentialMergeBatchNorm`` only finds a BatchNorm that follows a
   linear layer *in the order children are declared*; timm's blocks keep their convolutions and
   ``BatchNormAct2d`` as attributes of one module, so nothing is found. We instead trace one forward pass and
   pair every BatchNorm (``BatchNormAct2d`` is a ``BatchNorm2d`` subclass) with the convolution/linear layer
-  whose output tensor it receives, then merge them with zennit's ``NamedMergeBatchNorm``. The merged
-  ``BatchNormAct2d`` computes the identity followed by its activation (ReLU6); zennit's composites give
-  BatchNorm and activations the ``Pass`` rule, so relevance is not cut at saturated ReLU6 units.
+  whose output tensor it receives, then merge them with zennit's ``NamedMergeBatchNorm``.
 - ``ResidualSumCanonizer``: residual additions ``x + shortcut`` of timm's ``InvertedResidual`` /
   ``DepthwiseSeparableConv`` blocks (attribute ``has_skip``) are replaced for the run by zennit's ``Sum``
   module, so the ``Norm`` rule splits relevance between the branches instead of copying it to both.
@@ -20,21 +30,12 @@ Everything is registered for the run and removed afterwards, also when the run r
 merge edits the shared model's parameters for the duration of the run: do not run another method on the
 same model object in another thread meanwhile). Relevance is signed; the map is the input relevance summed
 over colour channels, and ``info`` reports conservation: sum(R) / z_c, where z_c (the target logit) is the
-relevance put in at the output.
-
-Conservation on the default model: with biases, LRP rules route relevance into the biases, and here the
-BatchNorm shifts merged into 49 convolutions are large, so sum(R) is a small fraction of z_c (measured
-0.0004-0.0011 for epsilon_plus_flat, -0.001 to 0.003 for epsilon_alpha2_beta1_flat, 0.02-0.04 for
-epsilon_gamma_box on the sample photos). The z+ rule also drops the relevance of depthwise channels whose
-(merged) weights are all negative but which are active through their bias (277 of 1152 channels in
-``blocks.6.0.conv_dw``). ``zero_bias`` ignores the biases inside the rules. On the same network with its
-biases set to zero the canonized composites conserve relevance within 5% (tests/test_whitebox.py), which
-checks our BatchNorm merge, the ReLU6 pass-through and the residual ``Sum``. ``epsilon_flat`` (ours, built
-from zennit's rules) is LRP-epsilon on every layer with the flat rule on the first.
+relevance put in at the output, the composite that ran, and a warning when conservation is below 0.5.
 """
 
 from __future__ import annotations
 
+import math
 import weakref
 from typing import Iterator
 
@@ -47,7 +48,10 @@ from explorer.core.types import LayerSpec, Needs, Step
 from explorer.methods.alternatives import use_instead
 from explorer.methods.base import Context, Method, register
 
-COMPOSITES = ("epsilon_plus_flat", "epsilon_alpha2_beta1_flat", "epsilon_gamma_box", "epsilon_flat")
+ZENNIT_COMPOSITES = ("epsilon_plus_flat", "epsilon_alpha2_beta1_flat", "epsilon_gamma_box", "epsilon_flat")
+CONSERVING = ("conserving_plus", "conserving_gamma", "attnlrp")
+COMPOSITES = ("auto",) + CONSERVING + ZENNIT_COMPOSITES
+LOW_CONSERVATION = 0.5  # below this, the run says so in its info (and so in the manifest and the window)
 
 _PAIRS: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
 
@@ -195,28 +199,85 @@ def lrp_problem(module: nn.Module) -> str:
     return ""
 
 
-def lrp_relevance(model, x: torch.Tensor, target: int, composite: str = "epsilon_plus_flat", *,
-                  epsilon: float = 1e-6, gamma: float = 0.25, zero_bias: bool = False) -> tuple[torch.Tensor, float]:
-    """Input relevance (1, 3, h, w) for ``target`` (started from the logit z_c) and z_c itself."""
+def has_se_or_attention(module: nn.Module) -> bool:
+    from explorer.methods.lrp_rules import roles
+
+    return bool(roles(module, "cp"))
+
+
+# Containers whose forward the relevance form handles: chains of modules, and blocks whose residual sum the
+# canonizers turn into a zennit Sum. (A container not listed may add branches in its forward, which would
+# copy relevance into both in relevance form: such models run in gradient form, where sums split correctly.)
+_CANONIZED_CONTAINERS = {
+    "torch.nn.modules.container": {"Sequential", "ModuleList", "ModuleDict"},
+    "timm.layers.norm_act": {"BatchNormAct2d"},
+    "timm.layers.adaptive_avgmax_pool": {"SelectAdaptivePool2d"},
+    "timm.models._efficientnet_blocks": {"DepthwiseSeparableConv", "InvertedResidual"},
+    "timm.models.efficientnet": {"EfficientNet"},
+    "torchvision.models.resnet": {"BasicBlock", "Bottleneck", "ResNet"},
+}
+
+
+def engine(module: nn.Module) -> str:
+    """'relevance' for a CNN whose every container the canonizers cover (no LayerNorm, attention or SE gate),
+    else 'gradient'."""
+    if lrp_problem(module) or has_se_or_attention(module):
+        return "gradient"
+    for m in module.modules():
+        cls = type(m)
+        if next(m.children(), None) is not None and cls.__name__ not in _CANONIZED_CONTAINERS.get(cls.__module__, ()):
+            return "gradient"
+    return "relevance"
+
+
+def resolve(composite: str, module: nn.Module) -> str:
+    """The composite ``auto`` stands for on this model (chosen by measurement, docs/methods.md §1.7)."""
+    return "conserving_plus" if composite == "auto" else composite
+
+
+def _start(target: int, value: bool):
+    def start(out: torch.Tensor) -> torch.Tensor:
+        g = torch.zeros_like(out)
+        g[:, target] = out[:, target].detach() if value else 1.0
+        return g
+    return start
+
+
+def lrp_relevance(model, x: torch.Tensor, target: int, composite: str = "auto", *,
+                  epsilon: float = 1e-6, gamma: float = 0.25, zero_bias: bool = False,
+                  form: str | None = None) -> tuple[torch.Tensor, float]:
+    """Input relevance (1, 3, h, w) for ``target`` (started from the logit z_c) and z_c itself. ``form``: force
+    the conserving composites' 'relevance' or 'gradient' form (benchmarks; default: ``engine(module)``)."""
     from zennit.attribution import Gradient
 
+    from explorer.methods import lrp_rules
+
     module = model.module
+    composite = resolve(composite, module)
     xin = x.detach()
     if model.channels_last:
         xin = xin.contiguous(memory_format=torch.channels_last)
-    pre = model.preprocess
-    low = pre.normalise(torch.zeros_like(xin[:, :, :1, :1])).expand_as(xin).contiguous()
-    high = pre.normalise(torch.ones_like(xin[:, :, :1, :1])).expand_as(xin).contiguous()
-    canon = make_canonizers(module, xin)
-    comp = make_composite(composite, canon, low=low, high=high, epsilon=epsilon, gamma=gamma, zero_bias=zero_bias)
-
-    def start(out: torch.Tensor) -> torch.Tensor:
-        g = torch.zeros_like(out)
-        g[:, target] = out[:, target].detach()
-        return g
-
+    gradient_form = False
+    form = form or engine(module)
+    conv_gamma = math.inf if composite == "conserving_plus" else gamma
+    if composite in CONSERVING and form == "relevance":
+        comp = lrp_rules.relevance_composite(module, make_canonizers(module, xin), conv_gamma=conv_gamma,
+                                             eps=epsilon)
+    elif composite in CONSERVING:
+        gradient_form = True
+        comp = lrp_rules.conserving_composite(module, traced_batchnorm_pairs(module, xin), conv_gamma=conv_gamma,
+                                              attention="attnlrp" if composite == "attnlrp" else "cp",
+                                              eps=epsilon)
+    else:
+        pre = model.preprocess
+        low = pre.normalise(torch.zeros_like(xin[:, :, :1, :1])).expand_as(xin).contiguous()
+        high = pre.normalise(torch.ones_like(xin[:, :, :1, :1])).expand_as(xin).contiguous()
+        comp = make_composite(composite, make_canonizers(module, xin), low=low, high=high, epsilon=epsilon,
+                              gamma=gamma, zero_bias=zero_bias)
     with torch.enable_grad(), Gradient(model=module, composite=comp) as attributor:
-        out, rel = attributor(xin, start)
+        out, rel = attributor(xin, _start(target, value=not gradient_form))
+    if gradient_form:
+        rel = xin * rel
     return rel.detach(), float(out.detach()[0, target])
 
 
@@ -225,37 +286,63 @@ class LRP(Method):
     title = "Layer-wise Relevance Propagation (zennit)"
     family = "relevance"
     paper = ("Bach et al. 2015, "
-             "On Pixel-Wise Explanations by Layer-Wise Relevance Propagation; zennit (Anders et al. 2021)")
-    summary = "relevance of the class logit propagated back layer by layer with zennit's rule composites"
+             "On Pixel-Wise Explanations by Layer-Wise Relevance Propagation; zennit (Anders et al. 2021); "
+             "AttnLRP (Achtibat et al. 2024)")
+    summary = ("relevance of the class logit propagated back layer by layer, conserved through BatchNorm, SE gates, "
+               "LayerNorm and attention (AttnLRP's rules available)")
     needs = Needs.GRADIENTS | Needs.LAYER
     outputs = (LayerSpec("salient", signed=True, help="input relevance summed over colour channels",
                          zero="0 = no relevance; positive supports the target, negative opposes it, and the map "
-                              "sums to about z_c (what the biases and epsilon absorb is missing)"),)
+                              "sums to about z_c (info.conservation = sum / z_c says how closely)"),)
     params = Params(
-        Param("composite", "choice", "epsilon_plus_flat", "zennit rule composite", choices=COMPOSITES),
+        Param("composite", "choice", "auto", "rule composite (auto: the measured default for the model)",
+              choices=COMPOSITES),
         Param("epsilon", "float", 1e-6, "stabiliser of the epsilon rule (dense layers)", low=1e-9, high=10.0,
               step=1e-6, log=True),
-        Param("gamma", "float", 0.25, "gamma of the gamma rule (epsilon_gamma_box only)", low=0.0, high=10.0,
+        Param("gamma", "float", 0.25, "gamma of the gamma rule (conserving composites, epsilon_gamma_box)",
+              low=0.0, high=10.0,
               step=0.05),
-        Param("zero_bias", "bool", False, "ignore biases in the rules (no relevance absorbed by biases)"),
+        Param("zero_bias", "bool", False, "ignore biases in zennit's composites (the conserving ones always do)"),
     )
     quick: dict = {}
 
     def validate(self) -> None:
-        problem = lrp_problem(self.model.module)
+        from explorer.methods.lrp_rules import coverage_problem
+
+        composite = resolve(self.p.composite, self.model.module)
+        if composite in ZENNIT_COMPOSITES:
+            problem = lrp_problem(self.model.module)
+            if problem:
+                raise UnsupportedError(
+                    f"lrp: model {self.model.id!r} has {problem}; zennit's composite {composite!r} does not "
+                    f"conserve relevance through it (the map would be NaN or near zero), so it is refused; "
+                    f"use composite auto, conserving_gamma or attnlrp")
+            return
+        problem = coverage_problem(self.model.module)
         if problem:
-            raise UnsupportedError(
-                f"lrp: model {self.model.id!r} has {problem}; zennit's LRP rules do not conserve relevance "
-                f"through it (the map would be NaN or near zero), so lrp is refused; "
-                f"{use_instead(self.model, exclude=('lrp',))}")
+            raise UnsupportedError(f"lrp: model {self.model.id!r} has {problem}, so lrp is refused; "
+                                   f"{use_instead(self.model, exclude=('lrp',))}")
+
+    @classmethod
+    def refuses(cls, model) -> bool:
+        """Whether lrp at its defaults refuses ``model`` (for the "use X instead" of other refusals)."""
+        from explorer.methods.lrp_rules import coverage_problem
+
+        return bool(coverage_problem(model.module))
 
     def steps(self, ctx: Context) -> Iterator[Step]:
+        composite = resolve(self.p.composite, self.model.module)
         try:
-            rel, z = lrp_relevance(self.model, ctx.x, ctx.target, self.p.composite, epsilon=self.p.epsilon,
+            rel, z = lrp_relevance(self.model, ctx.x, ctx.target, composite, epsilon=self.p.epsilon,
                                    gamma=self.p.gamma, zero_bias=self.p.zero_bias)
         except ImportError:
             raise ExplorerError("lrp needs the 'zennit' package (pip install zennit)") from None
         total = float(rel.sum())
-        info = {"relevance_sum": total, "logit": z, "conservation": total / z if z else float("nan"),
-                "composite": self.p.composite}
+        conservation = total / z if z else float("nan")
+        info = {"relevance_sum": total, "logit": z, "conservation": conservation, "composite": composite,
+                "form": engine(self.model.module) if composite in CONSERVING else "relevance"}
+        if not conservation >= LOW_CONSERVATION:
+            info["warning"] = (f"the relevance sums to {conservation:.3g} of the logit z_c (below "
+                               f"{LOW_CONSERVATION}): the rest was absorbed by biases or rules; the map is not "
+                               f"a decomposition of the score")
         yield Step(1.0, {"salient": rel[0].float().sum(0)}, info=info)
