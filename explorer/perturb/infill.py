@@ -13,9 +13,12 @@ the model's normalised space. The global ones build the baseline image B once (`
   (M < 0.5) on the uint8 image, one mask at a time on the CPU whatever the device. Cost grows with the hole
   area: measured ~140 ms per 224x224 RISE mask (half the pixels removed) and 2-26 ms for a 60x60 hole on a
   loaded, shared 2-core machine; thousands of RISE masks take minutes, and a FIDO step pays it per sample.
-- ``learned``: a user's TorchScript in-painter ``(image, mask) -> image``; ``image`` is (B, 3, h, w) RGB in
-  [0, 1], ``mask`` is (B, 1, h, w) with 1 = pixel to fill in (the hole) and 0 = pixel kept (the convention of
-  exported LaMa models), the result is (B, 3, h, w) RGB in [0, 1]. Checked once at load time.
+- ``learned``: a learned in-painter ``(image, mask) -> image``; ``image`` is (B, 3, h, w) RGB in [0, 1],
+  ``mask`` is (B, 1, h, w) with 1 = pixel to fill in (the hole) and 0 = pixel kept (the convention of exported
+  LaMa models), the result is (B, 3, h, w) RGB in [0, 1]. By default the project's own U-Net shipped in
+  resources/checkpoints (``explorer.perturb.inpainter``, trained by ``explorer train-inpainter``); the option
+  ``path`` names another checkpoint of that kind (a state dict read with ``weights_only``) or a user's
+  TorchScript file. Checked once at load time.
 
 Mask-dependent baselines are computed without gradient (FIDO: no gradient through the in-filler); callers
 that need a hard mask (FIDO) pass one.
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import math
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -210,13 +214,51 @@ def load_inpainter(path: str | os.PathLike, device: torch.device | str, hw: tupl
     return module
 
 
+_NETS: dict[tuple[str, float, str], torch.nn.Module] = {}
+
+
+def is_torchscript(path: Path) -> bool:
+    """A TorchScript archive (a zip holding compiled code), as opposed to a ``torch.save`` checkpoint."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n.endswith("/constants.pkl") or "/code/" in n for n in z.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def load_learned(path: str | os.PathLike | None, device: torch.device | str, hw: tuple[int, int],
+                 channels: int = 3) -> torch.nn.Module:
+    """The ``learned`` in-filler's network: ``path`` (empty: the shipped in-painter) as a TorchScript file or an
+    ``explorer train-inpainter`` checkpoint, checked against the input's size and channel count. FileError
+    naming the file when it is missing, corrupt, or made for another input."""
+    from explorer.perturb import inpainter
+
+    p = inpainter.shipped_path() if path is None or str(path).strip() == "" else Path(path).expanduser()
+    if not p.is_file():
+        shipped = path is None or str(path).strip() == ""
+        raise FileError(p, "the shipped in-painter is missing (a broken install; or train one with `explorer "
+                           "train-inpainter` and set parameter 'inpainter')" if shipped else "no such in-painter file")
+    if is_torchscript(p):
+        return load_inpainter(p, device, hw)
+    key = (str(p.resolve()), p.stat().st_mtime, str(device))
+    try:
+        ckpt = inpainter.read_checkpoint(p)
+    except FileError as exc:
+        raise FileError(p, f"not a TorchScript in-painter, nor {exc.reason}") from None
+    inpainter.check_fits(ckpt, channels, hw, p)
+    if key not in _NETS:
+        _NETS.clear()  # keep one network in memory
+        _NETS[key] = inpainter.build(ckpt, p).to(device)
+    return _NETS[key]
+
+
 class LearnedInfill(_MaskInfill):
-    """A user's TorchScript in-painter; option ``path`` (the file). See the module docstring for the contract."""
+    """A learned in-painter; option ``path`` (empty: the shipped one). See the module docstring for the contract."""
 
     def __init__(self, kind, x, preprocess, **kw):
         super().__init__(kind, x, preprocess, **kw)
         self.path = self.options.get("path")
-        self.module = load_inpainter(self.path, x.device, tuple(x.shape[-2:]))
+        self.module = load_learned(self.path, x.device, tuple(x.shape[-2:]), x.shape[1])
 
     def _fill(self, x, masks):
         rgb = self.preprocess.denormalise(x).clamp(0, 1).expand(masks.shape[0], -1, -1, -1).contiguous()
