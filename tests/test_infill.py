@@ -34,13 +34,23 @@ def hole_masks(n=3, hw=(64, 64)):
 
 def test_names_kept_and_extended():
     assert {"zero", "mean", "blur", "noise", "constant"} <= set(INFILLS)
-    assert {"local_mean", "random_colour", "telea", "navier_stokes"} <= set(INFILLS)
+    assert {"local_mean", "random_colour", "telea", "navier_stokes", "exemplar"} <= set(INFILLS)
     assert set(ALL_INFILLS) == set(INFILLERS) and "learned" in ALL_INFILLS
     with pytest.raises(ParamError, match="valid"):
         make_infill("nope", torch.zeros(1, 3, 8, 8), PRE)
 
 
-@pytest.mark.parametrize("kind", INFILLS)
+def _has_contrib() -> bool:
+    import cv2
+
+    return hasattr(cv2, "xphoto")
+
+
+# exemplar needs OpenCV's contrib build (opencv-contrib-python-headless, the project's dependency)
+CONTRIB = pytest.mark.skipif(not _has_contrib(), reason="cv2.xphoto missing: opencv-contrib-python-headless")
+
+
+@pytest.mark.parametrize("kind", [pytest.param(k, marks=CONTRIB) if k == "exemplar" else k for k in INFILLS])
 def test_every_infill_keeps_kept_pixels(kind, photo):
     x, _ = photo
     masks = hole_masks()
@@ -101,6 +111,32 @@ def test_opencv_inpainting_beats_the_mean_colour(kind, photo):
     ramp = torch.linspace(-1, 1, 64).view(1, 1, 1, 64).expand(1, 3, 64, 64).contiguous()
     out = make_infill(kind, ramp, PRE).apply(ramp, m)
     assert (out[0][:, hole] - ramp[0][:, hole]).abs().max() < 0.15
+
+
+@CONTRIB
+def test_exemplar_inpainting_copies_texture_that_telea_smears():
+    """Vertical stripes 4 px wide with a 12x12 hole: the shift-map fills it with the stripes, Telea with grey."""
+    pre = Preprocess((48, 48))
+    cols = ((np.arange(48) // 4) % 2 * 255).astype(np.uint8)
+    rgb = np.repeat(np.broadcast_to(cols, (48, 48))[..., None], 3, axis=2).copy()
+    x = pre.normalise(rgb)
+    m = torch.ones(1, 1, 48, 48)
+    m[..., 18:30, 18:30] = 0
+    hole = m[0, 0] < 0.5
+    err = {k: (make_infill(k, x, pre).apply(x, m)[0][:, hole] - x[0][:, hole]).abs().mean() for k in ("exemplar",
+                                                                                                      "telea")}
+    assert err["exemplar"] < 0.25 * err["telea"], err
+
+
+def test_exemplar_without_contrib_is_refused_naming_the_package(photo, monkeypatch):
+    import cv2
+
+    from explorer.core.errors import UnsupportedError
+
+    x, _ = photo
+    monkeypatch.delattr(cv2, "xphoto", raising=False)
+    with pytest.raises(UnsupportedError, match="opencv-contrib-python-headless"):
+        make_infill("exemplar", x, PRE)
 
 
 class _Grey(nn.Module):
