@@ -32,7 +32,7 @@ VALIDATION_CROPS = 16
 
 @dataclass
 class InpaintConfig:
-    epochs: int = 30
+    epochs: int = 24
     batch_size: int = 8
     lr: float = 1e-3
     size: int = 128  # training crop side
