@@ -131,6 +131,22 @@ def test_checkpoint_refusals_name_the_file_and_both_sizes(tmp_path):
         inpainter.build(read_checkpoint(wrong), wrong)
 
 
+def test_inpainter_checkpoint_pickles_are_refused(tmp_path):
+    from explorer.perturb.infill import load_learned
+    from tests.test_security import evil_raw_pickle, evil_torch
+
+    marker = tmp_path / "marker"
+    for maker in (evil_torch, evil_raw_pickle):
+        evil = maker(tmp_path / f"evil_{maker.__name__}.pt", marker)
+        with pytest.raises(FileError, match="not a readable in-painter checkpoint"):
+            read_checkpoint(evil)
+        with pytest.raises(FileError, match=f"{evil.name}: not a TorchScript in-painter, and not a readable"):
+            load_learned(evil, "cpu", (32, 32))
+        with pytest.raises(FileError, match="no training state|not a readable"):
+            InpaintTrainer.resume(evil, None)
+    assert not marker.exists()
+
+
 def test_learned_infill_defaults_to_the_shipped_inpainter(tmp_path, monkeypatch, tiny_model):
     from explorer.methods import explain
 

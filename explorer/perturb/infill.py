@@ -272,7 +272,7 @@ def load_learned(path: str | os.PathLike | None, device: torch.device | str, hw:
     try:
         ckpt = inpainter.read_checkpoint(p)
     except FileError as exc:
-        raise FileError(p, f"not a TorchScript in-painter, nor {exc.reason}") from None
+        raise FileError(p, f"not a TorchScript in-painter, and {exc.reason}") from None
     inpainter.check_fits(ckpt, channels, hw, p)
     if key not in _NETS:
         _NETS.clear()  # keep one network in memory
