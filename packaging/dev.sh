@@ -19,11 +19,16 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
     # torch first, pinned to the releases this machine serves (a newer torch is not required)
     "$venv/bin/python" -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
     "$venv/bin/python" -m pip install -q -e ".[test]"
-    # quantus (test-only) depends on opencv-python, whose cv2 overwrites the headless build's files and
-    # points Qt at its own plugins: keep only opencv-python-headless
-    if "$venv/bin/python" -m pip show -q opencv-python >/dev/null 2>&1; then
-        "$venv/bin/python" -m pip uninstall -q -y opencv-python
-        "$venv/bin/python" -m pip install -q --force-reinstall --no-deps "$("$venv/bin/python" -m pip show opencv-python-headless | sed -n 's/^Version: /opencv-python-headless==/p')"
+    # one cv2 provider only: opencv-contrib-python-headless (the headless build plus contrib's xphoto, for
+    # infill=exemplar). quantus (test-only) pulls in opencv-python, whose cv2 overwrites the same files and
+    # points Qt at its own plugins; an older environment may still hold opencv-python-headless
+    others=""
+    for pkg in opencv-python opencv-python-headless opencv-contrib-python; do
+        if "$venv/bin/python" -m pip show -q "$pkg" >/dev/null 2>&1; then others="$others $pkg"; fi
+    done
+    if [ -n "$others" ]; then
+        "$venv/bin/python" -m pip uninstall -q -y $others
+        "$venv/bin/python" -m pip install -q --force-reinstall --no-deps "$("$venv/bin/python" -m pip show opencv-contrib-python-headless | sed -n 's/^Version: /opencv-contrib-python-headless==/p')"
     fi
     echo "$want" > "$stamp"
 fi

@@ -34,13 +34,23 @@ def hole_masks(n=3, hw=(64, 64)):
 
 def test_names_kept_and_extended():
     assert {"zero", "mean", "blur", "noise", "constant"} <= set(INFILLS)
-    assert {"local_mean", "random_colour", "telea", "navier_stokes"} <= set(INFILLS)
+    assert {"local_mean", "random_colour", "telea", "navier_stokes", "exemplar"} <= set(INFILLS)
     assert set(ALL_INFILLS) == set(INFILLERS) and "learned" in ALL_INFILLS
     with pytest.raises(ParamError, match="valid"):
         make_infill("nope", torch.zeros(1, 3, 8, 8), PRE)
 
 
-@pytest.mark.parametrize("kind", INFILLS)
+def _has_contrib() -> bool:
+    import cv2
+
+    return hasattr(cv2, "xphoto")
+
+
+# exemplar needs OpenCV's contrib build (opencv-contrib-python-headless, the project's dependency)
+CONTRIB = pytest.mark.skipif(not _has_contrib(), reason="cv2.xphoto missing: opencv-contrib-python-headless")
+
+
+@pytest.mark.parametrize("kind", [pytest.param(k, marks=CONTRIB) if k == "exemplar" else k for k in INFILLS])
 def test_every_infill_keeps_kept_pixels(kind, photo):
     x, _ = photo
     masks = hole_masks()
@@ -103,6 +113,32 @@ def test_opencv_inpainting_beats_the_mean_colour(kind, photo):
     assert (out[0][:, hole] - ramp[0][:, hole]).abs().max() < 0.15
 
 
+@CONTRIB
+def test_exemplar_inpainting_copies_texture_that_telea_smears():
+    """Vertical stripes 4 px wide with a 12x12 hole: the shift-map fills it with the stripes, Telea with grey."""
+    pre = Preprocess((48, 48))
+    cols = ((np.arange(48) // 4) % 2 * 255).astype(np.uint8)
+    rgb = np.repeat(np.broadcast_to(cols, (48, 48))[..., None], 3, axis=2).copy()
+    x = pre.normalise(rgb)
+    m = torch.ones(1, 1, 48, 48)
+    m[..., 18:30, 18:30] = 0
+    hole = m[0, 0] < 0.5
+    err = {k: (make_infill(k, x, pre).apply(x, m)[0][:, hole] - x[0][:, hole]).abs().mean() for k in ("exemplar",
+                                                                                                      "telea")}
+    assert err["exemplar"] < 0.25 * err["telea"], err
+
+
+def test_exemplar_without_contrib_is_refused_naming_the_package(photo, monkeypatch):
+    import cv2
+
+    from explorer.core.errors import UnsupportedError
+
+    x, _ = photo
+    monkeypatch.delattr(cv2, "xphoto", raising=False)
+    with pytest.raises(UnsupportedError, match="opencv-contrib-python-headless"):
+        make_infill("exemplar", x, PRE)
+
+
 class _Grey(nn.Module):
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return image * (1 - mask) + 0.25 * mask
@@ -137,8 +173,7 @@ def test_bad_inpainter_files_are_named(tmp_path, photo):
         make_infill("learned", x, PRE, path=str(wrong))
     with pytest.raises(FileError, match="missing.pt"):
         load_inpainter(tmp_path / "missing.pt", "cpu", (64, 64))
-    with pytest.raises(ParamError, match="inpainter"):
-        make_infill("learned", x, PRE)
+    # without a file, 'learned' is the shipped in-painter (tests/test_inpainter.py), no longer a refusal
 
 
 def test_rise_offers_the_new_infills(tiny_model):

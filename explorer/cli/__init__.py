@@ -3,10 +3,11 @@
     explorer [--image PATH] [--model SPEC] [--method NAME --param k=v ... --screenshot OUT.png]
     explorer explain IMAGE --method NAME [--param k=v ...] [--target CLASS] [--model SPEC] --out DIR
     explorer methods | explorer models | explorer sessions [--json]
-    explorer evaluate ... | explorer train-explainer ...   (see --help of each)
+    explorer evaluate ... | explorer train-explainer ... | explorer train-inpainter ...   (see --help of each)
 
-One module per command (``gui``, ``explain``, ``listings``, ``evaluate``, ``train_explainer``, ``sessions``),
-each with its parser, built from argparse, ``explorer.core.argtypes`` and ``explorer.evaluation.config``'s defaults
+One module per command (``gui``, ``explain``, ``listings``, ``evaluate``, ``train_explainer``,
+``train_inpainter``, ``sessions``), each with
+its parser, built from argparse, ``explorer.core.argtypes`` and ``explorer.evaluation.config``'s defaults
 alone, and its command function, which imports the heavy modules it needs. So every parser is built on
 every start at no cost, and ``explorer`` (the GUI) opens without loading torch. User errors print one clear line
 and exit with code 2.
@@ -18,7 +19,7 @@ import argparse
 import os
 import sys
 
-from explorer.cli import evaluate, explain, listings, sessions, train_explainer
+from explorer.cli import evaluate, explain, listings, sessions, train_explainer, train_inpainter
 from explorer.cli.common import Parser, VersionAction
 from explorer.cli.gui import add_gui_args, cmd_gui
 from explorer.core.errors import Cancelled, ExplorerError
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_parser(sub)
     listings.add_parsers(sub)
     train_explainer.add_parser(sub)
+    train_inpainter.add_parser(sub)
     evaluate.add_parser(sub)
     sessions.add_parser(sub)
     return parser

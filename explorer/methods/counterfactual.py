@@ -100,7 +100,7 @@ class Fido(Method):
     quick = {"steps": 4, "samples": 2, "scale": 0.5, "grid": 28, "ramp": 2, "every": 2}
 
     def validate(self) -> None:
-        check_inpainter(self.p)
+        check_inpainter(self.p, self.model)
         if self.p.scale < 1:
             self._check_reduced_input()
 

@@ -110,7 +110,7 @@ class Extremal(Method):
     quick = {"steps": 4, "stride": 16, "smooth": 16.0, "every": 2}
 
     def validate(self) -> None:
-        check_inpainter(self.p)
+        check_inpainter(self.p, self.model)
         areas = self.areas()
         if len(set(areas)) < len(areas):
             raise ParamError(f"extremal: the areas {', '.join(f'{a:g}' for a in areas)} repeat; give distinct ones")

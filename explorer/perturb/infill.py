@@ -13,9 +13,16 @@ the model's normalised space. The global ones build the baseline image B once (`
   (M < 0.5) on the uint8 image, one mask at a time on the CPU whatever the device. Cost grows with the hole
   area: measured ~140 ms per 224x224 RISE mask (half the pixels removed) and 2-26 ms for a 60x60 hole on a
   loaded, shared 2-core machine; thousands of RISE masks take minutes, and a FIDO step pays it per sample.
-- ``learned``: a user's TorchScript in-painter ``(image, mask) -> image``; ``image`` is (B, 3, h, w) RGB in
-  [0, 1], ``mask`` is (B, 1, h, w) with 1 = pixel to fill in (the hole) and 0 = pixel kept (the convention of
-  exported LaMa models), the result is (B, 3, h, w) RGB in [0, 1]. Checked once at load time.
+- ``exemplar``: exemplar-based in-painting, OpenCV contrib's shift-map (``cv2.xphoto.inpaint``,
+  INPAINT_SHIFTMAP): the hole is filled with shifted copies of the image's own patches. Needs the contrib build
+  (opencv-contrib-python-headless); about 2.4 s per 224x224 mask with a 50x60 hole on the shared 2-core
+  machine, so it suits FIDO's comparison and removal gain more than thousands of RISE masks.
+- ``learned``: a learned in-painter ``(image, mask) -> image``; ``image`` is (B, 3, h, w) RGB in [0, 1],
+  ``mask`` is (B, 1, h, w) with 1 = pixel to fill in (the hole) and 0 = pixel kept (the convention of exported
+  LaMa models), the result is (B, 3, h, w) RGB in [0, 1]. By default the project's own U-Net shipped in
+  resources/checkpoints (``explorer.perturb.inpainter``, trained by ``explorer train-inpainter``); the option
+  ``path`` names another checkpoint of that kind (a state dict read with ``weights_only``) or a user's
+  TorchScript file. Checked once at load time.
 
 Mask-dependent baselines are computed without gradient (FIDO: no gradient through the in-filler); callers
 that need a hard mask (FIDO) pass one.
@@ -25,18 +32,19 @@ from __future__ import annotations
 
 import math
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from explorer.core.errors import FileError, ParamError
+from explorer.core.errors import FileError, ParamError, UnsupportedError
 from explorer.models.preprocess import Preprocess
 
 GLOBAL_INFILLS = ("zero", "mean", "blur", "noise", "constant")
 # Every in-fill a parameter can offer without extra options (``learned`` needs a file, see ALL_INFILLS).
-INFILLS = GLOBAL_INFILLS + ("local_mean", "random_colour", "telea", "navier_stokes")
+INFILLS = GLOBAL_INFILLS + ("local_mean", "random_colour", "telea", "navier_stokes", "exemplar")
 LEARNED = "learned"
 ALL_INFILLS = INFILLS + (LEARNED,)
 
@@ -148,11 +156,13 @@ class RandomColourInfill(_MaskInfill):
 class OpenCVInpaintInfill(_MaskInfill):
     """``cv2.inpaint`` (Telea or Navier-Stokes) of the pixels with M < 0.5, per mask, on the CPU."""
 
-    def _fill(self, x, masks):
+    def _inpaint(self, rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
         import cv2
 
         flag = cv2.INPAINT_TELEA if self.kind == "telea" else cv2.INPAINT_NS
-        radius = float(self.options.get("radius", 3.0))
+        return cv2.inpaint(rgb, hole.astype(np.uint8) * 255, float(self.options.get("radius", 3.0)), flag)
+
+    def _fill(self, x, masks):
         rgb = (self.preprocess.denormalise(x)[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
         rgb = np.ascontiguousarray(rgb)
         holes = (masks[:, 0] < 0.5).cpu().numpy()
@@ -164,9 +174,31 @@ class OpenCVInpaintInfill(_MaskInfill):
                 mean = np.array(self.preprocess.mean) * 255
                 out[i] = np.broadcast_to(mean.round().astype(np.uint8), rgb.shape)
             else:
-                out[i] = cv2.inpaint(rgb, hole.astype(np.uint8) * 255, radius, flag)
+                out[i] = self._inpaint(rgb, hole)
         t = torch.from_numpy(out).to(x.device).permute(0, 3, 1, 2).float() / 255.0
         return self.preprocess.normalise(t).to(x.dtype)
+
+
+class ExemplarInfill(OpenCVInpaintInfill):
+    """Exemplar-based in-painting: OpenCV contrib's shift-map method (``cv2.xphoto.inpaint``, INPAINT_SHIFTMAP),
+    which fills the hole with shifted copies of patches from the rest of the image (He and Sun's statistics of
+    patch offsets), per mask, on the CPU. Needs the opencv-contrib build of OpenCV."""
+
+    def __init__(self, kind, x, preprocess, **kw):
+        import cv2
+
+        if not hasattr(cv2, "xphoto"):
+            raise UnsupportedError("infill=exemplar needs OpenCV's contrib modules (cv2.xphoto): install "
+                                   "opencv-contrib-python-headless in place of opencv-python-headless (same version)")
+        super().__init__(kind, x, preprocess, **kw)
+
+    def _inpaint(self, rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        import cv2
+
+        out = np.zeros_like(rgb)
+        known = np.where(hole, 0, 255).astype(np.uint8)  # xphoto's mask: non-zero = known pixel
+        cv2.xphoto.inpaint(rgb, known, out, cv2.xphoto.INPAINT_SHIFTMAP)
+        return out
 
 
 _SCRIPTS: dict[tuple[str, float, str], torch.jit.ScriptModule] = {}
@@ -210,13 +242,51 @@ def load_inpainter(path: str | os.PathLike, device: torch.device | str, hw: tupl
     return module
 
 
+_NETS: dict[tuple[str, float, str], torch.nn.Module] = {}
+
+
+def is_torchscript(path: Path) -> bool:
+    """A TorchScript archive (a zip holding compiled code), as opposed to a ``torch.save`` checkpoint."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n.endswith("/constants.pkl") or "/code/" in n for n in z.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def load_learned(path: str | os.PathLike | None, device: torch.device | str, hw: tuple[int, int],
+                 channels: int = 3) -> torch.nn.Module:
+    """The ``learned`` in-filler's network: ``path`` (empty: the shipped in-painter) as a TorchScript file or an
+    ``explorer train-inpainter`` checkpoint, checked against the input's size and channel count. FileError
+    naming the file when it is missing, corrupt, or made for another input."""
+    from explorer.perturb import inpainter
+
+    p = inpainter.shipped_path() if path is None or str(path).strip() == "" else Path(path).expanduser()
+    if not p.is_file():
+        shipped = path is None or str(path).strip() == ""
+        raise FileError(p, "the shipped in-painter is missing (a broken install; or train one with `explorer "
+                           "train-inpainter` and set parameter 'inpainter')" if shipped else "no such in-painter file")
+    if is_torchscript(p):
+        return load_inpainter(p, device, hw)
+    key = (str(p.resolve()), p.stat().st_mtime, str(device))
+    try:
+        ckpt = inpainter.read_checkpoint(p)
+    except FileError as exc:
+        raise FileError(p, f"not a TorchScript in-painter, and {exc.reason}") from None
+    inpainter.check_fits(ckpt, channels, hw, p)
+    if key not in _NETS:
+        _NETS.clear()  # keep one network in memory
+        _NETS[key] = inpainter.build(ckpt, p).to(device)
+    return _NETS[key]
+
+
 class LearnedInfill(_MaskInfill):
-    """A user's TorchScript in-painter; option ``path`` (the file). See the module docstring for the contract."""
+    """A learned in-painter; option ``path`` (empty: the shipped one). See the module docstring for the contract."""
 
     def __init__(self, kind, x, preprocess, **kw):
         super().__init__(kind, x, preprocess, **kw)
         self.path = self.options.get("path")
-        self.module = load_inpainter(self.path, x.device, tuple(x.shape[-2:]))
+        self.module = load_learned(self.path, x.device, tuple(x.shape[-2:]), x.shape[1])
 
     def _fill(self, x, masks):
         rgb = self.preprocess.denormalise(x).clamp(0, 1).expand(masks.shape[0], -1, -1, -1).contiguous()
@@ -235,6 +305,7 @@ INFILLERS.update({
     "random_colour": RandomColourInfill,
     "telea": OpenCVInpaintInfill,
     "navier_stokes": OpenCVInpaintInfill,
+    "exemplar": ExemplarInfill,
     LEARNED: LearnedInfill,
 })
 
@@ -243,7 +314,8 @@ def make_infill(kind: str, x: torch.Tensor, preprocess: Preprocess, **kw) -> Inf
     """The in-filler ``kind`` for input ``x`` (keyword options are passed to its constructor).
 
     Options: ``sigma`` (blur), ``colour`` (constant), ``generator`` (noise, random_colour), ``window``
-    (local_mean), ``noise`` (random_colour), ``radius`` (telea, navier_stokes), ``path`` (learned).
+    (local_mean), ``noise`` (random_colour), ``radius`` (telea, navier_stokes), ``path`` (learned; empty: the
+    shipped in-painter).
     """
     cls = INFILLERS.get(kind)
     if cls is None:

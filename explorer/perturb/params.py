@@ -23,20 +23,30 @@ INFILL = Param("infill", "choice", "zero", "what replaces removed pixels", choic
 # The same choice widened to a user's learned in-painter (which needs the INPAINTER file).
 INFILL_OR_LEARNED = dataclasses.replace(INFILL, choices=ALL_INFILLS)
 SIGMA = Param("sigma", "float", 10.0, "blur sigma in pixels (infill=blur)", low=0.5, high=100.0, step=0.5)
-INPAINTER = Param("inpainter", "str", None, "TorchScript in-painter file (image, mask) -> image, for infill=learned",
-                  live=False)
-# prob: the model's own scores (its activation: softmax, sigmoid or none; LoadedModel.activate). "softmax" is
-# the name this choice had when every model was scored with a softmax: read as prob (older sessions, scripts).
+INPAINTER = Param("inpainter", "str", None, "in-painter for infill=learned: a checkpoint from `explorer "
+                  "train-inpainter` or a TorchScript (image, mask) -> image; empty = the shipped one", live=False)
 SCORE = Param("score", "choice", "prob", "score the model's probabilities (its activation) or raw logits",
               choices=("prob", "logit"), aliases=(("softmax", "prob"),))
 BATCH_SIZE = Param("batch_size", "int", 0, "images per forward (and backward) pass (0 = the model's batch policy)",
                    low=0, high=4096, live=False, advanced=True)
 
 
-def check_inpainter(p) -> None:
-    """Refuse infill=learned without its file, before any compute (``p``: a method's resolved values)."""
-    if p.infill == LEARNED and not p.inpainter:
-        raise ParamError("infill=learned needs a TorchScript in-painter file: set parameter 'inpainter'")
+def check_inpainter(p, model=None) -> None:
+    """For infill=learned, load and check the in-painter (``p.inpainter``, empty: the shipped one) before any
+    compute: a missing or corrupt file, or one made for another input size or channel count, is refused here
+    (``model``: the classifier whose input it must fit; without it only the file is checked)."""
+    if p.infill != LEARNED:
+        return
+    if model is None:
+        from explorer.perturb.inpainter import shipped_path
+
+        if not p.inpainter and not shipped_path().is_file():
+            raise ParamError(f"infill=learned: the shipped in-painter {shipped_path()} is missing; set parameter "
+                             "'inpainter' (train one with `explorer train-inpainter`)")
+        return
+    from explorer.perturb.infill import load_learned
+
+    load_learned(p.inpainter, model.device, tuple(model.preprocess.input_size), 3)
 
 
 def infill_for(p, ctx, *, x=None, sigma: float | None = None) -> Infill:

@@ -7,8 +7,10 @@ from pathlib import Path
 from explorer.core.errors import FileError
 
 
-def save_curve(path: str | Path, step_losses: list[float], history: list[dict[str, float]], title: str) -> Path:
-    """Write the plot (matplotlib, no display needed); a FileError naming ``path`` when it cannot be written."""
+def save_curve(path: str | Path, step_losses: list[float], history: list[dict[str, float]], title: str,
+               terms: tuple[str, ...] = ("cls", "area", "tv", "mask", "nontarget")) -> Path:
+    """Write the plot (matplotlib, no display needed); a FileError naming ``path`` when it cannot be written.
+    ``terms``: the per-epoch entries of ``history`` drawn on the right (the in-painter's trainer passes its own)."""
     import matplotlib
 
     matplotlib.use("Agg")  # never a window: this runs from the command line and in tests
@@ -27,7 +29,7 @@ def save_curve(path: str | Path, step_losses: list[float], history: list[dict[st
     ax.set_ylabel("total loss")
     ax.legend(fontsize=8)
     epochs = list(range(1, len(history) + 1))
-    for name in ("cls", "area", "tv", "mask", "nontarget"):
+    for name in terms:
         if history and name in history[0]:
             ax2.plot(epochs, [h[name] for h in history], marker="o", ms=3, label=name)
     ax2.set_xlabel("epoch")
