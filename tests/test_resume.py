@@ -42,7 +42,8 @@ def test_a_stopped_run_continues_to_the_uninterrupted_map(tiny_model, chelsea, m
     part = _stop_after(method, tiny_model, chelsea, params, 3)
     assert part.cancelled and 0 < part.progress < 1
     state = part.info["state"]
-    assert state["done"] == part.info.get("masks", part.info.get("samples"))
+    # RISE and undesirable store the sums of every step; LIME and KernelSHAP those of their last fit
+    assert 0 < state["done"] <= part.info.get("masks", part.info.get("samples"))
     # the continuation may use another batch size: the draws do not depend on it
     cont = _final(method, tiny_model, chelsea, {**params, "batch_size": 8}, state=state)
     assert cont.info["resume"].startswith("resumed from")
