@@ -242,3 +242,61 @@ def test_a_compute_thread_that_ends_is_started_again(qtbot, tiny_model, chelsea)
         run = win.runs.start("rise", {"n": 16, "batch_size": 8})
     assert run.status == RunStatus.DONE
     win.close()
+
+
+def _fake_run(session, method, value, seed=0):
+    from explorer.core.types import Explanation, Placement
+
+    h, w = session.image.shape[:2]
+    rng = np.random.default_rng(seed)
+    run = session.new_run(method, {})
+    exp = Explanation(method, {"salient": (rng.random((8, 8)) + value).astype(np.float32)}, {"salient": False},
+                      Placement.whole((h, w), (8, 8)), 1, "c1", {}, 0, "m")
+    session.accept(run.id, run.generation, exp, done=True)
+    return run
+
+
+@pytest.mark.gui
+def test_a_session_keeps_the_compare_selection_the_evaluation_and_the_model(qtbot, tmp_path, chelsea):
+    from PySide6.QtCore import Qt
+
+    from explorer.gui.main_window import MainWindow
+    from explorer.session.model_choice import ModelChoice
+
+    win = MainWindow(ModelChoice("efficientnet_lite1", labels=str(tmp_path / "labels.txt")))
+    qtbot.addWidget(win)
+    win.runs.set_image(chelsea, str(CHELSEA))
+    runs = [_fake_run(win.session, m, i, seed=i) for i, m in enumerate(("rise", "gradcam", "lime"))]
+    c = win.compare
+    c.refresh()
+    ids = [l.id for l in win.session.layers]
+    c.a.setCurrentIndex(c.a.findData(ids[2]))
+    c.b.setCurrentIndex(c.b.findData(ids[1]))
+    c.k.setValue(12.0)
+    c.picker.item(0).setCheckState(Qt.Unchecked)
+    panel = win.evaluation_dock.panel
+    label = f"{runs[0].label} · salient"
+    panel.set_curve(label, {"mode": "deletion", "fractions": [0.0, 0.5, 1.0], "scores": [0.9, 0.3, 0.1]})
+    panel.set_curve(label, {"mode": "insertion", "fractions": [0.0, 0.5, 1.0], "scores": [0.1, 0.6, 0.9]})
+    win.view_state.save_evaluation()
+    path = tmp_path / "kept.json"
+    assert win.files.save_session(str(path))
+    assert win.files.recent_files()[0] == str(path)  # sessions appear in Open recent
+    assert "kept.npz beside it" in win.statusBar().currentMessage()
+    compare_before = dict(win.session.views["compare"])
+    win.close()
+
+    other = MainWindow()
+    qtbot.addWidget(other)
+    assert other.files.open_path(str(path))  # as Open recent opens it
+    oc = other.compare
+    assert oc.a.currentData() == ids[2] and oc.b.currentData() == ids[1] and oc.k.value() == 12.0
+    checked = [oc.picker.item(i).data(Qt.UserRole) for i in range(oc.picker.count())
+               if oc.picker.item(i).checkState() == Qt.Checked]
+    assert checked == compare_before["checked"] and ids[0] not in checked
+    assert other.session.views["compare"]["agreement"]["k"] == 12.0
+    op = other.evaluation_dock.panel
+    assert op.labels() == [label] and op.auc(label, "deletion") == pytest.approx(panel.auc(label, "deletion"))
+    assert other.session.model_choice.spec == "efficientnet_lite1"
+    assert other.session.model_choice.labels == str(tmp_path / "labels.txt")
+    other.close()

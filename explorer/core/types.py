@@ -197,7 +197,7 @@ class Explanation:
             "seed": self.seed,
             "model": self.model_id,
             "timings": self.timings,
-            "info": jsonable(self.info),
+            "info": jsonable({k: v for k, v in self.info.items() if k != "state"}),  # resumable sums: not a record
             "complete": self.complete,
             "cancelled": self.cancelled,
         }

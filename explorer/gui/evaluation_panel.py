@@ -211,6 +211,11 @@ class EvaluationPanel(QWidget):
     def labels(self) -> list[str]:
         return list(self._labels)
 
+    def curves(self) -> list[dict]:
+        """Every curve as plain values (what a session file keeps; ``set_curve`` takes them back, frameless)."""
+        return [{"label": e.label, "mode": e.mode, "fractions": e.fractions.tolist(), "scores": e.scores.tolist(),
+                 "auc": e.auc, "step": e.step, "substrate": e.substrate} for e in self._entries.values()]
+
     def selected(self) -> list[str]:
         return [l for l in self._labels if l not in self._hidden]
 

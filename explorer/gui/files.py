@@ -94,13 +94,13 @@ class FileActions:
         if other.image_path and Path(other.image_path).is_file():
             remember_image(self.win.settings, other.image_path)
         s.set_target(other.target)
-        for name in list(s.views):
-            s.set_view(name, None)
-        for name, value in other.views.items():
-            s.set_view(name, value)
         for run in other.runs.values():
             s.add_restored(run, other.layers_of(run))
         s.set_active_layer(other.active_layer_id)
+        for name in list(s.views):  # the views (Compare, Evaluation) once their layers are back
+            s.set_view(name, None)
+        for name, value in other.views.items():
+            s.set_view(name, value)
         if other.model_choice != s.model_choice or not s.model_info:
             self.win.load_model(other.model_choice)  # never trusted: a file does not grant trust
         if remember:

@@ -56,6 +56,9 @@ def install(win, folder: Path | str | None = None) -> autosave.Autosave:
     if run_menu is not None:
         win.add_action(run_menu, "C&ontinue stopped run", lambda: continue_run(win), "Ctrl+Shift+R")
     win.worker.finished.connect(lambda: _worker_ended(win))
+    from explorer.gui import view_state
+
+    view_state.install(win)  # the Compare and Evaluation tabs' state, saved with the session
     return saver
 
 

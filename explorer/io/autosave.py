@@ -104,7 +104,7 @@ class Entry:
             return f"the session of {day}{when:%H:%M} (unreadable: {self.error})"
         s = self.summary
         runs = s["runs"]
-        partial = sum(1 for r in runs if r["status"] != "done" and r["progress"] < 1.0)
+        partial = sum(1 for r in runs if r["status"] != "done" and 0.0 < r["progress"] < 1.0)
         image = Path(s["image"]).name if s.get("image") else "(image)"
         more = f" ({partial} partial)" if partial else ""
         return (f"the session of {day}{when:%H:%M}: {image}, {s['model']}, {len(runs)} run"
@@ -263,7 +263,7 @@ class Autosave:
         self._seq += 1
         npz = self.path.with_name(f"{self.path.stem}.{self._seq}.npz")
         try:
-            snap = snapshot(self.path, s, arrays_name=npz.name)
+            snap = snapshot(self.path, s, arrays_name=npz.name, live=True)
         except ExplorerError as exc:
             self.error = str(exc)
             return None

@@ -66,9 +66,12 @@ class Snapshot:
     arrays: dict[str, np.ndarray]
 
 
-def snapshot(path: str | Path, session: Session, arrays_name: str | None = None) -> Snapshot:
+def snapshot(path: str | Path, session: Session, arrays_name: str | None = None, live: bool = False) -> Snapshot:
     """What ``save_session`` writes, taken now; ``write`` may then run on another thread (the autosave's): the
-    document is a copy and the arrays are never changed in place (a new result replaces a run's maps)."""
+    document is a copy and the arrays are never changed in place (a new result replaces a run's maps).
+
+    ``live`` (the autosave): a run still computing keeps its status (``running``, ``queued``: what it was
+    doing when the save was taken); reading it back makes it cancelled as always."""
     if session.image is None:
         raise FileError(path, "nothing to save: no image is open")
     p = Path(path)
@@ -89,7 +92,7 @@ def snapshot(path: str | Path, session: Session, arrays_name: str | None = None)
                     rec["explanation"]["state"] = encode_state(exp.info["state"], f"run{run.id}_state", arrays)
                 except (TypeError, ValueError):
                     pass  # a state we cannot keep only costs the continuation: the run restarts instead
-        if run.active:
+        if run.active and not live:
             rec["status"] = RunStatus.CANCELLED if exp is not None else RunStatus.ERROR
             rec["error"] = rec["error"] or ("interrupted by saving" if exp is None else "")
         runs.append(rec)
@@ -291,12 +294,14 @@ def load_session(path: str | Path) -> Session:
             if status not in tuple(RunStatus):
                 raise ValueError(f"run status {status!r}; valid: {', '.join(RunStatus)}")
             status = RunStatus(status)
+            error = _str(rec.get("error", ""), "run error")
             if status in (RunStatus.QUEUED, RunStatus.RUNNING):  # nothing is computing for a run read from a file
                 status = RunStatus.CANCELLED if rec.get("explanation") is not None else RunStatus.ERROR
+                error = error or ("" if status == RunStatus.CANCELLED else "interrupted before its first result")
             run = Run(_int(rec["id"], "run id"), _str(rec["method"], "run method"), _params(rec.get("params")),
                       rec.get("target"), _int(rec.get("seed", 0), "run seed", None), status,
                       _num(rec.get("progress", 1.0), "run progress", 0.0, 1.0), status,
-                      _str(rec.get("error", ""), "run error"), title=_str(rec.get("title", ""), "run title"))
+                      error, title=_str(rec.get("title", ""), "run title"))
             if run.target is not None:
                 _int(run.target, "run target")
             e = rec.get("explanation")

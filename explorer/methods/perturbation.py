@@ -208,9 +208,8 @@ class Lime(_SuperpixelMethod):
             sums.add(z, y, lime_kernel(z, p.kernel_width))
             if last is None or throttle.due(sums.count >= p.samples):
                 last = step(f"{sums.count}/{p.samples} samples")
-            else:  # the last fit's map, with the count and state of now
-                info = dict(last.info, samples=sums.count,
-                            state=resume.resume_state(fp, sums.count, bs, **sums.tensors()))
+            else:  # the last fit's map and state (copying the sums costs O(m²): only as often as a fit, O(m³))
+                info = dict(last.info, samples=sums.count)
                 last = Step(sums.count / p.samples, last.maps, info, f"{sums.count}/{p.samples} samples")
             yield last
 
@@ -249,23 +248,24 @@ class KernelShap(_SuperpixelMethod):
             sums.load(st["sums"], max(0, done - 2))
             f_full, f_empty = float(st["sums"]["f_full"]), float(st["sums"]["f_empty"])
         throttle = FitThrottle()
-        salient = None
+        salient = state = None
 
         def step(message: str) -> Step:
             info = {"samples": done, "segments": m, "segmentation": how, "f_full": f_full, "f_empty": f_empty,
-                    "state": resume.resume_state(fp, done, bs, f_full=f_full, f_empty=f_empty, **sums.tensors())}
+                    "state": state}
             if resumed:
                 info["resume"] = resumed
             return Step(done / n, {"salient": salient}, info, message)
 
         def fit():
+            """The map, and the state of the sums it was fitted on (copied as often as a fit is solved)."""
             t0 = time.perf_counter()
             out = paint(sums.shapley(f_empty, f_full), labels)
             throttle.solved(time.perf_counter() - t0)
-            return out
+            return out, resume.resume_state(fp, done, bs, f_full=f_full, f_empty=f_empty, **sums.tensors())
 
         if done:
-            salient = fit()
+            salient, state = fit()
             yield step(f"{resumed}: {done}/{n} samples")
         for z in resume.skip_batches(shap_patterns(n, m, bs, ctx.device, ctx.generator(), p.paired), done):
             ctx.cancel.check()
@@ -278,7 +278,7 @@ class KernelShap(_SuperpixelMethod):
             if y[rest].numel():  # every other pattern enters the regression with weight 1
                 sums.add(z[rest], y[rest], torch.ones_like(y[rest]))
             if salient is None or throttle.due(done >= n):
-                salient = fit()
+                salient, state = fit()
             yield step(f"{done}/{n} samples")
 
     @classmethod

@@ -157,6 +157,7 @@ class Session:
             raise ValueError(f"the image must be H×W×3 uint8, got {rgb.shape} {rgb.dtype}")
         if not keep_runs:
             self.clear_runs()
+            self.views = {}  # they name runs and layers of the previous photo (the widgets keep what they show)
         self.image, self.image_path = rgb, path
         self.predictions = []
         self.image_changed.emit()
