@@ -288,8 +288,24 @@ class CompareWidget(QWidget):
         self.agreement = {"spearman": rho, "topk_iou": iou, "k": k}
         self.figures.setText(f"Spearman ρ = {rho:.3f}\ntop-{k:g}% IoU = {iou:.3f}")
 
-    def export_figure(self, path: str) -> None:
+    def figure(self) -> np.ndarray:
+        """The chosen maps for a slide: at the photo's resolution, each titled with its method, map and class
+        and with its colour bar (the levels the grid shows), RGB uint8."""
+        from explorer.session.figure import Bar
+
+        layers = self.chosen()
+        lv = self._levels(layers)
+        tiles = []
+        for layer, (rgb, _title) in zip(layers, self.tiles()):
+            m = self.session.layer_data(layer)
+            lo, hi = lv.get(layer.id) or render.levels(layer.signed, render.stats(m), layer.clip, layer.floor)
+            tiles.append((rgb, self.title(layer), [Bar(layer.colormap, lo, hi, layer.signed, layer.name)]))
+        return figure_grid(tiles, cols=min(len(tiles), 3), tile_width=None)
+
+    def export_figure(self, path: str) -> tuple[int, int]:
+        """Write ``figure()`` as a PNG; its (width, height)."""
         from explorer.io.export import save_png
 
-        tiles = self.tiles()
-        save_png(path, figure_grid(tiles))
+        fig = self.figure()
+        save_png(path, fig)
+        return fig.shape[1], fig.shape[0]
