@@ -89,8 +89,9 @@ class CompareWidget(QWidget):
         self.redraw_later = Debouncer(400, self._draw, self)  # a streaming map: at most a few redraws a second
         self.picker.itemChanged.connect(lambda _i: self._draw())
         self.norm.currentIndexChanged.connect(lambda _i: self._draw())
+        self._pair_chosen = False  # the user picked the pair: kept; else it follows the newest maps
         for w in (self.a, self.b):
-            w.currentIndexChanged.connect(lambda _i: self._agreement())
+            w.currentIndexChanged.connect(lambda _i: self._pair_picked())
         self.k.valueChanged.connect(lambda _v: self._agreement())
         self._checked: dict[int, bool] = {}
         self._only: set[int] | None = None  # show_runs: the runs whose maps the grid shows by default
@@ -101,6 +102,10 @@ class CompareWidget(QWidget):
             self.refresh_later.poke()
         else:
             self._stale = True
+
+    def _pair_picked(self) -> None:
+        self._pair_chosen = True  # (refresh fills the combos with their signals blocked)
+        self._agreement()
 
     def _on_run_changed(self, run) -> None:
         if not run.active:
@@ -140,6 +145,7 @@ class CompareWidget(QWidget):
         """Show exactly the headline maps of ``run_ids`` (also those whose maps arrive later)."""
         self._only = set(run_ids)
         self._checked = {}
+        self._pair_chosen = False
         self.picker.blockSignals(True)
         self.picker.clear()  # refresh() would otherwise keep the ticks shown now
         self.picker.blockSignals(False)
@@ -171,7 +177,7 @@ class CompareWidget(QWidget):
             for l in layers:
                 combo.addItem(l.label, l.id)
                 combo.setItemData(combo.count() - 1, l.label, Qt.ToolTipRole)
-            idx = combo.findData(cur)
+            idx = combo.findData(cur) if self._pair_chosen else -1
             if idx < 0 and len(default) > pick:
                 idx = combo.findData(default[pick])
             combo.setCurrentIndex(idx if idx >= 0 else min(pick, len(layers) - 1))
