@@ -246,8 +246,17 @@ def test_exports_and_comparison(fresh, qtbot, tmp_path):
     win.compare.norm.setCurrentIndex(1)
     assert len(win.compare.views) == 2
     assert win.files.export_figure(str(tmp_path / "fig.png")) and (tmp_path / "fig.png").stat().st_size > 1000
+    from PIL import Image
+
+    h, w = win.session.image.shape[:2]
+    assert Image.open(tmp_path / "fig.png").size[0] == 2 * w + 30  # two maps at the photo's resolution
+    assert "fig.png" in win.statusBar().currentMessage()  # confirmed
     win.tabs.setCurrentWidget(win.canvas)
     assert win.files.export_view(str(tmp_path / "view.png")) and (tmp_path / "view.png").stat().st_size > 1000
+    assert Image.open(tmp_path / "view.png").size[0] == w + 20  # the photo, not the letterboxed widget
+    assert "view.png" in win.statusBar().currentMessage()
+    assert win.files.export_dir() == str(tmp_path.resolve())  # the next export's dialog opens here
+    assert win.files.default_name("view") == "chelsea_gradient_egyptian-cat.png"
     files = win.files.export_layers(str(tmp_path / "layers"))
     assert len(files) == 3 and (tmp_path / "layers" / "layers.json").exists()
     m = np.load(tmp_path / "layers" / files[0])

@@ -226,6 +226,22 @@ def test_figure_grid_layout():
     assert fig[10 + 20 + 5, 15].tolist() == [0, 0, 0] and fig[0, 0].tolist() == [255, 255, 255]
 
 
+def test_figure_for_slides_keeps_the_photo_resolution_draws_colour_bars_and_only_printable_text():
+    from explorer.session.figure import Bar, font, printable, slug
+
+    f = font(14)
+    assert printable(f, "salient — RISE #2 · cat…") == "salient - RISE #2 - cat..."  # no missing-glyph box
+    assert printable(f, "tabby cat") == "tabby cat"
+    photo = np.full((300, 451, 3), 128, np.uint8)
+    tiles = [(photo, "salient — RISE #2 · Egyptian cat", [Bar("inferno", 0.0, 0.5, False, "salient")]),
+             (photo, "signed — Grad-CAM #1", [Bar("RdBu", -1.0, 1.0, True, "signed")])]
+    fig = figure_grid(tiles, cols=2, tile_width=None)
+    assert fig.shape[1] == 2 * 451 + 3 * 10 and fig.shape[0] > 300 + 40  # the photo's own width, plus a bar
+    below = fig[10 + 24 + 300 + 8: 10 + 24 + 300 + 20, 10: 10 + 451]  # the first tile's bar, under it
+    assert (np.abs(below.astype(int) - 255).sum(axis=2) > 60).any()  # coloured, not white
+    assert slug("chelsea", "Grad-CAM", "Egyptian cat") == "chelsea_grad-cam_egyptian-cat"
+
+
 def test_display_map_subsamples_big_maps_only():
     small = np.random.rand(300, 400).astype(np.float32)
     assert render.display_map(small) is small

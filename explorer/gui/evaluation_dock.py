@@ -1,5 +1,6 @@
-"""The Evaluation dock: a button that scores the active layer's map (deletion, insertion, pixel flipping,
-ROAD; computed on the worker) and the panel of their curves (explorer/gui/evaluation_panel.py).
+"""The Evaluation tab: buttons that score the active layer's map or every visible layer's (deletion,
+insertion, pixel flipping, ROAD; computed on the worker, one layer after another, with a progress bar) and
+the panel of their curves (explorer/gui/evaluation_panel.py), the whole width of the window.
 
 The panel (five plots: the costliest widget of the window, ~60 % of building it) is made when the tab is
 first shown or a result arrives (``panel``), so that it does not delay the first window.
@@ -11,7 +12,7 @@ import logging
 
 import numpy as np
 from PySide6.QtCore import Slot
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +27,23 @@ class EvaluationDock(QWidget):
         row = QHBoxLayout()
         self.evaluate_btn = QPushButton("Evaluate active layer")
         self.evaluate_btn.setToolTip("deletion and insertion curves of the active layer's map (computed on the worker)")
+        self.evaluate_all_btn = QPushButton("Evaluate every visible layer")
+        self.evaluate_all_btn.setToolTip("the same curves for each layer shown on the canvas, one after another")
         self.status = QLabel("")
+        self.progress = QProgressBar()
+        self.progress.setFormat("%v / %m layers")
+        self.progress.setMaximumWidth(260)
+        self.progress.hide()
         row.addWidget(self.evaluate_btn)
+        row.addWidget(self.evaluate_all_btn)
+        row.addWidget(self.progress)
         row.addWidget(self.status, 1)
         self._lay.addLayout(row)
         self._tried = False
         self._calls: dict[int, str] = {}
+        self._batch = 0  # calls queued since the progress bar was last empty
         self.evaluate_btn.clicked.connect(lambda: self.evaluate_active_layer())
+        self.evaluate_all_btn.clicked.connect(lambda: self.evaluate_visible_layers())
         win.worker.call_done.connect(self._on_call_done)
         win.worker.call_failed.connect(self._on_call_failed)
 
@@ -54,20 +65,46 @@ class EvaluationDock(QWidget):
 
     def evaluate_active_layer(self, step: int | None = None) -> int | None:
         """Queue the curves of the active layer's map; they appear in the panel. The worker call's token."""
+        layer = self.win.session.active_layer()
+        if layer is None or self.win.session.layer_data(layer) is None:
+            self.win.show_error("Evaluation — pick a layer with a map first")
+            return None
+        return self._evaluate(layer, step)
+
+    def evaluate_visible_layers(self, step: int | None = None) -> list[int]:
+        """Queue the curves of every layer shown on the canvas (of this model's runs); the calls' tokens."""
+        s = self.win.session
+        layers = [l for l in s.layers if l.visible and s.layer_data(l) is not None
+                  and not s.is_stale(s.runs[l.run_id])]
+        if not layers:
+            self.win.show_error("Evaluation — no layer with a map is shown on the canvas")
+            return []
+        return [self._evaluate(layer, step) for layer in layers]
+
+    def _evaluate(self, layer, step: int | None) -> int:
         from explorer.workers.jobs import causal_curves
 
         s = self.win.session
-        layer = s.active_layer()
-        m = s.layer_data(layer) if layer is not None else None
-        if m is None:
-            self.win.show_error("Evaluation — pick a layer with a map first")
-            return None
         run = s.runs[layer.run_id]
+        m = s.layer_data(layer)
         target = run.explanation.target if run.explanation.target is not None else s.effective_target()
         token = self.win.worker.call(causal_curves(np.asarray(m), target, step))
         self._calls[token] = f"{run.label} · {layer.name}"
+        self._batch += 1
+        self._show_progress()
         self.status.setText(f"evaluating {self._calls[token]}…")
         return token
+
+    def _show_progress(self) -> None:
+        """n of m layers done; hidden once the queue is empty (and the count starts again)."""
+        left = len(self._calls)
+        if left == 0:
+            self._batch = 0
+            self.progress.hide()
+            return
+        self.progress.setRange(0, self._batch)
+        self.progress.setValue(self._batch - left)
+        self.progress.show()
 
     @Slot(int, object)
     def _on_call_done(self, token: int, result) -> None:
@@ -76,11 +113,13 @@ class EvaluationDock(QWidget):
             return
         for _mode, (curve, frames) in result.items():
             self.panel.set_curve(label, curve, frames)
-        self.status.setText(f"{label}: done")
+        self._show_progress()
+        self.status.setText(f"{label}: done" + (f"; {len(self._calls)} to go" if self._calls else ""))
 
     @Slot(int, str)
     def _on_call_failed(self, token: int, msg: str) -> None:
         label = self._calls.pop(token, None)
         if label is not None:
+            self._show_progress()
             self.status.setText("failed")
             self.win.show_error(f"Evaluation of {label} — {msg}")

@@ -27,6 +27,7 @@ when check boxes change. Lower deletion AUC and higher insertion AUC are better 
 
 from __future__ import annotations
 
+import html
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -112,12 +113,16 @@ class EvaluationPanel(QWidget):
             w = pg.PlotWidget()
             w.setBackground("w")
             pi = w.getPlotItem()
+            w.setMinimumSize(240, 180)
             pi.setTitle(TITLES[mode])
             pi.setLabel("bottom", X_LABELS[mode])
             pi.setLabel("left", "P(target)")
+            for side in ("bottom", "left"):  # plain probabilities: no "(x0.001)" scale prefix on the axis
+                pi.getAxis(side).enableAutoSIPrefix(False)
+            # five ticks at most: they never run into each other ("0.20.40.60.8") on a narrow plot
+            pi.getAxis("bottom").setTicks([[(v, f"{v:g}") for v in (0.0, 0.25, 0.5, 0.75, 1.0)]])
             pi.showGrid(x=True, y=True, alpha=0.2)
             pi.setXRange(0, 1, padding=0.02)
-            pi.addLegend(offset=(-10, 10))
             marker = pg.ScatterPlotItem(size=9, brush=pg.mkBrush("k"), pen=None)
             line = pg.InfiniteLine(angle=90, pen=pg.mkPen("#888888", style=Qt.DashLine))
             line.setVisible(False)
@@ -152,18 +157,28 @@ class EvaluationPanel(QWidget):
         sl.setContentsMargins(0, 0, 0, 0)
         sl.addWidget(self.view, 1)
         sl.addWidget(self.caption)
+        # one legend for the five plots, above them: the colour of each layer, never drawn over a curve
+        self.legend = QLabel("")
+        self.legend.setWordWrap(True)
+        self.legend.setTextFormat(Qt.RichText)
         top = QWidget()
-        top.setLayout(grid)
+        tl = QVBoxLayout(top)
+        tl.setContentsMargins(0, 0, 0, 0)
+        tl.addWidget(self.legend)
+        tl.addLayout(grid, 1)
         split_h = QSplitter(Qt.Horizontal)
         split_h.addWidget(top)
         split_h.addWidget(side)
-        split_h.setStretchFactor(0, 3)
+        split_h.setStretchFactor(0, 4)
         split_h.setStretchFactor(1, 1)
+        split_h.setSizes([800, 200])  # the hovered frame beside the plots, large enough to be seen
+        self.table.setMinimumHeight(110)  # a few rows of scores stay in view under the plots
         split_v = QSplitter(Qt.Vertical)
         split_v.addWidget(split_h)
         split_v.addWidget(self.table)
         split_v.setStretchFactor(0, 3)
         split_v.setStretchFactor(1, 1)
+        split_v.setSizes([600, 160])
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(split_v)
@@ -245,7 +260,15 @@ class EvaluationPanel(QWidget):
         e.item = self.plots[e.mode].getPlotItem().plot(e.fractions, e.scores, pen=pen, name=f"{e.label} ({e.auc:.3f})")
         e.item.setVisible(e.label not in self._hidden)
 
+    def _refresh_legend(self) -> None:
+        shown = [l for l in self._labels if l not in self._hidden]
+        self.legend.setText("&nbsp;&nbsp;&nbsp;".join(
+            f'<span style="color:{self._colour(l)}; font-weight:bold">&#9632;</span>&nbsp;{html.escape(l)}'
+            for l in shown))
+        self.legend.setVisible(bool(shown))
+
     def _refresh_table(self) -> None:
+        self._refresh_legend()
         self._filling = True
         try:
             self.table.setRowCount(len(self._labels))
@@ -289,6 +312,7 @@ class EvaluationPanel(QWidget):
             e = self._entries.get((label, mode))
             if e is not None and e.item is not None:
                 e.item.setVisible(label not in self._hidden)
+        self._refresh_legend()
         self.selectionChanged.emit(self.selected())
 
     # ------------------------------------------------------------------ hover

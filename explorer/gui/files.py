@@ -16,6 +16,7 @@ from explorer.io.images import SUFFIXES
 IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in SUFFIXES) + ");;All files (*)"
 SESSION_FILTER = "Explorer session (*.json);;All files (*)"
 RECENT = 10
+EXPORT_DIR_KEY = "last/export_dir"  # where the last export went: the next one's dialog opens there
 
 
 class FileActions:
@@ -111,24 +112,41 @@ class FileActions:
 
     # ------------------------------------------------------------------ exports
     def export_view_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self.win, "Export view", "view.png", "PNG (*.png)")
+        path = self._save_name("Export view", "view", "PNG (*.png)")
         if path:
             self.export_view(path)
 
     def export_view(self, path: str) -> bool:
-        from explorer.io.safe_files import atomic_path
+        """What the canvas shows, for a slide: the photo at its resolution with the visible layers, titled with
+        their runs and class, a colour bar per layer (no letterbox, no window around it)."""
+        from explorer.io.export import save_png
+        from explorer.session import render
+        from explorer.session.figure import Bar, figure_grid
 
+        s = self.win.session
+        if s.image is None:
+            self.win.show_error("Cannot export the view — no image is open")
+            return False
+        shown = [l for l in s.layers if l.visible and s.layer_data(l) is not None]
+        bars = []
+        for layer in shown:
+            m = s.layer_data(layer)
+            lo, hi = render.levels(layer.signed, render.stats(m), layer.clip, layer.floor)
+            bars.append(Bar(layer.colormap, lo, hi, layer.signed, layer.label))
+        title = "; ".join(l.label for l in shown) or (Path(s.image_path).name if s.image_path else "photo")
+        t = s.effective_target()
+        title += f" - {s.class_name(t)}" if shown and t is not None else ""
         try:
-            with atomic_path(path) as tmp:  # a failed write leaves no half PNG under the final name
-                if not self.win.canvas.grab_view().save(str(tmp), "PNG"):
-                    raise OSError(f"Qt could not write {path}")
-        except ExplorerError as exc:
+            fig = figure_grid([(render.session_view(s), title, bars)], cols=1, tile_width=None)
+            save_png(path, fig)
+        except (ExplorerError, OSError, ValueError) as exc:
             self.win.show_error(f"Cannot export the view — {exc}")
             return False
+        self._saved(path, fig)
         return True
 
     def export_layers_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self.win, "Export layers to folder")
+        folder = QFileDialog.getExistingDirectory(self.win, "Export layers to folder", self.export_dir())
         if folder:
             self.export_layers(folder)
 
@@ -146,21 +164,53 @@ class FileActions:
             self.win.show_error(f"Cannot export the layers to {folder}: {exc.strerror or exc}")
             return written
         self.win.statusBar().showMessage(f"wrote {len(written)} layers to {folder}", 5000)
+        self.win.settings.setValue(EXPORT_DIR_KEY, str(Path(folder).resolve()))
         return written
 
     def export_figure_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self.win, "Export figure grid", "figure.png", "PNG (*.png)")
+        path = self._save_name("Export figure", "figure", "PNG (*.png)")
         if path:
             self.export_figure(path)
 
     def export_figure(self, path: str) -> bool:
         try:
             self.win.compare.refresh()
-            self.win.compare.export_figure(path)
+            w, h = self.win.compare.export_figure(path)
         except (ValueError, OSError, ExplorerError) as exc:
             self.win.show_error(f"Cannot export the figure — {exc}")
             return False
+        self.win.show_status(f"saved the figure to {path} ({w} × {h} px)")
+        self._remember_dir(path)
         return True
+
+    # ------------------------------------------------------------------ export names and folders
+    def default_name(self, kind: str) -> str:
+        """A file name from the photo, the shown run's method and the class: chelsea_grad-cam_egyptian-cat."""
+        from explorer.session.figure import slug
+
+        s = self.win.session
+        layer = s.active_layer()
+        run = s.runs.get(layer.run_id) if layer is not None else None
+        photo = Path(s.image_path).stem if s.image_path else "photo"
+        method = run.method if run is not None else kind  # the short name: "gradcam", not its title
+        t = s.effective_target()
+        return slug(photo, method, s.class_name(t) if t is not None else "") + ".png"
+
+    def export_dir(self) -> str:
+        v = self.win.settings.value(EXPORT_DIR_KEY, "")
+        return str(v) if v and Path(str(v)).is_dir() else self.last_dir()
+
+    def _remember_dir(self, path: str) -> None:
+        self.win.settings.setValue(EXPORT_DIR_KEY, str(Path(path).resolve().parent))
+
+    def _save_name(self, caption: str, kind: str, filt: str) -> str:
+        start = str(Path(self.export_dir() or ".") / self.default_name(kind))
+        path, _ = QFileDialog.getSaveFileName(self.win, caption, start, filt)
+        return path
+
+    def _saved(self, path: str, fig) -> None:
+        self.win.show_status(f"saved {path} ({fig.shape[1]} × {fig.shape[0]} px)")
+        self._remember_dir(path)
 
     # ------------------------------------------------------------------ recent files
     def recent_files(self) -> list[str]:

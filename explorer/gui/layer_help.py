@@ -110,9 +110,11 @@ class MeaningStrip(QWidget):
 
 def install(win) -> None:
     panel = win.layer_panel
-    panel.tree.setWordWrap(True)
+    # no word wrap: a long run name keeps both ends (elided in the middle, whole in its tooltip) instead of
+    # wrapping into a row too short to show it; a layer row's meaning is its own second line
+    panel.tree.setWordWrap(False)
     win.meaning_strip = strip = MeaningStrip(win)
-    lay = panel.layout()
+    lay = panel.tree.parentWidget().layout()
     lay.insertWidget(lay.indexOf(panel.tree) + 1, strip)
     win.session.active_layer_changed.connect(strip.show_layer)
     win.catalog_changed.connect(lambda: strip.show_layer(win.session.active_layer()))

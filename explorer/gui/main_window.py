@@ -106,12 +106,13 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.resize(1440, 900)
         # teaching aids, each in its own module: layer meanings, presentation mode, one-click comparison
-        from explorer.gui import layer_help, narration, presentation, teaching
+        from explorer.gui import layer_help, narration, presentation, tab_room, teaching
 
         layer_help.install(self)
         self.presentation = presentation.install(self)
         teaching.install(self)
         self.narrator = narration.install(self)  # progress line, target status, banners: follow the document
+        tab_room.install(self)  # Compare and Evaluation get the width of the docks they do not need
         self._wire()
         memory.restore_layout(self)  # the docks as the user left them
         from explorer.gui import recovery
@@ -161,17 +162,16 @@ class MainWindow(QMainWindow):
         return d
 
     def _evaluation_dock(self):
-        """The Evaluation tab (issue 9's explorer/gui/evaluation_panel.py) beside the layers, when installed."""
+        """The Evaluation tab beside Canvas and Compare (issue 9's explorer/gui/evaluation_panel.py), when
+        installed: its five plots need the window's width to be read."""
         if not (Path(__file__).with_name("evaluation_panel.py")).exists():
             return None
         from explorer.gui.evaluation_dock import EvaluationDock
 
-        dock = EvaluationDock(self)
-        d = self._dock("Evaluation", dock, Qt.RightDockWidgetArea)
-        self.tabifyDockWidget(self.docks["Layers"], d)
-        self.docks["Layers"].raise_()
-        d.visibilityChanged.connect(lambda shown: dock.panel if shown else None)
-        return dock
+        tab = EvaluationDock(self)
+        self.tabs.addTab(tab, "Evaluation")
+        self.tabs.currentChanged.connect(lambda i: tab.panel if self.tabs.widget(i) is tab else None)
+        return tab
 
     def _menus(self) -> None:
         mb, files = self.menuBar(), self.files
@@ -198,6 +198,8 @@ class MainWindow(QMainWindow):
         v = mb.addMenu("&View")
         self.add_action(v, "&Fit image", self.canvas.fit, "Ctrl+0")
         self.add_action(v, "&Compare", lambda: self.tabs.setCurrentWidget(self.compare), "Ctrl+K")
+        if self.evaluation_dock is not None:
+            self.add_action(v, "&Evaluation", lambda: self.tabs.setCurrentWidget(self.evaluation_dock), "Ctrl+E")
         v.addSeparator()
         for d in self.docks.values():
             v.addAction(d.toggleViewAction())

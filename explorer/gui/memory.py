@@ -93,6 +93,7 @@ def save_layout(win) -> None:
     """Dock sizes and places, and the window's size (presentation mode's are not the user's layout)."""
     if getattr(win, "presentation", None) is not None and win.presentation.active:
         win.presentation.set_active(False)
+    win.tabs.setCurrentWidget(win.canvas)  # the docks a wide tab set aside come back first
     win.settings.setValue(GEOMETRY_KEY, win.saveGeometry())
     win.settings.setValue(STATE_KEY, win.saveState())
 

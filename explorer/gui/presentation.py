@@ -43,8 +43,10 @@ class Presentation(QObject):
             return
         w = self.win
         if on:
+            tab = w.tabs.currentIndex()
+            w.tabs.setCurrentWidget(w.canvas)  # first: a wide tab gives its docks back (gui/tab_room.py)
             self._saved = {"font": w.font(), "docks": {t: d.isVisible() for t, d in w.docks.items()},
-                           "tabbar": w.tabs.tabBar().isVisible(), "tab": w.tabs.currentIndex()}
+                           "tabbar": w.tabs.tabBar().isVisible(), "tab": tab}
             f = w.font()
             size = f.pointSizeF() if f.pointSizeF() > 0 else 10.0
             f.setPointSizeF(size * FONT_SCALE)
@@ -53,14 +55,13 @@ class Presentation(QObject):
                 d.setVisible(title == KEEP_DOCK)
             # the larger type needs a wider layer list for the meanings to stay readable
             w.resizeDocks([w.docks[KEEP_DOCK]], [int(w.width() * 0.34)], Qt.Horizontal)
-            w.tabs.setCurrentWidget(w.canvas)
             w.tabs.tabBar().setVisible(False)
         else:
             w.setFont(self._saved.get("font", w.font()))
             for title, d in w.docks.items():
                 d.setVisible(self._saved.get("docks", {}).get(title, True))
             w.tabs.tabBar().setVisible(self._saved.get("tabbar", True))
-            w.tabs.setCurrentIndex(self._saved.get("tab", 0))
+            w.tabs.setCurrentIndex(self._saved.get("tab", 0))  # (a wide tab then sets its docks aside again)
         self.active = on
         for sc in self.shortcuts:
             sc.setEnabled(on)

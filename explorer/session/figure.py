@@ -1,14 +1,118 @@
-"""A figure grid for slides (numpy + Pillow): tiles of the photo with one map each, titled, on white."""
+"""Figures for slides (numpy + Pillow): tiles of the photo with maps, each titled (method, map, class) and,
+when given, with the colour bar of each map on it, on white, at the photo's resolution by default.
+
+Text is drawn with Pillow's bundled font, which lacks some of the characters the window uses ("—", "·",
+"…", "±"): ``printable`` puts a plain equivalent in their place, so a title never shows a missing-glyph box.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from explorer.core import colormaps
 
-def figure_grid(tiles: list[tuple[np.ndarray, str]], cols: int | None = None, tile_width: int = 320,
-                pad: int = 10, title_h: int = 22) -> np.ndarray:
-    """Arrange RGB tiles (each resized to ``tile_width`` wide) in a grid with their titles; RGB uint8."""
-    from PIL import Image, ImageDraw, ImageFont
+# what the bundled font may lack, and what is written instead
+PLAIN = {"—": "-", "–": "-", "−": "-", "·": "-", "…": "...", "±": "+/-", "→": "->", "≥": ">=", "≤": "<=",
+         "×": "x", "↑": "(higher is better)", "↓": "(lower is better)"}
+
+
+MAX_TILE = 2048  # a tile of a larger photo is scaled down to this width (a slide shows no more)
+
+
+@dataclass(frozen=True)
+class Bar:
+    """The colour scale of one map on a tile."""
+
+    colormap: str
+    lo: float
+    hi: float
+    signed: bool = False
+    name: str = ""
+
+
+def font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # older Pillow: one small bitmap font
+        return ImageFont.load_default()
+
+
+def _missing_mask(f):
+    try:
+        return f.getmask("\U0010fffd").tobytes()  # a code point no font has: the "missing glyph" box
+    except Exception:  # noqa: BLE001 - a font that cannot even draw it: treat every odd char by the table
+        return None
+
+
+def printable(f, text: str) -> str:
+    """``text`` with every character ``f`` cannot draw replaced (by ``PLAIN`` or "?")."""
+    missing = _missing_mask(f)
+    out = []
+    for ch in text:
+        ok = ch.isascii()
+        if not ok and missing is not None:
+            try:
+                ok = f.getmask(ch).tobytes() != missing
+            except Exception:  # noqa: BLE001 - e.g. a bitmap font refusing non-Latin-1
+                ok = False
+        out.append(ch if ok else PLAIN.get(ch, "?"))
+    return "".join(out)
+
+
+def _fit(draw, f, text: str, width: int) -> str:
+    """``text`` shortened in the middle until it fits ``width`` pixels."""
+    if draw.textlength(text, font=f) <= width:
+        return text
+    keep = len(text)
+    while keep > 8:
+        keep -= 2
+        short = text[: keep // 2] + "..." + text[-(keep // 2):]
+        if draw.textlength(short, font=f) <= width:
+            return short
+    return text[:8]
+
+
+def _bar(canvas, draw, f, bar: Bar, x: int, y: int, w: int, h: int) -> None:
+    """A colour bar ``w`` wide: the gradient with its ends' values and the map's name under it."""
+    from PIL import Image
+
+    label_w = int(draw.textlength("-0.000e+00", font=f)) + 6
+    gx, gw = x + label_w, max(8, w - 2 * label_w)
+    ramp = colormaps.lut(bar.colormap, 256)[np.linspace(0, 255, gw).astype(int)]
+    strip = Image.fromarray(np.repeat(ramp[None], h, axis=0).astype(np.uint8))
+    canvas.paste(strip, (gx, y))
+    draw.rectangle([gx - 1, y - 1, gx + gw, y + h], outline=(90, 90, 90))
+    lo, hi = f"{bar.lo:.3g}", f"{bar.hi:.3g}"
+    draw.text((gx - 4 - draw.textlength(lo, font=f), y), lo, fill=(20, 20, 20), font=f)
+    draw.text((gx + gw + 4, y), hi, fill=(20, 20, 20), font=f)
+    if bar.signed and bar.lo < 0 < bar.hi:
+        zx = gx + int(gw * (-bar.lo) / (bar.hi - bar.lo))
+        draw.line([zx, y + h, zx, y + h + 3], fill=(20, 20, 20))
+    if bar.name:
+        name = _fit(draw, f, printable(f, bar.name), w)
+        draw.text((x + (w - draw.textlength(name, font=f)) / 2, y + h + 2), name, fill=(60, 60, 60), font=f)
+
+
+def slug(*parts: str) -> str:
+    """A file name from words ("chelsea", "Grad-CAM", "Egyptian cat" -> "chelsea_grad-cam_egyptian-cat")."""
+    import re
+
+    words = [re.sub(r"[^a-z0-9]+", "-", str(p).lower()).strip("-") for p in parts if p]
+    return "_".join(w for w in words if w) or "figure"
+
+
+def figure_grid(tiles: list[tuple], cols: int | None = None, tile_width: int | None = 320, pad: int = 10,
+                title_h: int | None = 22) -> np.ndarray:
+    """Arrange RGB tiles in a grid with their titles; RGB uint8.
+
+    Each tile is ``(rgb, title)`` or ``(rgb, title, bars)`` with ``bars`` a list of ``Bar`` drawn under it.
+    ``tile_width`` None keeps the first tile's own width (the photo's resolution); the type grows with it.
+    """
+    from PIL import Image, ImageDraw
 
     if not tiles:
         raise ValueError("no maps to put in the figure")
@@ -16,21 +120,29 @@ def figure_grid(tiles: list[tuple[np.ndarray, str]], cols: int | None = None, ti
     cols = cols or min(n, 4)
     rows = (n + cols - 1) // cols
     h0, w0 = tiles[0][0].shape[:2]
+    tile_width = int(tile_width or min(w0, MAX_TILE))
     tile_h = max(1, int(round(tile_width * h0 / w0)))
+    size = max(14, tile_width // 40)
+    f = font(size)
+    title_h = title_h or size + 10
+    bar_h = max(10, size)
+    n_bars = max((len(t[2]) for t in tiles if len(t) > 2 and t[2]), default=0)
+    bars_h = n_bars * (bar_h + size + 10)
     W = cols * tile_width + (cols + 1) * pad
-    H = rows * (tile_h + title_h) + (rows + 1) * pad
+    H = rows * (tile_h + title_h + bars_h) + (rows + 1) * pad
     canvas = Image.new("RGB", (W, H), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
-    try:
-        font = ImageFont.load_default(size=14)
-    except TypeError:  # older Pillow
-        font = ImageFont.load_default()
-    for i, (rgb, title) in enumerate(tiles):
+    for i, tile in enumerate(tiles):
+        rgb, title = tile[0], tile[1]
+        bars = tile[2] if len(tile) > 2 and tile[2] else []
         r, c = divmod(i, cols)
         x = pad + c * (tile_width + pad)
-        y = pad + r * (tile_h + title_h + pad)
-        im = Image.fromarray(np.asarray(rgb, dtype=np.uint8)).resize((tile_width, tile_h), Image.BILINEAR)
+        y = pad + r * (tile_h + title_h + bars_h + pad)
+        im = Image.fromarray(np.asarray(rgb, dtype=np.uint8))
+        if im.size != (tile_width, tile_h):
+            im = im.resize((tile_width, tile_h), Image.BILINEAR)
         canvas.paste(im, (x, y + title_h))
-        text = title if len(title) <= 44 else title[:43] + "…"
-        draw.text((x, y + 3), text, fill=(20, 20, 20), font=font)
+        draw.text((x, y + 3), _fit(draw, f, printable(f, title), tile_width), fill=(20, 20, 20), font=f)
+        for k, bar in enumerate(bars):
+            _bar(canvas, draw, f, bar, x, y + title_h + tile_h + 6 + k * (bar_h + size + 10), tile_width, bar_h)
     return np.asarray(canvas)
