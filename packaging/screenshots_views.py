@@ -83,7 +83,7 @@ def main(argv=None) -> int:
         s.set_layer(layer, visible=layer.run_id in ids[:3] and layer is s.layers_of(s.runs[layer.run_id])[0])
     tab = win.evaluation_dock
     win.tabs.setCurrentWidget(tab)
-    tab.evaluate_visible_layers(step=224 * 224 // 24 if args.quick else None)
+    tab.evaluate_visible_layers(step=224 * 224 // 12 if args.quick else None)
     _wait(app, lambda: not tab._calls, "the evaluation")
     tab.panel.hover_at("deletion", 0.3)
     _shot(app, win, out / "evaluation.png")

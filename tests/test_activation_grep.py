@@ -18,6 +18,8 @@ ALLOWED = {
                                                    "not over a model's classes"},
     "methods/explainer_net/heads.py": {"torch.cat(logits, 1).softmax(1)": "attention weights over the guided head's "
                                                                           "cells, not class scores"},
+    "methods/extremal.py": {"torch.softmax(vals / temperature, dim=1)": "the smooth max of the extremal "
+                                                                        "perturbation's mask, not class scores"},
     "methods/explainer_net/losses.py": {"masked.log_softmax(1)": "the paper's cross-entropy loss; the trainer refuses "
                                                                  "models whose activation is not softmax"},
 }

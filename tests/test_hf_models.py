@@ -90,7 +90,9 @@ def expected_refusal(method: str, family: str) -> str | None:
     if method in ("guided_backprop", "deconvnet", "guided_gradcam"):
         return "has none"  # GELU, no ReLU modules
     if method == "lrp":
-        return "relevance"  # LayerNorm / self-attention: zennit's rules do not conserve relevance
+        # the conserving rules (methods/lrp_rules.py) know timm's block layouts, not yet Hugging Face's: HF's ViT
+        # attention and ConvNeXt's layer scale are named in a refusal before any computation
+        return "lrp is refused"
     if method == "cam":
         return "use gradcam"  # a token head or a norm between the pooled map and the classifier
     if method in ("attention_rollout", "chefer") and family != "vit":

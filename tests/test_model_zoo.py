@@ -60,6 +60,8 @@ def expected_refusal(method: str, family: str) -> str | None:
         return "has no transformer attention blocks"  # Swin's windowed attention and CNNs
     if method == "explainer":
         return "explainer"  # the shipped head was trained for the default model only
+    if method == "lrp" and family == "vit_registers":
+        return "no LRP rule covers"  # its differential attention (lambda_q1 ...) has no conserving rule yet
     if method == "fido" and family in FIXED_SIZE:
         return "use scale=1"  # its quick setting optimises at half resolution, which a ViT/Swin cannot take
     return None

@@ -186,6 +186,16 @@ def _npy_header(shape, descr="<f4") -> bytes:
     return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header
 
 
+def _reseal(js):
+    """Record the (tampered) arrays file's SHA-256 in the session JSON, as an attacker writing both would."""
+    import hashlib
+    import json
+
+    doc = json.loads(js.read_text())
+    doc["arrays_sha256"] = hashlib.sha256(js.with_suffix(".npz").read_bytes()).hexdigest()
+    js.write_text(json.dumps(doc))
+
+
 def test_npz_header_claiming_10_gb_is_refused_before_allocating(tmp_path):
     from explorer.io.arrays import read_npz
     from explorer.io.session_file import load_session
@@ -194,6 +204,7 @@ def test_npz_header_claiming_10_gb_is_refused_before_allocating(tmp_path):
     npz = js.with_suffix(".npz")
     with zipfile.ZipFile(npz, "a") as z:
         z.writestr("run1_map0.npy", _npy_header((50_000, 50_000)) + b"\x00" * 64)  # claims 10 GB
+    _reseal(js)  # the JSON vouches for the hostile arrays: the array reader itself must refuse them
     with pytest.raises(FileError, match="claims.*10.00 GB.*before allocating"):
         read_npz(npz)
     with pytest.raises(FileError, match="before allocating"):
@@ -209,6 +220,7 @@ def test_npz_object_array_is_refused_without_unpickling(tmp_path):
     np.save(buf, np.array([Payload(marker)], dtype=object), allow_pickle=True)
     with zipfile.ZipFile(js.with_suffix(".npz"), "a") as z:
         z.write(buf, "run1_map0.npy")
+    _reseal(js)  # the JSON vouches for the hostile arrays: the array reader itself must refuse them
     with pytest.raises(FileError, match="object.*never pickled"):
         load_session(js)
     assert not marker.exists()

@@ -298,4 +298,5 @@ class Canvas(QWidget):
 
     def grab_view(self):
         self.flush()  # a picture shows the newest colours, not those still being computed
+        self.layout().activate()  # and the colour bars shown now (one shown or hidden resizes the view)
         return self.view.grab()

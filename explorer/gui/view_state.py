@@ -86,6 +86,7 @@ class ViewState:
             idx = combo.findData(v.get(key))
             if idx >= 0:
                 combo.setCurrentIndex(idx)
+                c._pair_chosen = True  # a saved pair was the user's pick: it stays, not the newest maps
         if isinstance(v.get("k"), (int, float)):
             c.k.setValue(float(v["k"]))
         if isinstance(v.get("scale"), str) and c.norm.findText(v["scale"]) >= 0:

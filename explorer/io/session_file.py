@@ -112,11 +112,11 @@ def write(snap: Snapshot) -> Path:
     p = snap.path
     if p.is_dir():
         raise FileError(p, "is a folder, not a session file")
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **snap.arrays)
-    data = buf.getvalue()
-    doc = dict(snap.doc, arrays_sha256=hashlib.sha256(data).hexdigest())
-    try:
+    try:  # the arrays are compressed in memory first: a failure there (no memory, no space) leaves no file
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **snap.arrays)
+        data = buf.getvalue()
+        doc = dict(snap.doc, arrays_sha256=hashlib.sha256(data).hexdigest())
         p.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(snap.npz, "wb") as f:
             f.write(data)
