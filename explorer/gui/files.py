@@ -98,12 +98,14 @@ class FileActions:
         for run in other.runs.values():
             s.add_restored(run, other.layers_of(run))
         s.set_active_layer(other.active_layer_id)
-        for name in list(s.views):  # the views (Compare, Evaluation) once their layers are back
+        if other.model_choice != s.model_choice or not s.model_info:
+            self.win.load_model(other.model_choice)  # never trusted: a file does not grant trust
+        # the views (Compare, Evaluation) once their layers are back and their model is the session's (runs of
+        # another model are stale and left out of Compare)
+        for name in list(s.views):
             s.set_view(name, None)
         for name, value in other.views.items():
             s.set_view(name, value)
-        if other.model_choice != s.model_choice or not s.model_info:
-            self.win.load_model(other.model_choice)  # never trusted: a file does not grant trust
         if remember:
             self._add_recent(str(path))
         self.win.statusBar().showMessage(f"opened session {path} (with its maps from {Path(path).stem}'s .npz "
