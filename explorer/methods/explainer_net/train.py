@@ -11,9 +11,7 @@ interrupted one stopped.
 
 from __future__ import annotations
 
-import math
 import re
-import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Iterator
@@ -21,7 +19,7 @@ from typing import Any, Iterator
 import torch
 
 from explorer.core.cancel import NEVER, CancelToken
-from explorer.core.errors import ExplorerError, FileError, ParamError
+from explorer.core.errors import FileError, ParamError
 from explorer.methods.explainer_net.augment import Sample, augment, compose, draw_count
 from explorer.methods.explainer_net.data import (  # noqa: F401 - re-exported: the training API in one place
     ImageSet,
@@ -37,6 +35,7 @@ from explorer.methods.explainer_net.losses import (  # noqa: F401 - re-exported:
     total_variation,
 )
 from explorer.methods.explainer_net.model import Explainer, check_compatible, read_checkpoint
+from explorer.methods.training import EpochLoop
 from explorer.models.loaded import LoadedModel
 
 
@@ -125,8 +124,12 @@ class TrainProgress:
                 f"{self.images_per_s:.1f} img/s" + (f"; saved {self.saved}" if self.saved else ""))
 
 
-class Trainer:
+class Trainer(EpochLoop):
     """Trains an explainer head for ``model`` on an ``ImageSet``; resumable from its checkpoints."""
+
+    progress = TrainProgress
+    save_on_cancel = True
+    eval_after_step = True
 
     def __init__(self, model: LoadedModel, images: ImageSet, config: TrainConfig | None = None,
                  explainer: Explainer | None = None, state: dict[str, Any] | None = None):
@@ -139,6 +142,7 @@ class Trainer:
                                                            self.cfg.head)
         self.cfg.taps = tuple(self.explainer.taps)
         self.head = self.explainer.head
+        self.trained = self.head
         self.size = int(self.cfg.size or max(model.preprocess.input_size))
         self.opt = torch.optim.Adam(self._groups(), lr=self.cfg.lr)
         self.gen = torch.Generator().manual_seed(int(self.cfg.seed))
@@ -148,15 +152,7 @@ class Trainer:
         self.step_losses: list[float] = []  # every step's total loss: the training curve
         self._queue: list[int] = []
         if state:
-            self.opt.load_state_dict(state["optimizer"])
-            for group, fresh in zip(self.opt.param_groups, self._groups()):
-                group["lr"] = fresh["lr"]
-            self.gen.set_state(state["generator"])
-            self.epoch = int(state["epoch"])
-            self.global_step = int(state["global_step"])
-            self.history = list(state.get("history", []))
-            self.step_losses = [float(v) for v in state.get("step_losses", [])]
-            self._queue = [int(i) for i in state.get("queue", [])]
+            self.restore(state, [group["lr"] for group in self._groups()])
 
     def _groups(self) -> list[dict[str, Any]]:
         """Adam groups: the head, and the mask's global scale and threshold (two scalars) at ``scalar_lr``
@@ -188,10 +184,6 @@ class Trainer:
         explainer = Explainer.load(path, model)
         cfg.head = explainer.head.kind  # a checkpoint from before the field existed holds a version-2 head
         return cls(model, images, cfg, explainer, state)
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return max(1, math.ceil(len(self.images) / self.cfg.batch_size))
 
     def _next_index(self) -> int:
         if not self._queue:
@@ -236,72 +228,12 @@ class Trainer:
         with torch.no_grad():
             return {k: float(v) for k, v in self.losses(batch).items()}
 
-    def step(self, batch) -> dict[str, float]:
-        self.head.train()
-        self.opt.zero_grad(set_to_none=True)
-        terms = self.losses(batch)
-        if not torch.isfinite(terms["loss"]):
-            raise ExplorerError("the training loss became NaN or infinite; lower --lr")
-        terms["loss"].backward()
-        self.opt.step()
-        self.head.eval()
-        self.global_step += 1
-        out = {k: float(v.detach()) for k, v in terms.items()}
-        self.step_losses.append(out["loss"])
-        return out
-
-    def state(self) -> dict[str, Any]:
-        return {"config": asdict(self.cfg), "epoch": self.epoch, "global_step": self.global_step,
-                "optimizer": self.opt.state_dict(), "generator": self.gen.get_state(), "history": self.history,
-                "step_losses": list(self.step_losses), "queue": list(self._queue)}
-
     def save(self, path: str | Path, training_state: bool = True) -> Path:
         """A checkpoint: head + the classifier's id and fingerprint (+ optimizer etc. for resume)."""
-        extra = {"trained_on": {"folder": str(self.images.root), "images": len(self.images),
-                                "held_out": [p.name for p in self.held_out],
-                                "hold_out_every": self.cfg.hold_out_every},
+        extra = {"trained_on": self.trained_on(),
                  "epochs": self.epoch, "steps": self.global_step, "config": asdict(self.cfg),
                  "last_epoch_loss": self.history[-1] if self.history else None}
         return self.explainer.save(path, self.state() if training_state else None, extra)
-
-    def run(self, epochs: int | None = None, out: str | Path | None = None,
-            cancel: CancelToken = NEVER) -> Iterator[TrainProgress]:
-        """Train until ``epochs`` epochs are done in total (resumed ones count), yielding every step and
-        saving ``out`` after every epoch (and when cancelled)."""
-        epochs = int(epochs or self.cfg.epochs)
-        self.cfg.epochs = epochs
-        try:
-            while self.epoch < epochs:
-                sums: dict[str, float] = {}
-                steps = self.steps_per_epoch
-                for s in range(1, steps + 1):
-                    if cancel.cancelled:
-                        if out:
-                            self.save(out)
-                        return
-                    t0 = time.perf_counter()
-                    batch = self.sample_batch()
-                    x = batch[0]
-                    terms = self.step(batch)
-                    dt = time.perf_counter() - t0
-                    for k, v in terms.items():
-                        sums[k] = sums.get(k, 0.0) + v
-                    saved = None
-                    if s == steps:
-                        self.epoch += 1
-                        self.history.append({k: v / steps for k, v in sums.items()})
-                        if out:
-                            saved = str(self.save(out))
-                    yield TrainProgress(self.epoch + (0 if s == steps else 1), epochs, s, steps, self.global_step,
-                                        terms["loss"], {k: v for k, v in terms.items() if k != "loss"},
-                                        x.shape[0] / max(dt, 1e-9), saved)
-        except RuntimeError as exc:
-            from explorer.models.device import is_oom
-
-            if is_oom(exc):
-                raise ExplorerError(f"out of memory at batch size {self.cfg.batch_size}; use a smaller --batch-size "
-                                    "or --size") from None
-            raise
 
 
 def check_softmax(model: LoadedModel) -> None:

@@ -12,19 +12,17 @@ holes (its own generator, so it never moves the training draws): the validation 
 
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
-from explorer.core.cancel import NEVER, CancelToken
-from explorer.core.errors import ExplorerError, FileError, ParamError
+from explorer.core.errors import FileError, ParamError
 from explorer.methods.explainer_net.augment import augment
 from explorer.methods.explainer_net.data import ImageSet, scan_folder, split_holdout
 from explorer.methods.inpainting.masks import hole_batch
+from explorer.methods.training import EpochLoop
 from explorer.perturb.inpainter import InpaintNet, build, read_checkpoint, record
 
 VALIDATION_CROPS = 16
@@ -96,8 +94,10 @@ class InpaintProgress:
                 f"{self.images_per_s:.1f} img/s" + (f"; saved {self.saved}" if self.saved else ""))
 
 
-class InpaintTrainer:
+class InpaintTrainer(EpochLoop):
     """Trains an ``InpaintNet`` on an ``ImageSet`` (the held-out photos split off first); resumable."""
+
+    progress = InpaintProgress
 
     def __init__(self, images: ImageSet, config: InpaintConfig | None = None, device: str | torch.device = "cpu",
                  net: InpaintNet | None = None, state: dict[str, Any] | None = None):
@@ -110,6 +110,7 @@ class InpaintTrainer:
             torch.manual_seed(int(self.cfg.seed))  # the initialisation: seeded like every other draw
             net = InpaintNet(self.cfg.width)
         self.net = net.to(self.device)
+        self.trained = self.net
         self.opt = torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr)
         self.gen = torch.Generator().manual_seed(int(self.cfg.seed))
         self.epoch = 0
@@ -119,15 +120,7 @@ class InpaintTrainer:
         self._queue: list[int] = []
         self._val: tuple[torch.Tensor, torch.Tensor] | None = None
         if state:
-            self.opt.load_state_dict(state["optimizer"])
-            for group in self.opt.param_groups:
-                group["lr"] = self.cfg.lr
-            self.gen.set_state(state["generator"])
-            self.epoch = int(state["epoch"])
-            self.global_step = int(state["global_step"])
-            self.history = list(state.get("history", []))
-            self.step_losses = [float(v) for v in state.get("step_losses", [])]
-            self._queue = [int(i) for i in state.get("queue", [])]
+            self.restore(state, [self.cfg.lr] * len(self.opt.param_groups))
 
     @classmethod
     def resume(cls, path: str | Path, images: ImageSet, device: str | torch.device = "cpu",
@@ -148,10 +141,6 @@ class InpaintTrainer:
         except (KeyError, ValueError, RuntimeError) as exc:
             raise FileError(path, f"training state does not fit its network ({type(exc).__name__}: "
                                   f"{str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return max(1, math.ceil(len(self.images) / self.cfg.batch_size))
 
     def _next_photo(self):
         while True:
@@ -196,33 +185,19 @@ class InpaintTrainer:
             terms = hole_losses(self.net(x, hole), x, hole, self.cfg.edge)
         return {"val_" + k: float(v) for k, v in terms.items()}
 
-    def step(self, batch) -> dict[str, float]:
+    def losses(self, batch) -> dict[str, torch.Tensor]:
         x, hole = batch
-        self.net.train()
-        self.opt.zero_grad(set_to_none=True)
-        terms = hole_losses(self.net(x, hole), x, hole, self.cfg.edge)
-        if not torch.isfinite(terms["loss"]):
-            raise ExplorerError("the training loss became NaN or infinite; lower --lr")
-        terms["loss"].backward()
-        self.opt.step()
-        self.global_step += 1
-        out = {k: float(v.detach()) for k, v in terms.items()}
-        self.step_losses.append(out["loss"])
-        return out
+        return hole_losses(self.net(x, hole), x, hole, self.cfg.edge)
 
-    def state(self) -> dict[str, Any]:
-        return {"config": asdict(self.cfg), "epoch": self.epoch, "global_step": self.global_step,
-                "optimizer": self.opt.state_dict(), "generator": self.gen.get_state(), "history": self.history,
-                "step_losses": list(self.step_losses), "queue": list(self._queue)}
+    def epoch_extras(self) -> dict[str, float]:
+        return self.validate()
 
     def save(self, path: str | Path, training_state: bool = True) -> Path:
         """The checkpoint (network + what it was trained on; + the trainer's state for resuming), written
         whole under a temporary name and renamed."""
         path = Path(path)
         rec = record(self.net, self.cfg.size, epochs=self.epoch, steps=self.global_step, config=asdict(self.cfg),
-                     trained_on={"folder": str(self.images.root), "images": len(self.images),
-                                 "held_out": [p.name for p in self.held_out],
-                                 "hold_out_every": self.cfg.hold_out_every},
+                     trained_on=self.trained_on(),
                      last_epoch=self.history[-1] if self.history else None)
         if training_state:
             rec["training"] = self.state()
@@ -234,42 +209,6 @@ class InpaintTrainer:
         except OSError as exc:
             raise FileError(path, f"cannot write the checkpoint: {exc.strerror or exc}") from None
         return path
-
-    def run(self, epochs: int | None = None, out: str | Path | None = None,
-            cancel: CancelToken = NEVER) -> Iterator[InpaintProgress]:
-        """Train until ``epochs`` epochs are done in total (resumed ones count), yielding every step and saving
-        ``out`` after every epoch."""
-        epochs = int(epochs or self.cfg.epochs)
-        self.cfg.epochs = epochs
-        try:
-            while self.epoch < epochs:
-                sums: dict[str, float] = {}
-                steps = self.steps_per_epoch
-                for s in range(1, steps + 1):
-                    if cancel.cancelled:
-                        return
-                    t0 = time.perf_counter()
-                    batch = self.sample_batch()
-                    terms = self.step(batch)
-                    dt = time.perf_counter() - t0
-                    for k, v in terms.items():
-                        sums[k] = sums.get(k, 0.0) + v
-                    saved = None
-                    if s == steps:
-                        self.epoch += 1
-                        self.history.append({**{k: v / steps for k, v in sums.items()}, **self.validate()})
-                        if out:
-                            saved = str(self.save(out))
-                    yield InpaintProgress(self.epoch + (0 if s == steps else 1), epochs, s, steps, self.global_step,
-                                          terms["loss"], {k: v for k, v in terms.items() if k != "loss"},
-                                          batch[0].shape[0] / max(dt, 1e-9), saved)
-        except RuntimeError as exc:
-            from explorer.models.device import is_oom
-
-            if is_oom(exc):
-                raise ExplorerError(f"out of memory at batch size {self.cfg.batch_size}; use a smaller --batch-size "
-                                    "or --size") from None
-            raise
 
 
 def prepare_training(folder: str | Path, settings: dict[str, Any], *, device: str | torch.device = "cpu",
