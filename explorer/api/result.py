@@ -1,6 +1,6 @@
 """The public ``Explanation``: one method's maps for one image, with the ways a notebook looks at them.
 
-It wraps the runner's result (``explorer.core.types.Explanation``, maps in model-input space, resampled to
+It wraps the runner's result (``explorer.core.types.MethodResult``, maps in model-input space, resampled to
 the image on first access) together with the image and the model's predictions, which the manifest needs.
 Torch-free: matplotlib is imported only by ``plot``.
 """
@@ -24,7 +24,7 @@ class Explanation:
     last one). In a notebook the cell shows the overlay of the headline layer.
     """
 
-    def __init__(self, core: types.Explanation, image: np.ndarray, image_path: str | None, provenance: dict,
+    def __init__(self, core: types.MethodResult, image: np.ndarray, image_path: str | None, provenance: dict,
                  message: str = ""):
         self._core = core
         self._image = image
@@ -49,7 +49,7 @@ class Explanation:
 
     @property
     def layers(self) -> list[str]:
-        return self._core.layer_names
+        return self._core.map_names
 
     @property
     def main(self) -> str:

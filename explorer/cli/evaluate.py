@@ -168,7 +168,7 @@ def cmd_evaluate(args) -> int:
     from explorer.evaluation import runner
 
     config = config_from_args(args)
-    run = runner.prepare(config, args.path)
+    run = runner.prepare_evaluation(config, args.path)
     r = runner.execute(run, out, Bar(run.units, log=True))
     methods = run.config.methods
     print(f"evaluated {r.photos} images x {len(methods)} methods ({r.computed} computed, {r.reused} already done, "

@@ -13,10 +13,10 @@ from explorer.core.errors import (
 )
 from explorer.core.params import Param, Params, parse_assignments
 from explorer.core.registry import Registry
-from explorer.core.types import Explanation, LayerSpec, Needs, Placement, Step, Update
+from explorer.core.types import MapSpec, MethodResult, MethodStep, Needs, Placement, RunUpdate
 
 __all__ = [
     "CancelToken", "Cancelled", "ExplorerError", "FileError", "ImageReadError", "ModelLoadError",
     "ParamError", "UnknownNameError", "UnsupportedError", "Param", "Params", "parse_assignments",
-    "Registry", "Explanation", "LayerSpec", "Needs", "Placement", "Step", "Update",
+    "Registry", "MethodResult", "MapSpec", "Needs", "Placement", "MethodStep", "RunUpdate",
 ]
