@@ -146,8 +146,9 @@ def test_a_run_from_python_takes_an_evalconfig(folder, tmp_path):
     from explorer.evaluation.registry import Options
     from explorer.evaluation.runner import execute, prepare_evaluation
 
-    run = prepare_evaluation(EvalConfig(methods=["gradient", "random"], metrics=["deletion"], options=Options(step=int(STEP))),
-                  folder / "coffee.png")
+    run = prepare_evaluation(EvalConfig(methods=["gradient", "random"], metrics=["deletion"],
+                                        options=Options(step=int(STEP))),
+                             folder / "coffee.png")
     assert run.units == 2 and run.photos == [folder / "coffee.png"]
     r = execute(run, tmp_path / "py")
     assert (r.photos, r.computed, r.reused, r.skipped) == (1, 2, 0, []) and r.summary is not None

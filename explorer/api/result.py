@@ -18,7 +18,7 @@ from explorer.core.errors import UnknownNameError
 
 
 class Explanation:
-    """Maps of one run (``maps``: layer name -> H×W float32 at the image's size) and what produced them.
+    """Maps of one run (``maps``: map name -> H×W float32 at the image's size) and what produced them.
 
     Returned by ``explorer.explain`` (complete) and yielded by ``explorer.explain_iter`` (partial until the
     last one). In a notebook the cell shows the overlay of the headline layer.
@@ -39,21 +39,26 @@ class Explanation:
 
     @property
     def maps(self) -> dict[str, np.ndarray]:
-        """Layer name -> H×W float32 map at the image's resolution (NaN outside a center crop)."""
+        """Map name -> H×W float32 map at the image's resolution (NaN outside a center crop)."""
         return self._core.maps
 
     @property
     def signed(self) -> dict[str, bool]:
-        """Layer name -> whether its sign means something (positive supports the target, negative opposes)."""
+        """Map name -> whether its sign means something (positive supports the target, negative opposes)."""
         return dict(self._core.signed)
 
     @property
-    def layers(self) -> list[str]:
+    def map_names(self) -> list[str]:
+        """The names of the maps, the headline one first."""
         return self._core.map_names
 
     @property
+    def layers(self) -> list[str]:  # old name kept (issue 32): a method returns maps; "layer" is a network's
+        return self.map_names
+
+    @property
     def main(self) -> str:
-        """The headline layer (the first the method returns)."""
+        """The headline map (the first the method returns)."""
         return self._core.main
 
     @property

@@ -181,6 +181,10 @@ class MethodResult:
         return list(self.raw)
 
     @property
+    def layer_names(self) -> list[str]:  # old name kept (issue 32): the maps' names, as map_names
+        return self.map_names
+
+    @property
     def main(self) -> str:
         """The name of the first (headline) map."""
         return next(iter(self.raw))
@@ -230,3 +234,12 @@ class RunUpdate:
     explanation: MethodResult
     done: bool = False
     message: str = ""
+
+
+# The names these types had before issue 32 (one meaning per name: a network layer is a "layer", what a method
+# returns is a "map"). Code written against them, methods kept outside this tree above all, still imports them.
+# The script that made the renames (rename_32.py) leaves every line that says "old name kept" alone.
+LayerSpec = MapSpec  # old name kept
+Explanation = MethodResult  # old name kept
+Step = MethodStep  # old name kept
+Update = RunUpdate  # old name kept

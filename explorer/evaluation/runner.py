@@ -1,5 +1,5 @@
-"""An ``explorer evaluate`` run without the command line: ``prepare_evaluation`` checks an ``EvalConfig`` and loads
-what it names, ``execute`` runs it; ``evaluate_photo`` is the unit a process, a shard or a Ray task runs.
+"""An ``explorer evaluate`` run without the command line: ``prepare_evaluation`` checks an ``EvalConfig`` and
+loads what it names, ``execute`` runs it; ``evaluate_photo`` is the unit a process, a shard or a Ray task runs.
 
 ``evaluate_photo`` computes every method that has no result yet on one photo and writes one CSV per
 (photo, method) atomically, so a photo (or a method of it) that finished is never recomputed, whoever
@@ -7,7 +7,7 @@ runs it next. ``finish`` merges the summary only once *every* photo of the whole
 shard that ends before the others leaves the summary alone (it would cover its own part only, and the
 last writer would win), and the last one to end writes it for all. ``--summary-only`` forces a merge.
 
-    run = prepare(EvalConfig(methods=["gradcam", "random"], metrics=["deletion", "insertion"]), "photos/")
+    run = prepare_evaluation(EvalConfig(methods=["gradcam", "random"], metrics=["deletion", "insertion"]), "photos/")
     result = execute(run, "out/")            # per_image/*.csv, summary.md, summary.csv, curves.png
 """
 
@@ -233,3 +233,9 @@ def finish(out: Path, files: list[Path], methods: list[str], shard_n: int, limit
               f"PHOTOS --summary-only --out {out}` to merge what is there", file=stream)
         return None
     return summarise(out)
+
+
+# The names before issue 32 (three functions were called prepare then), for Python callers.
+prepare = prepare_evaluation  # old name kept
+Run = PreparedEvaluation  # old name kept
+RunResult = EvaluationResult  # old name kept

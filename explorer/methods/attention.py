@@ -140,7 +140,8 @@ class AttentionRollout(AttentionMethod):
             self.model(ctx.x)
         attentions = [a[0] for a in store]
         r = rollout(attentions, self.p.head_fusion, self.p.discard_ratio)
-        yield MethodStep(1.0, {"salient": token_map(r, self.layout, tuple(ctx.x.shape[-2:]))}, info=self.info(attentions))
+        yield MethodStep(1.0, {"salient": token_map(r, self.layout, tuple(ctx.x.shape[-2:]))},
+                         info=self.info(attentions))
 
 
 @register("chefer")
@@ -161,4 +162,5 @@ class CheferRelevance(AttentionMethod):
             grads = torch.autograd.grad(out[0, ctx.target], list(store))
         attentions = [a[0].detach() for a in store]
         r = chefer_relevance(attentions, [g[0] for g in grads])
-        yield MethodStep(1.0, {"salient": token_map(r, self.layout, tuple(ctx.x.shape[-2:]))}, info=self.info(attentions))
+        yield MethodStep(1.0, {"salient": token_map(r, self.layout, tuple(ctx.x.shape[-2:]))},
+                         info=self.info(attentions))

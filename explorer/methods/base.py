@@ -4,7 +4,7 @@ A method is a small class: static configuration (its validated parameters and th
 constructor, the per-request data (input, target, seed, cancel token) in ``steps(ctx)``, a generator that
 yields ``MethodStep``s: progress and the running maps in model-input space. The runner checks the cancel token at
 every yield, times the run, resamples maps to the original image's resolution (lazily), and wraps each
-step in an ``RunUpdate`` carrying a partial ``MethodResult``.
+step in a ``RunUpdate`` carrying a partial ``MethodResult``.
 """
 
 from __future__ import annotations
@@ -176,7 +176,7 @@ def run(method: str | Method, model: LoadedModel, image: np.ndarray, *, target: 
         params: dict[str, Any] | None = None, seed: int = 0, cancel: CancelToken | None = None,
         priors: dict[str, np.ndarray] | None = None, state: dict | None = None,
         context: Context | None = None) -> Iterator[RunUpdate]:
-    """Run a method, yielding an ``RunUpdate`` per step; the last has ``done=True``.
+    """Run a method, yielding a ``RunUpdate`` per step; the last has ``done=True``.
 
     When the cancel token is set the generator is closed at the next yield and one last update is
     yielded with ``explanation.cancelled = True`` holding the last partial maps (usable as they are).
@@ -232,3 +232,6 @@ def explain(method: str | Method, model: LoadedModel, image: np.ndarray, **kw: A
     for update in run(method, model, image, **kw):
         final = update
     return final.explanation
+
+
+prepare = prepare_context  # old name kept (issue 32): methods and metrics outside this tree call it

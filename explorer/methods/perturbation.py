@@ -87,8 +87,9 @@ class Rise(Method):
             info = {"masks": done, "state": resume.resume_state(fp, done, bs, acc=acc, acc2=acc2)}
             if resumed:
                 info["resume"] = resumed
-            return MethodStep(done / p.n, {"salient": mean.view(H, W).float(), UNCERTAINTY: var.sqrt().view(H, W).float()},
-                        info, message)
+            return MethodStep(done / p.n,
+                              {"salient": mean.view(H, W).float(), UNCERTAINTY: var.sqrt().view(H, W).float()},
+                              info, message)
 
         if done:  # the stored map at once, then the masks it had not scored yet
             yield step(f"{resumed}: {done}/{p.n} masks")

@@ -5,3 +5,5 @@ from explorer.session.events import Signal
 from explorer.session.model_choice import ModelChoice
 
 __all__ = ["BLEND_MODES", "DISPLAY_MODES", "DisplayLayer", "ModelChoice", "Run", "Session", "Signal"]
+Layer = DisplayLayer  # old name kept (issue 32)
+__all__ += ["Layer"]  # old name kept

@@ -459,3 +459,6 @@ class Session:
             self._layer_ids = itertools.count(max(l.id for l in self.layers) + 1)
         self.run_added.emit(run)
         self.layers_changed.emit()
+
+
+Layer = DisplayLayer  # old name kept (issue 32): a display layer, as against a network layer or a method's map
