@@ -14,7 +14,8 @@ class is ``2 * its position in the sorted folder`` (the folder's README).
 
 Every method gets the same inputs and targets. RISE is expensive (N forwards per map, per target), so
 ``--rise-composites`` / ``--rise-photos`` can run it on the first few only: the table says on how many.
-Writes benchmarks/results/bench_explainer.json with the machine description.
+Writes benchmarks/results/bench_explainer.json with the machine description; docs/explainer.md quotes its
+figures (the README did until issue 32).
 """
 
 from __future__ import annotations

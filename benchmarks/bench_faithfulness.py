@@ -21,7 +21,8 @@ s = 7, p = 0.5):
   than random on both curves, whatever the model, or the protocol itself is broken.
 
 Resumable: one JSON per (photo, row) under ``--out``/per_photo; rerunning computes only what is missing.
-Writes ``--out``/faithfulness.json, faithfulness.md (the table, with its photo count) and faithfulness.png.
+Writes ``--out``/faithfulness.json, faithfulness.md (the table, with its photo count) and faithfulness.png;
+docs/faithfulness_study.md quotes those tables and links the plot (the README did until issue 32).
 """
 
 from __future__ import annotations
