@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from explorer.io.images import read_image
-from explorer.methods.base import prepare
+from explorer.methods.base import prepare_context
 from explorer.models import load_model
 from explorer.perturb.linear import lime_kernel
 from explorer.perturb.superpixels import superpixels
@@ -110,7 +110,7 @@ def main() -> None:
     a = ap.parse_args()
     model = load_model("efficientnet_lite0", device="cpu", engine="torch")
     a.batch = a.batch or model.batch.size
-    ctx = prepare(model, read_image(a.image).rgb, seed=0)
+    ctx = prepare_context(model, read_image(a.image).rgb, seed=0)
     run, forwards = (_xaitk_rise if a.peer == "xaitk_rise" else lambda m, c, x: _captum(a.peer, m, c, x))(model, ctx, a)
     with torch.inference_mode():
         for b in range(1, a.batch + 1):  # every batch shape once (oneDNN builds kernels per shape)

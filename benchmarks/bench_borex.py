@@ -143,7 +143,7 @@ def record_path(out: Path, photo: Path) -> Path:
 def study_photo(model, position: int, path: Path, args) -> None:
     from explorer.core.errors import ExplorerError
     from explorer.io.images import read_image
-    from explorer.methods.base import prepare
+    from explorer.methods.base import prepare_context
 
     p = record_path(Path(args.out), path)
     rec = json.loads(p.read_text()) if p.exists() else {}
@@ -153,7 +153,7 @@ def study_photo(model, position: int, path: Path, args) -> None:
         return
     rgb = read_image(path).rgb
     target = 2 * position
-    ctx = prepare(model, rgb, target, seed=0)
+    ctx = prepare_context(model, rgb, target, seed=0)
     top1 = model.predict(ctx.x, 1)[0].index
     rec.update(photo=path.name, position=position, target=target, top1=int(top1), split=split_of(position))
     rec.setdefault("priors", {})

@@ -20,7 +20,7 @@ import torch
 
 from explorer.evaluation.causal import causal_curve, fixed_gaussian_blur, rank_map
 from explorer.io.images import read_image
-from explorer.methods.base import prepare
+from explorer.methods.base import prepare_context
 from explorer.models import load_model
 
 
@@ -48,7 +48,7 @@ def main() -> None:
     a = ap.parse_args()
     model = load_model(device=os.environ.get("EXPLORER_DEVICE"))
     img = read_image(a.image).rgb
-    ctx = prepare(model, img)
+    ctx = prepare_context(model, img)
     sal = np.random.default_rng(0).random((224, 224)).astype(np.float32)
     rows = []
     for mode in ("deletion", "insertion"):

@@ -14,7 +14,8 @@ class is ``2 * its position in the sorted folder`` (the folder's README).
 
 Every method gets the same inputs and targets. RISE is expensive (N forwards per map, per target), so
 ``--rise-composites`` / ``--rise-photos`` can run it on the first few only: the table says on how many.
-Writes benchmarks/results/bench_explainer.json with the machine description.
+Writes benchmarks/results/bench_explainer.json with the machine description; docs/explainer.md quotes its
+figures (the README did until issue 32).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from _machine import machine  # benchmarks/ is on sys.path when run as a script
 from explorer.core.types import Placement
 from explorer.evaluation.causal import deletion_insertion
 from explorer.io.images import read_image
-from explorer.methods.base import Context, get_method, prepare
+from explorer.methods.base import Context, get_method, prepare_context
 from explorer.methods.explainer_net.method import ExplainerNet, shipped_checkpoint
 from explorer.methods.explainer_net.model import read_checkpoint
 from explorer.models import load_model
@@ -192,7 +193,7 @@ def main() -> int:
             f"{n} {np.mean(r['shares']):.3f}" for n, r in rows.items() if r["shares"]), flush=True)
     for k, (path, _) in enumerate(singles):
         rgb = inputs[path]
-        ctx = prepare(model, rgb)  # target: the classifier's top-1
+        ctx = prepare_context(model, rgb)  # target: the classifier's top-1
         for name in inst:
             lim = limits.get(name, (None, None))[1]
             if lim is not None and k >= lim:

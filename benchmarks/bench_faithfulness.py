@@ -21,7 +21,8 @@ s = 7, p = 0.5):
   than random on both curves, whatever the model, or the protocol itself is broken.
 
 Resumable: one JSON per (photo, row) under ``--out``/per_photo; rerunning computes only what is missing.
-Writes ``--out``/faithfulness.json, faithfulness.md (the table, with its photo count) and faithfulness.png.
+Writes ``--out``/faithfulness.json, faithfulness.md (the table, with its photo count) and faithfulness.png;
+docs/faithfulness_study.md quotes those tables and links the plot (the README did until issue 32).
 """
 
 from __future__ import annotations
@@ -101,13 +102,13 @@ def study_photo(model, path: Path, target: int, rows: list[str], out: Path, args
     from explorer.core.errors import ExplorerError
     from explorer.evaluation.base import random_map
     from explorer.io.images import read_image
-    from explorer.methods.base import prepare
+    from explorer.methods.base import prepare_context
 
     todo = [r for r in rows if not _complete(_record(out, path, r), r, args)]
     if not todo:
         return
     rgb = read_image(path).rgb
-    ctx = prepare(model, rgb, target, seed=0)
+    ctx = prepare_context(model, rgb, target, seed=0)
     top1 = model.predict(ctx.x, 1)[0].index
     hw = tuple(ctx.placement.input_hw)
     cache: dict[str, np.ndarray] = {}

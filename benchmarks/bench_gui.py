@@ -73,13 +73,13 @@ def bench_launch(repeats: int) -> dict:
 def _fake_explanation(hw, seed, method):
     import numpy as np
 
-    from explorer.core.types import Explanation, Placement
+    from explorer.core.types import MethodResult, Placement
 
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0 : hw[0], 0 : hw[1]].astype(np.float32)
     cy, cx = rng.uniform(0.2, 0.8, 2) * hw
     m = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * (hw[0] / 6) ** 2)) + 0.05 * rng.random(hw, dtype=np.float32)
-    return Explanation(method, {"salient": m.astype(np.float32)}, {"salient": False}, Placement.whole(hw, hw), 0,
+    return MethodResult(method, {"salient": m.astype(np.float32)}, {"salient": False}, Placement.whole(hw, hw), 0,
                        "x", {}, seed, "bench", {"seconds": 0.0}, {}, 1.0, True)
 
 

@@ -69,12 +69,12 @@ def photo_figures(model, path: Path, target: int, pos: int, args) -> dict:
     import torch.nn.functional as F
 
     from explorer.io.images import read_image
-    from explorer.methods.base import prepare
+    from explorer.methods.base import prepare_context
     from explorer.methods.inpainting.masks import hole_batch
     from explorer.perturb.infill import make_infill
 
     rgb = read_image(path).rgb
-    ctx = prepare(model, rgb, target, seed=pos)
+    ctx = prepare_context(model, rgb, target, seed=pos)
     x = ctx.x
     pre = model.preprocess
     holes = hole_batch(args.holes, x.shape[-1], torch.Generator().manual_seed(pos)).to(x.device)

@@ -67,7 +67,7 @@ def main() -> int:
 
     from explorer.evaluation.causal import deletion_insertion, protocol_step
     from explorer.io.images import read_image
-    from explorer.methods.base import prepare
+    from explorer.methods.base import prepare_context
     from explorer.methods.lrp import lrp_relevance
     from explorer.models import load_model
 
@@ -76,7 +76,7 @@ def main() -> int:
     t_start = time.perf_counter()
     for path, target in photos(args.every, args.limit):
         rgb = read_image(path).rgb
-        ctx = prepare(model, rgb, target, seed=0)
+        ctx = prepare_context(model, rgb, target, seed=0)
         step = protocol_step(args.protocol, tuple(ctx.x.shape[-2:]))
         for row, (composite, form, gamma) in ROWS.items():
             t0 = time.perf_counter()

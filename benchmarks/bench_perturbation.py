@@ -36,7 +36,7 @@ from _machine import machine  # benchmarks/ is on sys.path when run as a script
 
 from explorer.io.images import read_image
 from explorer.methods import explain
-from explorer.methods.base import prepare
+from explorer.methods.base import prepare_context
 from explorer.models import load_model
 from explorer.perturb.linear import lime_kernel
 from explorer.perturb.superpixels import superpixels
@@ -129,7 +129,7 @@ def main(argv=None) -> int:
     print(f"machine: {info}", flush=True)
     model = load_model(device=args.device)
     rgb = read_image(args.image).rgb
-    ctx = prepare(model, rgb, seed=0)
+    ctx = prepare_context(model, rgb, seed=0)
     x, target = ctx.x, ctx.target
     bs = model.batch.size
 

@@ -33,7 +33,7 @@ os.environ.setdefault("EXPLORER_OFFLINE", "1")
 
 from explorer.io.images import read_image
 from explorer.methods import explain
-from explorer.methods.base import prepare
+from explorer.methods.base import prepare_context
 from explorer.models import load_model
 
 SETTINGS = {
@@ -163,7 +163,7 @@ def main(argv=None) -> int:
 
     model = load_model(device=args.device)
     image = read_image(args.image).rgb
-    ctx = prepare(model, image)
+    ctx = prepare_context(model, image)
     sigma = 0.15 * float(ctx.x.max() - ctx.x.min())
     peer = peers(model, ctx, sigma)
     names = [n.strip() for n in args.methods.split(",") if n.strip()]

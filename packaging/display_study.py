@@ -21,7 +21,7 @@ from explorer.core import colormaps
 from explorer.io.images import read_image
 from explorer.session import render
 from explorer.session.display import display_defaults
-from explorer.session.document import Layer
+from explorer.session.document import DisplayLayer
 from explorer.session.figure import figure_grid
 
 METHODS = (("gradcam", {}), ("rise", {"n": 500}))
@@ -43,7 +43,7 @@ def maps_for(photo: Path, cache: Path, model) -> dict[str, tuple[np.ndarray, boo
     return out
 
 
-def tile(img: np.ndarray, m: np.ndarray, layer: Layer) -> np.ndarray:
+def tile(img: np.ndarray, m: np.ndarray, layer: DisplayLayer) -> np.ndarray:
     return render.composite(img, [(render.render_rgba(layer, m), layer.opacity, layer.blend)])
 
 
@@ -52,10 +52,10 @@ def sheet(photo: Path, maps: dict, step: int) -> np.ndarray:
     tiles = []
     for name, (m, signed, target) in maps.items():
         m = m[::step, ::step]
-        before = Layer(0, 0, "salient", signed, colormap=colormaps.default_for(signed), opacity=0.6, fade=False)
-        after = Layer(0, 0, "salient", signed, colormap=colormaps.default_for(signed),
+        before = DisplayLayer(0, 0, "salient", signed, colormap=colormaps.default_for(signed), opacity=0.6, fade=False)
+        after = DisplayLayer(0, 0, "salient", signed, colormap=colormaps.default_for(signed),
                       **display_defaults("salient", signed, m))
-        contour = Layer(0, 0, "salient", signed, colormap=colormaps.default_for(signed), opacity=1.0,
+        contour = DisplayLayer(0, 0, "salient", signed, colormap=colormaps.default_for(signed), opacity=1.0,
                         mode="contour", topk=20.0)
         lo, hi = float(np.nanmin(m)), float(np.nanmax(m))
         tiles += [(img, f"{photo.stem[:18]}: {target[:16]}"),

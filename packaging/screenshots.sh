@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the README's screenshots with the app's own --screenshot option (headless, Qt offscreen):
+# Regenerates the screenshots of the README and docs/gui.md with the app's own --screenshot option (headless, Qt offscreen):
 #   bash packaging/screenshots.sh [OUT_DIR]      (default docs/screenshots; a few minutes on a CPU)
 # Each shot opens a sample photo, runs one method to the end and saves the whole window.
 set -euo pipefail

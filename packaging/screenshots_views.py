@@ -1,4 +1,4 @@
-"""Screenshots of the window's views at 1600x1000 for the README, taken in-process on the real default model:
+"""Screenshots of the window's views at 1600x1000 for docs/gui.md, taken in-process on the real default model:
 Compare with six runs, the Evaluation tab, and presentation mode.
 
     QT_QPA_PLATFORM=offscreen python packaging/screenshots_views.py [OUT_DIR] [--quick]

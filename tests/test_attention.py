@@ -91,9 +91,9 @@ def patch_scores(exp_raw, hw, patch=8):
 
 
 def model_input(model, image=IMAGE):
-    from explorer.methods.base import prepare
+    from explorer.methods.base import prepare_context
 
-    return prepare(model, image).x
+    return prepare_context(model, image).x
 
 
 @pytest.mark.parametrize("fusion, discard", [("mean", 0.0), ("max", 0.0), ("min", 0.0), ("mean", 0.5)])

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from explorer.core.types import Explanation, Placement
+from explorer.core.types import MethodResult, Placement
 from explorer.io import autosave
 from explorer.io.session_file import load_session
 from explorer.session.document import Session
@@ -23,7 +23,7 @@ class Clock:
 
 
 def _exp(progress=1.0, value=1.0):
-    return Explanation("rise", {"salient": np.full((4, 4), value, np.float32)}, {"salient": False},
+    return MethodResult("rise", {"salient": np.full((4, 4), value, np.float32)}, {"salient": False},
                        Placement.whole((4, 4), (4, 4)), 1, "c1", {"n": 8}, 0, "m", progress=progress,
                        complete=progress >= 1.0)
 

@@ -103,9 +103,9 @@ def test_probes_scores_and_first_query(model, chelsea):
     assert len(probes) == 2 and exp.info["forwards"] == 4 and m.count[0] == 4 + 1  # +1: top-1 target
     y, x, s, score = probes[0]
     assert (y, x, s) == (100, 120, 30)
-    from explorer.methods.base import prepare
+    from explorer.methods.base import prepare_context
 
-    ctx = prepare(model, chelsea)
+    ctx = prepare_context(model, chelsea)
     keep = torch.zeros(1, 1, 224, 224)
     keep[..., 70:130, 90:150] = 1
     p = model.scores(torch.cat([ctx.x * keep, ctx.x * (1 - keep)]))[:, ctx.target]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from explorer.core.params import Param, Params
-from explorer.core.types import Explanation, Placement
+from explorer.core.types import MethodResult, Placement
 from explorer.session.controller import Notice, RunController, RunJob
 from explorer.session.document import RunStatus, Session, Target
 
@@ -54,9 +54,9 @@ CATALOG = [
 ]
 
 
-def _exp(params: dict, method="rise", progress=1.0, cancelled=False, info=None, value=0.0) -> Explanation:
+def _exp(params: dict, method="rise", progress=1.0, cancelled=False, info=None, value=0.0) -> MethodResult:
     raw = {"salient": np.full((4, 4), value, np.float32)}
-    return Explanation(method, raw, {"salient": False}, Placement.whole((8, 8), (4, 4)), 3, "cat", dict(params), 0,
+    return MethodResult(method, raw, {"salient": False}, Placement.whole((8, 8), (4, 4)), 3, "cat", dict(params), 0,
                        "m", {"seconds": 0.1}, dict(info or {}), progress, progress >= 1.0 and not cancelled,
                        cancelled)
 

@@ -1,6 +1,7 @@
 """docs/methods.md and docs/architecture.md cannot drift from the code: every registered method and metric
 has its place in the spec, every "docs/methods.md §N" a comment cites exists, the README shows the
-architecture picture of docs/architecture.md, and nothing cites the out-of-tree drafts any more."""
+architecture picture of docs/architecture.md, the method tables of the README and docs/methods.md are what
+packaging/readme_methods.py generates, and nothing cites the out-of-tree drafts any more."""
 
 from __future__ import annotations
 
@@ -73,3 +74,16 @@ def test_readme_shows_the_architecture_picture_and_every_package_is_named():
     assert picture and picture == _picture((ROOT / "README.md").read_text(encoding="utf-8"))
     packages = [p.name for p in (ROOT / "explorer").iterdir() if (p / "__init__.py").exists()]
     assert not [p for p in packages if f"{p}/" not in picture], packages
+
+
+def test_the_method_tables_are_generated_from_the_registry():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("readme_methods", ROOT / "packaging" / "readme_methods.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    described = gen.rows()
+    for kind, page in gen.PAGES.items():
+        held = gen.between_markers(page.read_text(encoding="utf-8"))
+        assert held == gen.table(described, short=kind == "short"), (
+            f"{page.name}'s method table is stale: run python packaging/readme_methods.py --write")

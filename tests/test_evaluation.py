@@ -20,7 +20,7 @@ from explorer.evaluation.causal import (
     trapezoid_auc,
 )
 from explorer.evaluation.metrics import confidence, iter_sanity_check, parametrised_layers, sanity_check
-from explorer.methods.base import prepare
+from explorer.methods.base import prepare_context
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_rank_map_orders_most_salient_first_ties_in_raster_order_nan_last():
 
 
 def test_curve_shape_endpoints_and_record(tiny_model, tiny_rgb):
-    ctx = prepare(tiny_model, tiny_rgb)
+    ctx = prepare_context(tiny_model, tiny_rgb)
     sal = np.arange(32 * 32, dtype=np.float32).reshape(32, 32)
     p = tiny_model.scores(ctx.x)[0, ctx.target].item()
     d = causal_curve(tiny_model, tiny_rgb, sal, mode="deletion", step=100, context=ctx)
@@ -67,7 +67,7 @@ def test_curve_shape_endpoints_and_record(tiny_model, tiny_rgb):
 
 
 def test_image_space_map_equals_its_input_space_resampling(tiny_model, tiny_rgb):
-    ctx = prepare(tiny_model, tiny_rgb)
+    ctx = prepare_context(tiny_model, tiny_rgb)
     img_map = np.random.default_rng(0).random(tiny_rgb.shape[:2]).astype(np.float32)
     a = causal_curve(tiny_model, tiny_rgb, img_map, step=64, context=ctx)
     b = causal_curve(tiny_model, tiny_rgb, to_input_space(img_map, ctx.placement), step=64, context=ctx)
@@ -93,7 +93,7 @@ def test_batching_progress_and_cancel(tiny_model, tiny_rgb):
 
 
 def test_frames_show_what_was_scored(tiny_model, tiny_rgb):
-    ctx = prepare(tiny_model, tiny_rgb)
+    ctx = prepare_context(tiny_model, tiny_rgb)
     sal = random_map((32, 32), 4, 2)
     fr = CurveFrames(tiny_model, tiny_rgb, sal, mode="deletion", step=100, context=ctx)
     assert len(fr) == 12 and fr(0).shape == (32, 32, 3) and fr(0).dtype == np.uint8
@@ -109,7 +109,7 @@ def test_random_map_deletion_and_insertion_aucs_are_close_on_a_common_substrate(
     # with random order, inserting a fraction f = deleting 1 - f: the two AUCs agree in expectation
     for m, img, step in ((tiny_model, np.random.default_rng(5).integers(0, 256, (32, 32, 3), dtype=np.uint8), 8),
                          (model, chelsea, 224 * 8)):
-        ctx = prepare(m, img)
+        ctx = prepare_context(m, img)
         hw = ctx.x.shape[-2:]
         sal = np.random.default_rng(0).random(tuple(hw))
         d = causal_curve(m, img, sal, mode="deletion", step=step, substrate="zero", context=ctx)
@@ -119,7 +119,7 @@ def test_random_map_deletion_and_insertion_aucs_are_close_on_a_common_substrate(
 
 def test_oracle_map_beats_random_on_tiny_model(tiny_model):
     rgb = np.random.default_rng(11).integers(0, 256, (32, 32, 3), dtype=np.uint8)
-    ctx = prepare(tiny_model, rgb)
+    ctx = prepare_context(tiny_model, rgb)
     # the true effect of each pixel: drop of P_target when that pixel alone is set to the substrate (zero)
     eye = torch.ones(32 * 32, 1, 32 * 32)
     eye[torch.arange(1024), 0, torch.arange(1024)] = 0
@@ -150,7 +150,7 @@ def test_rise_and_gradcam_beat_a_random_map_on_the_sample_photos(model, chelsea,
     cam = "gradcam" if "gradcam" in method_names() else "gradient"
     gaps = {cam: [], "reversed": [], "rise": [], "noise": [], "smooth": []}
     for img in (chelsea, coffee, rocket):
-        ctx = prepare(model, img)
+        ctx = prepare_context(model, img)
 
         def gap(sal):
             kw = dict(step=224 * 16, context=ctx)
@@ -171,7 +171,7 @@ def test_rise_and_gradcam_beat_a_random_map_on_the_sample_photos(model, chelsea,
 
 # --------------------------------------------------------------------------- confidence and sanity
 def test_confidence_drop_and_increase(tiny_model, tiny_rgb):
-    ctx = prepare(tiny_model, tiny_rgb)
+    ctx = prepare_context(tiny_model, tiny_rgb)
     full = confidence(tiny_model, tiny_rgb, np.ones((32, 32)), context=ctx)
     assert full["drop"] == pytest.approx(0.0, abs=1e-6) and full["increase"] is False
     assert full["substrate"] == "black"

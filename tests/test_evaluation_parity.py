@@ -13,7 +13,7 @@ from explorer.core.types import resize_map
 from explorer.evaluation.causal import causal_curve, make_substrate
 from explorer.evaluation.flipping import pixel_flipping, region_perturbation
 from explorer.evaluation.road import noisy_linear_impute, road
-from explorer.methods.base import prepare
+from explorer.methods.base import prepare_context
 
 
 def _maps(n: int) -> dict[str, np.ndarray]:
@@ -26,7 +26,7 @@ def _maps(n: int) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def setting(model, chelsea):
-    return prepare(model, chelsea), _maps(224)
+    return prepare_context(model, chelsea), _maps(224)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def setting192(model, chelsea):
     three colour values of each pixel, and 224² has no factor 3."""
     m = dataclasses.replace(model, preprocess=dataclasses.replace(model.preprocess, input_size=(192, 192)),
                             _batch=None)
-    return m, prepare(m, chelsea), _maps(192)
+    return m, prepare_context(m, chelsea), _maps(192)
 
 
 def test_imputation_is_the_neighbour_mean_and_leaves_kept_pixels():

@@ -222,7 +222,7 @@ def test_a_new_method_instance_reuses_the_cached_maps(model, chelsea):
     finally:
         handle.remove()
     assert again.info["cached"] and not first.info["cached"]
-    assert sum(calls) == 0  # prepare() scores the image only when no target is given
+    assert sum(calls) == 0  # prepare_context() scores the image only when no target is given
 
 
 def test_class_maps_go_through_the_classifiers_own_last_layer(model, chelsea):

@@ -42,7 +42,7 @@ def test_smooth_max_conv_is_a_smooth_max():
 def test_preserved_region_keeps_the_class_far_above_random_masks(model, coffee):
     """Coffee (espresso, 967): the mask of area 0.1 keeps P(espresso) far above random masks of the same mean
     area, built by the same smooth max-convolution (so only the place differs)."""
-    from explorer.methods.base import prepare
+    from explorer.methods.base import prepare_context
     from explorer.perturb.infill import make_infill
 
     ups = list(run("extremal", model, coffee, target=967, params={"steps": 40, "area": 0.1, "every": 10}, seed=0))
@@ -50,7 +50,7 @@ def test_preserved_region_keeps_the_class_far_above_random_masks(model, coffee):
     mask = ups[-1].explanation.raw["salient"]
     assert mask.shape == (224, 224) and 0 <= mask.min() and mask.max() <= 1
     assert abs(float(mask.mean()) - 0.1) < 0.03
-    ctx = prepare(model, coffee, 967)
+    ctx = prepare_context(model, coffee, 967)
     fill = make_infill("blur", ctx.x, model.preprocess, sigma=10)
     g = torch.Generator().manual_seed(0)
     rand = []

@@ -59,9 +59,9 @@ def test_ssr_keeps_the_target_object(model, pair, target, object_left):
     else:
         assert share < 0.4 and top < 0.25, (share, top)
     if not object_left:  # the espresso, hidden by the cat in the whole photo, wins once the cat is in-filled
-        from explorer.methods.base import prepare
+        from explorer.methods.base import prepare_context
 
-        x = torch.nn.functional.interpolate(prepare(model, pair, target).x, size=(168, 168), mode="bilinear",
+        x = torch.nn.functional.interpolate(prepare_context(model, pair, target).x, size=(168, 168), mode="bilinear",
                                             align_corners=False, antialias=True)
         with torch.no_grad():
             original = log_odds(model(x).float(), target).item()
@@ -121,10 +121,10 @@ def test_objectives_layers_and_sparsity(tiny_model):
                                                                "tv": 1.0}, seed=0)
     assert set(hind.raw) == {"target_hindering"} and hind.raw["target_hindering"].mean() < 0.2
     free = explain("fido", tiny_model, rgb, target=2, params={**base, "objective": "sdr", "l1": 0.0}, seed=0)
-    from explorer.methods.base import prepare
+    from explorer.methods.base import prepare_context
 
     with torch.no_grad():
-        original = log_odds(tiny_model.forward(prepare(tiny_model, rgb, 2).x), 2).item()
+        original = log_odds(tiny_model.forward(prepare_context(tiny_model, rgb, 2).x), 2).item()
     assert free.raw["sdr_drop"].std() > 0
     assert free.info["log_odds"]["sdr_drop"] < original  # without sparsity, SDR destroys the target
 

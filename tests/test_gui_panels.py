@@ -7,7 +7,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from explorer.core.params import Param, Params
-from explorer.core.types import Explanation, LayerSpec, Placement
+from explorer.core.types import MapSpec, MethodResult, Placement
 from explorer.gui.method_panel import MethodPanel
 from explorer.gui.panels import LayerPanel
 from explorer.gui.widgets import ValueSlider
@@ -28,7 +28,7 @@ PARAMS = Params(
 
 def _entry(name, available=True):
     return {"name": name, "title": name.title(), "family": "test", "paper": "p", "summary": "s", "needs": "scores only",
-            "class_agnostic": False, "outputs": (LayerSpec("salient"), LayerSpec("extra", signed=True)),
+            "class_agnostic": False, "outputs": (MapSpec("salient"), MapSpec("extra", signed=True)),
             "params": PARAMS, "quick": {"n": 20}, "available": available, "reason": "" if available else "no hooks"}
 
 
@@ -98,7 +98,7 @@ def test_layer_panel_controls_write_to_session(qtbot):
     lp = LayerPanel(s)
     qtbot.addWidget(lp)
     run = s.new_run("m", {})
-    exp = Explanation("m", {"salient": np.ones((8, 8), np.float32), "extra": np.zeros((8, 8), np.float32)},
+    exp = MethodResult("m", {"salient": np.ones((8, 8), np.float32), "extra": np.zeros((8, 8), np.float32)},
                       {"salient": False, "extra": True}, Placement.whole((20, 20), (8, 8)), 0, "c", {}, 0, "x")
     s.accept(run.id, 1, exp, True)
     assert lp.run_items[run.id].childCount() == 2 and lp.controls.isEnabled()

@@ -12,10 +12,10 @@ import threading
 import numpy as np
 import pytest
 
-from explorer.core.types import Explanation, Placement
+from explorer.core.types import MethodResult, Placement
 from explorer.gui.canvas import Canvas
 from explorer.session import Session, display, render
-from explorer.session.document import Layer
+from explorer.session.document import DisplayLayer
 from explorer.workers import render_thread
 from explorer.workers.render_thread import RenderThread
 
@@ -26,7 +26,7 @@ T = 30_000  # ms
 def _exp(seed=0, hw=HW, method="rise", progress=1.0, value=None):
     rng = np.random.default_rng(seed)
     m = rng.random(hw).astype(np.float32) if value is None else np.full(hw, value, np.float32)
-    return Explanation(method, {"salient": m, "uncertainty": m * 0.1}, {"salient": False, "uncertainty": False},
+    return MethodResult(method, {"salient": m, "uncertainty": m * 0.1}, {"salient": False, "uncertainty": False},
                        Placement.whole(hw, hw), 3, "cat", {}, seed, "m", {"seconds": 0.0}, {}, progress,
                        progress >= 1.0)
 
@@ -232,7 +232,7 @@ def test_display_defaults_prepared_off_thread_match_and_data_comes_before_the_fl
     exp.raw["salient"] = (0.6 + 0.05 * np.random.default_rng(3).random((20, 20))).astype(np.float32)
     for name in exp.raw:
         assert display.defaults_of(exp, name) == display.display_defaults(name, False, exp.raw[name])
-    display.prepare(exp)
+    display.precompute_display_hints(exp)
     assert display._HINTS[id(exp)][1] == {"salient": True, "uncertainty": False}
     for name in exp.raw:  # looked up now; the same answers
         assert display.defaults_of(exp, name) == display.display_defaults(name, False, exp.raw[name])
@@ -247,7 +247,7 @@ def test_display_defaults_prepared_off_thread_match_and_data_comes_before_the_fl
     s.layer_changed.connect(lambda l, f: seen.append((l.name, f)))
     final = _exp()
     final.raw["salient"] = exp.raw["salient"]
-    display.prepare(final)
+    display.precompute_display_hints(final)
     s.accept(run.id, run.generation, final, True)
     assert s.layers_of(run)[0].floor == display.BASELINE_FLOOR
     # a view that colours new maps off its thread has the render in flight when the floor follows
@@ -256,7 +256,7 @@ def test_display_defaults_prepared_off_thread_match_and_data_comes_before_the_fl
 
 def test_render_layer_levels_are_the_colour_bars_and_big_maps_are_subsampled():
     m = np.linspace(0, 1, 3000 * 2100, dtype=np.float32).reshape(3000, 2100)
-    layer = Layer(1, 1, "salient")
+    layer = DisplayLayer(1, 1, "salient")
     r = render.render_layer(layer, m)
     assert r.image_hw == (3000, 2100) and max(r.rgba.shape[:2]) <= render.DISPLAY_MAX
     assert r.levels == render.levels(False, render.stats(m), layer.clip, layer.floor)

@@ -151,10 +151,10 @@ def test_gradcam_matches_pytorch_grad_cams_hugging_face_recipe(folders, photo):
     gc = pytest.importorskip("pytorch_grad_cam")
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    from explorer.methods.base import prepare
+    from explorer.methods.base import prepare_context
 
     model = load_model(f"hf:{folders['vit']}", device="cpu")
-    ctx = prepare(model, photo)
+    ctx = prepare_context(model, photo)
 
     class Logits(torch.nn.Module):
         def __init__(self, m):

@@ -288,3 +288,26 @@ def test_readme_links_and_images_exist():
     assert local, "the README should link its screenshots and packaging notes"
     for t in local:
         assert (ROOT / t).exists(), f"README links {t}, which does not exist"
+
+
+def test_readme_is_a_newcomers_page_and_the_docs_links_hold():
+    import re
+
+    assert len((ROOT / "README.md").read_text(encoding="utf-8").splitlines()) <= 250  # issue 32: read in five minutes
+    broken = []
+    for page in (ROOT / "docs").glob("*.md"):
+        for t in re.findall(r"\]\(([^)#\s]+)\)", page.read_text(encoding="utf-8")):
+            if not t.startswith(("http://", "https://")) and not (page.parent / t).exists():
+                broken.append(f"{page.name} links {t}")
+    assert not broken, broken
+
+
+def test_the_performance_table_is_rewritten_on_its_docs_page():
+    """``bench_cold.py --readme`` rewrites docs/performance.md (the README held the table until issue 32)."""
+    spec = importlib.util.spec_from_file_location("bench_cold", ROOT / "benchmarks" / "bench_cold.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.TABLE_DOC == ROOT / "docs" / "performance.md"
+    text = bench.TABLE_DOC.read_text(encoding="utf-8")
+    assert text.count(bench.MARK_START) == 1 and text.count(bench.MARK_END) == 1
+    assert bench.MARK_START not in (ROOT / "README.md").read_text(encoding="utf-8")

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from explorer.methods import explain
-from explorer.methods.base import prepare
+from explorer.methods.base import prepare_context
 from explorer.perturb.linear import lime_kernel
 from explorer.perturb.superpixels import superpixels
 
@@ -30,7 +30,7 @@ def _pearson(a, b):
 
 @pytest.fixture(scope="module")
 def ctx(model, chelsea):
-    return prepare(model, chelsea, seed=0)
+    return prepare_context(model, chelsea, seed=0)
 
 
 def _probs(model):

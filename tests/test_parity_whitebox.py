@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from explorer.methods import explain
-from explorer.methods.base import prepare
+from explorer.methods.base import prepare_context
 from explorer.models.layers import hook_count
 
 captum_attr = pytest.importorskip("captum.attr")
@@ -28,7 +28,7 @@ def pearson(a, b) -> float:
 
 @pytest.fixture(scope="module")
 def cat(model, chelsea):
-    ctx = prepare(model, chelsea)
+    ctx = prepare_context(model, chelsea)
     return ctx
 
 
@@ -150,7 +150,7 @@ def test_cam_family_matches_pytorch_grad_cam(model, chelsea, cat, name, peer):
 
 
 def test_scorecam_matches_pytorch_grad_cam(model, coffee):
-    ctx = prepare(model, coffee)
+    ctx = prepare_context(model, coffee)
     layer = "blocks.3"  # 80 channels at 14x14: K forwards stay small for the suite
     theirs = _grad_cam("ScoreCAM", model, peer_input(ctx, model), layer, ctx.target, batch_size=16)
     exp = ours("scorecam", model, coffee, ctx, layer=layer, score="channel_softmax", mask_upsample="corners")

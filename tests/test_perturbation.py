@@ -11,7 +11,7 @@ import torch
 from explorer.core.cancel import CancelToken
 from explorer.core.errors import ParamError
 from explorer.methods import explain, run
-from explorer.methods.base import prepare
+from explorer.methods.base import prepare_context
 from explorer.perturb.infill import make_infill
 from explorer.perturb.linear import WeightedSums, lime_kernel
 from explorer.perturb.masks import (
@@ -177,7 +177,7 @@ def test_occlusion_equals_the_formula_on_tiny_model(tiny_model):
     win, stride, target = 8, 5, 2
     exp = explain("occlusion", tiny_model, rgb, params={"window": win, "stride": stride, "batch_size": 6},
                   target=target)
-    ctx = prepare(tiny_model, rgb, target)
+    ctx = prepare_context(tiny_model, rgb, target)
     ys = xs = window_positions(32, win, stride)
     acc, cnt = torch.zeros(32, 32, dtype=torch.float64), torch.zeros(32, 32, dtype=torch.float64)
     with torch.no_grad():
@@ -198,7 +198,7 @@ def test_lime_streams_and_equals_one_shot_fit(tiny_model):
     params = {"samples": 90, "segments": 9, "batch_size": 32, "alpha": 0.5}
     ups = list(run("lime", tiny_model, rgb, params=params, seed=4, target=1))
     assert [round(u.progress, 3) for u in ups[:-1]] == [round(v / 90, 3) for v in (32, 64, 90)]
-    ctx = prepare(tiny_model, rgb, 1, seed=4)
+    ctx = prepare_context(tiny_model, rgb, 1, seed=4)
     labels = torch.from_numpy(superpixels(ctx.input_rgb, 9, 10.0)[0])
     m = int(labels.max()) + 1
     z = torch.cat(list(lime_patterns(90, m, 32, CPU, ctx.generator())))
@@ -213,7 +213,7 @@ def test_lime_streams_and_equals_one_shot_fit(tiny_model):
 def test_kernelshap_efficiency_and_single_segment(tiny_model):
     rgb = _blocks(7)
     exp = explain("kernelshap", tiny_model, rgb, params={"samples": 60, "segments": 8}, seed=2, target=4)
-    ctx = prepare(tiny_model, rgb, 4)
+    ctx = prepare_context(tiny_model, rgb, 4)
     labels = superpixels(ctx.input_rgb, 8, 10.0)[0]
     assert labels.max() >= 3
     phi = np.array([exp.raw["salient"][labels == k][0] for k in range(labels.max() + 1)])
@@ -244,7 +244,7 @@ def test_out_of_range_refused_with_bounds(tiny_model, name, params, words):
 def test_window_larger_than_input(tiny_model):
     rgb = _rgb(8)
     exp = explain("occlusion", tiny_model, rgb, params={"window": 500, "stride": 7}, target=0)
-    ctx = prepare(tiny_model, rgb, 0)
+    ctx = prepare_context(tiny_model, rgb, 0)
     with torch.no_grad():
         p = tiny_model.forward(torch.cat([ctx.x, torch.zeros_like(ctx.x)])).softmax(1)[:, 0]
     np.testing.assert_allclose(exp.raw["salient"], float(p[0] - p[1]), atol=1e-6)

@@ -150,7 +150,7 @@ def test_a_torn_autosave_is_refused_and_the_previous_one_still_loads(tmp_path, c
     """Every tenth of the bytes of the newest autosave's JSON and of its NPZ: a FileError naming it, never a
     half-loaded session; the previous autosave still loads whole."""
     from explorer.core.errors import FileError
-    from explorer.core.types import Explanation, Placement
+    from explorer.core.types import MethodResult, Placement
     from explorer.io.autosave import Autosave, entries
     from explorer.io.session_file import load_session
 
@@ -162,7 +162,7 @@ def test_a_torn_autosave_is_refused_and_the_previous_one_still_loads(tmp_path, c
     second = Autosave(s, folder)
     run = s.new_run("rise", {"n": 20})
     raw = {"salient": np.random.default_rng(1).random((8, 8)).astype(np.float32)}
-    s.accept(run.id, run.generation, Explanation("rise", raw, {"salient": False}, Placement.whole((8, 8), (8, 8)),
+    s.accept(run.id, run.generation, MethodResult("rise", raw, {"salient": False}, Placement.whole((8, 8), (8, 8)),
                                                  1, "c1", {"n": 20}, 0, "m", progress=0.5, complete=False))
     newer = second.save()
     assert [e.path for e in entries(folder)] == [newer, older]
@@ -186,13 +186,13 @@ def test_a_torn_autosave_is_refused_and_the_previous_one_still_loads(tmp_path, c
 
 
 def _session_with_run(image):
-    from explorer.core.types import Explanation, Placement
+    from explorer.core.types import MethodResult, Placement
     from explorer.session.document import Session
 
     s = Session()
     s.set_image(image[:8, :8].copy(), "/photos/chelsea.png")
     run = s.new_run("gradcam", {})
-    s.accept(run.id, run.generation, Explanation("gradcam", {"salient": np.ones((8, 8), np.float32)},
+    s.accept(run.id, run.generation, MethodResult("gradcam", {"salient": np.ones((8, 8), np.float32)},
                                                  {"salient": False}, Placement.whole((8, 8), (8, 8)), 1, "c1", {},
                                                  0, "m"), done=True)
     return s
@@ -245,12 +245,12 @@ def test_a_compute_thread_that_ends_is_started_again(qtbot, tiny_model, chelsea)
 
 
 def _fake_run(session, method, value, seed=0):
-    from explorer.core.types import Explanation, Placement
+    from explorer.core.types import MethodResult, Placement
 
     h, w = session.image.shape[:2]
     rng = np.random.default_rng(seed)
     run = session.new_run(method, {})
-    exp = Explanation(method, {"salient": (rng.random((8, 8)) + value).astype(np.float32)}, {"salient": False},
+    exp = MethodResult(method, {"salient": (rng.random((8, 8)) + value).astype(np.float32)}, {"salient": False},
                       Placement.whole((h, w), (8, 8)), 1, "c1", {}, 0, "m")
     session.accept(run.id, run.generation, exp, done=True)
     return run

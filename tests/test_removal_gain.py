@@ -10,7 +10,7 @@ import torch
 
 from explorer.core.errors import ExplorerError, ParamError
 from explorer.evaluation.removal_gain import removal_gain
-from explorer.methods.base import prepare
+from explorer.methods.base import prepare_context
 from explorer.perturb.infill import make_infill
 
 
@@ -26,7 +26,7 @@ def test_values_match_a_direct_computation(tiny_model, rgb):
     r = removal_gain(tiny_model, rgb, {"hand": m}, target, fractions=(0.02, 0.05), n_random=4, seed=1)
     assert r["target"] == target and r["fractions"] == [0.02, 0.05]
     assert set(r["layers"]["hand"]) == {"2%", "5%"} == set(r["random"])
-    ctx = prepare(tiny_model, rgb, target)
+    ctx = prepare_context(tiny_model, rgb, target)
     inf = make_infill("blur", ctx.x, tiny_model.preprocess, sigma=10.0)
     with torch.no_grad():
         p0 = tiny_model.forward(ctx.x).softmax(1)[0].double()

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from explorer.methods import explain
-from explorer.methods.base import prepare
+from explorer.methods.base import prepare_context
 from explorer.perturb.masks import rise_masks
 
 
@@ -43,7 +43,7 @@ def test_rise_matches_formula_exactly_on_tiny_model(tiny_model):
     rgb = np.random.default_rng(1).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     n, s, p, target = 200, 5, 0.4, 3
     exp = explain("rise", tiny_model, rgb, params={"n": n, "cells": s, "p": p, "batch_size": 32}, target=target, seed=9)
-    ctx = prepare(tiny_model, rgb, target, seed=9)
+    ctx = prepare_context(tiny_model, rgb, target, seed=9)
     masks = torch.cat(list(rise_masks(n, (32, 32), s, p, 32, torch.device("cpu"), ctx.generator())))
     expected = torch.zeros(32, 32, dtype=torch.float64)
     with torch.no_grad():

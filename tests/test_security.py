@@ -372,7 +372,7 @@ def test_output_folder_that_is_a_file_or_unwritable(tmp_path, monkeypatch):
 
 
 def test_full_disk_leaves_no_file_that_looks_complete(tmp_path, monkeypatch):
-    from explorer.core.types import Explanation, Placement
+    from explorer.core.types import MethodResult, Placement
     from explorer.io import export
     from explorer.io.session_file import save_session
 
@@ -380,7 +380,7 @@ def test_full_disk_leaves_no_file_that_looks_complete(tmp_path, monkeypatch):
         f.write(b"\x93NUMPY half an array")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    exp = Explanation(method="gradient", raw={"salient": np.ones((4, 4), np.float32)}, signed={"salient": False},
+    exp = MethodResult(method="gradient", raw={"salient": np.ones((4, 4), np.float32)}, signed={"salient": False},
                       placement=Placement.whole((4, 4), (4, 4)), target=1, target_name="one", params={}, seed=0,
                       model_id="m")
     out = tmp_path / "out"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from explorer.core.errors import FileError
-from explorer.core.types import Explanation, Placement
+from explorer.core.types import MethodResult, Placement
 from explorer.evaluation.agreement import spearman, topk_iou
 from explorer.io.session_file import arrays_path, load_session, save_session
 from explorer.session import Session, Signal, render
@@ -18,7 +18,7 @@ from explorer.session.figure import figure_grid
 def _exp(hw=(40, 60), inp=(20, 20), seed=0, signed=False, progress=1.0, method="rise"):
     rng = np.random.default_rng(seed)
     raw = {"salient": rng.standard_normal(inp).astype(np.float32), "uncertainty": rng.random(inp).astype(np.float32)}
-    return Explanation(method, raw, {"salient": signed, "uncertainty": False}, Placement.whole(hw, inp), 3, "cat",
+    return MethodResult(method, raw, {"salient": signed, "uncertainty": False}, Placement.whole(hw, inp), 3, "cat",
                        {"n": 10}, seed, "m", {"seconds": 0.1}, {}, progress, progress >= 1.0)
 
 
@@ -112,11 +112,11 @@ def test_set_layer_validates_and_emits_per_field(session):
 
 
 def test_render_nan_transparent_topk_contour_and_signed_levels():
-    from explorer.session.document import Layer
+    from explorer.session.document import DisplayLayer
 
     m = np.linspace(0, 1, 100 * 100, dtype=np.float32).reshape(100, 100)
     m[:10] = np.nan
-    layer = Layer(1, 1, "salient", fade=False)  # opaque colours (the fade is tested in test_teaching.py)
+    layer = DisplayLayer(1, 1, "salient", fade=False)  # opaque colours (the fade is tested in test_teaching.py)
     rgba = render.render_rgba(layer, m)
     assert rgba.shape == (100, 100, 4) and rgba.dtype == np.uint8
     assert (rgba[:10, :, 3] == 0).all() and (rgba[10:, :, 3] == 255).all()
@@ -256,7 +256,7 @@ def test_layers_added_later_by_a_run_do_not_steal_the_active_layer():
     """BOREx yields `refined` alone during its prior stage, then `refined` + `uncertainty`."""
     import numpy as np
 
-    from explorer.core.types import Explanation, Placement
+    from explorer.core.types import MethodResult, Placement
     from explorer.session.document import Session
 
     s = Session()
@@ -265,7 +265,7 @@ def test_layers_added_later_by_a_run_do_not_steal_the_active_layer():
     pl = Placement.whole((8, 8), (8, 8))
 
     def exp(names):
-        return Explanation("borex", {n: np.ones((8, 8), np.float32) for n in names}, {n: False for n in names},
+        return MethodResult("borex", {n: np.ones((8, 8), np.float32) for n in names}, {n: False for n in names},
                            pl, 1, "c1", {}, 0, "m")
 
     assert s.accept(run.id, run.generation, exp(["refined"]))

@@ -8,7 +8,7 @@ import pytest
 
 from explorer.core.errors import ExplorerError, UnknownNameError
 from explorer.core.params import Param
-from explorer.core.types import Explanation, LayerSpec, Placement
+from explorer.core.types import MapSpec, MethodResult, Placement
 from explorer.methods import METHODS, method_names
 from explorer.session import Session, priors, teaching
 from explorer.session.classes import find_class
@@ -17,7 +17,7 @@ from explorer.session.layer_help import layer_help
 
 def _exp(method="gradcam", layers=("salient", "signed"), value=1.0):
     raw = {n: np.full((8, 8), value + i, np.float32) for i, n in enumerate(layers)}
-    return Explanation(method, raw, {n: n == "signed" for n in layers}, Placement.whole((16, 16), (8, 8)), 3,
+    return MethodResult(method, raw, {n: n == "signed" for n in layers}, Placement.whole((16, 16), (8, 8)), 3,
                        "cat", {}, 0, "m")
 
 
@@ -113,7 +113,7 @@ def test_every_layer_of_every_method_says_what_it_means_and_what_0_means():
 def test_layer_help_falls_back_to_the_role_and_escapes_html():
     h = layer_help(None, "target_hindering")
     assert "lowers the target" in h.meaning and h.method == ""
-    spec = LayerSpec("odd", help="a < b")
+    spec = MapSpec("odd", help="a < b")
     assert spec.meaning == "a < b"  # no role: the formula is the best one-liner there is
     assert "a &lt; b" in layer_help({"outputs": (spec,), "title": "T"}, "odd").html()
 
@@ -168,7 +168,7 @@ def test_compare_plan_reuses_runs_for_the_same_target(session):
 def test_display_defaults_floor_baseline_maps_and_fade_unsigned_ones():
     from explorer.session import render
     from explorer.session.display import BASELINE_FLOOR, display_defaults, on_baseline
-    from explorer.session.document import Layer
+    from explorer.session.document import DisplayLayer
 
     rng = np.random.default_rng(0)
     rise_like = (0.6 + 0.05 * rng.random((50, 50))).astype(np.float32)  # chelsea: 0.569..0.656
@@ -178,11 +178,11 @@ def test_display_defaults_floor_baseline_maps_and_fade_unsigned_ones():
     assert display_defaults("salient", False, cam_like)["floor"] == 0.0
     assert "floor" not in display_defaults("signed", True, cam_like - 0.5)
     # the floor: the lower half of a baseline map is fully transparent, the rest fades in with the value
-    layer = Layer(1, 1, "salient", **display_defaults("salient", False, rise_like))
+    layer = DisplayLayer(1, 1, "salient", **display_defaults("salient", False, rise_like))
     alpha = render.render_rgba(layer, rise_like)[..., 3]
     below = rise_like < np.percentile(rise_like, 49)
     assert (alpha[below] == 0).all() and alpha[rise_like >= np.percentile(rise_like, 99.5)].min() == 255
-    old = Layer(1, 1, "salient", fade=False)  # the old default: min-max levels, every pixel opaque
+    old = DisplayLayer(1, 1, "salient", fade=False)  # the old default: min-max levels, every pixel opaque
     assert (render.render_rgba(old, rise_like)[..., 3] == 255).all()
     lo, hi = render.levels(False, render.stats(rise_like), 99.5, layer.floor)
     assert lo == pytest.approx(np.median(rise_like), abs=1e-3)

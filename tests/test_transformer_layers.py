@@ -11,9 +11,9 @@ import torch
 from torch import nn
 
 from explorer.core.errors import NonFiniteMapError, UnknownNameError, UnsupportedError
-from explorer.core.types import Step
+from explorer.core.types import MethodStep
 from explorer.methods import Method, explain, run
-from explorer.methods.base import prepare
+from explorer.methods.base import prepare_context
 from explorer.models.layers import as_grid, classify, discover, hook_count, pick_default, token_grid
 from explorer.models.loaded import LoadedModel, validate_output
 from explorer.models.preprocess import Preprocess
@@ -123,7 +123,7 @@ def swin_reshape(t):  # timm >= 0.9 Swin blocks are already (B, H, W, C): only t
 def test_transformer_parity_with_pytorch_grad_cam(arch, name, peer, request, chelsea):
     model = request.getfixturevalue(arch)
     layer, reshape = ("blocks.11.norm1", vit_reshape) if arch == "vit" else ("layers.3.blocks.1.norm1", swin_reshape)
-    ctx = prepare(model, chelsea)
+    ctx = prepare_context(model, chelsea)
     exp = explain(name, model, chelsea, target=ctx.target)
     assert exp.info["layer"] == layer  # the auto pick is the peers' layer
     theirs = _peer(peer, model, ctx.x, layer, ctx.target, reshape)
@@ -133,7 +133,7 @@ def test_transformer_parity_with_pytorch_grad_cam(arch, name, peer, request, che
 
 @pytest.mark.parametrize("name,peer", [("hirescam", "HiResCAM"), ("xgradcam", "XGradCAM"), ("eigencam", "EigenCAM")])
 def test_cam_variants_match_pytorch_grad_cam_on_default_model(name, peer, model, chelsea):
-    ctx = prepare(model, chelsea)
+    ctx = prepare_context(model, chelsea)
     x = ctx.x.contiguous(memory_format=torch.channels_last)
     theirs = _peer(peer, model, x, "bn2", ctx.target, None)
     r = pearson(explain(name, model, chelsea, target=ctx.target).raw["salient"], theirs)
@@ -147,7 +147,7 @@ def test_ablationcam_weights_are_score_drops(tiny_model):
     exp = explain("ablationcam", tiny_model, img, target=3, params={"layer": "4", "batch_size": 5})
     assert exp.info["forwards"] == 16 and np.isfinite(exp.maps["salient"]).all()
     # one channel ablated by hand gives the same relative drop as the batched hook
-    ctx = prepare(tiny_model, img, 3)
+    ctx = prepare_context(tiny_model, img, 3)
     net = tiny_model.module
     with torch.inference_mode():
         z = float(net(ctx.x)[0, 3])
@@ -217,8 +217,8 @@ class _NaNMethod(Method):  # not registered: a method whose second step goes wro
     title = paper = "test"
 
     def steps(self, ctx):
-        yield Step(0.5, {"salient": np.zeros(ctx.x.shape[-2:])}, info={"layer": "L"})
-        yield Step(1.0, {"salient": np.full(ctx.x.shape[-2:], np.nan)}, info={"layer": "L"})
+        yield MethodStep(0.5, {"salient": np.zeros(ctx.x.shape[-2:])}, info={"layer": "L"})
+        yield MethodStep(1.0, {"salient": np.full(ctx.x.shape[-2:], np.nan)}, info={"layer": "L"})
 
 
 def test_runner_refuses_nan_maps(tiny_model):

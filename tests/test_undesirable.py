@@ -12,7 +12,7 @@ import torch
 
 from explorer.core.errors import ExplorerError, ParamError
 from explorer.methods import explain, run
-from explorer.methods.base import prepare
+from explorer.methods.base import prepare_context
 from explorer.perturb.infill import make_infill
 from explorer.perturb.masks import rise_masks
 
@@ -118,7 +118,7 @@ def test_matches_formula_on_tiny_model_and_competitor(tiny_model):
     for competitor in (None, 7):
         params = {"n": n, "cells": s, "p": p, "batch_size": 40, "competitor": competitor}
         exp = explain("undesirable", tiny_model, rgb, params=params, target=target, seed=4)
-        ctx = prepare(tiny_model, rgb, target, seed=4)
+        ctx = prepare_context(tiny_model, rgb, target, seed=4)
         masks = torch.cat(list(rise_masks(n, (32, 32), s, p, 40, torch.device("cpu"), ctx.generator()))).double()
         inf = make_infill("zero", ctx.x, tiny_model.preprocess)
         with torch.no_grad():

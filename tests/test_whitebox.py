@@ -13,7 +13,7 @@ from torch import nn
 
 from explorer.core.errors import UnknownNameError, UnsupportedError
 from explorer.methods import METHODS, explain
-from explorer.methods.base import prepare
+from explorer.methods.base import prepare_context
 from explorer.models.layers import hook_count
 
 WHITEBOX = ["gradient", "gradient_x_input", "integrated_gradients", "smoothgrad", "vargrad", "guided_backprop",
@@ -118,7 +118,7 @@ def test_cam_equals_gradcam_on_a_pooling_linear_head(model, coffee):
 
 def test_integrated_gradients_reports_its_completeness_gap(model, chelsea):
     exp = explain("integrated_gradients", model, chelsea, params={"steps": 4, "baseline": "blur"})
-    ctx = prepare(model, chelsea)
+    ctx = prepare_context(model, chelsea)
     from explorer.perturb.infill import make_infill
 
     base = make_infill("blur", ctx.x, model.preprocess, sigma=10.0).base
@@ -149,7 +149,7 @@ def test_scorecam_batched_equals_a_plain_loop(tiny_model):
     """Our batched, constant-channel-deduplicated Score-CAM against the paper's loop, written out."""
     img = (np.random.default_rng(1).random((32, 32, 3)) * 255).astype(np.uint8)
     exp = explain("scorecam", tiny_model, img, target=2, params={"layer": "3", "batch_size": 5})
-    ctx = prepare(tiny_model, img, target=2)
+    ctx = prepare_context(tiny_model, img, target=2)
     net = tiny_model.module
     with torch.inference_mode():
         act = net[:4](ctx.x)[0]

@@ -1,6 +1,6 @@
 """The public ``Explanation``: one method's maps for one image, with the ways a notebook looks at them.
 
-It wraps the runner's result (``explorer.core.types.Explanation``, maps in model-input space, resampled to
+It wraps the runner's result (``explorer.core.types.MethodResult``, maps in model-input space, resampled to
 the image on first access) together with the image and the model's predictions, which the manifest needs.
 Torch-free: matplotlib is imported only by ``plot``.
 """
@@ -18,13 +18,13 @@ from explorer.core.errors import UnknownNameError
 
 
 class Explanation:
-    """Maps of one run (``maps``: layer name -> H×W float32 at the image's size) and what produced them.
+    """Maps of one run (``maps``: map name -> H×W float32 at the image's size) and what produced them.
 
     Returned by ``explorer.explain`` (complete) and yielded by ``explorer.explain_iter`` (partial until the
     last one). In a notebook the cell shows the overlay of the headline layer.
     """
 
-    def __init__(self, core: types.Explanation, image: np.ndarray, image_path: str | None, provenance: dict,
+    def __init__(self, core: types.MethodResult, image: np.ndarray, image_path: str | None, provenance: dict,
                  message: str = ""):
         self._core = core
         self._image = image
@@ -39,21 +39,26 @@ class Explanation:
 
     @property
     def maps(self) -> dict[str, np.ndarray]:
-        """Layer name -> H×W float32 map at the image's resolution (NaN outside a center crop)."""
+        """Map name -> H×W float32 map at the image's resolution (NaN outside a center crop)."""
         return self._core.maps
 
     @property
     def signed(self) -> dict[str, bool]:
-        """Layer name -> whether its sign means something (positive supports the target, negative opposes)."""
+        """Map name -> whether its sign means something (positive supports the target, negative opposes)."""
         return dict(self._core.signed)
 
     @property
-    def layers(self) -> list[str]:
-        return self._core.layer_names
+    def map_names(self) -> list[str]:
+        """The names of the maps, the headline one first."""
+        return self._core.map_names
+
+    @property
+    def layers(self) -> list[str]:  # old name kept (issue 32): a method returns maps; "layer" is a network's
+        return self.map_names
 
     @property
     def main(self) -> str:
-        """The headline layer (the first the method returns)."""
+        """The headline map (the first the method returns)."""
         return self._core.main
 
     @property

@@ -18,7 +18,7 @@ from explorer.api.result import Explanation
 from explorer.core.cancel import CancelToken
 from explorer.core.errors import ExplorerError, UnknownNameError
 
-METRICS = ("deletion", "insertion", "confidence")
+EVALUATE_METRICS = ("deletion", "insertion", "confidence")
 
 
 def stream(model: Any, image: Any, method: str = "gradcam", target: int | str | None = None, *,
@@ -27,13 +27,13 @@ def stream(model: Any, image: Any, method: str = "gradcam", target: int | str | 
     """Yield an ``Explanation`` per step of ``method``; the last is complete (or cancelled)."""
     from explorer.io.export import provenance
     from explorer.methods import get_method, run
-    from explorer.methods.base import prepare
+    from explorer.methods.base import prepare_context
 
     rgb, path = as_rgb(image)
     cls = get_method(method)  # an unknown method is named before the model is touched
     loaded = as_loaded(model)
     inst = cls(loaded, **params)  # validates the parameters (ParamError) and what the method needs of the model
-    ctx = prepare(loaded, rgb, target, seed, cancel)
+    ctx = prepare_context(loaded, rgb, target, seed, cancel)
     ctx.priors = _priors(priors, ctx.placement)
     record = provenance(image_path or path, loaded, ctx.target, loaded.predict(ctx.x, 5))
     for update in run(inst, loaded, rgb, context=ctx):
@@ -115,13 +115,13 @@ def evaluate(model: Any, image: Any, explanation: Any, metrics: Sequence[str] = 
     """
     from explorer.evaluation.causal import causal_curve
     from explorer.evaluation.metrics import confidence
-    from explorer.methods.base import prepare
+    from explorer.methods.base import prepare_context
 
     if isinstance(metrics, str):
         metrics = [metrics]
     for m in metrics:
-        if m not in METRICS:
-            raise UnknownNameError("metric", m, METRICS)
+        if m not in EVALUATE_METRICS:
+            raise UnknownNameError("metric", m, EVALUATE_METRICS)
     if image is None and isinstance(explanation, Explanation):
         image = explanation.image
     rgb, _ = as_rgb(image)
@@ -135,7 +135,7 @@ def evaluate(model: Any, image: Any, explanation: Any, metrics: Sequence[str] = 
     else:
         saliency = explanation  # an H×W map (image or model-input size), numpy or torch; checked by the metric
     loaded = as_loaded(model)
-    ctx = prepare(loaded, rgb, target, cancel=cancel)
+    ctx = prepare_context(loaded, rgb, target, cancel=cancel)
     out: dict[str, dict[str, Any]] = {}
     for m in metrics:
         if m == "confidence":

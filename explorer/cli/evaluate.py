@@ -13,7 +13,7 @@ RANK/WORLD_SIZE (and LOCAL_RANK for the GPU) as set by ``torchrun``. Each shard 
 the same folder (or copy them together afterwards) and ``--summary-only`` merges.
 
 This module turns the options into an ``explorer.evaluation.config.EvalConfig``; the run itself is
-``explorer.evaluation.runner`` (``prepare``, ``execute``), which Python callers use directly.
+``explorer.evaluation.runner`` (``prepare_evaluation``, ``execute``), which Python callers use directly.
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ def cmd_evaluate(args) -> int:
     from explorer.evaluation import runner
 
     config = config_from_args(args)
-    run = runner.prepare(config, args.path)
+    run = runner.prepare_evaluation(config, args.path)
     r = runner.execute(run, out, Bar(run.units, log=True))
     methods = run.config.methods
     print(f"evaluated {r.photos} images x {len(methods)} methods ({r.computed} computed, {r.reused} already done, "

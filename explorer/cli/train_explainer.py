@@ -1,28 +1,18 @@
 """``explorer train-explainer DIR [--epochs N ...] [--resume CKPT] [--out CKPT]``: train the explainer
 network of Stalder et al. 2022 for a classifier on a folder of photos (the training itself is
-``explorer.methods.explainer_net.train``; this module reads the options and prints the progress)."""
+``explorer.methods.explainer_net.train``; this module reads the options and prints the progress; the options
+and the loop it shares with train-inpainter are ``cli/training.py``)."""
 
 from __future__ import annotations
 
 import sys
-import time
-import warnings
 
 from explorer.cli.common import add_model_args, model_from_args
+from explorer.cli.training import add_loop_args, help_defaults, run_loop, skipped_files_as_lines
 from explorer.core import argtypes as T
 
 SETTINGS = ("epochs", "batch_size", "lr", "size", "topk", "threshold", "width", "seed", "pair", "quad",
             "hold_out_every", "head")  # the options that are TrainConfig fields of the same names
-
-
-def _defaults(p) -> None:
-    """The help texts name the trainer's defaults, read from TrainConfig (which imports torch) when asked."""
-    from explorer.methods.explainer_net.train import TrainConfig
-
-    d = TrainConfig()
-    for a in p._actions:
-        if a.help:
-            a.help = a.help.format(d=d)
 
 
 def add_parser(sub) -> None:
@@ -31,14 +21,10 @@ def add_parser(sub) -> None:
         description="Train the explainer head of Stalder et al. 2022 for a classifier on a folder of images "
                     "(any layout, searched recursively; no labels needed: the classifier's own confident "
                     "predictions are the labels). Writes a checkpoint after every epoch; --resume continues one.",
-        late=_defaults)
-    p.add_argument("folder", metavar="DIR", type=T.existing_dir("folder of training images"),
-                   help="folder of training images")
-    p.add_argument("--epochs", type=T.integer(1), default=None,
-                   help="total epochs (default {d.epochs}; with --resume: the total to reach)")
-    p.add_argument("--batch-size", type=T.integer(1), default=None, help="images per step (default {d.batch_size})")
-    p.add_argument("--lr", type=T.number(0.0, 1.0, low_open=True), default=None,
-                   help="Adam learning rate (default {d.lr:g})")
+        late=help_defaults("explorer.methods.explainer_net.train", "TrainConfig"))
+    add_loop_args(p, batch="images", curve="every step's loss, each epoch's terms",
+                  seed="the initialisation, sampling and augmentation (default {d.seed})",
+                  out="explainer_<model>.pt")
     p.add_argument("--size", type=T.integer(0, 1024), default=None,
                    help="training resolution in pixels (default: the model's input size)")
     p.add_argument("--topk", type=T.integer(1), default=None,
@@ -56,32 +42,16 @@ def add_parser(sub) -> None:
     p.add_argument("--hold-out-every", type=T.integer(0), default=None,
                    help="hold out every N-th image of the sorted folder for evaluation, never trained on "
                         "(recorded in the checkpoint; default 0 = train on all)")
-    p.add_argument("--curve", default=None, metavar="PNG", type=T.output_file("training curve"),
-                   help="write the training curve (every step's loss, each epoch's terms) to this PNG after "
-                        "every epoch")
-    p.add_argument("--seed", type=T.integer(0, 2**32 - 1), default=None,
-                   help="seed of the initialisation, sampling and augmentation (default 0)")
-    p.add_argument("--out", default=None, metavar="CKPT", type=T.output_file("checkpoint file"),
-                   help="checkpoint to write (default: explainer_<model>.pt; "
-                                                               "with --resume: the resumed file)")
-    p.add_argument("--resume", default=None, metavar="CKPT", type=T.existing_file("checkpoint"),
-                   help="continue training from this checkpoint")
-    p.add_argument("--quiet", action="store_true", help="print only the summary, not every step")
     add_model_args(p)
     p.set_defaults(func=cmd_train_explainer)
 
 
 def cmd_train_explainer(args) -> int:
-    from explorer.methods.explainer_net.data import SkippedImageWarning, describe_skipped
+    from explorer.methods.explainer_net.data import describe_skipped
     from explorer.methods.explainer_net.model import fingerprint
     from explorer.methods.explainer_net.train import prepare_training
 
-    def show(message, category, filename, lineno, file=None, line=None):  # one plain line per skipped file
-        print(f"explorer: warning: {message}", file=sys.stderr)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", SkippedImageWarning)
-        warnings.showwarning = show
+    with skipped_files_as_lines():
         model = model_from_args(args)
         trainer, out = prepare_training(model, args.folder, {k: getattr(args, k) for k in SETTINGS},
                                         resume=args.resume, out=args.out)
@@ -90,21 +60,13 @@ def cmd_train_explainer(args) -> int:
         print(f"training an explainer for {model.id} ({fingerprint(model)}) on {len(trainer.images)} image(s){held} "
               f"from {args.folder}" + (f" ({describe_skipped(images.skipped)})" if images.skipped else "")
               + f"; taps {', '.join(trainer.explainer.taps)}; device {model.device}", file=sys.stderr)
-        t0 = time.perf_counter()
-        last = None
-        for prog in trainer.run(out=out):
-            last = prog
-            if not args.quiet:
-                print(prog.line(), flush=True)
-            if args.curve and prog.saved:
+
+        def on_epoch(t0: float) -> None:
+            if args.curve:
                 from explorer.methods.explainer_net.curve import save_curve
 
                 save_curve(args.curve, trainer.step_losses, trainer.history,
                            f"explainer for {model.id}: {len(trainer.images)} images, seed {trainer.cfg.seed}, "
                            f"epoch {trainer.epoch}/{trainer.cfg.epochs}")
-    if last is None:
-        print(f"nothing to do: {out} already has {trainer.epoch} epoch(s) (ask for more with --epochs)")
-        return 0
-    print(f"done: {trainer.epoch} epoch(s), {trainer.global_step} step(s) in {time.perf_counter() - t0:.1f} s; "
-          f"last loss {last.loss:.4f}; wrote {out}")
-    return 0
+
+        return run_loop(trainer, out, args.quiet, on_epoch)

@@ -38,7 +38,7 @@ class Needs(enum.Flag):
 
 
 # What a layer of a known role shows, in plain words (the window's one line per layer), and for signed
-# roles what 0 and the sign mean. A method's LayerSpec may say it better for its own map; these are the
+# roles what 0 and the sign mean. A method's MapSpec may say it better for its own map; these are the
 # defaults, so that every layer of every method explains itself without per-widget text.
 ROLE_MEANINGS = {
     SALIENT: "pixels that support the target class: brighter = more",
@@ -57,7 +57,7 @@ UNSIGNED_ZERO = "unsigned: never negative, brighter = more"
 
 
 @dataclass(frozen=True)
-class LayerSpec:
+class MapSpec:
     """A map a method returns: its name, whether its sign is meaningful, and what it means.
 
     ``help``: how it is computed (a formula). ``meaning``: what it shows, in plain words, one line (defaults
@@ -147,7 +147,7 @@ def to_input_space(m: np.ndarray, placement: Placement) -> np.ndarray:
 
 
 @dataclass
-class Explanation:
+class MethodResult:
     """The result of one run: maps at the original image's resolution plus everything needed to redo it.
 
     ``raw`` holds the maps as the method produced them (model-input space); ``maps`` resamples them to the
@@ -177,8 +177,12 @@ class Explanation:
         return self._maps
 
     @property
-    def layer_names(self) -> list[str]:
+    def map_names(self) -> list[str]:
         return list(self.raw)
+
+    @property
+    def layer_names(self) -> list[str]:  # old name kept (issue 32): the maps' names, as map_names
+        return self.map_names
 
     @property
     def main(self) -> str:
@@ -204,7 +208,7 @@ class Explanation:
 
 
 @dataclass
-class Step:
+class MethodStep:
     """What a method's generator yields: progress in [0, 1] and the running maps (input space).
 
     ``maps`` values may be numpy arrays or torch tensors (H×W); ``info`` carries extras (a completeness
@@ -223,10 +227,19 @@ EMBEDDED_MODELS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lit
 
 
 @dataclass
-class Update:
+class RunUpdate:
     """What the runner yields to callers: progress plus a (partial or final) Explanation."""
 
     progress: float
-    explanation: Explanation
+    explanation: MethodResult
     done: bool = False
     message: str = ""
+
+
+# The names these types had before issue 32 (one meaning per name: a network layer is a "layer", what a method
+# returns is a "map"). Code written against them, methods kept outside this tree above all, still imports them.
+# The script that made the renames (rename_32.py) leaves every line that says "old name kept" alone.
+LayerSpec = MapSpec  # old name kept
+Explanation = MethodResult  # old name kept
+Step = MethodStep  # old name kept
+Update = RunUpdate  # old name kept

@@ -1,7 +1,7 @@
 """Shared pieces of the evaluation metrics: progress records, the generator/plain-function pair, and the
 conversion of any map (image space, input space, other resolution, torch or numpy) to model-input space.
 
-Every metric comes in two forms: ``iter_<metric>(...)`` is a generator yielding ``Progress`` records (the
+Every metric comes in two forms: ``iter_<metric>(...)`` is a generator yielding ``MetricProgress`` records (the
 last one has ``done=True`` and carries the result), and ``<metric>(...)`` runs it to the end and returns the
 result. Both take ``cancel`` (a ``CancelToken``); a set token raises ``Cancelled`` at the next check.
 """
@@ -14,11 +14,11 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from explorer.core.cancel import NEVER, CancelToken
-from explorer.core.types import Explanation, Placement, as_map2d, resize_map, to_input_space
+from explorer.core.types import MethodResult, Placement, as_map2d, resize_map, to_input_space
 
 
 @dataclass
-class Progress:
+class MetricProgress:
     """One report of a running metric: ``progress`` in [0, 1], a message, and (when done) the result."""
 
     progress: float
@@ -27,7 +27,7 @@ class Progress:
     done: bool = False
 
 
-def run_to_end(gen: Iterator[Progress], on_progress: Callable[[float, str], None] | None = None) -> Any:
+def run_to_end(gen: Iterator[MetricProgress], on_progress: Callable[[float, str], None] | None = None) -> Any:
     """Drive a metric generator to the end and return its result (``on_progress`` sees every report)."""
     result = None
     for p in gen:
@@ -44,7 +44,7 @@ def token(cancel: CancelToken | None) -> CancelToken:
 
 def map_array(saliency: Any) -> np.ndarray:
     """A 2-D float32 numpy map from an ndarray, a torch tensor (squeezing leading 1s) or an Explanation."""
-    if isinstance(saliency, Explanation):
+    if isinstance(saliency, MethodResult):
         saliency = saliency.raw[saliency.main]
     return as_map2d(saliency, "a saliency map")
 
@@ -78,3 +78,6 @@ def random_map(hw: tuple[int, int], cells: int = 7, seed: int = 0) -> np.ndarray
     if not cells or cells >= min(hw):
         return rng.random(tuple(hw)).astype(np.float32)
     return resize_map(rng.random((int(cells), int(cells))).astype(np.float32), tuple(hw))
+
+
+Progress = MetricProgress  # old name kept (issue 32): metrics outside this tree yield it

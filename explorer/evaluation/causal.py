@@ -46,8 +46,8 @@ import torch.nn.functional as F
 
 from explorer.core.cancel import CancelToken
 from explorer.core.errors import ExplorerError, ParamError
-from explorer.evaluation.base import Progress, input_space, run_to_end, token
-from explorer.methods.base import Context, prepare
+from explorer.evaluation.base import MetricProgress, input_space, run_to_end, token
+from explorer.methods.base import Context, prepare_context
 from explorer.models.loaded import LoadedModel
 from explorer.perturb.infill import INFILLERS, make_infill
 from explorer.perturb.scoring import score_batch
@@ -197,14 +197,14 @@ def _check_mode(mode: str) -> str:
 def _context(model: LoadedModel, image_rgb: np.ndarray, target: Any, context: Context | None) -> Context:
     if context is not None:
         return context
-    return prepare(model, image_rgb, target)
+    return prepare_context(model, image_rgb, target)
 
 
 def iter_causal_curve(model: LoadedModel, image_rgb: np.ndarray, saliency: Any, target: int | str | None = None, *,
                       mode: str = "deletion", step: int | None = None, substrate: Any = None,
                       cancel: CancelToken | None = None, probs: bool = True, batch_size: int | None = None,
-                      context: Context | None = None) -> Iterator[Progress]:
-    """Generator form of ``causal_curve``: yields ``Progress`` after every batch; the last carries the Curve."""
+                      context: Context | None = None) -> Iterator[MetricProgress]:
+    """Generator form of ``causal_curve``: yields ``MetricProgress`` after every batch; the last carries the Curve."""
     _check_mode(mode)
     cancel = token(cancel)
     ctx = _context(model, image_rgb, target, context)
@@ -232,12 +232,12 @@ def iter_causal_curve(model: LoadedModel, image_rgb: np.ndarray, saliency: Any, 
         s = score_batch(model, sub, x, keep, probs)[:, ctx.target]
         scores[done : done + k.shape[0]] = s.double().cpu().numpy()
         done += k.shape[0]
-        yield Progress(min(done, n_steps + 1) / (n_steps + 1), f"{mode}: {done}/{n_steps + 1} steps")
+        yield MetricProgress(min(done, n_steps + 1) / (n_steps + 1), f"{mode}: {done}/{n_steps + 1} steps")
     fractions = counts.double().cpu().numpy() / n_pix
     curve = Curve(mode=mode, fractions=fractions, scores=scores, auc=trapezoid_auc(fractions, scores), step=step,
                   substrate=sub.name, target=int(ctx.target), n_pixels=n_pix,
                   score=model.activation if probs else "logit")
-    yield Progress(1.0, f"{mode} AUC {curve.auc:.4f}", curve, True)
+    yield MetricProgress(1.0, f"{mode} AUC {curve.auc:.4f}", curve, True)
 
 
 def causal_curve(model: LoadedModel, image_rgb: np.ndarray, saliency: Any, target: int | str | None = None, *,
@@ -260,7 +260,7 @@ def causal_curve(model: LoadedModel, image_rgb: np.ndarray, saliency: Any, targe
 def deletion_insertion(model: LoadedModel, image_rgb: np.ndarray, saliency: Any, target: int | str | None = None,
                        **kw: Any) -> dict[str, Curve]:
     """Both curves (shared preprocessing); keyword arguments as for ``causal_curve``."""
-    ctx = kw.pop("context", None) or prepare(model, image_rgb, target)
+    ctx = kw.pop("context", None) or prepare_context(model, image_rgb, target)
     return {m: causal_curve(model, image_rgb, saliency, target, mode=m, context=ctx, **kw) for m in MODES}
 
 

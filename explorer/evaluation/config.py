@@ -1,5 +1,5 @@
 """What an ``explorer evaluate`` run is asked to do, as plain values: the command line fills an ``EvalConfig``
-from its options, a Python caller builds one directly (``explorer.evaluation.runner.prepare``).
+from its options, a Python caller builds one directly (``explorer.evaluation.runner.prepare_evaluation``).
 
 Importing this module is cheap (no numpy, no torch): the command line's parser takes its defaults from here.
 """
@@ -60,7 +60,7 @@ class EvalConfig:
 
     def check(self) -> None:
         """Refuse settings that cannot work before anything is read or loaded (one line naming the option);
-        the files they name are checked by ``runner.prepare``."""
+        the files they name are checked by ``runner.prepare_evaluation``."""
         if not self.methods:
             raise ParamError("no methods (--methods a,b,c) given")
         names = metric_names()

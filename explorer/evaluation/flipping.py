@@ -30,9 +30,9 @@ import torch
 
 from explorer.core.cancel import CancelToken
 from explorer.core.errors import ParamError
-from explorer.evaluation.base import Progress, input_space, run_to_end, token
+from explorer.evaluation.base import MetricProgress, input_space, run_to_end, token
 from explorer.evaluation.causal import Curve, iter_causal_curve, make_substrate
-from explorer.methods.base import Context, prepare
+from explorer.methods.base import Context, prepare_context
 from explorer.models.loaded import LoadedModel
 from explorer.perturb.scoring import score_batch
 
@@ -51,17 +51,17 @@ def default_flip_step(hw: tuple[int, int]) -> int:
 def iter_pixel_flipping(model: LoadedModel, image_rgb: np.ndarray, saliency: Any, target: int | str | None = None,
                         *, step: int | None = None, substrate: Any = PIXEL_FLIPPING_SUBSTRATE,
                         cancel: CancelToken | None = None, probs: bool = True,
-                        context: Context | None = None) -> Iterator[Progress]:
-    """Generator form of ``pixel_flipping``; the last ``Progress`` carries the Curve."""
-    ctx = context or prepare(model, image_rgb, target)
+                        context: Context | None = None) -> Iterator[MetricProgress]:
+    """Generator form of ``pixel_flipping``; the last ``MetricProgress`` carries the Curve."""
+    ctx = context or prepare_context(model, image_rgb, target)
     step = default_flip_step(tuple(ctx.x.shape[-2:])) if step is None else step
     for p in iter_causal_curve(model, image_rgb, saliency, mode="deletion", step=step, substrate=substrate,
                                cancel=cancel, probs=probs, context=ctx):
         if p.done:
             curve = dataclasses.replace(p.result, mode="pixel_flipping")
-            yield Progress(1.0, f"pixel flipping AUC {curve.auc:.4f}", curve, True)
+            yield MetricProgress(1.0, f"pixel flipping AUC {curve.auc:.4f}", curve, True)
         else:
-            yield Progress(p.progress, p.message.replace("deletion", "pixel flipping"))
+            yield MetricProgress(p.progress, p.message.replace("deletion", "pixel flipping"))
 
 
 def pixel_flipping(model: LoadedModel, image_rgb: np.ndarray, saliency: Any, target: int | str | None = None,
@@ -86,8 +86,8 @@ def iter_region_perturbation(model: LoadedModel, image_rgb: np.ndarray, saliency
                              target: int | str | None = None, *, patch: int = PATCH, regions: int = REGIONS,
                              order: str = "morf", substrate: Any = REGION_SUBSTRATE,
                              cancel: CancelToken | None = None, probs: bool = True,
-                             context: Context | None = None) -> Iterator[Progress]:
-    """Generator form of ``region_perturbation``; the last ``Progress`` carries the Curve (``info["aopc"]``)."""
+                             context: Context | None = None) -> Iterator[MetricProgress]:
+    """Generator form of ``region_perturbation``; the last ``MetricProgress`` carries the Curve (``info["aopc"]``)."""
     cancel = token(cancel)
     if int(patch) < 1:
         raise ParamError(f"region perturbation patch must be >= 1 pixel, got {patch}")
@@ -95,7 +95,7 @@ def iter_region_perturbation(model: LoadedModel, image_rgb: np.ndarray, saliency
         raise ParamError(f"region perturbation needs >= 1 region, got {regions}")
     if order not in REGION_ORDERS:
         raise ParamError(f"unknown region order {order!r}; valid: {', '.join(REGION_ORDERS)}")
-    ctx = context or prepare(model, image_rgb, target)
+    ctx = context or prepare_context(model, image_rgb, target)
     x = ctx.x
     _, _, H, W = x.shape
     ids, ranked = region_order(input_space(saliency, ctx.placement), int(patch), order)
@@ -116,7 +116,7 @@ def iter_region_perturbation(model: LoadedModel, image_rgb: np.ndarray, saliency
         scores[done:done + k.shape[0]] = score_batch(model, sub, x, keep, probs)[:, ctx.target].double().cpu().numpy()
         changed_px[done:done + k.shape[0]] = (H * W - keep.sum(dim=(1, 2, 3))).long().cpu().numpy()
         done += k.shape[0]
-        yield Progress(min(done, L + 1) / (L + 1), f"region perturbation: {min(done, L + 1)}/{L + 1} steps")
+        yield MetricProgress(min(done, L + 1) / (L + 1), f"region perturbation: {min(done, L + 1)}/{L + 1} steps")
     drops = scores[0] - scores
     aopc = float(drops.mean())
     fractions = changed_px / float(H * W)
@@ -124,7 +124,7 @@ def iter_region_perturbation(model: LoadedModel, image_rgb: np.ndarray, saliency
                   substrate=sub.name, target=int(ctx.target), n_pixels=H * W,
                   score=model.activation if probs else "logit",
                   info={"aopc": aopc, "order": order, "patch": int(patch), "regions": L})
-    yield Progress(1.0, f"region perturbation AOPC {aopc:.4f}", curve, True)
+    yield MetricProgress(1.0, f"region perturbation AOPC {aopc:.4f}", curve, True)
 
 
 def region_perturbation(model: LoadedModel, image_rgb: np.ndarray, saliency: Any, target: int | str | None = None,

@@ -1,6 +1,6 @@
 """Model-based metrics besides the curves: average drop / increase in confidence and the cascading
 model-parameter randomisation sanity check. Both batched through the model's batch policy, both with
-progress (``iter_*`` generators yielding ``Progress``) and cancel.
+progress (``iter_*`` generators yielding ``MetricProgress``) and cancel.
 
 - Confidence (Chattopadhay et al. 2018, Grad-CAM++ §6.1): the map, clipped at 0 and divided by its
   maximum, is used as a soft keep-mask on the image (removed pixels → the substrate, default ``black``:
@@ -26,9 +26,9 @@ import torch
 from explorer.core.cancel import CancelToken
 from explorer.core.errors import UnsupportedError
 from explorer.evaluation import agreement
-from explorer.evaluation.base import Progress, input_space, run_to_end, token
+from explorer.evaluation.base import MetricProgress, input_space, run_to_end, token
 from explorer.evaluation.causal import make_substrate
-from explorer.methods.base import Context, get_method, prepare, run
+from explorer.methods.base import Context, get_method, prepare_context, run
 from explorer.models.loaded import LoadedModel
 from explorer.perturb.scoring import score_batch
 
@@ -36,10 +36,10 @@ from explorer.perturb.scoring import score_batch
 # --------------------------------------------------------------------------- confidence
 def iter_confidence(model: LoadedModel, image_rgb: np.ndarray, saliency: Any, target: int | str | None = None, *,
                     substrate: Any = "black", cancel: CancelToken | None = None,
-                    context: Context | None = None) -> Iterator[Progress]:
-    """Generator form of ``confidence``; the last ``Progress`` carries the result dict."""
+                    context: Context | None = None) -> Iterator[MetricProgress]:
+    """Generator form of ``confidence``; the last ``MetricProgress`` carries the result dict."""
     cancel = token(cancel)
-    ctx = context or prepare(model, image_rgb, target)
+    ctx = context or prepare_context(model, image_rgb, target)
     cancel.check()
     m = input_space(saliency, ctx.placement).astype(np.float64)
     m = np.where(np.isfinite(m), m, 0.0).clip(min=0.0)
@@ -51,7 +51,7 @@ def iter_confidence(model: LoadedModel, image_rgb: np.ndarray, saliency: Any, ta
     y, o = float(s[0]), float(s[1])
     result = {"drop": max(0.0, y - o) / y * 100.0 if y > 0 else 0.0, "increase": bool(o > y),
               "p_image": y, "p_masked": o, "substrate": sub.name, "target": int(ctx.target)}
-    yield Progress(1.0, f"confidence drop {result['drop']:.1f}%", result, True)
+    yield MetricProgress(1.0, f"confidence drop {result['drop']:.1f}%", result, True)
 
 
 def confidence(model: LoadedModel, image_rgb: np.ndarray, saliency: Any, target: int | str | None = None,
@@ -116,8 +116,8 @@ def _final_map(method: str, model: LoadedModel, image_rgb: np.ndarray, ctx: Cont
 
 def iter_sanity_check(model: LoadedModel, image_rgb: np.ndarray, method: str, target: int | str | None = None, *,
                       params: dict | None = None, n_stages: int = 5, seed: int = 0, topk: float = 0.1,
-                      cancel: CancelToken | None = None, reference: Any = None) -> Iterator[Progress]:
-    """Generator form of ``sanity_check``; the last ``Progress`` carries the result dict.
+                      cancel: CancelToken | None = None, reference: Any = None) -> Iterator[MetricProgress]:
+    """Generator form of ``sanity_check``; the last ``MetricProgress`` carries the result dict.
 
     ``reference``: the method's map on the intact model if already computed (input space), else it is run.
     """
@@ -125,7 +125,7 @@ def iter_sanity_check(model: LoadedModel, image_rgb: np.ndarray, method: str, ta
     cls = get_method(method)
     model.check_supports(cls.needs, f"method {method!r}")
     clone = _copy_model(model)
-    ctx = prepare(model, image_rgb, target, seed=seed, cancel=cancel)
+    ctx = prepare_context(model, image_rgb, target, seed=seed, cancel=cancel)
     ctx_clone = dataclasses.replace(ctx, model=clone)
     stages = randomisation_stages(parametrised_layers(clone.module), n_stages)
     total = len(stages) + (1 if reference is None else 0)
@@ -133,7 +133,7 @@ def iter_sanity_check(model: LoadedModel, image_rgb: np.ndarray, method: str, ta
     if reference is None:
         reference = _final_map(method, model, image_rgb, ctx, params or {}, seed, cancel)
         done += 1
-        yield Progress(done / total, f"{method}: map on the intact model")
+        yield MetricProgress(done / total, f"{method}: map on the intact model")
     ref = input_space(reference, ctx.placement)
     rows = []
     randomised: list[str] = []
@@ -149,11 +149,11 @@ def iter_sanity_check(model: LoadedModel, image_rgb: np.ndarray, method: str, ta
             "topk_iou": agreement.topk_iou(ref, m, topk),
         })
         done += 1
-        yield Progress(done / total, f"{method}: randomised {len(randomised)} layers "
+        yield MetricProgress(done / total, f"{method}: randomised {len(randomised)} layers "
                                      f"(spearman {rows[-1]['spearman']:.3f})")
     result = {"method": method, "target": int(ctx.target), "stages": rows, "n_layers_total": len(randomised),
               "seed": int(seed)}
-    yield Progress(1.0, "sanity check done", result, True)
+    yield MetricProgress(1.0, "sanity check done", result, True)
 
 
 def sanity_check(model: LoadedModel, image_rgb: np.ndarray, method: str, target: int | str | None = None,

@@ -30,9 +30,9 @@ import torch
 from explorer.core.cancel import CancelToken
 from explorer.core.errors import ParamError
 from explorer.evaluation import agreement
-from explorer.evaluation.base import Progress, input_space, run_to_end, token
+from explorer.evaluation.base import MetricProgress, input_space, run_to_end, token
 from explorer.evaluation.metrics import _copy_model, _final_map, _reinit, parametrised_layers
-from explorer.methods.base import Context, get_method, prepare
+from explorer.methods.base import Context, get_method, prepare_context
 from explorer.models.loaded import LoadedModel
 
 ORDERS = ("bottom_up", "top_down")
@@ -82,8 +82,8 @@ def _smooth_map(method: str, model: LoadedModel, image_rgb: np.ndarray, ctx: Con
 
 def iter_smprt(model: LoadedModel, image_rgb: np.ndarray, method: str, target: int | str | None = None, *,
                params: dict | None = None, n_stages: int = 4, order: str = "bottom_up", samples: int = 10,
-               noise: float = 0.1, seed: int = 0, cancel: CancelToken | None = None) -> Iterator[Progress]:
-    """Generator form of ``smprt``; the last ``Progress`` carries the result dict."""
+               noise: float = 0.1, seed: int = 0, cancel: CancelToken | None = None) -> Iterator[MetricProgress]:
+    """Generator form of ``smprt``; the last ``MetricProgress`` carries the result dict."""
     cancel = token(cancel)
     if int(samples) < 1:
         raise ParamError(f"sMPRT needs >= 1 sample, got {samples}")
@@ -91,12 +91,12 @@ def iter_smprt(model: LoadedModel, image_rgb: np.ndarray, method: str, target: i
         raise ParamError(f"sMPRT noise must be >= 0, got {noise}")
     model.check_supports(get_method(method).needs, f"method {method!r}")
     clone = _copy_model(model)
-    ctx = prepare(model, image_rgb, target, seed=seed, cancel=cancel)
+    ctx = prepare_context(model, image_rgb, target, seed=seed, cancel=cancel)
     ctx_clone = dataclasses.replace(ctx, model=clone)
     stages = cumulative_stages(parametrised_layers(clone.module), n_stages, order)
     total = len(stages) + 1
     ref = _smooth_map(method, model, image_rgb, ctx, params or {}, samples, noise, seed, cancel)
-    yield Progress(1 / total, f"sMPRT {method}: smoothed map on the intact model")
+    yield MetricProgress(1 / total, f"sMPRT {method}: smoothed map on the intact model")
     rows, n_done = [], 0
     for i, group in enumerate(stages):
         for name in group:
@@ -105,13 +105,13 @@ def iter_smprt(model: LoadedModel, image_rgb: np.ndarray, method: str, target: i
         m = _smooth_map(method, clone, image_rgb, ctx_clone, params or {}, samples, noise, seed, cancel)
         rows.append({"stage": i + 1, "randomised_from": group[0], "randomised_to": group[-1], "n_layers": n_done,
                      "spearman": agreement.spearman(ref, m)})
-        yield Progress((i + 2) / total, f"sMPRT {method}: {n_done} layers randomised "
+        yield MetricProgress((i + 2) / total, f"sMPRT {method}: {n_done} layers randomised "
                                         f"(spearman {rows[-1]['spearman']:.3f})")
     corr = [r["spearman"] for r in rows]
     result = {"method": method, "target": int(ctx.target), "order": order, "samples": int(samples),
               "noise": float(noise), "stages": rows, "smprt": float(np.mean(corr)) if corr else float("nan"),
               "smprt_last": float(corr[-1]) if corr else float("nan")}
-    yield Progress(1.0, f"sMPRT {method}: {result['smprt']:.3f}", result, True)
+    yield MetricProgress(1.0, f"sMPRT {method}: {result['smprt']:.3f}", result, True)
 
 
 def smprt(model: LoadedModel, image_rgb: np.ndarray, method: str, target: int | str | None = None,
@@ -128,8 +128,8 @@ def _entropy_of_output(model: LoadedModel, x: torch.Tensor) -> float:
 
 def iter_emprt(model: LoadedModel, image_rgb: np.ndarray, method: str, target: int | str | None = None, *,
                params: dict | None = None, n_bins: int = 100, seed: int = 0, reference: Any = None,
-               cancel: CancelToken | None = None) -> Iterator[Progress]:
-    """Generator form of ``emprt``; the last ``Progress`` carries the result dict.
+               cancel: CancelToken | None = None) -> Iterator[MetricProgress]:
+    """Generator form of ``emprt``; the last ``MetricProgress`` carries the result dict.
 
     ``reference``: the method's map on the intact model if already computed, else it is run.
     """
@@ -138,10 +138,10 @@ def iter_emprt(model: LoadedModel, image_rgb: np.ndarray, method: str, target: i
         raise ParamError(f"eMPRT needs >= 2 histogram bins, got {n_bins}")
     model.check_supports(get_method(method).needs, f"method {method!r}")
     clone = _copy_model(model)
-    ctx = prepare(model, image_rgb, target, seed=seed, cancel=cancel)
+    ctx = prepare_context(model, image_rgb, target, seed=seed, cancel=cancel)
     if reference is None:
         reference = _final_map(method, model, image_rgb, ctx, params or {}, seed, cancel)
-    yield Progress(0.5, f"eMPRT {method}: map on the intact model")
+    yield MetricProgress(0.5, f"eMPRT {method}: map on the intact model")
     names = parametrised_layers(clone.module)
     for i, name in enumerate(names):
         _reinit(clone.module.get_submodule(name), seed * 100_003 + i)
@@ -154,7 +154,7 @@ def iter_emprt(model: LoadedModel, image_rgb: np.ndarray, method: str, target: i
               "entropy_original": h0, "entropy_randomised": h1,
               "emprt": (h1 - h0) / h0 if h0 > 0 else float("nan"),
               "model_entropy_original": m0, "model_entropy_randomised": m1}
-    yield Progress(1.0, f"eMPRT {method}: {result['emprt']:.3f}", result, True)
+    yield MetricProgress(1.0, f"eMPRT {method}: {result['emprt']:.3f}", result, True)
 
 
 def emprt(model: LoadedModel, image_rgb: np.ndarray, method: str, target: int | str | None = None,

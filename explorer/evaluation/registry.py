@@ -273,9 +273,9 @@ def compute(name: str, call: MetricCall) -> dict:
         raise UnsupportedError(f"metric {name!r} re-initialises the model's weights, which the black-box model "
                                f"{getattr(call.model, 'id', '?')!r} does not expose")
     if call.context is None:
-        from explorer.methods.base import prepare
+        from explorer.methods.base import prepare_context
 
-        call.context = prepare(call.model, call.image_rgb, None, seed=call.options.seed)
+        call.context = prepare_context(call.model, call.image_rgb, None, seed=call.options.seed)
     return s.compute(call)
 
 

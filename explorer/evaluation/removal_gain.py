@@ -27,7 +27,7 @@ import torch
 
 from explorer.core.errors import ExplorerError, ParamError
 from explorer.evaluation.base import input_space
-from explorer.methods.base import prepare
+from explorer.methods.base import prepare_context
 from explorer.models.loaded import LoadedModel
 from explorer.perturb.infill import make_infill
 from explorer.perturb.scoring import score_batch
@@ -67,7 +67,7 @@ def removal_gain(model: LoadedModel, image_rgb: np.ndarray, maps: dict[str, Any]
             raise ParamError(f"removal fraction {f!r} is out of range: must be in (0, 1]")
     if int(n_random) < 0:
         raise ParamError(f"n_random = {n_random!r} must be >= 0")
-    ctx = prepare(model, image_rgb, target, seed=seed)
+    ctx = prepare_context(model, image_rgb, target, seed=seed)
     c = ctx.target
     _, _, H, W = ctx.x.shape
     rng = np.random.default_rng(seed)

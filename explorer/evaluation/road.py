@@ -33,9 +33,9 @@ import torch
 
 from explorer.core.cancel import CancelToken
 from explorer.core.errors import ParamError
-from explorer.evaluation.base import Progress, input_space, run_to_end, token
+from explorer.evaluation.base import MetricProgress, input_space, run_to_end, token
 from explorer.evaluation.causal import rank_map
-from explorer.methods.base import Context, prepare
+from explorer.methods.base import Context, prepare_context
 from explorer.models.loaded import LoadedModel
 
 FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -149,8 +149,8 @@ def _rgb(model: LoadedModel, x: torch.Tensor) -> np.ndarray:
 def iter_road(model: LoadedModel, image_rgb: np.ndarray, saliency: Any, target: int | str | None = None, *,
               fractions: tuple[float, ...] = FRACTIONS, orders: tuple[str, ...] = ORDERS, noise: float = NOISE,
               seed: int = 0, probs: bool = True, keep_frames: bool = False, cancel: CancelToken | None = None,
-              context: Context | None = None) -> Iterator[Progress]:
-    """Generator form of ``road``: a ``Progress`` after every imputation; the last carries the RoadResult."""
+              context: Context | None = None) -> Iterator[MetricProgress]:
+    """Generator form of ``road``: a ``MetricProgress`` after every imputation; the last carries the RoadResult."""
     cancel = token(cancel)
     fracs = tuple(float(f) for f in fractions)
     if not fracs or any(not 0 < f < 1 for f in fracs):
@@ -160,7 +160,7 @@ def iter_road(model: LoadedModel, image_rgb: np.ndarray, saliency: Any, target: 
             raise ParamError(f"unknown ROAD order {o!r}; valid: {', '.join(ORDERS)}")
     if noise < 0:
         raise ParamError(f"ROAD noise must be >= 0, got {noise}")
-    ctx = context or prepare(model, image_rgb, target, seed=seed)
+    ctx = context or prepare_context(model, image_rgb, target, seed=seed)
     x = ctx.x
     rank = rank_map(input_space(saliency, ctx.placement))
     img = x[0].detach().double().cpu().numpy()
@@ -179,7 +179,7 @@ def iter_road(model: LoadedModel, image_rgb: np.ndarray, saliency: Any, target: 
             cancel.check()
             imputed.append(noisy_linear_impute(img, removed_mask(rank, f, o), noise, rng))
             done += 1
-            yield Progress(done / (len(jobs) + 1), f"ROAD {o} {f:.0%}: imputed")
+            yield MetricProgress(done / (len(jobs) + 1), f"ROAD {o} {f:.0%}: imputed")
         xb = torch.from_numpy(np.stack(imputed)).to(x.device, x.dtype)
         p = model.scores(xb, probs=probs).double().cpu().numpy()[:, ctx.target]
         for (o, i, _), v, k in zip(chunk, p, range(len(chunk))):
@@ -188,7 +188,7 @@ def iter_road(model: LoadedModel, image_rgb: np.ndarray, saliency: Any, target: 
                 frames[o].append(_rgb(model, xb[k:k + 1]))
     result = RoadResult(np.asarray(fracs), scores["morf"], scores["lerf"], base, int(ctx.target), float(noise),
                         model.activation if probs else "logit", frames if keep_frames else {})
-    yield Progress(1.0, f"ROAD morf {np.nanmean(scores['morf']):.3f} lerf {np.nanmean(scores['lerf']):.3f}",
+    yield MetricProgress(1.0, f"ROAD morf {np.nanmean(scores['morf']):.3f} lerf {np.nanmean(scores['lerf']):.3f}",
                    result, True)
 
 

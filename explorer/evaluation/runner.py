@@ -1,5 +1,5 @@
-"""An ``explorer evaluate`` run without the command line: ``prepare`` checks an ``EvalConfig`` and loads
-what it names, ``execute`` runs it; ``evaluate_photo`` is the unit a process, a shard or a Ray task runs.
+"""An ``explorer evaluate`` run without the command line: ``prepare_evaluation`` checks an ``EvalConfig`` and
+loads what it names, ``execute`` runs it; ``evaluate_photo`` is the unit a process, a shard or a Ray task runs.
 
 ``evaluate_photo`` computes every method that has no result yet on one photo and writes one CSV per
 (photo, method) atomically, so a photo (or a method of it) that finished is never recomputed, whoever
@@ -7,7 +7,7 @@ runs it next. ``finish`` merges the summary only once *every* photo of the whole
 shard that ends before the others leaves the summary alone (it would cover its own part only, and the
 last writer would win), and the last one to end writes it for all. ``--summary-only`` forces a merge.
 
-    run = prepare(EvalConfig(methods=["gradcam", "random"], metrics=["deletion", "insertion"]), "photos/")
+    run = prepare_evaluation(EvalConfig(methods=["gradcam", "random"], metrics=["deletion", "insertion"]), "photos/")
     result = execute(run, "out/")            # per_image/*.csv, summary.md, summary.csv, curves.png
 """
 
@@ -33,7 +33,7 @@ class PhotoResult:
 
 
 @dataclass
-class Run:
+class PreparedEvaluation:
     """A checked run, its model loaded: ``files`` are the photos of every shard, ``photos`` this shard's."""
 
     config: EvalConfig
@@ -50,7 +50,7 @@ class Run:
 
 
 @dataclass
-class RunResult:
+class EvaluationResult:
     photos: int
     computed: int
     reused: int
@@ -58,7 +58,7 @@ class RunResult:
     summary: dict[str, Any] | None  # None while other shards still lack results
 
 
-def prepare(config: EvalConfig, path: str | Path) -> Run:
+def prepare_evaluation(config: EvalConfig, path: str | Path) -> PreparedEvaluation:
     """Check ``config`` against the files it names and the photos at ``path`` (an image or a folder), then
     load the model and the methods. Everything a user can get wrong fails here, before any compute."""
     from explorer.evaluation.inputs import check_names_in_folder, list_images, load_boxes, split_params
@@ -97,10 +97,10 @@ def prepare(config: EvalConfig, path: str | Path) -> Run:
     if reruns and model.module is None:
         raise UnsupportedError(f"metric {reruns[0]!r} re-initialises the model's weights, which the {model.kind} model "
                                f"{model.id!r} does not expose (black box); drop it from --metric")
-    return Run(config, files, run_photos(files, config.shard, config.limit), boxes, model, instances)
+    return PreparedEvaluation(config, files, run_photos(files, config.shard, config.limit), boxes, model, instances)
 
 
-def execute(run: Run, out: str | Path, bar=None) -> RunResult:
+def execute(run: PreparedEvaluation, out: str | Path, bar=None) -> EvaluationResult:
     """Every missing result of this shard's photos into ``out``, then the summary if the whole run is done.
     ``bar``: anything with ``update(units_done, message)`` and ``close()`` (the command line's progress bar)."""
     from explorer.evaluation.report import write_skipped
@@ -130,7 +130,7 @@ def execute(run: Run, out: str | Path, bar=None) -> RunResult:
         bar.close()
     write_skipped(out / ("skipped.csv" if shard_n == 1 else f"skipped.shard{shard_i}of{shard_n}.csv"), skipped)
     summary = finish(out, run.files, cfg.methods, shard_n, cfg.limit)
-    return RunResult(len(run.photos), computed, reused, skipped, summary)
+    return EvaluationResult(len(run.photos), computed, reused, skipped, summary)
 
 
 def evaluate_photo(model, instances: dict, path: Path, config: EvalConfig, boxes: dict, out: Path,
@@ -142,7 +142,7 @@ def evaluate_photo(model, instances: dict, path: Path, config: EvalConfig, boxes
     from explorer.evaluation.scoring import agreement_rows, evaluate_map, random_explanation
     from explorer.io.images import read_image
     from explorer.methods import run
-    from explorer.methods.base import prepare as prepare_context
+    from explorer.methods.base import prepare_context
 
     methods, metrics, seed = config.methods, config.metrics, config.options.seed
     name = path.name
@@ -233,3 +233,9 @@ def finish(out: Path, files: list[Path], methods: list[str], shard_n: int, limit
               f"PHOTOS --summary-only --out {out}` to merge what is there", file=stream)
         return None
     return summarise(out)
+
+
+# The names before issue 32 (three functions were called prepare then), for Python callers.
+prepare = prepare_evaluation  # old name kept
+Run = PreparedEvaluation  # old name kept
+RunResult = EvaluationResult  # old name kept

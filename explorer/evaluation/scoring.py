@@ -17,12 +17,12 @@ def random_explanation(model, ctx, image_name: str, seed: int):
     """The random baseline as an Explanation (seeded by the image name and the run's seed: reproducible)."""
     import zlib
 
-    from explorer.core.types import Explanation
+    from explorer.core.types import MethodResult
     from explorer.evaluation.base import random_map
 
     s = (zlib.crc32(image_name.encode()) + 7919 * int(seed)) % (2 ** 32)
     raw = {"salient": random_map(tuple(ctx.placement.input_hw), 7, s)}
-    return Explanation(method=RANDOM, raw=raw, signed={"salient": False}, placement=ctx.placement,
+    return MethodResult(method=RANDOM, raw=raw, signed={"salient": False}, placement=ctx.placement,
                        target=ctx.target, target_name=model.labels[ctx.target], params={"cells": 7}, seed=s,
                        model_id=model.id, timings={"seconds": 0.0})
 

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from explorer.gui.widgets import ColorBar
 from explorer.session import render
-from explorer.session.document import Layer, Session
+from explorer.session.document import DisplayLayer, Session
 from explorer.workers.render_thread import RenderThread
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
@@ -125,7 +125,7 @@ class Canvas(QWidget):
                 self._request(layer)  # a new layer's map: coloured off the GUI thread
         self._update_colorbar()
 
-    def _on_layer(self, layer: Layer, field: str) -> None:
+    def _on_layer(self, layer: DisplayLayer, field: str) -> None:
         item = self.items.get(layer.id)
         if item is None:
             return
@@ -156,14 +156,14 @@ class Canvas(QWidget):
             self._update_other_bars()
 
     # ------------------------------------------------------------------ drawing
-    def _map(self, layer: Layer) -> np.ndarray | None:
+    def _map(self, layer: DisplayLayer) -> np.ndarray | None:
         m = self.session.layer_data(layer)
         if m is None:
             self._forget(layer.id)
             self.items[layer.id].clear()
         return m
 
-    def _request(self, layer: Layer) -> None:
+    def _request(self, layer: DisplayLayer) -> None:
         """Colour ``layer`` on the render thread; the current colours stay until the new ones land."""
         m = self._map(layer)
         if m is None:
@@ -179,7 +179,7 @@ class Canvas(QWidget):
         self._asked[layer.id] = (m, snap)
         self.renderer.submit(layer.id, token, functools.partial(render.render_layer, snap, m))
 
-    def _recolour(self, layer: Layer) -> None:
+    def _recolour(self, layer: DisplayLayer) -> None:
         """Colour ``layer`` here and now (a display change; ``flush``); any render in flight is superseded."""
         m = self._map(layer)
         if m is None:
@@ -206,7 +206,7 @@ class Canvas(QWidget):
             self._dirty.add(lid)  # tried again on the next change; the old colours stay
             self.hovered.emit(f"could not colour the layer: {msg}")
 
-    def _apply(self, layer: Layer, r: render.Rendered) -> None:
+    def _apply(self, layer: DisplayLayer, r: render.Rendered) -> None:
         h, w = r.image_hw
         # uint8 RGBA: no rescaling pass; the rect maps a subsampled layer onto the whole image
         self.items[layer.id].setImage(r.rgba, autoLevels=False, levels=None, rect=QRectF(0, 0, w, h))
@@ -249,7 +249,7 @@ class Canvas(QWidget):
             self.colorbar.clear()
         self._update_other_bars()
 
-    def _describe(self, bar: ColorBar, layer: Layer | None, levels: tuple[float, float] | None = None) -> bool:
+    def _describe(self, bar: ColorBar, layer: DisplayLayer | None, levels: tuple[float, float] | None = None) -> bool:
         """Put ``layer``'s scale on ``bar``; False when it has no map."""
         m = self.session.layer_data(layer) if layer is not None else None
         if m is None:

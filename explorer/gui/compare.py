@@ -30,7 +30,7 @@ from explorer.core.errors import ExplorerError
 from explorer.evaluation import agreement  # numpy only: no torch in the GUI
 from explorer.gui.widgets import Debouncer
 from explorer.session import render
-from explorer.session.document import Layer, Session
+from explorer.session.document import DisplayLayer, Session
 from explorer.session.figure import figure_grid
 
 TITLE_PX = 22  # the height of a tile's title row
@@ -126,12 +126,12 @@ class CompareWidget(QWidget):
             self.refresh_later.poke()
 
     # ------------------------------------------------------------------ content
-    def candidates(self) -> list[Layer]:
+    def candidates(self) -> list[DisplayLayer]:
         """Every map of this photo and model, finished or still computing."""
         s = self.session
         return [l for l in s.layers if s.layer_data(l) is not None and not s.is_stale(s.runs[l.run_id])]
 
-    def chosen(self) -> list[Layer]:
+    def chosen(self) -> list[DisplayLayer]:
         out = []
         for i in range(self.picker.count()):
             it = self.picker.item(i)
@@ -185,7 +185,7 @@ class CompareWidget(QWidget):
         self._draw()
         self._agreement()
 
-    def default_pair(self, layers: list[Layer]) -> list[int]:
+    def default_pair(self, layers: list[DisplayLayer]) -> list[int]:
         """The two newest runs' headline maps for the current class (finished ones before running ones;
         never a cancelled or failed run's): the agreement shown first."""
         s = self.session
@@ -201,7 +201,7 @@ class CompareWidget(QWidget):
             heads.append((run.status == "done", run.id, l.id))
         return [lid for _done, _rid, lid in sorted(heads, reverse=True)[:2]]
 
-    def _levels(self, layers: list[Layer]) -> dict[int, tuple[float, float]]:
+    def _levels(self, layers: list[DisplayLayer]) -> dict[int, tuple[float, float]]:
         if self.norm.currentIndex() == 0:
             return {}
         out = {}
@@ -241,7 +241,7 @@ class CompareWidget(QWidget):
                 best, best_scale = cols, scale
         return best
 
-    def title(self, layer: Layer) -> str:
+    def title(self, layer: DisplayLayer) -> str:
         """A tile's title: the map, its run, its class, and how far a computing run is."""
         run = self.session.runs[layer.run_id]
         exp = run.explanation

@@ -122,9 +122,9 @@ class MainWindow(QMainWindow):
     def _wire(self) -> None:
         s, runs, panel = self.session, self.runs, self.method_panel
         # session (the model) -> views
-        s.run_removed.connect(self._on_model_run_removed)
-        s.target_changed.connect(self._on_model_target_changed)
-        s.image_changed.connect(self._on_model_image_changed)
+        s.run_removed.connect(self._on_document_run_removed)
+        s.target_changed.connect(self._on_document_target_changed)
+        s.image_changed.connect(self._on_document_image_changed)
         # controller -> views
         runs.message.connect(self._on_notice)
         runs.started.connect(lambda run: panel.bind(run.id, label=run.label))
@@ -313,7 +313,7 @@ class MainWindow(QMainWindow):
         text = model_text(info)
         self._set_model_status(text)
         self.model_panel.status.setText(f"{text}\n{info.get('source', '')}\nsupports {info.get('supports', '')}")
-        self._on_model_target_changed()
+        self._on_document_target_changed()
         self.model_ready.emit()
 
     @Slot(str)
@@ -358,10 +358,10 @@ class MainWindow(QMainWindow):
         self.model_panel.sample.setCurrentIndex(0)
 
     def _on_predictions_shown(self) -> None:
-        self._on_model_target_changed()
+        self._on_document_target_changed()
         self.predictions_shown.emit()
 
-    def _on_model_target_changed(self) -> None:
+    def _on_document_target_changed(self) -> None:
         """A class picked: show its map of the shown run's request at once when there is one, else (with
         "live" on) start one beside the others; the runs of other classes keep their maps."""
         layer = self.session.active_layer()
@@ -384,11 +384,11 @@ class MainWindow(QMainWindow):
             s.set_active_layer(mine[0].id)
         self.select_run(run_id)
 
-    def _on_model_run_removed(self, run) -> None:
+    def _on_document_run_removed(self, run) -> None:
         if self.method_panel.bound_run == run.id:
             self.method_panel.bind(None)
 
-    def _on_model_image_changed(self) -> None:
+    def _on_document_image_changed(self) -> None:
         s = self.session
         if s.image is None:
             return

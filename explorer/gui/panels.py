@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 from explorer.core import colormaps
 from explorer.gui.widgets import ValueSlider
 from explorer.session import status
-from explorer.session.document import BLEND_MODES, DISPLAY_MODES, Layer, Run, RunStatus, Session
+from explorer.session.document import BLEND_MODES, DISPLAY_MODES, DisplayLayer, Run, RunStatus, Session
 
 
 def _headline(run: Run | None) -> str:
@@ -313,7 +313,7 @@ class LayerPanel(QWidget):
         else:
             self.run_selected.emit(ident)
 
-    def _on_layer(self, layer: Layer, field: str) -> None:
+    def _on_layer(self, layer: DisplayLayer, field: str) -> None:
         if field == "visible":
             it = self.layer_items.get(layer.id)
             if it is not None:
@@ -323,7 +323,7 @@ class LayerPanel(QWidget):
         if layer.id == self.session.active_layer_id and field != "data":
             self._show_controls(layer)
 
-    def _on_active(self, layer: Layer | None) -> None:
+    def _on_active(self, layer: DisplayLayer | None) -> None:
         self.controls.setEnabled(layer is not None)
         if layer is None:
             return
@@ -334,7 +334,7 @@ class LayerPanel(QWidget):
             self.tree.blockSignals(False)
         self._show_controls(layer)
 
-    def _show_controls(self, layer: Layer) -> None:
+    def _show_controls(self, layer: DisplayLayer) -> None:
         for w in (self.opacity, self.colormap, self.clip, self.mode, self.topk, self.blend, self.floor, self.fade):
             w.blockSignals(True)
         self.floor.setValue(layer.floor)

@@ -14,7 +14,7 @@ import numpy as np
 
 from explorer.core.colormaps import overlay
 from explorer.core.jsonable import to_json
-from explorer.core.types import Explanation
+from explorer.core.types import MethodResult
 from explorer.io.safe_files import atomic_write, output_dir, write_text
 
 
@@ -55,7 +55,7 @@ def provenance(image_path: str | None, model, target_index: int, predictions) ->
     return out
 
 
-def build_manifest(exp: Explanation, image: np.ndarray, extra: dict | None = None) -> dict:
+def build_manifest(exp: MethodResult, image: np.ndarray, extra: dict | None = None) -> dict:
     """The manifest ``write_explanation`` writes, without writing anything (the Python API's ``manifest()``)."""
     manifest = exp.record()
     manifest.update(extra or {})
@@ -65,7 +65,7 @@ def build_manifest(exp: Explanation, image: np.ndarray, extra: dict | None = Non
     return manifest
 
 
-def write_explanation(out_dir: str | Path, exp: Explanation, image: np.ndarray, extra: dict | None = None) -> dict:
+def write_explanation(out_dir: str | Path, exp: MethodResult, image: np.ndarray, extra: dict | None = None) -> dict:
     """Write ``<layer>.npy`` (float32, H×W of the image) per map, ``overlay.png`` and ``manifest.json``."""
     out = output_dir(out_dir)  # a file in the way or a read-only folder: FileError naming it, nothing written
     (out / "manifest.json").unlink(missing_ok=True)  # an old manifest must not vouch for files rewritten now

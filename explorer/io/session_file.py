@@ -27,11 +27,11 @@ import numpy as np
 from explorer.core import colormaps
 from explorer.core.errors import FileError
 from explorer.core.jsonable import jsonable, to_json
-from explorer.core.types import Explanation, Placement
+from explorer.core.types import MethodResult, Placement
 from explorer.io.arrays import read_npz
 from explorer.io.safe_files import atomic_write
 from explorer.io.state_codec import decode_state, encode_state
-from explorer.session.document import BLEND_MODES, DISPLAY_MODES, Layer, Run, RunStatus, Session
+from explorer.session.document import BLEND_MODES, DISPLAY_MODES, DisplayLayer, Run, RunStatus, Session
 from explorer.session.model_choice import ModelChoice
 
 FORMAT = "explorer-session"
@@ -44,7 +44,7 @@ def arrays_path(path: str | Path) -> Path:
     return p.with_suffix(".npz") if p.suffix.lower() != ".npz" else p.with_suffix(".arrays.npz")
 
 
-def _exp_record(exp: Explanation) -> dict:
+def _exp_record(exp: MethodResult) -> dict:
     pl = exp.placement
     return {
         "method": exp.method, "maps": list(exp.raw), "signed": {k: bool(v) for k, v in exp.signed.items()},
@@ -155,11 +155,11 @@ def _str(v, what: str) -> str:
     return v
 
 
-def _layer(rec) -> Layer:
+def _layer(rec) -> DisplayLayer:
     if not isinstance(rec, dict):
         raise TypeError(f"a layer record must be an object, not {type(rec).__name__}")
-    fields = {k: rec[k] for k in Layer.__dataclass_fields__ if k in rec}
-    layer = Layer(**fields)
+    fields = {k: rec[k] for k in DisplayLayer.__dataclass_fields__ if k in rec}
+    layer = DisplayLayer(**fields)
     _int(layer.id, "layer id"), _int(layer.run_id, "layer run_id")
     _str(layer.name, "layer name"), _str(layer.label, "layer label")
     for k in ("signed", "visible", "fade"):
@@ -285,7 +285,7 @@ def load_session(path: str | Path) -> Session:
         s.target = doc.get("target")
         if s.target is not None:
             _int(s.target, "target")
-        layers_by_run: dict[int, list[Layer]] = {}
+        layers_by_run: dict[int, list[DisplayLayer]] = {}
         for rec in _list(doc.get("layers", []), "layers"):
             layer = _layer(rec)
             layers_by_run.setdefault(layer.run_id, []).append(layer)
@@ -311,7 +311,7 @@ def load_session(path: str | Path) -> Session:
                        for name, key in e.get("arrays", {}).items()}
                 if not raw:
                     raise ValueError(f"run {run.id} has an explanation without maps")
-                run.explanation = Explanation(
+                run.explanation = MethodResult(
                     method=e["method"], raw=raw, signed=dict(e.get("signed", {})),
                     placement=placement,
                     target=e.get("target"), target_name=e.get("target_name", ""), params=_params(e.get("params")),

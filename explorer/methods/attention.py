@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from explorer.core.params import Param, Params
-from explorer.core.types import LayerSpec, Needs, Step
+from explorer.core.types import MapSpec, MethodStep, Needs
 from explorer.methods.alternatives import use_instead
 from explorer.methods.base import Context, Method, register
 from explorer.models.attention import TokenLayout, attention_modules, attention_recording, check_attention, token_layout
@@ -126,7 +126,7 @@ class AttentionRollout(AttentionMethod):
                "multiplied through the blocks; the class token's row (class-agnostic)")
     needs = Needs.LAYER | Needs.ATTENTION
     class_agnostic = True
-    outputs = (LayerSpec("salient", help="how much of the class token's final state flows from each patch "
+    outputs = (MapSpec("salient", help="how much of the class token's final state flows from each patch "
                                          "(rows of the rolled-out attention sum to 1; >= 0)"),)
     params = Params(
         Param("head_fusion", "choice", "mean", "how the heads of a block are combined", choices=FUSIONS),
@@ -135,12 +135,13 @@ class AttentionRollout(AttentionMethod):
               step=0.05),
     )
 
-    def steps(self, ctx: Context) -> Iterator[Step]:
+    def steps(self, ctx: Context) -> Iterator[MethodStep]:
         with torch.inference_mode(), attention_recording(self.modules) as store:
             self.model(ctx.x)
         attentions = [a[0] for a in store]
         r = rollout(attentions, self.p.head_fusion, self.p.discard_ratio)
-        yield Step(1.0, {"salient": token_map(r, self.layout, tuple(ctx.x.shape[-2:]))}, info=self.info(attentions))
+        yield MethodStep(1.0, {"salient": token_map(r, self.layout, tuple(ctx.x.shape[-2:]))},
+                         info=self.info(attentions))
 
 
 @register("chefer")
@@ -150,15 +151,16 @@ class CheferRelevance(AttentionMethod):
              "Encoder-Decoder Transformers (ICCV)")
     summary = ("class-specific: each block's attention weighted by the positive part of its gradient, averaged "
                "over heads, accumulated as R += A R from the identity")
-    outputs = (LayerSpec("salient", help="relevance of each patch for the target in the class token's row of R "
+    outputs = (MapSpec("salient", help="relevance of each patch for the target in the class token's row of R "
                                          "(>= 0)"),)
     params = Params()
 
-    def steps(self, ctx: Context) -> Iterator[Step]:
+    def steps(self, ctx: Context) -> Iterator[MethodStep]:
         with torch.enable_grad(), attention_recording(self.modules) as store:
             xx = ctx.x.detach().requires_grad_(True)  # so the graph exists even with frozen parameters
             out = self.model(xx)
             grads = torch.autograd.grad(out[0, ctx.target], list(store))
         attentions = [a[0].detach() for a in store]
         r = chefer_relevance(attentions, [g[0] for g in grads])
-        yield Step(1.0, {"salient": token_map(r, self.layout, tuple(ctx.x.shape[-2:]))}, info=self.info(attentions))
+        yield MethodStep(1.0, {"salient": token_map(r, self.layout, tuple(ctx.x.shape[-2:]))},
+                         info=self.info(attentions))

@@ -2,9 +2,9 @@
 
 A method is a small class: static configuration (its validated parameters and the model) in the
 constructor, the per-request data (input, target, seed, cancel token) in ``steps(ctx)``, a generator that
-yields ``Step``s: progress and the running maps in model-input space. The runner checks the cancel token at
+yields ``MethodStep``s: progress and the running maps in model-input space. The runner checks the cancel token at
 every yield, times the run, resamples maps to the original image's resolution (lazily), and wraps each
-step in an ``Update`` carrying a partial ``Explanation``.
+step in a ``RunUpdate`` carrying a partial ``MethodResult``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from explorer.core.cancel import NEVER, CancelToken
 from explorer.core.errors import Cancelled, ExplorerError, NonFiniteMapError
 from explorer.core.params import Params
 from explorer.core.registry import Registry
-from explorer.core.types import Explanation, LayerSpec, Needs, Placement, Step, Update, as_map2d
+from explorer.core.types import MapSpec, MethodResult, MethodStep, Needs, Placement, RunUpdate, as_map2d
 from explorer.models.loaded import LoadedModel
 
 METHODS: Registry[type["Method"]] = Registry("method")
@@ -80,7 +80,7 @@ class Method:
     paper: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     needs: ClassVar[Needs] = Needs.SCORES
-    outputs: ClassVar[tuple[LayerSpec, ...]] = (LayerSpec("salient"),)
+    outputs: ClassVar[tuple[MapSpec, ...]] = (MapSpec("salient"),)
     class_agnostic: ClassVar[bool] = False
     params: ClassVar[Params] = Params()
     # Small parameter values that keep a run to a few seconds on a CPU (contract tests, GUI tests, demos).
@@ -98,7 +98,7 @@ class Method:
     def validate(self) -> None:
         """Checks across parameters, or against the model (raise ParamError/ExplorerError)."""
 
-    def steps(self, ctx: Context) -> Iterator[Step]:
+    def steps(self, ctx: Context) -> Iterator[MethodStep]:
         raise NotImplementedError
 
     @classmethod
@@ -144,7 +144,7 @@ def method_names() -> list[str]:
     return METHODS.names()
 
 
-def prepare(model: LoadedModel, image: np.ndarray, target: int | str | None = None,
+def prepare_context(model: LoadedModel, image: np.ndarray, target: int | str | None = None,
             seed: int = 0, cancel: CancelToken | None = None,
             priors: dict[str, np.ndarray] | None = None, state: dict | None = None) -> Context:
     """Preprocess ``image`` (H×W×3 uint8) for ``model`` and resolve the target (default: top-1)."""
@@ -175,25 +175,25 @@ def check_finite(raw: dict[str, np.ndarray], method: str, info: dict, model_id: 
 def run(method: str | Method, model: LoadedModel, image: np.ndarray, *, target: int | str | None = None,
         params: dict[str, Any] | None = None, seed: int = 0, cancel: CancelToken | None = None,
         priors: dict[str, np.ndarray] | None = None, state: dict | None = None,
-        context: Context | None = None) -> Iterator[Update]:
-    """Run a method, yielding an ``Update`` per step; the last has ``done=True``.
+        context: Context | None = None) -> Iterator[RunUpdate]:
+    """Run a method, yielding a ``RunUpdate`` per step; the last has ``done=True``.
 
     When the cancel token is set the generator is closed at the next yield and one last update is
     yielded with ``explanation.cancelled = True`` holding the last partial maps (usable as they are).
     """
     inst = method if isinstance(method, Method) else get_method(method)(model, **(params or {}))
     cls = type(inst)
-    ctx = context or prepare(model, image, target, seed, cancel, priors, state)
+    ctx = context or prepare_context(model, image, target, seed, cancel, priors, state)
     t0 = time.perf_counter()
     passes0 = dict(model.passes)
     gen = inst.steps(ctx)
-    last: Explanation | None = None
+    last: MethodResult | None = None
     n = 0
 
-    def make(step: Step, complete: bool) -> Explanation:
+    def make(step: MethodStep, complete: bool) -> MethodResult:
         raw = {k: as_map2d(v, f"map {k!r} of {cls.name}") for k, v in step.maps.items()}
         check_finite(raw, cls.name, step.info, model.id)
-        return Explanation(
+        return MethodResult(
             method=cls.name, raw=raw, signed={k: cls.signed_of(k) for k in raw}, placement=ctx.placement,
             target=None if cls.class_agnostic else ctx.target, target_name=model.labels[ctx.target],
             params=dict(inst.values), seed=ctx.seed, model_id=model.id,
@@ -207,14 +207,14 @@ def run(method: str | Method, model: LoadedModel, image: np.ndarray, *, target: 
             last = make(step, complete=False)
             if ctx.cancel.cancelled:
                 raise Cancelled()
-            yield Update(float(step.progress), last, False, step.message)
+            yield RunUpdate(float(step.progress), last, False, step.message)
     except Cancelled:
         gen.close()
         if last is None:
             raise
         last.cancelled = True
         last.timings["seconds"] = time.perf_counter() - t0
-        yield Update(last.progress, last, True, "cancelled")
+        yield RunUpdate(last.progress, last, True, "cancelled")
         return
     finally:
         gen.close()
@@ -223,12 +223,15 @@ def run(method: str | Method, model: LoadedModel, image: np.ndarray, *, target: 
     last.complete = True
     last.progress = 1.0
     last.timings["seconds"] = time.perf_counter() - t0
-    yield Update(1.0, last, True, "done")
+    yield RunUpdate(1.0, last, True, "done")
 
 
-def explain(method: str | Method, model: LoadedModel, image: np.ndarray, **kw: Any) -> Explanation:
+def explain(method: str | Method, model: LoadedModel, image: np.ndarray, **kw: Any) -> MethodResult:
     """Run to completion and return the final Explanation."""
     final = None
     for update in run(method, model, image, **kw):
         final = update
     return final.explanation
+
+
+prepare = prepare_context  # old name kept (issue 32): methods and metrics outside this tree call it

@@ -43,7 +43,7 @@ import torch
 
 from explorer.core.errors import ExplorerError, ParamError, UnknownNameError
 from explorer.core.params import Param, Params, parse_assignments
-from explorer.core.types import REFINED, UNCERTAINTY, LayerSpec, Needs, Step
+from explorer.core.types import REFINED, UNCERTAINTY, MapSpec, MethodStep, Needs
 from explorer.methods.base import Context, Method, get_method, method_names, register
 from explorer.methods.borex_search import REFERENCE_SIDE, Search, box_mean
 from explorer.methods.gaussian_process import GP, Hyper
@@ -116,7 +116,7 @@ class BOREx(Method):
     needs = Needs.SCORES
     scoring = True
     outputs = (
-        LayerSpec(REFINED, signed=False,
+        MapSpec(REFINED, signed=False,
                   help="posterior mean + prior, box-averaged per window size, averaged over sizes",
                   meaning="the prior map corrected by Bayesian optimisation: a ranking, brighter = the windows over"
                           " this pixel matter more",
@@ -124,7 +124,7 @@ class BOREx(Method):
                   # alone rarely holds the class) and the prior's scale is arbitrary, so no value is a boundary
                   zero="a ranking, not a signed score: prior + GP mean of P_c(window kept alone) - P_c(window "
                        "removed), mostly negative on photos; 0 is no boundary between support and opposition"),
-        LayerSpec(UNCERTAINTY, signed=False, help="GP posterior standard deviation, averaged likewise"),
+        MapSpec(UNCERTAINTY, signed=False, help="GP posterior standard deviation, averaged likewise"),
     )
     params = Params(
         Param("iterations", "int", 50, "GP iterations (queries; two forwards each); more resumes a previous run",
@@ -227,7 +227,7 @@ class BOREx(Method):
         yield 1.0, map_to_input(last.maps[layer], ctx, f"prior {name!r}"), source
 
     # ------------------------------------------------------------------ the run
-    def steps(self, ctx: Context) -> Iterator[Step]:
+    def steps(self, ctx: Context) -> Iterator[MethodStep]:
         p = self.p
         dev = ctx.device
         _, _, H, W = ctx.x.shape
@@ -237,7 +237,7 @@ class BOREx(Method):
         for prog, m, src in self._prior(ctx):
             if src is None:
                 prior_stage = True
-                yield Step(0.2 * prog, {REFINED: m}, {"stage": "prior", "prior": str(p.prior)},
+                yield MethodStep(0.2 * prog, {REFINED: m}, {"stage": "prior", "prior": str(p.prior)},
                            f"prior {p.prior}: {prog:.0%}")
             else:
                 prior_raw, source = m, src
@@ -331,7 +331,7 @@ class BOREx(Method):
             q = post.next_query
             stats["grid_seconds"] += time.perf_counter() - t0
             n0 = len(search.probes)
-            yield Step(base + span * n0 / T, {REFINED: post.refined, UNCERTAINTY: post.uncertainty}, info(n0),
+            yield MethodStep(base + span * n0 / T, {REFINED: post.refined, UNCERTAINTY: post.uncertainty}, info(n0),
                        f"{resume}: {n0}/{T} iterations")
         else:
             q = search.first_query()
@@ -351,7 +351,7 @@ class BOREx(Method):
             stats["last_gp_seconds"] = t2 - t0
             all_probes.append(search.probes[-1])
             all_hypers.append(search.hyper)
-            yield Step(base + span * (it + 1) / T, {REFINED: post.refined, UNCERTAINTY: post.uncertainty},
+            yield MethodStep(base + span * (it + 1) / T, {REFINED: post.refined, UNCERTAINTY: post.uncertainty},
                        info(it + 1), f"iteration {it + 1}/{T}: score {score:+.3f}")
 
         # 3. how much the refinement changed the prior, on this model's own curves
@@ -366,4 +366,4 @@ class BOREx(Method):
                 f"refined {prior_label(source)}: insertion − deletion {before['ins_minus_del']:+.3f} → "
                 f"{after['ins_minus_del']:+.3f} (gain {gain['gain']:+.3f}, {p.score_gain} protocol); "
                 f"{fit_text(search.hyper)}"))
-            yield Step(1.0, {REFINED: post.refined, UNCERTAINTY: post.uncertainty}, out, out["headline"])
+            yield MethodStep(1.0, {REFINED: post.refined, UNCERTAINTY: post.uncertainty}, out, out["headline"])

@@ -32,7 +32,7 @@ from torch import nn
 
 from explorer.core.errors import UnsupportedError
 from explorer.core.params import Param, Params
-from explorer.core.types import LayerSpec, Needs, Step
+from explorer.core.types import MapSpec, MethodStep, Needs
 from explorer.methods.base import Context, Method, register
 from explorer.methods.gradients import abs_max, channel_sum, guided_gradient, require_relus
 from explorer.models.layers import LayerInfo, as_grid, recording
@@ -44,8 +44,8 @@ LAYER_PARAM = Param("layer", "layer", None, "feature-map layer (default: the las
                     live=False)
 
 CAM_OUTPUTS = (
-    LayerSpec("salient", signed=False, help="ReLU of the weighted sum of feature maps, upsampled"),
-    LayerSpec("signed", signed=True, help="the weighted sum of feature maps before the ReLU, upsampled",
+    MapSpec("salient", signed=False, help="ReLU of the weighted sum of feature maps, upsampled"),
+    MapSpec("signed", signed=True, help="the weighted sum of feature maps before the ReLU, upsampled",
               zero="0 = the weighted feature maps cancel, or no channel fires, at this location; for cam the map's "
                    "mean plus the head's bias is the logit (0 = no contribution), for the gradient-weighted members"
                    " a first-order estimate of that"),
@@ -138,10 +138,10 @@ class CamMethod(Method):
         return {"layer": self.layer_name, "layer_shape": list(act.shape), "layer_layout": li.layout,
                 "prefix_tokens": li.prefix}
 
-    def steps(self, ctx: Context) -> Iterator[Step]:
+    def steps(self, ctx: Context) -> Iterator[MethodStep]:
         act, grad, logits = self.record(ctx)
         w = self.weights(act, grad, logits, ctx)
-        yield Step(1.0, self.finish(self.combine(act, w), ctx), info=self.info(act))
+        yield MethodStep(1.0, self.finish(self.combine(act, w), ctx), info=self.info(act))
 
 
 @register("gradcam")
@@ -241,8 +241,8 @@ class GuidedGradCAM(GradCAM):
     title = "Guided Grad-CAM"
     paper = "Selvaraju et al. 2017, Grad-CAM: Visual Explanations from Deep Networks via Gradient-based Localization"
     summary = "Guided Backprop gradient multiplied by the upsampled Grad-CAM map"
-    outputs = (LayerSpec("salient", signed=False, help="|guided gradient x Grad-CAM|, max over channels"),
-               LayerSpec("signed", signed=True, help="guided gradient x Grad-CAM, summed over channels",
+    outputs = (MapSpec("salient", signed=False, help="|guided gradient x Grad-CAM|, max over channels"),
+               MapSpec("signed", signed=True, help="guided gradient x Grad-CAM, summed over channels",
                          zero="0 = no guided gradient or no Grad-CAM evidence here; the sign is whether brightening"
                               " the pixel would raise (+) or lower (-) the score through that pass, not whether the"
                               " pixel supports the target"))
@@ -251,13 +251,13 @@ class GuidedGradCAM(GradCAM):
         super().validate()
         require_relus(self.model.module, self.name, self.model.id, instead="gradcam or hirescam")
 
-    def steps(self, ctx: Context) -> Iterator[Step]:
+    def steps(self, ctx: Context) -> Iterator[MethodStep]:
         act, grad, logits = self.record(ctx)
         cam = upsample(self.combine(act, self.weights(act, grad, logits, ctx)).clamp(min=0), tuple(ctx.x.shape[-2:]))
-        yield Step(0.5, {"salient": cam, "signed": cam}, message="Grad-CAM done; guided backprop next")
+        yield MethodStep(0.5, {"salient": cam, "signed": cam}, message="Grad-CAM done; guided backprop next")
         g = guided_gradient(self.model, ctx.x, ctx.target)[0].float()
         prod = g * cam[None]
-        yield Step(1.0, {"salient": abs_max(prod), "signed": channel_sum(prod)}, info=self.info(act))
+        yield MethodStep(1.0, {"salient": abs_max(prod), "signed": channel_sum(prod)}, info=self.info(act))
 
 
 @register("scorecam")
@@ -284,7 +284,7 @@ class ScoreCAM(CamMethod):
     )
     quick = {"top_channels": 24}
 
-    def steps(self, ctx: Context) -> Iterator[Step]:
+    def steps(self, ctx: Context) -> Iterator[MethodStep]:
         x = ctx.x
         hw = tuple(x.shape[-2:])
         act, _, logits = self.record(ctx, gradients=False)
@@ -328,12 +328,12 @@ class ScoreCAM(CamMethod):
                 scored = torch.zeros_like(varying)
                 scored[idx_all[:done]] = True
                 scored |= ~varying
-                yield Step(done / idx_all.numel(), self._maps(act, chosen, scores, scored, ctx),
+                yield MethodStep(done / idx_all.numel(), self._maps(act, chosen, scores, scored, ctx),
                            message=f"{done}/{idx_all.numel()} channels scored")
         info = self.info(act)
         info.update({"channels": int(len(chosen)), "forwards": n_forward,
                      "constant_channels": int((~varying).sum())})
-        yield Step(1.0, self._maps(act, chosen, scores, torch.ones_like(varying), ctx), info=info)
+        yield MethodStep(1.0, self._maps(act, chosen, scores, torch.ones_like(varying), ctx), info=info)
 
     def _maps(self, act, chosen, scores, scored, ctx) -> dict[str, torch.Tensor]:
         if self.p.score == "channel_softmax":

@@ -20,7 +20,7 @@ from typing import Iterator
 import torch
 
 from explorer.core.params import Param, Params
-from explorer.core.types import LayerSpec, Needs, Step
+from explorer.core.types import MapSpec, MethodStep, Needs
 from explorer.methods.base import Context, register
 from explorer.methods.cam import LAYER_PARAM, CamMethod
 from explorer.models.layers import as_grid
@@ -63,8 +63,8 @@ class EigenCAM(CamMethod):
     # The projection is of centred activations: 0 marks a location whose features are the image's average,
     # not "no evidence", so the generic CAM zero text would mislead (tests/test_signed_zero.py checks this one).
     outputs = (
-        LayerSpec("salient", signed=False, help="positive part of the projection on the first principal component"),
-        LayerSpec("signed", signed=True, help="centred feature vectors projected on their first principal component",
+        MapSpec("salient", signed=False, help="positive part of the projection on the first principal component"),
+        MapSpec("signed", signed=True, help="centred feature vectors projected on their first principal component",
                   zero="0 = this location's features equal the image's average feature vector; the sign only says "
                        "above or below that average along the main direction of variation (oriented so that "
                        "strongly activated locations are positive), not support or opposition for any class"),
@@ -106,7 +106,7 @@ class AblationCAM(CamMethod):
     )
     quick = {"top_channels": 16}
 
-    def steps(self, ctx: Context) -> Iterator[Step]:
+    def steps(self, ctx: Context) -> Iterator[MethodStep]:
         act, _, logits = self.record(ctx, gradients=False)
         K = act.shape[0]
         chosen = torch.arange(K, device=act.device)
@@ -137,10 +137,10 @@ class AblationCAM(CamMethod):
                 drops[idx] = (z - scores) / max(abs(z), 1e-12)
                 done = min(i + size, chosen.numel())
                 if done < chosen.numel():
-                    yield Step(done / chosen.numel(), self.finish(self.combine(act, drops), ctx),
+                    yield MethodStep(done / chosen.numel(), self.finish(self.combine(act, drops), ctx),
                                message=f"{done}/{chosen.numel()} channels ablated")
         finally:
             handle.remove()
         out = self.info(act)
         out.update({"channels": int(chosen.numel()), "forwards": int(chosen.numel())})
-        yield Step(1.0, self.finish(self.combine(act, drops), ctx), info=out)
+        yield MethodStep(1.0, self.finish(self.combine(act, drops), ctx), info=out)

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from explorer.core.errors import UnsupportedError
 from explorer.core.params import Param, Params
-from explorer.core.types import TARGET_HINDERING, LayerSpec, Needs, Step
+from explorer.core.types import TARGET_HINDERING, MapSpec, MethodStep, Needs
 from explorer.methods.base import Context, Method, register
 from explorer.perturb.params import INFILL_OR_LEARNED, INPAINTER, SIGMA, check_inpainter, infill_for
 
@@ -69,11 +69,11 @@ class Fido(Method):
                "are in-filled (blur, local mean, in-painting, a learned in-painter) instead of greyed out")
     needs = Needs.GRADIENTS
     outputs = (
-        LayerSpec(SSR, help="smallest sufficient region: keep probability (objective ssr or both)",
+        MapSpec(SSR, help="smallest sufficient region: keep probability (objective ssr or both)",
                   meaning="the smallest region that alone keeps the class when the rest is in-filled"),
-        LayerSpec(SDR, help="smallest destroying region: drop probability (objective sdr or both)",
+        MapSpec(SDR, help="smallest destroying region: drop probability (objective sdr or both)",
                   meaning="the smallest region whose in-fill destroys the class"),
-        LayerSpec(TARGET_HINDERING,
+        MapSpec(TARGET_HINDERING,
                   help="smallest region whose in-fill most raises the target's log-odds (objective hindering)"),
     )
     params = Params(
@@ -138,7 +138,7 @@ class Fido(Method):
             out.append((TARGET_HINDERING, -1.0, False))
         return out
 
-    def steps(self, ctx: Context) -> Iterator[Step]:
+    def steps(self, ctx: Context) -> Iterator[MethodStep]:
         p = self.p
         model = ctx.model
         dev = ctx.device
@@ -208,7 +208,7 @@ class Fido(Method):
                 info = {"step": done, "steps": p.steps, "lr": sched.get_last_lr()[0],
                         "log_odds": {g[0]: float(sc[k]) for k, g in enumerate(groups)},
                         "forwards": done * G * S, "input": [h, w]}
-                yield Step(done / p.steps, maps_now(), info, f"step {done}/{p.steps}")
+                yield MethodStep(done / p.steps, maps_now(), info, f"step {done}/{p.steps}")
 
 
 def reduced_size(H: int, W: int, scale: float) -> tuple[int, int]:

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from explorer.core.errors import ParamError
 from explorer.core.params import Param, Params
-from explorer.core.types import SALIENT, LayerSpec, Needs, Step
+from explorer.core.types import SALIENT, MapSpec, MethodStep, Needs
 from explorer.methods.base import Context, Method, register
 from explorer.methods.counterfactual import log_odds
 from explorer.perturb.params import INFILL_OR_LEARNED, INPAINTER, SIGMA, check_inpainter, infill_for
@@ -77,11 +77,11 @@ class Extremal(Method):
                "optimised through the model; one mask per area")
     needs = Needs.GRADIENTS
     outputs = (
-        LayerSpec(SALIENT, help="m_a: the smooth mask of area a (parameter 'area') that best preserves the target",
+        MapSpec(SALIENT, help="m_a: the smooth mask of area a (parameter 'area') that best preserves the target",
                   meaning="the region of the given area that best keeps the class when the rest is in-filled"),
-        LayerSpec("salient_area2", help="the same at the second area (parameter 'area2', 0 = off)",
+        MapSpec("salient_area2", help="the same at the second area (parameter 'area2', 0 = off)",
                   meaning="the best-preserving region at the second area"),
-        LayerSpec("salient_area3", help="the same at the third area (parameter 'area3', 0 = off)",
+        MapSpec("salient_area3", help="the same at the third area (parameter 'area3', 0 = off)",
                   meaning="the best-preserving region at the third area"),
     )
     params = Params(
@@ -119,7 +119,7 @@ class Extremal(Method):
         """The areas asked for, in the order of their layers (``area``, then ``area2``, ``area3`` when > 0)."""
         return [self.p.area] + [a for a in (self.p.area2, self.p.area3) if a > 0]
 
-    def steps(self, ctx: Context) -> Iterator[Step]:
+    def steps(self, ctx: Context) -> Iterator[MethodStep]:
         p = self.p
         model, dev = ctx.model, ctx.device
         x = ctx.x
@@ -173,5 +173,5 @@ class Extremal(Method):
                         "area_loss": {name: float(holder["reg"][k]) for k, name in enumerate(layers)},
                         "mean_mask": {name: float(m[k].mean()) for k, name in enumerate(layers)},
                         "area_weight": weight, "forwards": done * G}
-                yield Step(done / p.steps, {name: m[k, 0] for k, name in enumerate(layers)}, info,
+                yield MethodStep(done / p.steps, {name: m[k, 0] for k, name in enumerate(layers)}, info,
                            f"step {done}/{p.steps}")

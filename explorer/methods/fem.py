@@ -18,7 +18,7 @@ import torch
 
 from explorer.core.errors import ParamError, UnknownNameError
 from explorer.core.params import Param, Params
-from explorer.core.types import LayerSpec, Needs, Step
+from explorer.core.types import MapSpec, MethodStep, Needs
 from explorer.methods.base import Context, Method, register
 from explorer.methods.cam import LAYER_PARAM, upsample
 from explorer.models.layers import as_grid, block_norms, recording
@@ -51,7 +51,7 @@ class FEM(Method):
     summary = "class-agnostic: feature maps above mean + 2 std, weighted by their mean activation"
     needs = Needs.LAYER
     class_agnostic = True
-    outputs = (LayerSpec("salient", signed=False, help="FEM map, upsampled",
+    outputs = (MapSpec("salient", signed=False, help="FEM map, upsampled",
                          meaning="where the strongest features of the last layer fire (class-agnostic)"),)
     params = Params(LAYER_PARAM, K_PARAM)
     quick: dict = {}
@@ -59,11 +59,11 @@ class FEM(Method):
     def validate(self) -> None:
         self.layer_name, self.layer_module = self.model.layer(self.p.layer)
 
-    def steps(self, ctx: Context) -> Iterator[Step]:
+    def steps(self, ctx: Context) -> Iterator[MethodStep]:
         act = record(self.model, {self.layer_name: self.layer_module}, ctx.x)[self.layer_name]
         m = upsample(fem_map(act, self.p.k_sigma), tuple(ctx.x.shape[-2:]))
         li = self.model.layer_info(self.layer_name)
-        yield Step(1.0, {"salient": m}, info={"layer": self.layer_name, "layer_shape": list(act.shape),
+        yield MethodStep(1.0, {"salient": m}, info={"layer": self.layer_name, "layer_shape": list(act.shape),
                                              "layer_layout": li.layout, "prefix_tokens": li.prefix})
 
 
@@ -100,7 +100,7 @@ class MLFEM(Method):
     summary = "class-agnostic: FEM maps of several layers, normalised and averaged"
     needs = Needs.LAYER
     class_agnostic = True
-    outputs = (LayerSpec("salient", signed=False, help="mean of the max-normalised FEM maps of the layers",
+    outputs = (MapSpec("salient", signed=False, help="mean of the max-normalised FEM maps of the layers",
                          meaning="where the strongest features of several layers fire (class-agnostic)"),)
     params = Params(
         Param("layers", "layers", None, "comma-separated layer names (default: the last layer of each of the "
@@ -121,7 +121,7 @@ class MLFEM(Method):
                 raise UnknownNameError("layer", n, valid)
         self.layer_names = names
 
-    def steps(self, ctx: Context) -> Iterator[Step]:
+    def steps(self, ctx: Context) -> Iterator[MethodStep]:
         mods = {n: self.model.module.get_submodule(n) for n in self.layer_names}
         acts = record(self.model, mods, ctx.x)
         hw = tuple(ctx.x.shape[-2:])
@@ -129,4 +129,4 @@ class MLFEM(Method):
         for n in self.layer_names:
             m = upsample(fem_map(acts[n], self.p.k_sigma), hw)
             total += m / m.max().clamp(min=1e-12)
-        yield Step(1.0, {"salient": total / len(self.layer_names)}, info={"layers": list(self.layer_names)})
+        yield MethodStep(1.0, {"salient": total / len(self.layer_names)}, info={"layers": list(self.layer_names)})

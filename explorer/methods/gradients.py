@@ -26,7 +26,7 @@ from torch import nn
 
 from explorer.core.errors import UnsupportedError
 from explorer.core.params import Param, Params
-from explorer.core.types import LayerSpec, Needs, Step
+from explorer.core.types import MapSpec, MethodStep, Needs
 from explorer.methods.base import Context, Method, register
 from explorer.perturb.infill import make_infill
 from explorer.perturb.params import BATCH_SIZE
@@ -167,15 +167,15 @@ class Gradient(Method):
     paper = "Simonyan, Vedaldi, Zisserman 2014, Deep Inside Convolutional Networks"
     summary = "|d score / d pixel|, maximum over colour channels"
     needs = Needs.GRADIENTS
-    outputs = (LayerSpec("salient", signed=False, help="absolute input gradient, max over channels",
+    outputs = (MapSpec("salient", signed=False, help="absolute input gradient, max over channels",
                          meaning="pixels where a small change moves the target's score most (sensitivity, either "
                                  "way)"),)
     params = Params()
     quick: dict = {}
 
-    def steps(self, ctx: Context) -> Iterator[Step]:
+    def steps(self, ctx: Context) -> Iterator[MethodStep]:
         grad = input_gradient(self.model, ctx.x, ctx.target)
-        yield Step(1.0, {"salient": abs_max(grad)[0]})
+        yield MethodStep(1.0, {"salient": abs_max(grad)[0]})
 
 
 @register("gradient_x_input")
@@ -185,16 +185,16 @@ class GradientXInput(Method):
     paper = "Shrikumar et al. 2016, Not Just a Black Box (gradient * input)"
     summary = "input * d score / d input, summed over colour channels (signed)"
     needs = Needs.GRADIENTS
-    outputs = (LayerSpec("salient", signed=True, help="x * gradient summed over channels",
+    outputs = (MapSpec("salient", signed=True, help="x * gradient summed over channels",
                          zero="0 = no first-order contribution relative to an all-zero input (the dataset mean "
                               "colour): the gradient or the normalised pixel is 0 there; positive raises the "
                               "target's logit"),)
     params = Params()
     quick: dict = {}
 
-    def steps(self, ctx: Context) -> Iterator[Step]:
+    def steps(self, ctx: Context) -> Iterator[MethodStep]:
         grad = input_gradient(self.model, ctx.x, ctx.target)
-        yield Step(1.0, {"salient": channel_sum(grad * ctx.x)[0]})
+        yield MethodStep(1.0, {"salient": channel_sum(grad * ctx.x)[0]})
 
 
 IG_RULES = ("gausslegendre", "riemann_right", "riemann_left", "riemann_middle", "riemann_trapezoid")
@@ -231,7 +231,7 @@ class IntegratedGradients(Method):
     paper = "Sundararajan, Taly, Yan 2017, Axiomatic Attribution for Deep Networks"
     summary = "(x - baseline) * path integral of the gradient; sums to the score difference (completeness)"
     needs = Needs.GRADIENTS
-    outputs = (LayerSpec("salient", signed=True, help="attribution summed over channels",
+    outputs = (MapSpec("salient", signed=True, help="attribution summed over channels",
                          zero="0 = no contribution relative to the baseline image; positive raises the target's "
                               "logit above the baseline's, and the map sums to z_c(image) - z_c(baseline)"),)
     params = Params(
@@ -251,7 +251,7 @@ class IntegratedGradients(Method):
         return make_infill(self.p.baseline, ctx.x, self.model.preprocess, sigma=self.p.blur_sigma,
                            generator=ctx.generator()).base
 
-    def steps(self, ctx: Context) -> Iterator[Step]:
+    def steps(self, ctx: Context) -> Iterator[MethodStep]:
         x = ctx.x
         base = self.baseline(ctx)
         alphas, weights = path_points(self.p.steps, self.p.rule)
@@ -271,7 +271,7 @@ class IntegratedGradients(Method):
             done += b
             attr = (delta.float() * total)[0]
             if done < n:
-                yield Step(done / n, {"salient": attr.sum(0)}, message=f"{done}/{n} path points")
+                yield MethodStep(done / n, {"salient": attr.sum(0)}, message=f"{done}/{n} path points")
         attr = (delta.float() * total)[0]
         with torch.inference_mode():
             z = self.model(torch.cat([x, base])).float()[:, ctx.target]
@@ -279,7 +279,7 @@ class IntegratedGradients(Method):
         gap = float(attr.sum()) - diff
         info = {"completeness_gap": gap, "score_difference": diff,
                 "relative_gap": abs(gap) / max(abs(diff), 1e-12), "rule": self.p.rule}
-        yield Step(1.0, {"salient": attr.sum(0)}, info=info)
+        yield MethodStep(1.0, {"salient": attr.sum(0)}, info=info)
 
 
 class _NoisyGradients(Method):
@@ -306,7 +306,7 @@ class _NoisyGradients(Method):
     def reduce(self, s1: torch.Tensor, s2: torch.Tensor, n: int) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
-    def steps(self, ctx: Context) -> Iterator[Step]:
+    def steps(self, ctx: Context) -> Iterator[MethodStep]:
         x = ctx.x
         sigma = self.sigma(x)
         gen = ctx.generator()
@@ -321,7 +321,7 @@ class _NoisyGradients(Method):
             s1 += self.first(g).sum(0)
             s2 += (g * g).sum(0)
             done += b
-            yield Step(done / n, self.reduce(s1, s2, done), info={"sigma": sigma, "samples": done},
+            yield MethodStep(done / n, self.reduce(s1, s2, done), info={"sigma": sigma, "samples": done},
                        message=f"{done}/{n} noisy copies")
 
     def first(self, g: torch.Tensor) -> torch.Tensor:
@@ -333,7 +333,7 @@ class SmoothGrad(_NoisyGradients):
     title = "SmoothGrad"
     paper = "Smilkov, Thorat, Kim, Viegas, Wattenberg 2017, SmoothGrad: removing noise by adding noise"
     summary = "mean |gradient| over noisy copies of the image, max over channels"
-    outputs = (LayerSpec("salient", signed=False, help="mean absolute gradient over noisy copies, max over channels",
+    outputs = (MapSpec("salient", signed=False, help="mean absolute gradient over noisy copies, max over channels",
                          meaning="pixels where a small change moves the target's score most, averaged over noise"),)
 
     def first(self, g: torch.Tensor) -> torch.Tensor:
@@ -349,7 +349,7 @@ class VarGrad(_NoisyGradients):
     paper = ("Adebayo, Gilmer, Goodfellow, Kim 2018, "
              "Local explanation methods for deep neural networks lack sensitivity to parameter values")
     summary = "variance of the gradient over noisy copies of the image, max over channels"
-    outputs = (LayerSpec("salient", signed=False, help="gradient variance over noisy copies, max over channels",
+    outputs = (MapSpec("salient", signed=False, help="gradient variance over noisy copies, max over channels",
                          meaning="pixels whose gradient varies most under noise (sensitivity, not direction)"),)
 
     def reduce(self, s1, s2, n):
@@ -361,8 +361,8 @@ class _ModifiedBackprop(Method):
     family = "gradients"
     needs = Needs.GRADIENTS | Needs.LAYER
     mode = "guided"
-    outputs = (LayerSpec("salient", signed=False, help="absolute modified gradient, max over channels"),
-               LayerSpec("signed", signed=True, help="modified gradient summed over channels",
+    outputs = (MapSpec("salient", signed=False, help="absolute modified gradient, max over channels"),
+               MapSpec("signed", signed=True, help="modified gradient summed over channels",
                          zero="0 = the modified backward pass carries no gradient to this pixel; the sign is "
                               "whether brightening the pixel would raise (+) or lower (-) the score through that "
                               "pass, not whether the pixel supports the target"))
@@ -372,12 +372,12 @@ class _ModifiedBackprop(Method):
     def validate(self) -> None:
         require_relus(self.model.module, self.name, self.model.id)
 
-    def steps(self, ctx: Context) -> Iterator[Step]:
+    def steps(self, ctx: Context) -> Iterator[MethodStep]:
         with modified_relu_backward(self.model.module, self.mode) as count:
             g = input_gradient(self.model, ctx.x, ctx.target)[0]
         info = {"activations_modified": count}
         msg = "" if count else "no ReLU/ReLU6 modules found: this is the plain gradient"
-        yield Step(1.0, {"salient": abs_max(g), "signed": channel_sum(g)}, info=info, message=msg)
+        yield MethodStep(1.0, {"salient": abs_max(g), "signed": channel_sum(g)}, info=info, message=msg)
 
 
 @register("guided_backprop")

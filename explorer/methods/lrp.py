@@ -44,7 +44,7 @@ from torch import nn
 
 from explorer.core.errors import ExplorerError, UnsupportedError
 from explorer.core.params import Param, Params
-from explorer.core.types import LayerSpec, Needs, Step
+from explorer.core.types import MapSpec, MethodStep, Needs
 from explorer.methods.alternatives import use_instead
 from explorer.methods.base import Context, Method, register
 
@@ -291,7 +291,7 @@ class LRP(Method):
     summary = ("relevance of the class logit propagated back layer by layer, conserved through BatchNorm, SE gates, "
                "LayerNorm and attention (AttnLRP's rules available)")
     needs = Needs.GRADIENTS | Needs.LAYER
-    outputs = (LayerSpec("salient", signed=True, help="input relevance summed over colour channels",
+    outputs = (MapSpec("salient", signed=True, help="input relevance summed over colour channels",
                          zero="0 = no relevance; positive supports the target, negative opposes it, and the map "
                               "sums to about z_c (info.conservation = sum / z_c says how closely)"),)
     params = Params(
@@ -330,7 +330,7 @@ class LRP(Method):
 
         return bool(coverage_problem(model.module))
 
-    def steps(self, ctx: Context) -> Iterator[Step]:
+    def steps(self, ctx: Context) -> Iterator[MethodStep]:
         composite = resolve(self.p.composite, self.model.module)
         try:
             rel, z = lrp_relevance(self.model, ctx.x, ctx.target, composite, epsilon=self.p.epsilon,
@@ -345,4 +345,4 @@ class LRP(Method):
             info["warning"] = (f"the relevance sums to {conservation:.3g} of the logit z_c (below "
                                f"{LOW_CONSERVATION}): the rest was absorbed by biases or rules; the map is not "
                                f"a decomposition of the score")
-        yield Step(1.0, {"salient": rel[0].float().sum(0)}, info=info)
+        yield MethodStep(1.0, {"salient": rel[0].float().sum(0)}, info=info)

@@ -17,7 +17,7 @@ import torch
 
 from explorer.core.errors import ParamError
 from explorer.core.params import Param, Params
-from explorer.core.types import UNCERTAINTY, LayerSpec, Needs, Step
+from explorer.core.types import UNCERTAINTY, MapSpec, MethodStep, Needs
 from explorer.methods import resume
 from explorer.methods.base import Context, Method, register
 from explorer.perturb.infill import Infill
@@ -53,15 +53,15 @@ class Rise(Method):
     needs = Needs.SCORES
     scoring = True
     outputs = (
-        LayerSpec("salient", help="sum_i P_i[c] M_i / (N p)",
+        MapSpec("salient", help="sum_i P_i[c] M_i / (N p)",
                   zero="never near 0: a value is the target's mean score over the masks keeping the pixel, "
                   "so only values above the map's average support the target"),
-        LayerSpec(UNCERTAINTY, help="per-pixel standard error of the salient estimate"),
+        MapSpec(UNCERTAINTY, help="per-pixel standard error of the salient estimate"),
     )
     params = Params(N_MASKS, CELLS, DENSITY, INFILL, SIGMA, SCORE, BATCH_SIZE)
     quick = {"n": 64}
 
-    def steps(self, ctx: Context) -> Iterator[Step]:
+    def steps(self, ctx: Context) -> Iterator[MethodStep]:
         p = self.p
         _, _, H, W = ctx.x.shape
         if min(H, W) < 2:
@@ -81,14 +81,15 @@ class Rise(Method):
             acc2 = torch.zeros(H * W, device=dev, dtype=torch.float64)
             done = 0
 
-        def step(message: str) -> Step:
+        def step(message: str) -> MethodStep:
             mean = acc / (max(done, 1) * p.p)  # per-sample estimates v_i = s_i M_i / p; mean = Σ v_i / done
             var = (acc2 / (max(done, 1) * p.p * p.p) - mean * mean).clamp_min(0) / max(done - 1, 1)
             info = {"masks": done, "state": resume.resume_state(fp, done, bs, acc=acc, acc2=acc2)}
             if resumed:
                 info["resume"] = resumed
-            return Step(done / p.n, {"salient": mean.view(H, W).float(), UNCERTAINTY: var.sqrt().view(H, W).float()},
-                        info, message)
+            return MethodStep(done / p.n,
+                              {"salient": mean.view(H, W).float(), UNCERTAINTY: var.sqrt().view(H, W).float()},
+                              info, message)
 
         if done:  # the stored map at once, then the masks it had not scored yet
             yield step(f"{resumed}: {done}/{p.n} masks")
@@ -115,14 +116,14 @@ class Occlusion(Method):
                "averaged over the windows covering each pixel")
     needs = Needs.SCORES
     scoring = True
-    outputs = (LayerSpec("salient", signed=True,
+    outputs = (MapSpec("salient", signed=True,
                          help="mean over covering windows of P_c(image) - P_c(window in-filled)",
                          zero="0 = in-filling the windows over this pixel leaves P_c unchanged; positive = "
                               "in-filling lowers it (the pixel supports the target), negative = it raises it"),)
     params = Params(WINDOW_PARAM, STRIDE_PARAM, COVER_EDGE_PARAM, INFILL, SIGMA, SCORE, BATCH_SIZE)
     quick = {"window": 64, "stride": 32}
 
-    def steps(self, ctx: Context) -> Iterator[Step]:
+    def steps(self, ctx: Context) -> Iterator[MethodStep]:
         p = self.p
         _, _, H, W = ctx.x.shape
         infill = infill_for(self.p, ctx)
@@ -143,7 +144,7 @@ class Occlusion(Method):
             cnt += occ.sum(0).double()
             done += keep.shape[0]
             m = (acc / cnt.clamp_min(1)).view(H, W).float()
-            yield Step(done / total, {"salient": m}, {"windows": done, "of": total, "score": float(base)},
+            yield MethodStep(done / total, {"salient": m}, {"windows": done, "of": total, "score": float(base)},
                        f"{done}/{total} windows")
 
 
@@ -165,7 +166,7 @@ class Lime(_SuperpixelMethod):
     title = "LIME"
     paper = "Ribeiro, Singh, Guestrin 2016, \"Why Should I Trust You?\": Explaining the Predictions of Any Classifier"
     summary = "weighted ridge regression of the target's score on random superpixel on/off patterns"
-    outputs = (LayerSpec("salient", signed=True, help="ridge coefficient of each superpixel",
+    outputs = (MapSpec("salient", signed=True, help="ridge coefficient of each superpixel",
                          zero="0 = the superpixel has no weight in the local linear fit of the target's score; "
                               "positive = keeping it raises the score"),)
     params = Params(SAMPLES_PARAM, SEGMENTS_PARAM, COMPACTNESS_PARAM,
@@ -175,7 +176,7 @@ class Lime(_SuperpixelMethod):
                     INFILL, SIGMA, SCORE, BATCH_SIZE)
     quick = {"samples": 64, "segments": 16}
 
-    def steps(self, ctx: Context) -> Iterator[Step]:
+    def steps(self, ctx: Context) -> Iterator[MethodStep]:
         p = self.p
         labels, m, how = self.segments(ctx)
         infill = infill_for(self.p, ctx)
@@ -188,7 +189,7 @@ class Lime(_SuperpixelMethod):
             bs = st["batch"]
         throttle = FitThrottle()
 
-        def step(message: str) -> Step:
+        def step(message: str) -> MethodStep:
             t0 = time.perf_counter()
             beta, beta0, r2 = sums.ridge(p.alpha)
             throttle.solved(time.perf_counter() - t0)
@@ -196,7 +197,7 @@ class Lime(_SuperpixelMethod):
                     "state": resume.resume_state(fp, sums.count, bs, **sums.tensors())}
             if resumed:
                 info["resume"] = resumed
-            return Step(sums.count / p.samples, {"salient": paint(beta, labels)}, info, message)
+            return MethodStep(sums.count / p.samples, {"salient": paint(beta, labels)}, info, message)
 
         last = None
         if sums.count:
@@ -210,7 +211,7 @@ class Lime(_SuperpixelMethod):
                 last = step(f"{sums.count}/{p.samples} samples")
             else:  # the last fit's map and state (copying the sums costs O(m²): only as often as a fit, O(m³))
                 info = dict(last.info, samples=sums.count)
-                last = Step(sums.count / p.samples, last.maps, info, f"{sums.count}/{p.samples} samples")
+                last = MethodStep(sums.count / p.samples, last.maps, info, f"{sums.count}/{p.samples} samples")
             yield last
 
     @classmethod
@@ -223,7 +224,7 @@ class KernelShap(_SuperpixelMethod):
     title = "KernelSHAP"
     paper = "Lundberg, Lee 2017, A Unified Approach to Interpreting Model Predictions"
     summary = "Shapley values of superpixels estimated by kernel-weighted regression on random coalitions"
-    outputs = (LayerSpec("salient", signed=True,
+    outputs = (MapSpec("salient", signed=True,
                          help="Shapley value of each superpixel (they sum to f(image) - f(all in-filled))",
                          zero="0 = no Shapley contribution; positive raises the score above the all-in-filled "
                               "image's, and the values sum to f(image) - f(all in-filled)"),)
@@ -232,7 +233,7 @@ class KernelShap(_SuperpixelMethod):
                     INFILL, SIGMA, SCORE, BATCH_SIZE)
     quick = {"samples": 64, "segments": 16}
 
-    def steps(self, ctx: Context) -> Iterator[Step]:
+    def steps(self, ctx: Context) -> Iterator[MethodStep]:
         p = self.p
         labels, m, how = self.segments(ctx)
         infill = infill_for(self.p, ctx)
@@ -250,12 +251,12 @@ class KernelShap(_SuperpixelMethod):
         throttle = FitThrottle()
         salient = state = None
 
-        def step(message: str) -> Step:
+        def step(message: str) -> MethodStep:
             info = {"samples": done, "segments": m, "segmentation": how, "f_full": f_full, "f_empty": f_empty,
                     "state": state}
             if resumed:
                 info["resume"] = resumed
-            return Step(done / n, {"salient": salient}, info, message)
+            return MethodStep(done / n, {"salient": salient}, info, message)
 
         def fit():
             """The map, and the state of the sums it was fitted on (copied as often as a fit is solved)."""

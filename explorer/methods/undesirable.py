@@ -30,7 +30,7 @@ import torch
 
 from explorer.core.errors import ParamError
 from explorer.core.params import Param, Params
-from explorer.core.types import NON_TARGET, SALIENT, TARGET_HINDERING, LayerSpec, Needs, Step
+from explorer.core.types import NON_TARGET, SALIENT, TARGET_HINDERING, MapSpec, MethodStep, Needs
 from explorer.methods import resume
 from explorer.methods.base import Context, Method, register
 from explorer.perturb.masks import rise_masks
@@ -71,9 +71,9 @@ class Undesirable(Method):
     needs = Needs.SCORES
     scoring = True
     outputs = (
-        LayerSpec(SALIENT, help="max(0, E[P_c | pixel kept] - E[P_c | pixel removed])"),
-        LayerSpec(TARGET_HINDERING, help="max(0, E[P_c | pixel removed] - E[P_c | pixel kept]): presence lowers P_c"),
-        LayerSpec(NON_TARGET,
+        MapSpec(SALIENT, help="max(0, E[P_c | pixel kept] - E[P_c | pixel removed])"),
+        MapSpec(TARGET_HINDERING, help="max(0, E[P_c | pixel removed] - E[P_c | pixel kept]): presence lowers P_c"),
+        MapSpec(NON_TARGET,
                   help="max(0, E[q | kept] - E[q | removed]), q = max other-class P (or the competitor's P)"),
     )
     params = Params(N_MASKS, CELLS, DENSITY, INFILL_OR_LEARNED, SIGMA, INPAINTER, COMPETITOR_PARAM, BATCH_SIZE)
@@ -86,7 +86,7 @@ class Undesirable(Method):
         else:
             self.competitor = None
 
-    def steps(self, ctx: Context) -> Iterator[Step]:
+    def steps(self, ctx: Context) -> Iterator[MethodStep]:
         p = self.p
         _, _, H, W = ctx.x.shape
         if min(H, W) < 2:
@@ -114,7 +114,7 @@ class Undesirable(Method):
             sum_o = torch.zeros((), device=dev, dtype=f64)
             done = 0
 
-        def step(message: str) -> Step:
+        def step(message: str) -> MethodStep:
             d_c = contrast(sum_cm, sum_c, sum_m, done)
             d_o = contrast(sum_om, sum_o, sum_m, done)
             maps = {
@@ -129,7 +129,7 @@ class Undesirable(Method):
                                                  sum_c=sum_c, sum_o=sum_o)}
             if resumed:
                 info["resume"] = resumed
-            return Step(done / p.n, maps, info, message)
+            return MethodStep(done / p.n, maps, info, message)
 
         if done:  # the stored maps at once, then the masks not scored yet
             yield step(f"{resumed}: {done}/{p.n} masks")

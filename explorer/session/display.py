@@ -43,11 +43,12 @@ def display_defaults(name: str, signed: bool, m) -> dict:
     return {"opacity": OPACITY, "floor": floor, "fade": True}
 
 
-# explanation id -> (weak ref, {unsigned map name: on_baseline}); filled off the GUI thread by ``prepare``
+# explanation id -> (weak ref, {unsigned map name: on_baseline}); filled off the GUI thread by
+# ``precompute_display_hints``
 _HINTS: dict[int, tuple[weakref.ref, dict[str, bool]]] = {}
 
 
-def prepare(exp) -> None:
+def precompute_display_hints(exp) -> None:
     """Decide now, for each unsigned map of the Explanation ``exp``, whether it sits on a baseline.
 
     The compute worker calls this after every step it sends, so that the GUI thread, which applies the
@@ -62,7 +63,8 @@ def prepare(exp) -> None:
 
 
 def defaults_of(exp, name: str) -> dict:
-    """``display_defaults`` for the map ``name`` of ``exp``, from ``prepare``'s answer when there is one."""
+    """``display_defaults`` for the map ``name`` of ``exp``, from ``precompute_display_hints``'s answer when there
+    is one."""
     signed = bool(exp.signed.get(name, False))
     hit = _HINTS.get(id(exp))
     if signed or hit is None or hit[0]() is not exp or name not in hit[1]:

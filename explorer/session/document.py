@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from explorer.core import colormaps
-from explorer.core.types import Explanation
+from explorer.core.types import MethodResult
 from explorer.session.display import defaults_of, distinct_colormap
 from explorer.session.events import Signal
 from explorer.session.model_choice import ModelChoice
@@ -59,7 +59,7 @@ class Run:
     message: str = ""
     error: str = ""
     generation: int = 1
-    explanation: Explanation | None = None
+    explanation: MethodResult | None = None
     title: str = ""
     model: ModelChoice | None = None  # the model it was asked of (None: read back without one, the current)
 
@@ -78,7 +78,7 @@ class Run:
 
 
 @dataclass
-class Layer:
+class DisplayLayer:
     """The display state of one map of one run (its data lives in the run's explanation)."""
 
     id: int
@@ -124,7 +124,7 @@ class Session:
         self.predictions: list[tuple[int, str, float]] = []
         self.target: int | None = None
         self.runs: dict[int, Run] = {}
-        self.layers: list[Layer] = []  # bottom to top
+        self.layers: list[DisplayLayer] = []  # bottom to top
         self.active_layer_id: int | None = None
         # layers whose display the user has not touched: their defaults follow the map as it streams in (an
         # early partial RISE map is not yet on its baseline; the finished one is)
@@ -277,7 +277,7 @@ class Session:
         self.run_changed.emit(run)
         return True
 
-    def accept(self, run_id: int, generation: int, explanation: Explanation, done: bool = False) -> bool:
+    def accept(self, run_id: int, generation: int, explanation: MethodResult, done: bool = False) -> bool:
         """Store a (partial or final) result; False (and nothing changes) when it is stale.
 
         A final result also records the parameters it was computed with (resolved: defaults filled in)."""
@@ -347,11 +347,11 @@ class Session:
         exp = run.explanation
         mine = {l.name: l for l in self.layers if l.run_id == run.id}
         added = []
-        for i, name in enumerate(exp.layer_names):
+        for i, name in enumerate(exp.map_names):
             if name in mine:
                 continue
             signed = bool(exp.signed.get(name, False))
-            layer = Layer(next(self._layer_ids), run.id, name, signed, visible=(i == 0),
+            layer = DisplayLayer(next(self._layer_ids), run.id, name, signed, visible=(i == 0),
                           colormap=colormaps.default_for(signed), label=f"{name} — {run.label}",
                           **defaults_of(exp, name))
             self.layers.append(layer)
@@ -382,23 +382,23 @@ class Session:
         for l, key in changed:
             self.layer_changed.emit(l, key)
 
-    def layer(self, layer_id: int | None) -> Layer | None:
+    def layer(self, layer_id: int | None) -> DisplayLayer | None:
         for l in self.layers:
             if l.id == layer_id:
                 return l
         return None
 
-    def layers_of(self, run: Run) -> list[Layer]:
+    def layers_of(self, run: Run) -> list[DisplayLayer]:
         return [l for l in self.layers if l.run_id == run.id]
 
-    def layer_data(self, layer: Layer) -> np.ndarray | None:
+    def layer_data(self, layer: DisplayLayer) -> np.ndarray | None:
         """The layer's map at the image's resolution (NaN where the model saw nothing), or None."""
         run = self.runs.get(layer.run_id)
         if run is None or run.explanation is None:
             return None
         return run.explanation.maps.get(layer.name)
 
-    def active_layer(self) -> Layer | None:
+    def active_layer(self) -> DisplayLayer | None:
         return self.layer(self.active_layer_id)
 
     def set_active_layer(self, layer_id: int | None) -> None:
@@ -406,11 +406,11 @@ class Session:
             self.active_layer_id = layer_id
             self.active_layer_changed.emit(self.layer(layer_id))
 
-    def set_layer(self, layer: Layer, **changes: Any) -> None:
+    def set_layer(self, layer: DisplayLayer, **changes: Any) -> None:
         """Change display fields (visible, opacity, colormap, clip, mode, topk, blend) and emit per field."""
         for key, value in changes.items():
-            if key not in Layer.DISPLAY_FIELDS:
-                raise KeyError(f"{key!r} is not a display field; valid: {', '.join(Layer.DISPLAY_FIELDS)}")
+            if key not in DisplayLayer.DISPLAY_FIELDS:
+                raise KeyError(f"{key!r} is not a display field; valid: {', '.join(DisplayLayer.DISPLAY_FIELDS)}")
             if key == "mode" and value not in DISPLAY_MODES:
                 raise ValueError(f"display mode {value!r}; valid: {', '.join(DISPLAY_MODES)}")
             if key == "blend" and value not in BLEND_MODES:
@@ -431,7 +431,7 @@ class Session:
                 if key == "visible" and value:
                     self._keep_apart(layer)
 
-    def _keep_apart(self, layer: Layer) -> None:
+    def _keep_apart(self, layer: DisplayLayer) -> None:
         """``layer`` was just shown: when another visible layer has its colours and the user chose neither
         colormap, it takes a free one."""
         if layer.id not in self._auto_colormap:
@@ -442,12 +442,12 @@ class Session:
             layer.colormap = other
             self.layer_changed.emit(layer, "colormap")
 
-    def move_layer(self, layer: Layer, index: int) -> None:
+    def move_layer(self, layer: DisplayLayer, index: int) -> None:
         self.layers.remove(layer)
         self.layers.insert(max(0, min(index, len(self.layers))), layer)
         self.layers_changed.emit()
 
-    def add_restored(self, run: Run, layers: list[Layer]) -> None:
+    def add_restored(self, run: Run, layers: list[DisplayLayer]) -> None:
         """Insert a run and its layers read back from a session file (ids kept); a run that names no model
         belongs to the current one."""
         if run.model is None:
@@ -459,3 +459,6 @@ class Session:
             self._layer_ids = itertools.count(max(l.id for l in self.layers) + 1)
         self.run_added.emit(run)
         self.layers_changed.emit()
+
+
+Layer = DisplayLayer  # old name kept (issue 32): a display layer, as against a network layer or a method's map

@@ -1,7 +1,7 @@
 """What a layer means, for the window: one line for the layer list, the colour bar's note on 0, and the
 longer text behind the "?" (the method's summary, paper and sign). Qt-free.
 
-Everything comes from the method registry (``LayerSpec.meaning`` / ``.zero`` / ``.help`` and the method's
+Everything comes from the method registry (``MapSpec.meaning`` / ``.zero`` / ``.help`` and the method's
 ``summary`` / ``paper``, as the worker's catalog carries them); nothing here is written per method. A layer
 whose method is not in the catalog (a session saved by another version) falls back to its role's meaning.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from html import escape
 
-from explorer.core.types import LayerSpec
+from explorer.core.types import MapSpec
 
 
 @dataclass(frozen=True)
@@ -54,12 +54,12 @@ def layer_help(entry: dict | None, layer: str, signed: bool = False) -> LayerHel
     """The help of ``layer`` of the method described by catalog ``entry`` (None: the role's defaults)."""
     spec = None
     for o in (entry or {}).get("outputs", ()):
-        o = o if isinstance(o, LayerSpec) else LayerSpec(**o)  # the catalog holds LayerSpecs, describe() dicts
+        o = o if isinstance(o, MapSpec) else MapSpec(**o)  # the catalog holds MapSpecs, describe() dicts
         if o.name == layer:
             spec = o
             break
     if spec is None:
-        spec = LayerSpec(layer, signed)
+        spec = MapSpec(layer, signed)
     e = entry or {}
     return LayerHelp(layer, spec.signed, spec.meaning or layer, spec.zero, spec.help, e.get("name", ""),
                      e.get("title", ""), e.get("summary", ""), e.get("paper", ""), bool(e.get("class_agnostic")))

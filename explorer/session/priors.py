@@ -60,7 +60,7 @@ def choices(session, methods: list[tuple[str, str]], exclude: int | None = None)
     for run in sorted(session.runs.values(), key=lambda r: -r.id):
         if run.id == exclude or not _usable(run):
             continue
-        names = run.explanation.layer_names
+        names = run.explanation.map_names
         out.append(PriorChoice(ref_of(run), f"{ref_of(run)}  ({names[0]})", "run"))
         out.extend(PriorChoice(ref_of(run, n), ref_of(run, n), "run") for n in names[1:])
     out.extend(PriorChoice(name, f"run {title} first", "method") for name, title in methods)
@@ -85,7 +85,7 @@ def check_prior(session, value, run_id: int | None = None) -> None:
         raise PriorError(f"the prior {run.label} is {run.status}, not finished: wait for it or pick another")
     if layer is not None and layer not in run.explanation.raw:
         raise PriorError(f"the prior {run.label} has no layer {layer!r} "
-                         f"(it has {', '.join(run.explanation.layer_names)})")
+                         f"(it has {', '.join(run.explanation.map_names)})")
 
 
 def priors_for(session, run) -> dict[str, np.ndarray]:

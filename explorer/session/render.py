@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from explorer.core import colormaps
-from explorer.session.document import Layer
+from explorer.session.document import DisplayLayer
 
 SAMPLE = 200_000  # values kept per map for percentile look-ups
 
@@ -155,7 +155,7 @@ def lut32(name: str, fade_zero: bool = False, fade_low: bool = False) -> np.ndar
     return t
 
 
-def threshold(layer: Layer, st: MapStats) -> float:
+def threshold(layer: DisplayLayer, st: MapStats) -> float:
     """The value above which a pixel is in the layer's top-k% (by value; for signed maps, positive evidence)."""
     return st.quantile(1.0 - layer.topk / 100.0)
 
@@ -177,7 +177,7 @@ def _edges(mask: np.ndarray, width: int = 2) -> np.ndarray:
     return edge
 
 
-def render_rgba(layer: Layer, m: np.ndarray, lv: tuple[float, float] | None = None,
+def render_rgba(layer: DisplayLayer, m: np.ndarray, lv: tuple[float, float] | None = None,
                 st: MapStats | None = None) -> np.ndarray:
     """H×W×4 uint8 colours of ``m`` under ``layer``'s colormap, clipping and display mode."""
     m = np.asarray(m, dtype=np.float32)
@@ -215,7 +215,7 @@ class Rendered:
     levels: tuple[float, float]  # the values given the bottom and top colours: the colour bar's scale
 
 
-def render_layer(layer: Layer, m: np.ndarray) -> Rendered:
+def render_layer(layer: DisplayLayer, m: np.ndarray) -> Rendered:
     """Everything the canvas needs to show ``m`` under ``layer``'s display settings, in one call.
 
     The levels come from the full map's statistics (those the colour bar shows), also when the colours are

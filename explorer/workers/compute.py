@@ -66,7 +66,7 @@ def _prepare_display(exp) -> None:
     (which maps sit on a baseline) here, off the GUI thread; the canvas's render thread colours them."""
     from explorer.session import display, render
 
-    display.prepare(exp)
+    display.precompute_display_hints(exp)
     for m in exp.maps.values():
         st = render.stats(m)
         st.nan_mask(m)
@@ -196,7 +196,7 @@ class ComputeWorker(QThread):
         entries = []
         for name in method_names():
             cls = METHODS.get(name)
-            # the method's own describe(), with the live LayerSpecs and Params the panels build from in
+            # the method's own describe(), with the live MapSpecs and Params the panels build from in
             # place of their JSON forms
             entries.append({
                 **cls.describe(), "outputs": tuple(cls.outputs), "params": cls.params, "quick": dict(cls.quick),
@@ -259,10 +259,10 @@ class ComputeWorker(QThread):
     def _do_predict(self) -> None:
         if self.model is None or self.image is None:
             return
-        from explorer.methods.base import prepare
+        from explorer.methods.base import prepare_context
 
         try:
-            ctx = prepare(self.model, self.image)
+            ctx = prepare_context(self.model, self.image)
             preds = self.model.predict(ctx.x, max(self.topk, 5))
         except Exception as exc:  # noqa: BLE001 - reported to the GUI; the thread must survive
             self.model_failed.emit(describe_error(exc, "classifying the image"))

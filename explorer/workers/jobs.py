@@ -23,9 +23,9 @@ def causal_curves(saliency: np.ndarray, target: int | None, step: int | None = N
 
     def fn(model, image):
         from explorer.evaluation.causal import CurveFrames, deletion_insertion
-        from explorer.methods.base import prepare
+        from explorer.methods.base import prepare_context
 
-        ctx = prepare(model, image, target)
+        ctx = prepare_context(model, image, target)
         curves = deletion_insertion(model, image, saliency, target, step=step, context=ctx)
         out = {mode: (curve, CurveFrames(model, image, saliency, target, mode=mode, step=step, context=ctx))
                for mode, curve in curves.items()}

@@ -28,7 +28,7 @@ composites fell from 0.96 untrained to 0.88).
 
 ``GuidedHead`` (version 3, ``--head guided``): the tied head with the bilinear upsampling of F replaced by a
 learned, content-aware guide (its docstring). Measured on the held-out photos, its training does not beat an
-untrained head either (README).
+untrained head either (docs/explainer.md).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from typing import Iterator
 import torch
 
 from explorer.core.params import Param, Params
-from explorer.core.types import NON_TARGET, SALIENT, LayerSpec, Needs, Step
+from explorer.core.types import NON_TARGET, SALIENT, MapSpec, MethodStep, Needs
 from explorer.methods.base import Context, Method, register
 from explorer.methods.explainer_net.model import SHIPPED, Explainer
 
@@ -75,8 +75,8 @@ class ExplainerNet(Method):
     # Forward hooks on the classifier's feature maps; never its backward pass.
     needs = Needs.SCORES | Needs.LAYER
     outputs = (
-        LayerSpec(SALIENT, help="sigmoid(S_target): the explainer's keep-mask for the target class, in [0, 1]"),
-        LayerSpec(NON_TARGET, help="max of the masks of the strongest other classes, in [0, 1]"),
+        MapSpec(SALIENT, help="sigmoid(S_target): the explainer's keep-mask for the target class, in [0, 1]"),
+        MapSpec(NON_TARGET, help="max of the masks of the strongest other classes, in [0, 1]"),
     )
     params = Params(
         Param("checkpoint", "str", "", "explainer checkpoint (.pt) trained for this classifier with "
@@ -118,7 +118,7 @@ class ExplainerNet(Method):
         with torch.inference_mode():
             return Explainer.upsample(s[list(classes)][None], x.shape[-2:])[0].sigmoid()
 
-    def steps(self, ctx: Context) -> Iterator[Step]:
+    def steps(self, ctx: Context) -> Iterator[MethodStep]:
         ctx.cancel.check()
         s, probs, cached = self.maps_for(ctx.x)
         K = s.shape[0]
@@ -143,4 +143,4 @@ class ExplainerNet(Method):
             "trained": {key: self.explainer.meta.get(key) for key in ("epochs", "steps", "trained_on", "note")
                         if key in self.explainer.meta},
         }
-        yield Step(1.0, {SALIENT: salient, NON_TARGET: non_target}, info, "masks from the explainer network")
+        yield MethodStep(1.0, {SALIENT: salient, NON_TARGET: non_target}, info, "masks from the explainer network")
