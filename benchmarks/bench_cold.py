@@ -247,8 +247,9 @@ def peers(rows: list[dict]) -> list[dict]:
             continue
         mine = ours[method]
         p = {**defaults(method), **mine["params"]}  # the run of ours, spelt out for the peer
+        n = p.get("n", p.get("samples")) or mine["images"]  # occlusion has no count: its windows are its forwards
         cmd = [sys.executable, str(ROOT / "benchmarks" / "_peers.py"), "--peer", peer,
-               "--n", str(p.get("n", p.get("samples"))), "--window", str(p.get("window", 32)),
+               "--n", str(n), "--window", str(p.get("window", 32)),
                "--stride", str(p.get("stride", 16)), "--segments", str(p.get("segments", 50))]
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         if proc.returncode != 0:
