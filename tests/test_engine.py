@@ -214,3 +214,35 @@ def test_engine_choice_names():
     assert E.engine_choice(None) in E.ENGINES and E.engine_choice("ONNXRuntime") == "onnxruntime"
     with pytest.raises(Exception, match="unknown engine 'fast'"):
         E.engine_choice("fast")
+
+
+def test_score_only_runs_keep_torch_on_one_thread_beside_onnxruntime(ort_model, model, chelsea, monkeypatch):
+    """While ORT scores, torch's spinning OpenMP workers would take its cores: a score-only run puts torch on
+    one thread and gives the count back after; a torch-scored run and a gradient run leave it alone."""
+    seen: list[tuple[str, int]] = []
+    real = E.OrtForward.__call__
+
+    def spy(self, x):
+        seen.append(("ort", torch.get_num_threads()))
+        return real(self, x)
+
+    monkeypatch.setattr(E.OrtForward, "__call__", spy)
+    before = torch.get_num_threads()
+    explain("rise", ort_model, chelsea, params=QUICK["rise"], seed=0)
+    assert seen and all(n == 1 for _, n in seen)
+    assert torch.get_num_threads() == before
+    with E.quiet_torch(model):  # a torch-scored model: nothing to make room for
+        assert torch.get_num_threads() == before
+    with E.quiet_torch(ort_model):
+        with E.quiet_torch(ort_model):  # nested (two runs at once): the outer block restores
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    # cancelled half-way: the count comes back all the same
+    from explorer.methods.base import run
+
+    gen = run("rise", ort_model, chelsea, params={"n": 40, "batch_size": 4}, seed=0)
+    next(gen)
+    assert torch.get_num_threads() == 1
+    gen.close()
+    assert torch.get_num_threads() == before

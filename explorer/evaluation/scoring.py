@@ -4,6 +4,7 @@ rows between the methods of one photo; and the seeded random baseline map."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from explorer.evaluation.config import RANDOM, REGISTRY_ONLY, RERUNS_METHOD, EvalConfig
 from explorer.evaluation.inputs import load_reference
+from explorer.models.engine import quiet_torch
 
 
 def random_explanation(model, ctx, image_name: str, seed: int):
@@ -47,8 +49,7 @@ def evaluate_map(model, image, ctx, method: str, exp, config: EvalConfig, boxes:
     """All per-(image, method) metrics of ``config.metrics`` on one explanation, as CSV rows; ``boxes``: the
     pointing game's, as ``inputs.load_boxes`` read them."""
     from explorer.evaluation import agreement
-    from explorer.evaluation.causal import causal_curve, protocol_step
-    from explorer.evaluation.metrics import confidence, sanity_check
+    from explorer.evaluation.metrics import sanity_check
 
     name = Path(image.path).name if image.path else "(array)"
     base = {"image": name, "method": method, "target": ctx.target}
@@ -63,29 +64,8 @@ def evaluate_map(model, image, ctx, method: str, exp, config: EvalConfig, boxes:
     add("run", "grad_images", exp.timings.get("grad_images", 0))
     add("run", "target_name", model.labels[ctx.target])
     sal = exp.raw[exp.main]
-    aucs = {}
-    for mode in ("deletion", "insertion"):
-        if mode not in metrics:
-            continue
-        sub = o.deletion_substrate if mode == "deletion" else o.insertion_substrate
-        step = o.step or protocol_step(config.protocol, ctx.x.shape[-2:])
-        c = causal_curve(model, image.rgb, sal, mode=mode, step=step, substrate=sub, context=ctx, cancel=cancel)
-        aucs[mode] = c.auc
-        add(mode, "auc", c.auc)
-        add(mode, "step", c.step)
-        add(mode, "protocol", config.protocol if not o.step else f"step {o.step} px")
-        add(mode, "substrate", c.substrate)
-        for f, s in zip(c.fractions, c.scores):
-            add(mode, "score", float(s), float(f))
-    if len(aucs) == 2:
-        add("causal", "ins_minus_del", aucs["insertion"] - aucs["deletion"])
-    if "confidence" in metrics:
-        r = confidence(model, image.rgb, sal, context=ctx, substrate=o.confidence_substrate, cancel=cancel)
-        add("confidence", "drop", r["drop"])
-        add("confidence", "increase", r["increase"])
-        add("confidence", "p_image", r["p_image"])
-        add("confidence", "p_masked", r["p_masked"])
-        add("confidence", "substrate", r["substrate"])
+    with quiet_torch(model):  # score-only curves: ORT's threads get the cores (explorer/models/engine.py)
+        _causal_rows(model, image, ctx, sal, config, cancel, add)
     img_map = exp.maps[exp.main]
     if "pointing" in metrics and name in boxes:
         spec = boxes[name]
@@ -120,17 +100,53 @@ def evaluate_map(model, image, ctx, method: str, exp, config: EvalConfig, boxes:
         for mname in extra:
             call = registry.MetricCall(model, image.rgb, sal, context=ctx, method=method, params=dict(exp.params or {}),
                                        options=o, maps=dict(exp.raw), cancel=cancel)
-            for metric, q, v, f in registry.rows(mname, registry.compute(mname, call)):
+            # ROAD and the flipping curves are score-only; the randomisation tests re-run the method on torch
+            with quiet_torch(model) if mname not in RERUNS_METHOD else contextlib.nullcontext():
+                result = registry.compute(mname, call)
+            for metric, q, v, f in registry.rows(mname, result):
                 add(metric, q, v, f)
     if "removal_gain" in metrics:
         from explorer.evaluation.removal_gain import removal_gain
 
-        r = removal_gain(model, image.rgb, dict(exp.raw), ctx.target, seed=o.seed)
+        with quiet_torch(model):
+            r = removal_gain(model, image.rgb, dict(exp.raw), ctx.target, seed=o.seed)
         flat: list[tuple[str, Any]] = []
         _flatten("", r, flat)
         for q, v in flat:
             add("removal_gain", q, v)
     return rows
+
+
+
+def _causal_rows(model, image, ctx, sal, config: EvalConfig, cancel, add) -> None:
+    """Deletion, insertion and confidence rows: the score-only curves of one map."""
+    from explorer.evaluation.causal import causal_curve, protocol_step
+    from explorer.evaluation.metrics import confidence
+
+    metrics, o = config.metrics, config.options
+    aucs = {}
+    for mode in ("deletion", "insertion"):
+        if mode not in metrics:
+            continue
+        sub = o.deletion_substrate if mode == "deletion" else o.insertion_substrate
+        step = o.step or protocol_step(config.protocol, ctx.x.shape[-2:])
+        c = causal_curve(model, image.rgb, sal, mode=mode, step=step, substrate=sub, context=ctx, cancel=cancel)
+        aucs[mode] = c.auc
+        add(mode, "auc", c.auc)
+        add(mode, "step", c.step)
+        add(mode, "protocol", config.protocol if not o.step else f"step {o.step} px")
+        add(mode, "substrate", c.substrate)
+        for f, s in zip(c.fractions, c.scores):
+            add(mode, "score", float(s), float(f))
+    if len(aucs) == 2:
+        add("causal", "ins_minus_del", aucs["insertion"] - aucs["deletion"])
+    if "confidence" in metrics:
+        r = confidence(model, image.rgb, sal, context=ctx, substrate=o.confidence_substrate, cancel=cancel)
+        add("confidence", "drop", r["drop"])
+        add("confidence", "increase", r["increase"])
+        add("confidence", "p_image", r["p_image"])
+        add("confidence", "p_masked", r["p_masked"])
+        add("confidence", "substrate", r["substrate"])
 
 
 def agreement_rows(image_name: str, target: int, maps: dict[str, np.ndarray], k: float) -> list[dict[str, Any]]:

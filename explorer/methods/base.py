@@ -9,6 +9,7 @@ step in a ``RunUpdate`` carrying a partial ``MethodResult``.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -22,6 +23,7 @@ from explorer.core.errors import Cancelled, ExplorerError, NonFiniteMapError
 from explorer.core.params import Params
 from explorer.core.registry import Registry
 from explorer.core.types import MapSpec, MethodResult, MethodStep, Needs, Placement, RunUpdate, as_map2d
+from explorer.models.engine import quiet_torch
 from explorer.models.loaded import LoadedModel
 
 METHODS: Registry[type["Method"]] = Registry("method")
@@ -184,6 +186,10 @@ def run(method: str | Method, model: LoadedModel, image: np.ndarray, *, target: 
     inst = method if isinstance(method, Method) else get_method(method)(model, **(params or {}))
     cls = type(inst)
     ctx = context or prepare_context(model, image, target, seed, cancel, priors, state)
+    quiet = contextlib.nullcontext()
+    if cls.scoring:  # decide the engine first: ORT's pool takes torch's thread count when its session opens
+        model.resolve_engine()
+        quiet = quiet_torch(model)
     t0 = time.perf_counter()
     passes0 = dict(model.passes)
     gen = inst.steps(ctx)
@@ -201,6 +207,7 @@ def run(method: str | Method, model: LoadedModel, image: np.ndarray, *, target: 
                      **{k: v - passes0[k] for k, v in model.passes.items()}}, info=dict(step.info),
             progress=float(step.progress), complete=complete)
 
+    quiet.__enter__()  # left in the finally below: the generator may be closed between two steps
     try:
         for step in gen:
             n += 1
@@ -218,6 +225,7 @@ def run(method: str | Method, model: LoadedModel, image: np.ndarray, *, target: 
         return
     finally:
         gen.close()
+        quiet.__exit__(None, None, None)
     if last is None:
         raise ExplorerError(f"method {cls.name!r} produced no result")
     last.complete = True

@@ -26,7 +26,12 @@ sends the forwards back to torch: the export describes the weights it was made f
 Thread settings: ONNX Runtime's intra-op pool takes torch's thread count and does not spin while waiting
 (``session.intra_op.allow_spinning = 0``) unless ``EXPLORER_ORT_SPINNING=1``: on a machine shared with other work,
 spinning threads take the cores the other work needs and then wait for it (see benchmarks/bench_cold.py
-``--shared``, which measures both).
+``--shared``, which measures both). The same holds inside one process: after each of torch's small parallel
+operations between two ORT forwards (a batch of masks, an in-fill), torch's OpenMP workers busy-wait for more
+work and take the cores ORT's pool needs; RISE N=1000 scored by ORT took 1.25-1.45x the bare ORT forwards that
+way. ``quiet_torch`` runs torch on one thread while a score-only run's forwards go to ORT (its own operations
+are a few percent of the time), which closes that gap; setting ``OMP_WAIT_POLICY=PASSIVE`` for the process
+closes it too but slows torch's own forwards and backwards by 15-25 %, so it is not used.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import io
 import json
 import os
 import tempfile
+import threading
 import time
 import warnings
 from importlib import metadata
@@ -349,3 +355,36 @@ def onnx_model_record() -> dict:
     return {"requested": "n/a", "engine": "onnxruntime", "note": "an ONNX model runs on onnxruntime"}
 
 
+
+
+# --------------------------------------------------------------------------- torch's threads beside ORT
+_quiet_lock = threading.Lock()
+_quiet_depth = 0
+_quiet_saved = 0
+
+
+@contextlib.contextmanager
+def quiet_torch(model: "LoadedModel"):
+    """Torch on one intra-op thread inside the block when ``model`` scores on ONNX Runtime on the CPU.
+
+    For score-only runs: their torch work (masks, in-fills, sums) is small, and torch's OpenMP workers,
+    spinning after each of those operations, would otherwise compete with ORT's threads for the cores. Nested
+    and concurrent blocks (two runs in the window's workers) share one count: the first sets one thread, the
+    last restores the count it found. A model scoring on torch (or CUDA) is left as it is."""
+    global _quiet_depth, _quiet_saved
+    eng = getattr(model, "engine", None)
+    if eng is None or eng.active != "onnxruntime" or model.device.type != "cpu":
+        yield
+        return
+    with _quiet_lock:
+        if _quiet_depth == 0:
+            _quiet_saved = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _quiet_depth += 1
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet_depth -= 1
+            if _quiet_depth == 0:
+                torch.set_num_threads(_quiet_saved)
