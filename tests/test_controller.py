@@ -313,6 +313,24 @@ def test_a_new_image_cancels_everything_and_old_predictions_are_ignored(setup):
     assert session.predictions == [(2, "b", 0.8)] and shown == [True]
 
 
+def test_near_uniform_predictions_are_said_once_shown(setup):
+    """The worker attaches the model's remark on its predictions (LoadedModel.uniform_warning); the window
+    says it, so a map of an untrained model is not taken for an explanation of a trained one."""
+    session, ex, ctl, said, settled, started = setup
+
+    class Remarked(list):
+        warning = "predictions are near-uniform over the 100 classes (top-1 0.0101, uniform 0.0100)"
+
+    ctl.set_image(np.ones((8, 8, 3), np.uint8), "b.png")
+    token = ex.images[-1]
+    ctl.on_predictions(Remarked([(2, "b", 0.0101)]), token)
+    assert session.predictions == [(2, "b", 0.0101)]
+    assert any("near-uniform" in text and "efficientnet_lite0" in text for _, text in said)
+    n = len(said)
+    ctl.on_predictions([(2, "b", 0.9)], token)  # a plain list: nothing to say
+    assert len(said) == n
+
+
 def test_the_catalog_titles_runs_started_before_it(setup):
     session, ex, ctl, said, settled, started = setup
     bare = RunController(session, ex)  # no catalog yet

@@ -107,6 +107,9 @@ class RunController:
             return  # for a photo that has been replaced since
         self.session.set_predictions(preds)
         self.predictions_shown.emit()
+        warning = getattr(preds, "warning", "")
+        if warning:  # likely untrained weights: every map would explain a model that knows nothing
+            self._say(Notice.INFO, f"model {self.session.model_choice.label}: {warning}")
 
     # ------------------------------------------------------------------ user actions
     def start(self, method: str, values: dict, seed: int = 0, target: int | str | None = None) -> Run | None:

@@ -74,6 +74,13 @@ def _prepare_display(exp) -> None:
         render.stats(d).nan_mask(d)
 
 
+
+class PredictionList(list):
+    """The top-k ``(index, name, prob)`` of the current image, and ``warning``: the model's own remark on them
+    (near-uniform scores, ``LoadedModel.uniform_warning``), '' when there is none."""
+
+    warning: str = ""
+
 class ComputeWorker(QThread):
     """The executor of the GUI's ``RunController`` (``submit``, ``cancel``, ``set_image``), on its own thread."""
 
@@ -267,7 +274,9 @@ class ComputeWorker(QThread):
         except Exception as exc:  # noqa: BLE001 - reported to the GUI; the thread must survive
             self.model_failed.emit(describe_error(exc, "classifying the image"))
             return
-        self.predictions_ready.emit([(p.index, p.name, p.prob) for p in preds], self.image_token)
+        shown = PredictionList((p.index, p.name, p.prob) for p in preds)
+        shown.warning = self.model.uniform_warning(preds)
+        self.predictions_ready.emit(shown, self.image_token)
 
     def _current(self, job: RunJob) -> bool:
         with self._lock:
