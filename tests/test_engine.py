@@ -140,6 +140,22 @@ def test_cache_keyed_by_weights_and_rebuilt_when_changed(tmp_path, monkeypatch):
     assert first.engine_record()["engine"] == "torch" and "weights changed" in first.engine_record()["note"]
 
 
+def test_a_replaced_parameter_sends_the_forwards_back_to_torch(tmp_path, monkeypatch):
+    """Not an in-place change: a new Parameter object (version counter 0) in place of the exported one."""
+    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path))
+    net = _tiny()
+    m = _api_load(net, "onnxruntime")
+    x = torch.randn(2, 3, 32, 32)
+    with torch.inference_mode():
+        m.logits(x)
+    assert m.engine_record()["engine"] == "onnxruntime"
+    net[4].weight = nn.Parameter(torch.randn_like(net[4].weight))
+    monkeypatch.setattr(E.WeightsWatch, "RECHECK_S", 0.0)  # the tree walk is due (it is, on every later run)
+    with torch.inference_mode():
+        assert torch.allclose(m.logits(x), net(x), atol=1e-6)
+    assert m.engine_record()["engine"] == "torch" and "weights changed" in m.engine_record()["note"]
+
+
 @pytest.mark.parametrize("damage", ["garbage", "stale_sidecar", "other_graph"])
 def test_corrupt_or_stale_cache_is_rebuilt_never_trusted(tmp_path, monkeypatch, damage):
     monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path))
