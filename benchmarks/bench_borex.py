@@ -63,16 +63,17 @@ def split_of(position: int) -> str:
 
 def select(args) -> list[tuple[int, Path]]:
     allp = photos(Path(args.data))
-    if args.photos:
-        want = set()
+    if args.photos:  # in the order given (held-out photos first, say, when the time is short)
+        want: list[int] = []
         for tok in args.photos.split(","):
             tok = tok.strip()
-            if tok.isdigit():
-                want.add(int(tok))
-            else:
-                want |= {i for i, p in allp if p.stem == tok or p.name == tok}
-        return [(i, p) for i, p in allp if i in want]
-    return allp[:: max(1, args.every)][: args.limit]
+            found = [int(tok)] if tok.isdigit() else [i for i, p in allp if p.stem == tok or p.name == tok]
+            want += [i for i in found if i not in want]
+        return [allp[i] for i in want if 0 <= i < len(allp)]
+    chosen = allp[:: max(1, args.every)][: args.limit]
+    if args.held_out_first:
+        chosen = [c for c in chosen if split_of(c[0]) == "test"] + [c for c in chosen if split_of(c[0]) == "tune"]
+    return chosen
 
 
 def borex_params(args) -> dict:
@@ -331,6 +332,8 @@ def main() -> int:
     ap.add_argument("--every", type=int, default=10, help="every K-th photo of the sorted folder (default 10: 50)")
     ap.add_argument("--limit", type=int, default=None, help="at most N photos of the selection")
     ap.add_argument("--photos", default="", help="positions in the sorted folder or file stems, comma-separated")
+    ap.add_argument("--held-out-first", action="store_true",
+                    help="compute the held-out photos before the tuning photos (the table needs them first)")
     ap.add_argument("--priors", default=",".join((*LOW, GOOD)))
     ap.add_argument("--budgets", default="25,100", type=lambda s: [int(v) for v in s.split(",")],
                     help="iteration counts (one run of the largest; the others are snapshots of it)")

@@ -271,3 +271,34 @@ def test_in_memory_module_with_its_processor_or_config_alone(folders):
             folders["vit"], local_files_only=True), processor=wrong)
     with pytest.raises(ExplorerError, match="processor= is for a Hugging Face model"):
         explorer.load_model(torch.nn.Linear(3, 3), processor=proc)
+
+
+def test_a_repo_id_loads_from_the_local_hub_cache_offline_and_a_missing_one_is_named(tmp_path, samples_dir):
+    """``hf:owner/name`` reads the hub cache's layout (models--owner--name/snapshots/REV, refs/main) with
+    nothing downloaded; a repo id the cache lacks is one line naming it, exit 2. A fresh process, so the hub
+    library reads HF_HUB_CACHE as a user's would."""
+    import os
+    import subprocess
+    import sys
+
+    cache = tmp_path / "hub"
+    rev = "0" * 40
+    snap = cache / "models--tiny--vit" / "snapshots" / rev
+    _vit(snap)
+    (cache / "models--tiny--vit" / "refs").mkdir(parents=True)
+    (cache / "models--tiny--vit" / "refs" / "main").write_text(rev)
+    env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "QT_QPA_PLATFORM": "offscreen"}
+
+    def cli(spec: str, out):
+        return subprocess.run([sys.executable, "-m", "explorer", "explain", str(samples_dir / "chelsea.png"),
+                               "--model", spec, "--method", "gradcam", "--offline", "--out", str(out)],
+                              capture_output=True, text=True, env=env, timeout=300)
+
+    ok = cli("hf:tiny/vit", tmp_path / "out")
+    assert ok.returncode == 0, ok.stderr
+    man = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert man["target_name"] in LABELS.values() and "hub cache" in json.dumps(man["model_info"])
+    missing = cli("hf:tiny/absent", tmp_path / "out2")
+    lines = missing.stderr.strip().splitlines()
+    assert missing.returncode == 2 and len(lines) == 1
+    assert "hf:tiny/absent is not in the local Hugging Face cache" in lines[0] and "nothing is downloaded" in lines[0]
