@@ -313,6 +313,8 @@ def readme_table(rows: list[dict], cold: dict | None, meta: dict) -> str:
         tag = " (glibc defaults)" if r["allocator_env"] else ""
         ratio = f"{r['ratio']:.2f}x" if r["ratio"] else "-"
         by = r.get("engine", {}).get("engine", "torch") if r["bound"] == "forward" else "torch"
+        if "photos_per_minute" in r:  # `explorer evaluate` writes no manifest: its default engine (auto) scored
+            by = "auto"
         eng = f" ({r.get('bound_engine', 'torch')})" if r["bound"] == "forward" else ""
         tb = f"{r['torch_bound_seconds']:.2f}" if r.get("torch_bound_seconds") else "-"
         lines.append(f"| {r['method']}{tag} | {r['images']} / {r['grad_images']} | {by} | {r['seconds']:.2f} | "
