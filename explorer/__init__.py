@@ -30,6 +30,7 @@ _LAZY = {
     "explain_iter": "explorer.api.run",
     "evaluate": "explorer.api.run",
     "view": "explorer.api.viewer",
+    "list_methods": "explorer.api.listing",
     "Explanation": "explorer.api.result",
     "CancelToken": "explorer.core.cancel",
     "ExplorerError": "explorer.core.errors",
@@ -42,9 +43,10 @@ _LAZY = {
     "UnsupportedError": "explorer.core.errors",
 }
 
-__all__ = ["__version__", "list_methods", *_LAZY]
+__all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the real objects, without importing them at run time
+    from explorer.api.listing import list_methods  # noqa: F401 - public: __all__ lists _LAZY
     from explorer.api.model import load_model  # noqa: F401 - public: __all__ lists _LAZY
     from explorer.api.result import Explanation  # noqa: F401 - public: __all__ lists _LAZY
     from explorer.api.run import evaluate, explain, explain_iter  # noqa: F401 - public: __all__ lists _LAZY
@@ -60,13 +62,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the real objects, without impor
         UnknownNameError,
         UnsupportedError,
     )
-
-
-def list_methods() -> list[dict[str, Any]]:
-    """Every registered method with its parameters (what ``explorer methods --json`` prints)."""
-    from explorer.methods import METHODS, method_names
-
-    return [METHODS.get(n).describe() for n in method_names()]
 
 
 def __getattr__(name: str) -> Any:

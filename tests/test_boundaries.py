@@ -79,3 +79,23 @@ def test_compute_never_imports_the_command_line():
         bad = [(f, m) for f, m in _imports(folder) if m.split(".")[:2] == ["explorer", "cli"]
                or (m == "argparse" and not f.endswith("argtypes.py"))]
         assert not bad, bad
+
+
+def test_library_code_never_prints():
+    """Below the front ends (cli, gui, api) nothing prints: a library returns what happened (a result, a
+    message) and its caller decides where it goes; ``explorer evaluate``'s "summary deferred" used to be
+    printed by the runner itself (issue 32)."""
+    bad = []
+    for folder in ("core", "session", "io", "models", "perturb", "methods", "evaluation", "workers"):
+        for f in (PKG / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(f.read_text())):
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
+                    bad.append(f"{f.relative_to(PKG.parent)}:{node.lineno}")
+    assert not bad, bad
+
+
+def test_no_test_hooks_in_the_product():
+    """Test code stays in tests/: no environment switch that makes the product misbehave for a test
+    (``EXPLORER_TEST_RAY_CRASH`` used to make a Ray worker kill itself; the test now injects the crash)."""
+    bad = [str(f.relative_to(PKG.parent)) for f in PKG.rglob("*.py") if "EXPLORER_TEST" in f.read_text()]
+    assert not bad, bad

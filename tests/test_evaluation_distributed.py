@@ -57,15 +57,37 @@ def _summary_images(out: Path) -> set[str]:
     return names
 
 
+def _dying_once(marker: Path, photo: str = "coffee.png"):
+    """``runner.evaluate_photo`` as a Ray task runs it, but killing its worker process right after the first
+    CSV of ``photo``'s first attempt (the marker file says it happened): the retry must find that CSV and
+    compute only the rest. A closure, so Ray pickles it by value and the worker needs no tests/ on its path;
+    in the worker, ``runner.evaluate_photo`` is the real one."""
+
+    def evaluate(model, instances, path, config, boxes, out):
+        import os as _os
+        from pathlib import Path as _Path
+
+        from explorer.evaluation import runner
+
+        def after_write(name: str, method: str) -> None:
+            if name == photo and not _Path(marker).exists():
+                _Path(marker).write_text(f"{name} {method} pid {_os.getpid()}\n")
+                _os._exit(17)
+
+        return runner.evaluate_photo(model, instances, path, config, boxes, out, after_write=after_write)
+
+    return evaluate
+
+
 @pytest.mark.slow
 def test_ray_local_cluster_survives_a_killed_task(photos, tiny_ts, tmp_path, capsys, monkeypatch):
     import ray
 
-    from explorer.evaluation.ray_runner import CRASH_ENV
+    from explorer.evaluation import runner
 
     out = tmp_path / "out"
     marker = tmp_path / "killed.txt"
-    monkeypatch.setenv(CRASH_ENV, f"coffee.png:{marker}")
+    monkeypatch.setattr(runner, "evaluate_photo", _dying_once(marker))
     ray.init(num_cpus=2, include_dashboard=False)
     try:
         assert main(_args(photos, tiny_ts, out) + ["--ray", "local"]) == 0
@@ -107,6 +129,16 @@ def test_torchrun_two_cpu_processes_merge_the_summary_once(photos, tiny_ts, tmp_
     assert {p.name.split("__")[0] for p in (out / "per_image").glob("*.csv")} == set(PHOTOS)
     assert _summary_images(out) == set(PHOTOS)
     assert "summary deferred" in r.stdout or r.stdout.count("wrote summary.md") == 2, r.stdout
+
+
+def test_the_runner_prints_nothing_its_result_says_why_the_summary_waits(photos, tmp_path, capsys):
+    """Library code prints nothing (issue 32): the deferral is a message the command line shows."""
+    from explorer.evaluation import runner
+
+    files = sorted(photos.iterdir())
+    assert runner.finish(tmp_path / "out", files, ["random"], 2, None) is None
+    assert capsys.readouterr().out == ""
+    assert runner.deferral(tmp_path / "out", files, ["random"], 2, None).startswith("summary deferred: 3 of 3")
 
 
 def test_a_shard_that_ends_first_leaves_the_summary_to_the_last(photos, tiny_ts, tmp_path, capsys):

@@ -4,6 +4,7 @@ file and the reason, and the status returns to the model that was kept (it used 
 from __future__ import annotations
 
 import pytest
+import torch
 from PySide6.QtCore import QSettings
 
 from explorer.gui.main_window import MainWindow
@@ -45,3 +46,45 @@ def test_a_text_file_as_weights_names_the_file_and_keeps_the_model(win, qtbot, t
     assert win.session.model_info.get("id") == "efficientnet_lite0"
     status = win.model_status.text()
     assert "loading" not in status and "efficientnet_lite0" in status and status.endswith("(kept)")
+
+
+def test_the_evaluation_tab_needs_no_source_file_on_disk(qapp, monkeypatch, tmp_path):
+    """Issue 32: the tab was built only when evaluation_panel.py existed next to main_window.py, so a frozen
+    (PyInstaller) build, whose modules live in an archive, had none. It is imported now."""
+    import explorer.gui.main_window as mw
+
+    monkeypatch.setattr(mw, "__file__", str(tmp_path / "archive.pyz" / "explorer" / "gui" / "main_window.pyc"))
+    w = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat))
+    try:
+        tabs = [w.tabs.tabText(i) for i in range(w.tabs.count())]
+        assert "Evaluation" in tabs and w.evaluation_dock is not None, tabs
+    finally:
+        w.close()
+
+
+class _RefusesPhotos(torch.nn.Module):
+    """Loads (the loader's check feeds a blank input), then fails on every real photo."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(3, 10)
+
+    def forward(self, x):
+        if bool(x.abs().sum() > 0):
+            raise RuntimeError("this model refuses real photos")
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+def test_a_model_that_fails_on_the_photo_stays_the_windows_choice(win, qtbot, tmp_path):
+    """Issue 32: the image's prediction failing was reported as a model failure, so the window put the previous
+    model back on screen ("... (kept)") while the worker held the new one. Now the window says why the photo
+    could not be classified and shows the model the worker has. (Last in this module: the window keeps it.)"""
+    path = tmp_path / "picky.pt"
+    torch.jit.script(_RefusesPhotos().eval()).save(str(path))
+    with qtbot.waitSignal(win.worker.job_failed, timeout=T) as sig:
+        win.load_model(ModelChoice(spec=str(path)))
+    assert "refuses real photos" in sig.args[0]
+    qtbot.waitUntil(lambda: "refuses real photos" in win.messages.text(), timeout=T)
+    assert win.session.model_choice.spec == str(path)
+    assert win.model_panel.choice().spec == str(path)
+    assert "(kept)" not in win.model_status.text() and "efficientnet_lite0" not in win.model_status.text()

@@ -71,6 +71,31 @@ def test_value_slider_log_roundtrip(qtbot):
     assert s.slider.value() > 850
 
 
+def test_a_refused_value_is_said_and_never_breaks_the_control(qtbot):
+    """Issue 32: setValue swallowed every exception of the value's check and handed the raw value on, so a text
+    where a number goes (an edited or older session) raised from the spin box. Now the refusal is said by
+    ``invalid``; a numeric or boolean editor keeps its value, a text editor shows the text as given."""
+    from explorer.gui.widgets import ParamControl
+
+    said = []
+    n = ParamControl(PARAMS["n"], 100)
+    qtbot.addWidget(n)
+    n.invalid.connect(said.append)
+    n.setValue("many")
+    assert n.value() == 100 and "'n'" in said[-1]
+    n.setValue(10**9)  # a number out of range: the editor shows its closest value, as before
+    assert n.value() == 10_000 and "out of range" in said[-1]
+    flag = ParamControl(PARAMS["smooth"], False)
+    qtbot.addWidget(flag)
+    flag.invalid.connect(said.append)
+    flag.setValue("perhaps")
+    assert flag.value() is False and "'smooth'" in said[-1]
+    mode = ParamControl(PARAMS["mode"], "a")
+    qtbot.addWidget(mode)
+    mode.setValue("b")
+    assert mode.value() == "b"
+
+
 def test_live_params_debounced_and_non_live_ignored(panel, qtbot):
     fired = []
     panel.live_changed.connect(lambda m, v, seed, ch: fired.append((m, v["alpha"], set(ch))))

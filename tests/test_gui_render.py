@@ -233,7 +233,7 @@ def test_display_defaults_prepared_off_thread_match_and_data_comes_before_the_fl
     for name in exp.raw:
         assert display.defaults_of(exp, name) == display.display_defaults(name, False, exp.raw[name])
     display.precompute_display_hints(exp)
-    assert display._HINTS[id(exp)][1] == {"salient": True, "uncertainty": False}
+    assert display._HINTS.get(exp) == {"salient": True, "uncertainty": False}
     for name in exp.raw:  # looked up now; the same answers
         assert display.defaults_of(exp, name) == display.display_defaults(name, False, exp.raw[name])
 

@@ -107,6 +107,34 @@ def test_torchscript_model(tmp_path, chelsea, model):
         ts.check_supports(Needs.LAYER, "gradcam")
 
 
+@pytest.mark.parametrize("damage", ["code", "cut"])
+@pytest.mark.parametrize("trust", [False, True])
+def test_a_damaged_torchscript_file_says_so_with_its_reason(tmp_path, damage, trust):
+    """Issue 32: TorchScript's error was dropped and the file then tried as a pickle, so a damaged TorchScript
+    model read "is not a weights file" or "is not a model". Now it is named a TorchScript file that does not
+    load, with TorchScript's reason: its code unparsable, or the file cut short."""
+    import zipfile
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)).eval()
+    good = tmp_path / "good.pt"
+    torch.jit.script(net).save(str(good))
+    bad = tmp_path / "bad.pt"
+    if damage == "code":  # the same archive with its Python code replaced by text that does not parse
+        with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
+            for info in src.infolist():
+                data = src.read(info)
+                if "/code/" in info.filename and info.filename.endswith(".py"):
+                    data = b"def forward(self, x: Tensor) -> Tensor:\n    return ((( \n"
+                dst.writestr(info, data)
+    else:
+        bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(FileError) as err:
+        load_model(str(bad), trust_pickle=trust)
+    msg = str(err.value)
+    assert "bad.pt" in msg and "is a TorchScript file that does not load" in msg, msg
+    assert "Error" in msg  # TorchScript's own reason, by its exception's name at least
+
+
 def test_onnx_model_is_a_black_box(tmp_path, chelsea, coffee, tiny_model):
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)).eval()
     p = tmp_path / "tiny.onnx"

@@ -153,6 +153,19 @@ def test_model_failure_keeps_previous_model(qtbot, worker, col, tmp_path):
     assert col.calls[0][1] == "tiny"
 
 
+def test_a_failed_prediction_is_not_a_model_failure(qtbot, worker, col, chelsea):
+    """Issue 32: an image whose prediction failed went out as ``model_failed``, so the window put its previous
+    model choice back while the worker kept the new model. It is a job failure now, and the model stays."""
+    with qtbot.assertNotEmitted(worker.model_failed, wait=300):
+        with qtbot.waitSignal(worker.job_failed, timeout=T) as blk:
+            worker.set_image("not an image", 41)
+    assert "image" in blk.args[0], blk.args[0]
+    worker.set_image(chelsea, 1)
+    worker.call(lambda model, image: (model.id, image.shape))
+    qtbot.waitUntil(lambda: bool(col.calls), timeout=T)
+    assert col.calls[0][1] == ("tiny", chelsea.shape)
+
+
 def test_describe_error_passes_user_errors_through():
     from explorer.core.errors import ParamError
 

@@ -29,7 +29,7 @@ def view(model: Any = None, image: Any = None, method: str | None = None, *, tar
     Pause training while you look, or view a frozen copy (``copy.deepcopy(net).eval()``).
     """
     from explorer import resources
-    from explorer.cli.gui import check_display
+    from explorer.gui.platform_check import check_display
 
     resources.check()
     check_display()

@@ -170,6 +170,8 @@ def cmd_evaluate(args) -> int:
     config = config_from_args(args)
     run = runner.prepare_evaluation(config, args.path)
     r = runner.execute(run, out, Bar(run.units, log=True))
+    if r.deferred:
+        print(r.deferred)
     methods = run.config.methods
     print(f"evaluated {r.photos} images x {len(methods)} methods ({r.computed} computed, {r.reused} already done, "
           f"{len(r.skipped)} skipped); wrote {_wrote(out) if r.summary else 'no summary yet'} in {out}")

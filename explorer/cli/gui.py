@@ -30,23 +30,13 @@ def add_gui_args(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=cmd_gui)
 
 
-def check_display() -> None:
-    """Refuse in one line, before Qt aborts the process, when there is no display (also explorer.view)."""
-    import os
-
-    if sys.platform.startswith("linux") and not any(
-            os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
-        raise ExplorerError("no display to open the window on (DISPLAY and WAYLAND_DISPLAY are unset): run it in a "
-                            "desktop session, set QT_QPA_PLATFORM=offscreen to use --screenshot headless, or use "
-                            "the headless commands (explorer explain ..., see explorer --help)")
-
-
 def cmd_gui(args) -> int:
     from explorer import resources
 
     resources.check()  # a broken install stops here: one line naming the missing file, exit 2
+    from explorer.gui.platform_check import check_display, check_xcb
+
     check_display()
-    from explorer.gui.platform_check import check_xcb
 
     missing = check_xcb()  # Qt would abort the process on a missing xcb library, naming none: name them first
     if missing:

@@ -1,7 +1,8 @@
 """``explorer evaluate --ray ADDRESS``: the photos as Ray tasks, one photo per task (Ray is optional:
 ``pip install explorer[ray]``).
 
-Each task loads the model once per worker process (cached), runs ``runner.evaluate_photo`` and writes its
+Each task loads the model once per worker process (cached), runs the per-photo function it is handed
+(``runner.evaluate_photo``, which ``runner.execute`` passes in: this module sits below the runner) and writes its
 CSVs into the shared output folder, so results stream in as tasks end and the folder stays resumable: a
 task that is retried after its worker died finds the methods that were already written and does only the
 rest. A task asks for one GPU where the cluster has GPUs, one CPU otherwise. The driver merges the summary
@@ -18,14 +19,13 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from explorer.core.errors import ExplorerError, ParamError
 from explorer.evaluation.config import EvalConfig
 
 MAX_RETRIES = 3          # a worker that dies (killed, out of memory) gets its task re-run this often
 PROBE_TIMEOUT_S = 3.0
-CRASH_ENV = "EXPLORER_TEST_RAY_CRASH"  # test hook: "PHOTO:MARKER" kills the first attempt at PHOTO once
 
 _WORKER: dict[str, Any] = {}  # per worker process: the model and method instances, keyed by their options
 
@@ -83,22 +83,10 @@ def _model_key(config: EvalConfig) -> str:
     return repr([sorted(config.model.items()), config.params, config.methods])
 
 
-def _crash_hook(photo: str, crash: tuple[str, str] | None):
-    if crash is None or crash[0] != photo:
-        return None
-
-    def after_write(name: str, method: str) -> None:
-        marker = Path(crash[1])
-        if not marker.exists():  # the first attempt dies right after its first CSV; the retry must go on
-            marker.write_text(f"{name} {method} pid {os.getpid()}\n")
-            os._exit(17)
-    return after_write
-
-
-def photo_task(config: EvalConfig, photo: str, boxes: dict, out: str, crash: tuple[str, str] | None = None) -> dict:
-    """What one Ray task runs: the photo's missing results, written into ``out``; a summary dict back."""
+def photo_task(config: EvalConfig, photo: str, boxes: dict, out: str, evaluate: Callable) -> dict:
+    """What one Ray task runs: ``evaluate(model, instances, photo, config, boxes, out)`` (the photo's missing
+    results, written into ``out``: ``runner.evaluate_photo``); a summary dict back."""
     from explorer.evaluation.inputs import split_params
-    from explorer.evaluation.runner import evaluate_photo
     from explorer.methods import get_method
 
     key = _model_key(config)
@@ -110,8 +98,7 @@ def photo_task(config: EvalConfig, photo: str, boxes: dict, out: str, crash: tup
         values = split_params(config.params, real)
         _WORKER.clear()
         _WORKER.update(key=key, model=model, instances={m: get_method(m)(model, **values[m]) for m in real})
-    r = evaluate_photo(_WORKER["model"], _WORKER["instances"], Path(photo), config, boxes, Path(out),
-                       after_write=_crash_hook(Path(photo).name, crash))
+    r = evaluate(_WORKER["model"], _WORKER["instances"], Path(photo), config, boxes, Path(out))
     return {"name": r.name, "computed": r.computed, "reused": r.reused, "skipped": r.skipped, "pid": os.getpid()}
 
 
@@ -121,19 +108,17 @@ def _method_names() -> list[str]:
     return list(method_names())
 
 
-def run_with_ray(config: EvalConfig, photos: list[Path], boxes: dict, out: Path, bar=None) -> dict:
-    """Run every photo as a Ray task on the cluster at ``config.ray``; returns {"computed", "reused",
-    "skipped", "pids"} once all ended. ``bar.update(units_done, message)`` after each photo."""
+def run_with_ray(config: EvalConfig, photos: list[Path], boxes: dict, out: Path, evaluate: Callable,
+                 bar=None) -> dict:
+    """Run ``evaluate`` (see ``photo_task``) on every photo as a Ray task on the cluster at ``config.ray``;
+    returns {"computed", "reused", "skipped", "pids"} once all ended. ``bar.update(units_done, message)`` after
+    each photo."""
     ray, started = connect(config.ray, config.ray_cpus)
     try:
         gpus = float(ray.cluster_resources().get("GPU", 0))
         opts = {"num_gpus": 1, "num_cpus": 1} if gpus >= 1 else {"num_cpus": 1}
         task = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False, **opts)(photo_task)
-        crash = None
-        if os.environ.get(CRASH_ENV):
-            photo, _, marker = os.environ[CRASH_ENV].partition(":")
-            crash = (photo, marker)
-        pending = {task.remote(config, str(p), boxes, str(out), crash): p for p in photos}
+        pending = {task.remote(config, str(p), boxes, str(out), evaluate): p for p in photos}
         totals: dict[str, Any] = {"computed": 0, "reused": 0, "skipped": [], "pids": set()}
         done_units = 0
         while pending:

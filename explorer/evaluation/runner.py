@@ -13,7 +13,6 @@ last writer would win), and the last one to end writes it for all. ``--summary-o
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -56,6 +55,7 @@ class EvaluationResult:
     reused: int
     skipped: list[tuple[str, str]]
     summary: dict[str, Any] | None  # None while other shards still lack results
+    deferred: str = ""  # why there is no summary yet (for the caller to show), "" when there is one
 
 
 def prepare_evaluation(config: EvalConfig, path: str | Path) -> PreparedEvaluation:
@@ -103,14 +103,14 @@ def prepare_evaluation(config: EvalConfig, path: str | Path) -> PreparedEvaluati
 def execute(run: PreparedEvaluation, out: str | Path, bar=None) -> EvaluationResult:
     """Every missing result of this shard's photos into ``out``, then the summary if the whole run is done.
     ``bar``: anything with ``update(units_done, message)`` and ``close()`` (the command line's progress bar)."""
-    from explorer.evaluation.report import write_skipped
+    from explorer.evaluation.report import summarise, write_skipped
 
     cfg, out = run.config, Path(out)
     shard_i, shard_n = cfg.shard
     if cfg.ray:
         from explorer.evaluation.ray_runner import run_with_ray
 
-        t = run_with_ray(cfg, run.photos, run.boxes, out, bar)
+        t = run_with_ray(cfg, run.photos, run.boxes, out, evaluate_photo, bar)
         computed, reused, skipped = t["computed"], t["reused"], t["skipped"]
     else:
         units = computed = reused = 0
@@ -129,15 +129,16 @@ def execute(run: PreparedEvaluation, out: str | Path, bar=None) -> EvaluationRes
     if bar is not None:
         bar.close()
     write_skipped(out / ("skipped.csv" if shard_n == 1 else f"skipped.shard{shard_i}of{shard_n}.csv"), skipped)
-    summary = finish(out, run.files, cfg.methods, shard_n, cfg.limit)
-    return EvaluationResult(len(run.photos), computed, reused, skipped, summary)
+    deferred = deferral(out, run.files, cfg.methods, shard_n, cfg.limit)
+    summary = None if deferred else summarise(out)
+    return EvaluationResult(len(run.photos), computed, reused, skipped, summary, deferred)
 
 
 def evaluate_photo(model, instances: dict, path: Path, config: EvalConfig, boxes: dict, out: Path,
                    on_unit: Callable[[str], None] | None = None,
                    after_write: Callable[[str, str], None] | None = None) -> PhotoResult:
     """Every missing (photo, method) result of one photo; ``on_unit(msg)`` after each method,
-    ``after_write(photo, method)`` after each CSV is in place (the Ray crash test hooks in there)."""
+    ``after_write(photo, method)`` after each CSV is in place."""
     from explorer.evaluation.report import result_path, write_rows
     from explorer.evaluation.scoring import agreement_rows, evaluate_map, random_explanation
     from explorer.io.images import read_image
@@ -217,22 +218,25 @@ def missing(out: Path, photos: list[Path], methods: list[str]) -> list[str]:
     return gone
 
 
-def finish(out: Path, files: list[Path], methods: list[str], shard_n: int, limit: int | None,
-           stream=None) -> dict[str, Any] | None:
-    """Merge the summary if the whole run (all ``shard_n`` shards) is complete; else say what is missing.
-
-    Returns the summary table, or None when it was deferred."""
-    from explorer.evaluation.report import summarise
-
-    stream = stream or sys.stdout
+def deferral(out: Path, files: list[Path], methods: list[str], shard_n: int, limit: int | None) -> str:
+    """Why the summary must wait: the photos of the whole run (all ``shard_n`` shards) that still lack results,
+    said for the user; "" when every photo has its results. A message, never printed here: the caller (the
+    command line) decides where it goes."""
     expected = [p for i in range(shard_n) for p in run_photos(files, (i, shard_n), limit)]
     left = missing(out, expected, methods)
-    if left:
-        print(f"summary deferred: {len(left)} of {len(expected)} photos still lack results (other shards are "
-              f"running, or stopped); the last shard to finish writes it, or run `explorer evaluate "
-              f"PHOTOS --summary-only --out {out}` to merge what is there", file=stream)
-        return None
-    return summarise(out)
+    if not left:
+        return ""
+    return (f"summary deferred: {len(left)} of {len(expected)} photos still lack results (other shards are "
+            f"running, or stopped); the last shard to finish writes it, or run `explorer evaluate "
+            f"PHOTOS --summary-only --out {out}` to merge what is there")
+
+
+def finish(out: Path, files: list[Path], methods: list[str], shard_n: int, limit: int | None) -> dict[str, Any] | None:
+    """Merge the summary if the whole run (all ``shard_n`` shards) is complete. Returns the summary table,
+    or None when it was deferred (``deferral`` says why)."""
+    from explorer.evaluation.report import summarise
+
+    return None if deferral(out, files, methods, shard_n, limit) else summarise(out)
 
 
 # The names before issue 32 (three functions were called prepare then), for Python callers.

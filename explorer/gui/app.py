@@ -5,8 +5,9 @@
 
 The window appears before torch is imported (that happens on the worker thread). With ``--screenshot`` the
 app opens the image, runs the method (if any), waits for it to finish, saves a picture of the whole window
-and exits: 0 when everything worked, 1 when the run or the model failed (the picture shows the message).
-Works without a display with ``QT_QPA_PLATFORM=offscreen``.
+and exits: 0 when everything worked, 1 when the run or the model failed (the picture shows the message);
+``gui/screenshot.py`` does the waiting and the picture. Works without a display with
+``QT_QPA_PLATFORM=offscreen``.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-
-SCREENSHOT_TIMEOUT_S = 900
 
 
 def _app():
@@ -62,15 +61,26 @@ def _fall_back_to(win, choice) -> None:
     win.model_ready.connect(done)
 
 
-def main(args) -> int:
-    from PySide6.QtCore import QTimer
+def _first_run(win, method: str, asked: bool, params: dict, target) -> int | None:
+    """Start the window's first run (``method``; ``asked``: the command line named it); its id, None when
+    none started."""
+    from explorer.gui.teaching import first_start
 
+    if target is not None:
+        run = win.runs.start(method, params, 0, target)
+        if run is not None:
+            win.method_panel.bind(run.id, label=run.label)
+            win.catalog_changed.connect(lambda rid=run.id: win.select_run(rid))
+    else:  # teaching.first_start also offers the streaming follow-up after the default method
+        run = first_start(win, method if asked else None, params)
+    return run.id if run is not None else None
+
+
+def main(args) -> int:
     from explorer import resources
     from explorer.core.params import parse_assignments
     from explorer.gui import memory
     from explorer.gui.main_window import MainWindow
-    from explorer.gui.teaching import first_start
-    from explorer.session.document import RunStatus
     from explorer.session.model_choice import ModelChoice
     from explorer.session.teaching import first_method
 
@@ -103,82 +113,23 @@ def main(args) -> int:
         target = int(target)
         win.session.set_target(target)  # shown in the predictions panel and the status bar
 
-    state = {"rc": 0, "run": None}
     # the window opens on an explanation: --method's, else the default (none for --session or --method none)
     method = first_method(g("method"), g("session") or g("restore_path"), plan.remembered)
-    if method:
-        if target is not None:
-            run = win.runs.start(method, params, 0, target)
-            if run is not None:
-                win.method_panel.bind(run.id, label=run.label)
-                win.catalog_changed.connect(lambda rid=run.id: win.select_run(rid))
-        else:  # teaching.first_start also offers the streaming follow-up after the default method
-            run = first_start(win, method if g("method") else None, params)
-        state["run"] = run.id if run is not None else None
-        if run is None:
-            state["rc"] = 1
+    run_id = _first_run(win, method, bool(g("method")), params, target) if method else None
 
     out = g("screenshot")
-    if not out and not g("restore_path"):
-        recovery.offer(win)  # after an unclean exit: restore its autosave?
+    shot = None
     if out:
-        def shoot():
-            app.processEvents()
-            from explorer.core.errors import ExplorerError
-            from explorer.io.safe_files import atomic_path
+        from explorer.gui.screenshot import Screenshot
 
-            win.canvas.flush()  # layers still being coloured on the render thread: their newest colours
-            try:
-                with atomic_path(out) as tmp:  # never a half-written picture under the final name
-                    if not win.grab().save(str(tmp), "PNG"):
-                        raise OSError("Qt could not write the PNG")
-                ok = True
-            except ExplorerError:
-                ok = False
-            if not ok:
-                print(f"explorer: error: cannot write the screenshot {out}", file=sys.stderr)
-                state["rc"] = 2
-            else:
-                print(f"screenshot written to {out}")
-                for layer in win.session.layers:  # what the picture shows, for scripts and tests
-                    run = win.session.runs.get(layer.run_id)
-                    if layer.visible and run is not None and run.explanation is not None:
-                        how = "complete" if run.explanation.complete else f"partial, {run.progress:.0%}"
-                        print(f"shown: {layer.label} ({how})")
-            win.close()
-            app.quit()
-
-        def settled(rid=None):
-            if state["run"] is not None and rid is not None and rid != state["run"]:
-                return
-            if state["run"] is not None:
-                run = win.session.runs.get(state["run"])
-                if run is None or run.status != RunStatus.DONE:
-                    state["rc"] = 1
-            QTimer.singleShot(400, shoot)
-
-        def model_failed(_msg):
-            state["rc"] = 1
-            if state["run"] is None:
-                QTimer.singleShot(400, shoot)
-
-        if state["run"] is not None:
-            win.run_settled.connect(settled)
-        elif not g("method") or not method:
-            win.predictions_shown.connect(lambda: settled())
-        else:
-            QTimer.singleShot(400, shoot)
-        win.model_error.connect(model_failed)
-
-        def too_long():
-            print(f"explorer: error: gave up waiting after {SCREENSHOT_TIMEOUT_S} s", file=sys.stderr)
-            state["rc"] = 1
-            shoot()
-
-        QTimer.singleShot(SCREENSHOT_TIMEOUT_S * 1000, too_long)
+        # a method was asked and none started: exit code 1, the picture shows why
+        failed = 1 if method and run_id is None else 0
+        shot = Screenshot(win, app, out, run_id, failed).arm(wait_for_predictions=not g("method") or not method)
+    elif not g("restore_path"):
+        recovery.offer(win)  # after an unclean exit: restore its autosave?
     code = app.exec()
     win.shutdown()
-    rc = state["rc"] if out else int(code)
+    rc = shot.rc if shot is not None else int(code)
     if win.worker.isRunning():  # stuck in a long import or model load: do not wait for it
         sys.stdout.flush()
         sys.stderr.flush()

@@ -150,6 +150,7 @@ class MainWindow(QMainWindow):
         self.worker.model_loading.connect(self._on_classifier_loading)
         self.worker.model_loaded.connect(self._on_classifier_loaded)
         self.worker.model_failed.connect(self._on_classifier_failed)
+        self.worker.job_failed.connect(self._on_worker_job_failed)
 
     # ------------------------------------------------------------------ construction helpers
     def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
@@ -162,10 +163,8 @@ class MainWindow(QMainWindow):
         return d
 
     def _evaluation_dock(self):
-        """The Evaluation tab beside Canvas and Compare (issue 9's explorer/gui/evaluation_panel.py), when
-        installed: its five plots need the window's width to be read."""
-        if not (Path(__file__).with_name("evaluation_panel.py")).exists():
-            return None
+        """The Evaluation tab beside Canvas and Compare: its five plots need the window's width to be read.
+        Imported, never looked for on disk: a frozen build keeps its modules in an archive."""
         from explorer.gui.evaluation_dock import EvaluationDock
 
         tab = EvaluationDock(self)
@@ -198,8 +197,7 @@ class MainWindow(QMainWindow):
         v = mb.addMenu("&View")
         self.add_action(v, "&Fit image", self.canvas.fit, "Ctrl+0")
         self.add_action(v, "&Compare", lambda: self.tabs.setCurrentWidget(self.compare), "Ctrl+K")
-        if self.evaluation_dock is not None:
-            self.add_action(v, "&Evaluation", lambda: self.tabs.setCurrentWidget(self.evaluation_dock), "Ctrl+E")
+        self.add_action(v, "&Evaluation", lambda: self.tabs.setCurrentWidget(self.evaluation_dock), "Ctrl+E")
         v.addSeparator()
         for d in self.docks.values():
             v.addAction(d.toggleViewAction())
@@ -329,6 +327,12 @@ class MainWindow(QMainWindow):
             self._set_model_status("no model loaded")
         self.show_error(f"Model — {msg}")
         self.model_error.emit(msg)
+
+    @Slot(str)
+    def _on_worker_job_failed(self, msg: str) -> None:
+        """The image's prediction (or the catalog) failed: said, and nothing restored, since the worker still
+        holds the model it announced last (restoring the previous choice would show a model it no longer has)."""
+        self.show_error(msg)
 
     # ------------------------------------------------------------------ runs in the method panel
     def select_run(self, run_id: int) -> None:

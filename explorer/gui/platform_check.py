@@ -6,7 +6,8 @@ dependencies the way the dynamic loader will (``ldd`` on ``PySide6/Qt/plugins/pl
 follows Qt's own RPATH; ``dlopen`` of the known list where ``ldd`` is absent), map each missing library to
 its Debian/Ubuntu package and say, in one line, the ``apt-get`` command that fixes it.
 
-Nothing here imports Qt or torch: it must run when Qt itself cannot.
+Nothing here imports Qt or torch: it must run when Qt itself cannot. ``check_display`` comes first: without
+a display, Qt aborts as well.
 """
 
 from __future__ import annotations
@@ -20,6 +21,19 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Callable
+
+from explorer.core.errors import ExplorerError
+
+
+def check_display() -> None:
+    """Refuse in one line, before Qt aborts the process, when there is no display (``explorer`` and
+    ``explorer.view``)."""
+    if sys.platform.startswith("linux") and not any(
+            os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
+        raise ExplorerError("no display to open the window on (DISPLAY and WAYLAND_DISPLAY are unset): run it in a "
+                            "desktop session, set QT_QPA_PLATFORM=offscreen to use --screenshot headless, or use "
+                            "the headless commands (explorer explain ..., see explorer --help)")
+
 
 # library -> Debian/Ubuntu package (names are the same on Debian 11/12 and Ubuntu 20.04-24.04)
 PACKAGES: dict[str, str] = {

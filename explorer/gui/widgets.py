@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.core import colormaps
+from explorer.core.errors import ParamError
 from explorer.core.params import Param
 
 STEPS = 1000
@@ -113,11 +114,15 @@ class ValueSlider(QWidget):
         self._guard = False
 
 
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 class ParamControl(QWidget):
     """The editor of one declared parameter, chosen from its kind; emits ``changed(name, value)``."""
 
     changed = Signal(str, object)
-    invalid = Signal(str)  # a picker refused a typed value (the message says why; the old value stays)
+    invalid = Signal(str)  # a value was refused (a picker's typed one, or one set by setValue): says why
 
     def __init__(self, param: Param, value: Any = None, choices=None, parent=None):
         """``choices``: layer names for a ``layer`` parameter, or a ``PickerContext`` (gui/pickers.py) for
@@ -212,10 +217,17 @@ class ParamControl(QWidget):
                 self.editor.setCurrentIndex(0)
 
     def setValue(self, v: Any) -> None:
+        """Show ``v``. A value the parameter refuses (a session from another version, a bound since changed)
+        is said by ``invalid``; a text editor shows it as given (the run reports it), a numeric or boolean
+        editor shows a number clamped to its range and keeps its value for anything else."""
         try:
             v = self.param.coerce(v)
-        except Exception:  # noqa: BLE001 - shown as given; the run reports the bad value
-            pass
+        except ParamError as exc:
+            self.invalid.emit(str(exc))
+            if self.param.kind in ("int", "float") and not _is_number(v):
+                return
+            if self.param.kind == "bool" and not isinstance(v, (bool, int)):
+                return
         if v is None and self.param.kind in ("int", "float", "bool"):
             return
         e = self.editor

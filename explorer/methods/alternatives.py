@@ -36,9 +36,11 @@ def _works(name: str, model) -> bool:
 
 
 def working_alternatives(model, exclude: tuple[str, ...] | set[str] = ()) -> list[str]:
-    """The candidates (``CANDIDATES`` order) that would run on ``model``, without the ones in ``exclude``."""
-    import explorer.methods  # noqa: F401 - registers every method, so the candidates' needs can be read
+    """The candidates (``CANDIDATES`` order) that would run on ``model``, without the ones in ``exclude``.
 
+    Every candidate is registered by then: this module is ``explorer.methods.alternatives``, so importing it ran
+    the package's ``__init__``, which imports every method module (importing the package here would close a
+    cycle through the methods that ask this module)."""
     return [n for n in CANDIDATES if n not in exclude and _works(n, model)]
 
 

@@ -134,15 +134,14 @@ class Method:
         return False
 
 
+# Every method module is registered before these are called: this module is explorer.methods.base, so importing
+# it ran the package's __init__, which imports every method module (importing the package here again would be
+# a cycle, base -> package -> base, for nothing).
 def get_method(name: str) -> type[Method]:
-    import explorer.methods  # noqa: F401 - registers every method module
-
     return METHODS.get(name)
 
 
 def method_names() -> list[str]:
-    import explorer.methods  # noqa: F401 - registers every method module
-
     return METHODS.names()
 
 

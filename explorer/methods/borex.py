@@ -95,11 +95,13 @@ def prior_label(source: tuple) -> str:
 def ins_minus_del(ctx: Context, saliency: np.ndarray, protocol: str) -> dict[str, float]:
     """Insertion and deletion AUC of one map on this model (docs/methods.md §7.1: deletion to zero, insertion
     from the blurred image), with ``protocol``'s step (``rise``: 224 px per step at 224²; ``quick``: 7× fewer
-    forwards, AUCs close to the full protocol's but not equal)."""
-    from explorer.evaluation.causal import causal_curve, protocol_step
+    forwards, AUCs close to the full protocol's but not equal). ``saliency``: in model-input space, as the
+    metric's curves (``explorer.perturb.curves``, the engine ``evaluation.causal`` runs) rank it."""
+    from explorer.perturb.curves import curve_of, protocol_step
 
     step = protocol_step(protocol, tuple(ctx.x.shape[-2:]))
-    auc = {m: causal_curve(ctx.model, ctx.image, saliency, mode=m, step=step, context=ctx, cancel=ctx.cancel).auc
+    sal = np.asarray(saliency, dtype=np.float32)  # ranked at the precision the metric ranks maps at
+    auc = {m: curve_of(ctx.model, ctx, sal, mode=m, step=step, cancel=ctx.cancel).auc
            for m in ("insertion", "deletion")}
     return {**auc, "ins_minus_del": auc["insertion"] - auc["deletion"]}
 

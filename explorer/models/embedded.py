@@ -20,6 +20,7 @@ from torch import nn
 from explorer.core.errors import ModelLoadError
 from explorer.core.types import EMBEDDED_MODELS
 from explorer.models.preprocess import HALF, Preprocess
+from explorer.models.weights import load_weights_file
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,6 @@ def embedded_module(name: str) -> tuple[nn.Module, str]:
     """timm's architecture with the package's weights mapped on in order; the source string for the manifest."""
     import timm
 
-    from explorer.models.loader import load_weights_file
 
     spec = EMBEDDED[name]
     path = weights_path(spec)

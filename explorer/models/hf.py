@@ -65,9 +65,9 @@ def load(ref: str, allow_download: bool) -> tuple[nn.Module, Any, str]:
     else:
         src, local_only = ref, not allow_download
         if allow_download:
-            from explorer.models.loader import _reachable
+            from explorer.models.network import reachable
 
-            local_only = not _reachable("huggingface.co")
+            local_only = not reachable("huggingface.co")
     where = str(path) if folder else f"{ref} (hub cache)"
     with _quiet(tf):
         return _from_pretrained(tf, src, local_only, folder, path, ref, allow_download, where)

@@ -17,11 +17,8 @@ output holds the scores) are the model's output semantics, models/outputs.py.
 from __future__ import annotations
 
 import os
-import pickle
 import re
-import socket
 import urllib.parse
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -33,104 +30,14 @@ from explorer.models.embedded import DEFAULT_MODEL, EMBEDDED, embedded_module
 from explorer.models.engine import Engine, engine_choice, session_options
 from explorer.models.labels import imagenet_labels, read_labels
 from explorer.models.loaded import LoadedModel, validate_output
+from explorer.models.network import downloads_allowed, hub_offline, network_timeout, reachable
 from explorer.models.preprocess import INTERPOLATIONS, Preprocess
+from explorer.models.weights import load_weights_file
 
 DOWNLOAD_TIMEOUT_S = 20.0
 
 
-@contextmanager
-def _network_timeout(seconds: float):
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(old)
-
-
-def _reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
-    """A quick TCP check, so that a machine without network fails in seconds instead of retrying."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-@contextmanager
-def _hub_offline(offline: bool):
-    """Hugging Face offline mode for this call only (the hub reads its flag once, at import)."""
-    if not offline:
-        yield
-        return
-    import huggingface_hub.constants as hub
-
-    old_env, old_flag = os.environ.get("HF_HUB_OFFLINE"), hub.HF_HUB_OFFLINE
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    hub.HF_HUB_OFFLINE = True
-    try:
-        yield
-    finally:
-        hub.HF_HUB_OFFLINE = old_flag
-        if old_env is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = old_env
-
-
-def _downloads_allowed(allow: bool | None) -> bool:
-    if allow is not None:
-        return allow
-    return os.environ.get("EXPLORER_OFFLINE", "") not in ("1", "true", "yes")
-
-
-# --------------------------------------------------------------------------- weights files
-def load_weights_file(path: str | Path, trust_pickle: bool = False):
-    """A state dict (or, with trust, any object) from .pt/.pth/.bin/.safetensors, refusing unsafe pickles."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileError(p, "no such weights file")
-    if p.suffix == ".safetensors":
-        try:
-            from safetensors.torch import load_file
-        except ImportError:
-            raise FileError(p, "reading .safetensors needs the 'safetensors' package") from None
-        try:
-            return load_file(str(p))
-        except Exception as exc:  # noqa: BLE001 - whatever safetensors raises, the file is not readable
-            raise FileError(p, f"not a readable safetensors file: {exc}") from None
-    try:
-        return torch.load(p, map_location="cpu", weights_only=not trust_pickle)
-    except pickle.UnpicklingError as exc:
-        if trust_pickle:
-            raise FileError(p, f"cannot unpickle: {exc}") from None
-        if not _pickle_like(p, str(exc)):  # text or garbage, not a pickle of Python objects
-            detail = str(exc).split("WeightsUnpickler error:")[-1].strip().splitlines()[0][:120]
-            raise FileError(p, f"is not a weights file (not a PyTorch checkpoint or state dict: {detail})") from None
-        raise FileError(
-            p, "refused: this file holds pickled Python objects, which can run code when loaded (only tensors "
-            "are read without trust); if you trust its source, allow it deliberately with --trust-pickle on the "
-            "command line or the GUI's 'trust pickled objects' checkbox, which asks you to confirm the file") from None
-    except Exception as exc:  # noqa: BLE001 - torch.load fails many ways on a file that is not one (IndexError...)
-        raise FileError(p, f"is not a weights file ({type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0][:200] if str(exc) else 'unreadable'})") from None
-
-
-def _pickle_like(p: Path, message: str) -> bool:
-    """Whether a file torch refused is a pickle naming Python objects (refused as such, trust can allow it)
-    rather than something that is no checkpoint at all (a text file named .pth): a torch zip, a binary
-    pickle (protocol 2+ starts with 0x80), or an unpickler that met a global."""
-    import zipfile
-
-    if "global" in message.lower():
-        return True
-    try:
-        with open(p, "rb") as f:
-            head = f.read(1)
-        return head == b"\x80" or zipfile.is_zipfile(p)
-    except OSError:
-        return False
-
+# --------------------------------------------------------------------------- weights files (models/weights.py)
 
 def _unwrap_state_dict(obj, path) -> dict:
     if isinstance(obj, nn.Module):
@@ -185,7 +92,7 @@ def _torchvision_module(name: str, weights: str | None, trust: bool, allow_downl
     url = wenum.url
     cache = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
     if not cache.exists():
-        if allow_download and not _reachable(urllib.parse.urlparse(url).hostname or ""):
+        if allow_download and not reachable(urllib.parse.urlparse(url).hostname or ""):
             raise ModelLoadError(
                 f"weights for torchvision:{name} are not in the local cache ({cache}) and {url} cannot be "
                 "reached (no network?); pass --weights FILE")
@@ -195,7 +102,7 @@ def _torchvision_module(name: str, weights: str | None, trust: bool, allow_downl
                 "pass --weights FILE, or allow a download with network access")
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
-            with _network_timeout(DOWNLOAD_TIMEOUT_S):
+            with network_timeout(DOWNLOAD_TIMEOUT_S):
                 torch.hub.download_url_to_file(url, str(cache), progress=False)
         except Exception as exc:  # noqa: BLE001 - a download fails many ways (network, disk, hub); each is one message
             cache.unlink(missing_ok=True)
@@ -215,10 +122,10 @@ def _timm_module(name: str, weights: str | None, trust: bool, allow_download: bo
         module = timm.create_model(name, pretrained=False)
         _apply_state_dict(module, _unwrap_state_dict(load_weights_file(weights, trust), weights), weights)
         return module, str(weights)
-    if allow_download and not _reachable("huggingface.co"):
+    if allow_download and not reachable("huggingface.co"):
         allow_download = False  # no network: look in the local cache only, and fail fast if absent
     try:
-        with _hub_offline(not allow_download), _network_timeout(DOWNLOAD_TIMEOUT_S):
+        with hub_offline(not allow_download), network_timeout(DOWNLOAD_TIMEOUT_S):
             module = timm.create_model(name, pretrained=True)
     except Exception as exc:  # noqa: BLE001 - timm and the hub fail many ways; each means the weights are not here
         raise ModelLoadError(
@@ -264,12 +171,17 @@ def _torchvision_preprocess(name: str, policy: str | None) -> Preprocess:
 
 
 def _file_module(path: Path, trust: bool) -> tuple[nn.Module, str]:
-    """TorchScript first; a pickled nn.Module only with trust."""
+    """TorchScript first; a pickled nn.Module only with trust. A TorchScript file that does not load (damaged,
+    cut short, written by a newer torch) is refused with TorchScript's own reason: it is no pickle to try next,
+    and "not a model" would send the user looking for the wrong problem."""
     try:
         module = torch.jit.load(str(path), map_location="cpu")
         return module, "torchscript"
-    except Exception:  # noqa: BLE001 - not TorchScript: try the other forms below
-        pass
+    except Exception as exc:  # noqa: BLE001 - TorchScript fails many ways; a file that is none is tried below
+        if _is_torchscript_archive(path):
+            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+            raise FileError(path, f"is a TorchScript file that does not load ({type(exc).__name__}: "
+                                  f"{lines[0][:300] if lines else 'no reason given'})") from None
     obj = load_weights_file(path, trust)
     if isinstance(obj, nn.Module):
         return obj, "torch"
@@ -277,6 +189,36 @@ def _file_module(path: Path, trust: bool) -> tuple[nn.Module, str]:
         raise FileError(path, "holds only weights (a state dict), not a model: give the architecture too, "
                               "e.g. --model torchvision:resnet18 --weights FILE")
     raise FileError(path, f"is not a model (TorchScript or nn.Module); it holds a {type(obj).__name__}")
+
+
+def _is_torchscript_archive(path: Path) -> bool:
+    """Whether ``path`` is a zip that ``torch.jit.save`` wrote: it has a ``constants.pkl`` record (torch's own
+    test) and its code under ``code/``, which ``torch.save`` never writes. A zip cut short has no readable
+    directory, so the record names, which each entry's local header repeats, are then looked for in the bytes
+    (the code comes right after the module's own weights, the constants last)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n.rpartition("/")[2] == "constants.pkl" for n in z.namelist())
+    except zipfile.BadZipFile:
+        pass
+    except OSError:
+        return False
+    try:
+        with open(path, "rb") as f:
+            if f.read(4) != b"PK\x03\x04":  # not even the start of a zip
+                return False
+            f.seek(0)
+            tail = b""
+            while chunk := f.read(1 << 20):
+                window = tail + chunk
+                if b"/constants.pkl" in window or b"/code/__torch__/" in window:
+                    return True
+                tail = chunk[-32:]
+    except OSError:
+        return False
+    return False
 
 
 class _OnnxForward:
@@ -360,7 +302,7 @@ def load_model(
     choice = engine_choice(engine)
     notes: list[str] = []
     dev = device if isinstance(device, torch.device) else pick_device(device)
-    allow = _downloads_allowed(allow_download)
+    allow = downloads_allowed(allow_download)
     label_list = read_labels(labels) if labels else None
     preprocess = Preprocess(policy=policy or "resize")
     kind = "torch"

@@ -14,9 +14,9 @@ Kinds:
 
 from __future__ import annotations
 
-import weakref
-
 import numpy as np
+
+from explorer.core.object_cache import ObjectCache
 
 OPACITY = 0.7  # with the fade, only strong values reach this; the photo shows through the rest
 BASELINE_FLOOR = 50.0  # percentile given the bottom colour on a baseline map
@@ -43,9 +43,8 @@ def display_defaults(name: str, signed: bool, m) -> dict:
     return {"opacity": OPACITY, "floor": floor, "fade": True}
 
 
-# explanation id -> (weak ref, {unsigned map name: on_baseline}); filled off the GUI thread by
-# ``precompute_display_hints``
-_HINTS: dict[int, tuple[weakref.ref, dict[str, bool]]] = {}
+# MethodResult -> {unsigned map name: on_baseline}; filled off the GUI thread by ``precompute_display_hints``
+_HINTS = ObjectCache()
 
 
 def precompute_display_hints(exp) -> None:
@@ -53,23 +52,17 @@ def precompute_display_hints(exp) -> None:
 
     The compute worker calls this after every step it sends, so that the GUI thread, which applies the
     defaults (``defaults_of``), only looks the answer up: the percentiles of each map are the costly part."""
-    hints = {name: on_baseline(m) for name, m in exp.raw.items() if not exp.signed.get(name, False)}
-    key = id(exp)
-    try:
-        ref = weakref.ref(exp, lambda _r, k=key: _HINTS.pop(k, None))
-    except TypeError:
-        return
-    _HINTS[key] = (ref, hints)
+    _HINTS.put(exp, {name: on_baseline(m) for name, m in exp.raw.items() if not exp.signed.get(name, False)})
 
 
 def defaults_of(exp, name: str) -> dict:
     """``display_defaults`` for the map ``name`` of ``exp``, from ``precompute_display_hints``'s answer when there
     is one."""
     signed = bool(exp.signed.get(name, False))
-    hit = _HINTS.get(id(exp))
-    if signed or hit is None or hit[0]() is not exp or name not in hit[1]:
+    hints = _HINTS.get(exp)
+    if signed or hints is None or name not in hints:
         return display_defaults(name, signed, exp.raw[name])
-    return {"opacity": OPACITY, "floor": BASELINE_FLOOR if hit[1][name] else 0.0, "fade": True}
+    return {"opacity": OPACITY, "floor": BASELINE_FLOOR if hints[name] else 0.0, "fade": True}
 
 
 # Colormaps a layer may take when it is shown beside another of the same colours (in this order): layers on

@@ -8,17 +8,17 @@ by whoever composites (the canvas, or ``composite`` for exports).
 
 ``render_layer`` is what the canvas's render thread runs: statistics, levels and colours of one layer in
 one call, so the GUI thread only swaps the finished array in. Everything here is safe to call from any
-thread (the statistics cache is keyed by array identity; a race at worst computes the same entry twice).
+thread (the statistics cache is a ``core.object_cache.ObjectCache``; a race at worst computes an entry twice).
 """
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
 
 from explorer.core import colormaps
+from explorer.core.object_cache import ObjectCache
 from explorer.session.document import DisplayLayer
 
 SAMPLE = 200_000  # values kept per map for percentile look-ups
@@ -61,21 +61,15 @@ def compute_stats(m: np.ndarray) -> MapStats:
     return MapStats(s, sa, float(s[0]) if s.size else 0.0, float(s[-1]) if s.size else 0.0, has_nan)
 
 
-_STATS_BY_ID: dict[int, tuple[weakref.ref, MapStats]] = {}
+_STATS = ObjectCache()  # array -> MapStats
 
 
 def stats(m: np.ndarray) -> MapStats:
-    """Cached statistics of ``m`` (keyed by the array object, dropped when the array is)."""
-    key = id(m)
-    hit = _STATS_BY_ID.get(key)
-    if hit is not None and hit[0]() is m:
-        return hit[1]
-    st = compute_stats(m)
-    try:
-        ref = weakref.ref(m, lambda _r, k=key: _STATS_BY_ID.pop(k, None))
-    except TypeError:
-        return st
-    _STATS_BY_ID[key] = (ref, st)
+    """Cached statistics of ``m`` (for this very array object, dropped when the array is)."""
+    st = _STATS.get(m)
+    if st is None:  # computed outside the lock: two threads may both compute it, never block each other
+        st = compute_stats(m)
+        _STATS.put(m, st)
     return st
 
 

@@ -87,7 +87,10 @@ class ComputeWorker(QThread):
     catalog_ready = Signal(object)  # list[dict] method entries
     model_loading = Signal(str)
     model_loaded = Signal(object)  # dict: info, labels, layer_names
-    model_failed = Signal(str)
+    model_failed = Signal(str)  # loading a model failed: the worker keeps the model it had
+    # any other job failed (the image's prediction, the method catalog, an unexpected error): the model is
+    # the one ``model_loaded`` announced last, so the window must not restore an older choice
+    job_failed = Signal(str)
     predictions_ready = Signal(object, int)  # [(index, name, prob)], image token
     run_started = Signal(int, int)
     run_progress = Signal(int, int, float, str)
@@ -175,7 +178,7 @@ class ComputeWorker(QThread):
         try:
             self._load_catalog()
         except Exception as exc:  # noqa: BLE001 - reported to the GUI; the thread must survive
-            self.model_failed.emit(describe_error(exc, "loading the methods"))
+            self.job_failed.emit(describe_error(exc, "loading the methods"))
         while True:
             item = self._queue.get()
             if item is _STOP:
@@ -195,7 +198,7 @@ class ComputeWorker(QThread):
                     self._do_call(*payload)
             except Exception as exc:  # the thread must survive anything
                 log.exception("worker job %s failed", kind)
-                self.model_failed.emit(describe_error(exc, f"handling a {kind} job"))
+                self.job_failed.emit(describe_error(exc, f"handling a {kind} job"))
 
     def _load_catalog(self) -> None:
         from explorer.methods import METHODS, method_names
@@ -272,7 +275,7 @@ class ComputeWorker(QThread):
             ctx = prepare_context(self.model, self.image)
             preds = self.model.predict(ctx.x, max(self.topk, 5))
         except Exception as exc:  # noqa: BLE001 - reported to the GUI; the thread must survive
-            self.model_failed.emit(describe_error(exc, "classifying the image"))
+            self.job_failed.emit(describe_error(exc, "classifying the image"))
             return
         shown = PredictionList((p.index, p.name, p.prob) for p in preds)
         shown.warning = self.model.uniform_warning(preds)

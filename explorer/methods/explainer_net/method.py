@@ -9,12 +9,14 @@ another class must cost an upsample and a sigmoid of a cached map, never a new f
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Iterator
 
 import torch
 
+from explorer.core.object_cache import token
 from explorer.core.params import Param, Params
 from explorer.core.types import NON_TARGET, SALIENT, MapSpec, MethodStep, Needs
 from explorer.methods.base import Context, Method, register
@@ -24,13 +26,26 @@ _DEFAULT_NAMES = ("", "default", "shipped", "auto", "none")
 CACHE_SIZE = 4  # images whose K logit maps stay cached (about 3 MB each for 1000 classes at 28x28)
 _heads: OrderedDict[tuple, Explainer] = OrderedDict()
 _maps: OrderedDict[tuple, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+# Both caches are shared by every thread that explains (the GUI's worker, API callers' threads): a look-up and
+# its move to the recent end, or an insert and its evictions, happen under this lock as one step.
+_lock = threading.RLock()
 
 
 def _lru_put(cache: OrderedDict, key, value, size: int) -> None:
-    cache[key] = value
-    cache.move_to_end(key)
-    while len(cache) > size:
-        cache.popitem(last=False)
+    with _lock:
+        cache[key] = value
+        cache.move_to_end(key)
+        while len(cache) > size:
+            cache.popitem(last=False)
+
+
+def _lru_get(cache: OrderedDict, key):
+    """The cached value of ``key`` (now the most recent), or None."""
+    with _lock:
+        value = cache.get(key)
+        if value is not None:
+            cache.move_to_end(key)
+        return value
 
 
 def load_cached(path: str | Path, model) -> tuple[Explainer, tuple]:
@@ -43,10 +58,12 @@ def load_cached(path: str | Path, model) -> tuple[Explainer, tuple]:
         stamp = (st.st_mtime_ns, st.st_size)
     except OSError:
         stamp = None  # let Explainer.load name the problem
-    key = (str(p.resolve()) if stamp else str(p), stamp, model.id, fingerprint(model), str(model.device), id(model))
-    if stamp is not None and key in _heads:
-        _heads.move_to_end(key)
-        return _heads[key], key
+    # token(model), not id(model): the logit maps cached under this key outlive the head and may outlive the
+    # model, whose id() a newer model can then reuse; a token is never handed out twice
+    key = (str(p.resolve()) if stamp else str(p), stamp, model.id, fingerprint(model), str(model.device), token(model))
+    cached = _lru_get(_heads, key) if stamp is not None else None
+    if cached is not None:
+        return cached, key
     exp = Explainer.load(p, model)  # refuses another classifier's checkpoint, a corrupt file...
     _lru_put(_heads, key, exp, 2)
     return exp, key
@@ -97,10 +114,9 @@ class ExplainerNet(Method):
     def maps_for(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
         """(K, h, w) class logit maps and (K,) class probabilities for one input, cached; and whether cached."""
         key = (self._key, _image_key(x))
-        if key in _maps:
-            _maps.move_to_end(key)
-            s, p = _maps[key]
-            return s, p, True
+        cached = _lru_get(_maps, key)
+        if cached is not None:
+            return cached[0], cached[1], True
         with torch.inference_mode():
             s, logits = self.explainer.logit_maps(x[:1])
         entry = (s[0], self.model.activate(logits[:1].float())[0])
@@ -110,7 +126,8 @@ class ExplainerNet(Method):
     @staticmethod
     def clear_cache() -> None:
         """Forget every cached logit map (the loaded heads stay)."""
-        _maps.clear()
+        with _lock:
+            _maps.clear()
 
     def masks(self, x: torch.Tensor, classes: list[int]) -> torch.Tensor:
         """(len(classes), H, W) masks in [0, 1] for any classes of input ``x`` (cached maps: cheap)."""
