@@ -190,6 +190,9 @@ class MainWindow(QMainWindow):
         self.add_action(f, "Export &view as PNG…", files.export_view_dialog)
         self.add_action(f, "Export &layers as .npy…", files.export_layers_dialog)
         self.add_action(f, "Export &figure grid…", files.export_figure_dialog)
+        self.export_size_menu = f.addMenu("Export &size")  # the photo's resolution or a DPI, for both exports
+        self.export_size_menu.aboutToShow.connect(lambda: files.fill_export_size(self.export_size_menu))
+        files.fill_export_size(self.export_size_menu)  # filled now too: the menu is never empty
         f.addSeparator()
         self.add_action(f, "&Quit", self.close, QKeySequence.Quit)
         r = mb.addMenu("&Run")
