@@ -60,6 +60,25 @@ def test_controls_are_generated_from_params(panel):
     assert "no hooks" in model.item(panel.combo.findData("hooky")).toolTip()
 
 
+def test_a_run_of_a_method_this_model_cannot_run_is_shown_with_run_disabled(panel, qtbot):
+    # a reopened session selects its run in the panel: its method may be one the loaded model cannot run
+    assert panel.run_btn.isEnabled()
+    panel.bind(7, "hooky", {"n": 40}, 0, "Hooky #7")
+    assert panel.method() == "hooky" and panel.values()["n"] == 40  # what the run was made with...
+    assert not panel.run_btn.isEnabled() and "no hooks" in panel.summary.text()  # ... but not offered to run
+    asked, said = [], []
+    panel.run_requested.connect(lambda *a: asked.append(a))
+    panel.invalid.connect(said.append)
+    panel.request_run()  # Ctrl+R
+    assert asked == [] and "no hooks" in said[-1]
+    panel.bind(8, "alpha_method", {}, 0, "Alpha #8")
+    assert panel.run_btn.isEnabled()
+    panel.set_catalog([_entry("alpha_method", available=False), _entry("hooky")])  # another model loaded
+    assert not panel.run_btn.isEnabled()
+    panel.set_catalog([])
+    assert not panel.run_btn.isEnabled()
+
+
 def test_value_slider_log_roundtrip(qtbot):
     s = ValueSlider(10, 10_000, 100, integer=True, log=True)
     qtbot.addWidget(s)

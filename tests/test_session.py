@@ -183,6 +183,24 @@ def test_session_file_roundtrip(session, tmp_path):
     assert nxt.id > max(session.runs)
 
 
+def test_a_session_file_keeps_the_class_names_and_predictions(session, tmp_path):
+    # a reopened session names its classes before its model has loaded again (not "class 967")
+    session.set_model_info({"id": "m"}, ["cat", "cup", "espresso"])
+    session.set_predictions([(2, "espresso", 0.7), (1, "cup", 0.2)])
+    session.set_target(1)
+    s2 = load_session(save_session(tmp_path / "s.json", session))
+    assert s2.labels == ["cat", "cup", "espresso"] and s2.predictions == [(2, "espresso", 0.7), (1, "cup", 0.2)]
+    assert s2.class_name(s2.target) == "cup"
+    doc = json.loads((tmp_path / "s.json").read_text())
+    doc["predictions"] = [[2, "espresso"]]  # damaged: named, refused whole
+    (tmp_path / "s.json").write_text(json.dumps(doc))
+    with pytest.raises(FileError, match="damaged session file"):
+        load_session(tmp_path / "s.json")
+    del doc["predictions"], doc["labels"]  # a file from before: read as before
+    (tmp_path / "s.json").write_text(json.dumps(doc))
+    assert load_session(tmp_path / "s.json").labels == []
+
+
 def test_session_file_from_before_batch_size(session, tmp_path):
     """Sessions written when the CAM and gradient methods called their batch parameter ``batch`` load with
     it as ``batch_size``, in the run and in its explanation, so re-running them is accepted."""

@@ -93,15 +93,20 @@ class FileActions:
             self.win.show_error(f"Cannot open the session — {exc}")
             return False
         s = self.win.session
+        other_model = other.model_choice != s.model_choice or not s.model_info
+        if other_model:  # first: the photo's predictions then come from the session's model
+            self.win.load_model(other.model_choice)  # never trusted: a file does not grant trust
         self.win.runs.set_image(other.image, other.image_path)
+        if other_model and other.labels:
+            self.win.show_labels(other.labels)  # until its model has loaded: classes named, not "class 967"
+        if other.predictions:
+            s.set_predictions(other.predictions)  # the session's own, at once; the model's replace them
         if other.image_path and Path(other.image_path).is_file():
             remember_image(self.win.settings, other.image_path)
         s.set_target(other.target)
         for run in other.runs.values():
             s.add_restored(run, other.layers_of(run))
         s.set_active_layer(other.active_layer_id)
-        if other.model_choice != s.model_choice or not s.model_info:
-            self.win.load_model(other.model_choice)  # never trusted: a file does not grant trust
         # the views (Compare, Evaluation) once their layers are back and their model is the session's (runs of
         # another model are stale and left out of Compare)
         for name in list(s.views):

@@ -62,6 +62,8 @@ class MainWindow(QMainWindow):
         self._relay = WorkerRelay(self.worker, self.runs, self)
         self._pending_select: int | None = None
         self._previous_choice: ModelChoice | None = None
+        self._labels_before: list[str] = []
+        self._asked_while_loading: set[int] = set()  # runs started since the last load_model
 
         # central: message bar + tabs (canvas, compare)
         self.messages = MessageBar()
@@ -128,6 +130,7 @@ class MainWindow(QMainWindow):
         # controller -> views
         runs.message.connect(self._on_notice)
         runs.started.connect(lambda run: panel.bind(run.id, label=run.label))
+        runs.started.connect(lambda run: self._asked_while_loading.add(run.id))
         runs.settled.connect(self.run_settled.emit)
         runs.catalog_changed.connect(self._on_catalog_changed)
         runs.predictions_shown.connect(self._on_predictions_shown)
@@ -275,6 +278,8 @@ class MainWindow(QMainWindow):
     def load_model(self, choice: ModelChoice, trust_pickle: bool = False) -> None:
         """Load ``choice``; ``trust_pickle`` only from a deliberate act here (CLI flag, confirmed checkbox)."""
         self._previous_choice = self.session.model_choice
+        self._labels_before = list(self.session.labels)  # the kept model's, should this one fail to load
+        self._asked_while_loading: set[int] = set()
         self.session.set_model_choice(choice)
         self.model_panel.show_choice(choice)
         self.worker.load_model(choice, trust_pickle)
@@ -290,6 +295,12 @@ class MainWindow(QMainWindow):
                 self.show_info("Model not loaded: trust was not confirmed")
                 return
         self.load_model(choice, trust)
+
+    def show_labels(self, labels: list[str]) -> None:
+        """Class names for the predictions, the target and the class pickers (a model's, or a reopened
+        session's until its model has loaded)."""
+        self.session.show_labels(labels)
+        self.method_panel.set_labels(labels)
 
     def confirm_trust(self, files: list[str]) -> bool:
         """Ask the person at the keyboard, naming each file, before anything may be unpickled."""
@@ -323,8 +334,10 @@ class MainWindow(QMainWindow):
     def _on_classifier_failed(self, msg: str) -> None:
         prev = self._previous_choice
         if prev is not None and self.session.model_info:  # the worker keeps the model it had
-            self.session.reassign_model(self.session.model_choice, prev)  # runs asked meanwhile ran on it
+            # runs asked meanwhile ran on it (not a reopened session's runs, computed on the model that failed)
+            self.session.reassign_model(self.session.model_choice, prev, self._asked_while_loading)
             self.session.set_model_choice(prev)
+            self.show_labels(self._labels_before)
             self.model_panel.show_choice(prev)
             # back to the model the worker kept (the status read "loading ..." until now)
             self._set_model_status(model_text(self.session.model_info) + " (kept)")

@@ -156,7 +156,6 @@ class MethodPanel(QWidget):
             idx = next((i for i in range(self.combo.count()) if model.item(i).isEnabled()), 0)
         self.combo.setCurrentIndex(idx)
         self._on_method(idx, keep_values=current == self.method())
-        self.run_btn.setEnabled(bool(entries))
 
     def set_layer_names(self, names: list[str], default: str | None = None) -> None:
         """The model's candidate layers and the one "auto" stands for (shown in the layer box)."""
@@ -195,6 +194,8 @@ class MethodPanel(QWidget):
                 form.removeRow(0)
         self.controls.clear()
         e = self.entry()
+        # a method the loaded model cannot run may still be shown (a reopened session's run), never run
+        self.run_btn.setEnabled(self.runnable())
         if e is None:
             return
         if not keep_values:
@@ -276,10 +277,18 @@ class MethodPanel(QWidget):
         if self.method() and changed:
             self.live_changed.emit(self.method(), self.values(), self.seed.value(), changed)
 
+    def runnable(self) -> bool:
+        """True when the method shown can run on the loaded model (the catalog says so)."""
+        e = self.entry()
+        return e is not None and bool(e.get("available", True))
+
     def request_run(self) -> None:
         """Ask for a run of the selected method with the values shown (the Run button, Ctrl+R)."""
-        if self.method():
+        if self.runnable():
             self.run_requested.emit(self.method(), self.values(), self.seed.value())
+        elif self.entry() is not None:
+            e = self.entry()
+            self.invalid.emit(f"{e['title']} cannot run on this model: {e.get('reason', '')}")
 
     # ------------------------------------------------------------------ progress
     def set_progress(self, frac: float | None, text: str = "") -> None:

@@ -188,10 +188,11 @@ class Session:
         """The runs of this image and model, oldest first."""
         return [r for r in self.runs.values() if not self.is_stale(r)]
 
-    def reassign_model(self, old: ModelChoice, new: ModelChoice) -> None:
-        """Runs asked of ``old`` were computed on ``new`` (``old`` failed to load and the worker kept ``new``)."""
+    def reassign_model(self, old: ModelChoice, new: ModelChoice, ids: set[int] | None = None) -> None:
+        """Runs asked of ``old`` were computed on ``new`` (``old`` failed to load and the worker kept ``new``);
+        ``ids``: only these runs (a reopened session's runs were computed on ``old`` itself, and stay its)."""
         for run in self.runs.values():
-            if run.model == old:
+            if run.model == old and (ids is None or run.id in ids):
                 run.model = new
 
     def set_model_info(self, info: dict, labels: list[str]) -> None:
@@ -200,6 +201,12 @@ class Session:
         if self.target is not None and not 0 <= self.target < len(self.labels):
             self.target = None
             self.target_changed.emit()
+        self.model_changed.emit()
+
+    def show_labels(self, labels: list[str]) -> None:
+        """Class names to show until the model's own arrive (``set_model_info``): a reopened session's, while
+        its model loads again, so its target reads as a class and not as "class 967"."""
+        self.labels = list(labels)
         self.model_changed.emit()
 
     def set_predictions(self, preds: list[tuple[int, str, float]]) -> None:
