@@ -161,6 +161,18 @@ def test_borex_refines_a_run_picked_from_the_list_and_refuses_a_removed_one(win,
     assert win.runs.start("borex", dict(borex.params)) is None  # a new run is refused the same way
 
 
+def test_borex_starts_on_the_rise_map_of_this_photo_and_class_when_there_is_one(win, qtbot):
+    _idle(win, qtbot)
+    panel = win.method_panel
+    rise = win.runs.start("rise", {"n": 32, "batch_size": 8}, 0, None)
+    qtbot.waitUntil(lambda: rise.status == "done", timeout=T)
+    assert panel.select("gradcam") and panel.select("borex")
+    picker = panel.controls["prior"].editor
+    assert panel.values()["prior"] == rise.label and picker.currentText().startswith(rise.label)  # not "run RISE first"
+    texts = [picker.itemText(i) for i in range(picker.count())]
+    assert f"the newest RISE ({rise.label})" in texts and "run RISE first" not in texts
+
+
 def test_class_picker_shares_the_list_and_refuses_an_unknown_name(win, qtbot):
     panel = win.method_panel
     assert panel.select("undesirable")

@@ -140,6 +140,8 @@ class MainWindow(QMainWindow):
         panel.cancel_requested.connect(runs.cancel_active)
         panel.invalid.connect(self.show_status)
         panel.prior_source = lambda: runs.prior_choices(panel.method(), panel.bound_run)
+        panel.prior_default = lambda: runs.default_prior(panel.method(), panel.bound_run)
+        runs.settled.connect(lambda _rid: panel.refresh_pickers())  # what "rise" stands for may have changed
         self.layer_panel.elapsed = runs.elapsed
         self.layer_panel.cancel_requested.connect(runs.cancel)
         self.layer_panel.remove_requested.connect(runs.remove)

@@ -55,6 +55,8 @@ class MethodPanel(QWidget):
         # the window's one class list (every class picker shares it) and the prior choices (set by the window)
         self.classes = ClassList(self)
         self.prior_source = lambda: []
+        # the prior a new refinement starts on (an existing map of this photo and class), None: the default
+        self.prior_default = lambda: None
         self.pickers = PickerContext(self.classes, lambda: self.prior_source())
         self.form_host = QWidget()
         host_lay = QVBoxLayout(self.form_host)
@@ -207,7 +209,10 @@ class MethodPanel(QWidget):
         self.summary.setToolTip(e.get("paper", ""))
         for p in e["params"]:
             choices = self.layer_names if p.kind == "layer" else self.pickers
-            c = ParamControl(p, old.get(p.name, p.default), choices)
+            value = old.get(p.name, p.default)
+            if p.picker == "prior" and p.name not in old:
+                value = self.prior_default() or value  # a RISE map of this class exists: refine it
+            c = ParamControl(p, value, choices)
             if p.kind == "layer":
                 c.set_auto_hint(getattr(self, "default_layer", None))
             c.changed.connect(self._on_changed)
@@ -221,6 +226,12 @@ class MethodPanel(QWidget):
         n_adv = sum(1 for p in e["params"] if p.advanced)
         self.adv_btn.setText(f"advanced ({n_adv})")
         self.adv_btn.setVisible(n_adv > 0)
+
+    def refresh_pickers(self) -> None:
+        """Re-read the prior lists (a run finished or went away: what "rise" stands for may have changed)."""
+        for c in self.controls.values():
+            if c.param.picker == "prior":
+                c.editor.refresh()
 
     def _prior_file_chosen(self, path: str) -> None:
         target = next((c for c in self.controls.values() if c.param.picker == "npy"), None)
