@@ -161,6 +161,9 @@ def test_presentation_shows_the_class_large_whole_meanings_whole_labels_and_a_st
         qtbot.wait(50)
         assert win.follow_up.isVisible() and win.messages.isVisible()
         assert place() == where
+        top = win.follow_up.mapTo(win, QPoint(0, 0)).y()
+        assert top > pres.headline.mapTo(win, QPoint(0, pres.headline.height())).y()  # never over the class
+        assert win.follow_up.label.font().pointSizeF() == win.font().pointSizeF()  # in the larger type
         win.follow_up.withdraw()
         win.messages.hide()
         qtbot.wait(50)

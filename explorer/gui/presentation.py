@@ -61,6 +61,14 @@ class FloatingBanners(QObject):
         self.box.setContentsMargins(6, 6, 6, 0)
         self.host.hide()
         self._home: list[tuple[QWidget, int, bool]] = []
+        self.below: QWidget | None = None  # the headline: the banners float under it, never over the class
+
+    def _set_type(self, font: QFont | None) -> None:
+        """The banners' text in ``font`` (None: the ordinary one). Their style sheets stop the window's larger
+        type from reaching them, so it is set on each of their widgets."""
+        for b in self.banners():
+            for child in b.findChildren(QWidget):
+                child.setFont(font if font is not None else QFont())
 
     def banners(self) -> list[QWidget]:
         return [self.win.messages, self.win.follow_up]
@@ -73,12 +81,17 @@ class FloatingBanners(QObject):
             self.box.addWidget(b)
             b.setVisible(shown)
             b.installEventFilter(self)
-        self.win.tabs.installEventFilter(self)
+        self._set_type(self.win.font())
+        for w in (self.win.tabs, self.below):
+            if w is not None:
+                w.installEventFilter(self)
         self.place()
 
     def dock(self) -> None:
         lay = self.win.centralWidget().layout()
-        self.win.tabs.removeEventFilter(self)
+        for w in (self.win.tabs, self.below):
+            if w is not None:
+                w.removeEventFilter(self)
         for b, index, _shown in sorted(self._home, key=lambda t: t[1]):
             b.removeEventFilter(self)
             shown = not b.isHidden()
@@ -86,6 +99,7 @@ class FloatingBanners(QObject):
             lay.insertWidget(index, b)
             b.setVisible(shown)
         self._home = []
+        self._set_type(None)
         self.host.hide()
 
     def place(self) -> None:
@@ -95,12 +109,16 @@ class FloatingBanners(QObject):
             return
         w = self.win.tabs.width()
         h = self.box.heightForWidth(w) if self.box.hasHeightForWidth() else self.box.sizeHint().height()
-        self.host.setGeometry(0, 0, w, h)
+        top = 0
+        if self.below is not None and self.below.isVisible():
+            top = self.below.mapTo(self.win.tabs, self.below.rect().bottomLeft()).y() + 1
+        self.host.setGeometry(0, top, w, h)
         self.host.show()
         self.host.raise_()
 
     def eventFilter(self, obj, event) -> bool:
-        kinds = (QEvent.Resize,) if obj is self.win.tabs else (QEvent.Show, QEvent.Hide, QEvent.LayoutRequest)
+        kinds = (QEvent.Resize, QEvent.Move) if obj in (self.win.tabs, self.below) else (
+            QEvent.Show, QEvent.Hide, QEvent.LayoutRequest)
         if event.type() in kinds:
             self.place()
         return False
@@ -121,6 +139,7 @@ class Presentation(QObject):
         self.headline.hide()
         win.canvas.layout().insertWidget(0, self.headline)
         self.banners = FloatingBanners(win)
+        self.banners.below = self.headline
         s = win.session
         for sig in (s.active_layer_changed, s.run_changed, s.target_changed):
             sig.connect(lambda *_: self.refresh_headline())
