@@ -123,6 +123,10 @@ def test_presentation_shows_the_class_large_whole_meanings_whole_labels_and_a_st
         # the class the map explains, large, above the canvas
         assert pres.headline.isVisible() and pres.headline.cls.text() == grad.explanation.target_name
         assert pres.headline.cls.font().pointSizeF() >= 1.5 * win.font().pointSizeF()
+        width = win.width()
+        pres.headline.show_text("Egyptian cat", "Undesirable pixels (target-hindering) #4 · " * 8)
+        assert win.width() == width and "…" in pres.headline.run.text()  # a long run name never widens the window
+        pres.refresh_headline()
         # every layer row's meaning whole, wrapped to the list's width in the larger type
         tree = win.layer_panel.tree
 

@@ -12,8 +12,8 @@ Toggling changes widgets only: a run in progress keeps streaming and nothing in 
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtGui import QAction, QFont, QKeySequence, QShortcut
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtGui import QAction, QFont, QFontMetrics, QKeySequence, QShortcut
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from explorer.session import teaching
 from explorer.session.priors import run_class
@@ -24,29 +24,48 @@ KEEP_DOCK = "Layers"
 
 
 class Headline(QWidget):
-    """Above the canvas in presentation mode: the class the shown map explains, large, and the run beside it."""
+    """Above the canvas in presentation mode: the class the shown map explains, large, and the run beside it.
+
+    The texts are elided to the width there is (the run's first), so a long run name never widens the window."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.cls = QLabel()
         self.run = QLabel()
-        self.run.setTextFormat(Qt.PlainText)
-        self.cls.setTextFormat(Qt.PlainText)
+        for label in (self.cls, self.run):
+            label.setTextFormat(Qt.PlainText)
+        self.cls.setSizePolicy(QSizePolicy.Fixed, QSizePolicy.Preferred)
+        self.run.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+        self._texts = ("", "")
         lay = QHBoxLayout(self)
         lay.setContentsMargins(8, 2, 8, 2)
         lay.addWidget(self.cls)
-        lay.addWidget(self.run, 0, Qt.AlignBottom)
-        lay.addStretch(1)
+        lay.addWidget(self.run, 1, Qt.AlignBottom)
 
     def set_scale(self, base) -> None:
         f = QFont(base)
         f.setPointSizeF(base.pointSizeF() * HEADLINE_SCALE)
         f.setBold(True)
         self.cls.setFont(f)
+        self._fit()
 
     def show_text(self, cls: str, run: str) -> None:
+        self._texts = (cls, run)
+        self.cls.setToolTip(cls)
+        self.run.setToolTip(run)
+        self._fit()
+
+    def _fit(self) -> None:
+        room = max(0, self.width() - 16 - self.layout().spacing())
+        cls = QFontMetrics(self.cls.font()).elidedText(self._texts[0], Qt.ElideRight, room)
         self.cls.setText(cls)
-        self.run.setText(run)
+        self.cls.setFixedWidth(QFontMetrics(self.cls.font()).horizontalAdvance(cls) + 6)
+        rest = max(0, room - self.cls.width())
+        self.run.setText(QFontMetrics(self.run.font()).elidedText(self._texts[1], Qt.ElideMiddle, rest))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit()
 
 
 class FloatingBanners(QObject):
