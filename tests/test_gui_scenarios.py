@@ -130,6 +130,8 @@ def test_a_researcher_compares_methods_and_evaluates_them(win, qtbot):
     assert all(name in tab.panel.legend.text() for name in tab.panel.labels())  # the legend beside the plots
     win.tabs.setCurrentWidget(win.canvas)
     assert win.docks["Predictions"].isVisible()  # back on the canvas, the docks return
+    qtbot.wait(100)
+    assert win.width() == 1600  # ... and the window keeps its width (the plots' minimum widened it)
 
 
 def test_a_researcher_with_their_own_model(win, qtbot, tmp_path):
