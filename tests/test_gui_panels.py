@@ -74,7 +74,10 @@ def test_a_run_of_a_method_this_model_cannot_run_is_shown_with_run_disabled(pane
     panel.bind(8, "alpha_method", {}, 0, "Alpha #8")
     assert panel.run_btn.isEnabled()
     panel.set_catalog([_entry("alpha_method", available=False), _entry("hooky")])  # another model loaded
-    assert not panel.run_btn.isEnabled()
+    assert panel.method() == "alpha_method" and not panel.run_btn.isEnabled()  # the bound run's method stays
+    panel.bind(None)
+    panel.set_catalog([_entry("alpha_method", available=False), _entry("hooky")])
+    assert panel.method() == "hooky" and panel.run_btn.isEnabled()  # no run holds it: one this model runs
     panel.set_catalog([])
     assert not panel.run_btn.isEnabled()
 

@@ -154,7 +154,8 @@ class MethodPanel(QWidget):
                 item.setToolTip(tip)
         self.combo.blockSignals(False)
         idx = self.combo.findData(current) if current else -1
-        if idx < 0:
+        if idx < 0 or (self.bound_run is None and not model.item(idx).isEnabled()):
+            # nothing is shown, or a method this model cannot run that no run holds: the first one it can
             idx = next((i for i in range(self.combo.count()) if model.item(i).isEnabled()), 0)
         self.combo.setCurrentIndex(idx)
         self._on_method(idx, keep_values=current == self.method())
