@@ -152,3 +152,30 @@ def test_none_survives_many_void_qt_calls():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-1000:]
+
+
+def test_a_session_opened_while_its_model_loads_names_its_classes_and_loads_it_once(qtbot, tmp_path, monkeypatch):
+    # `explorer --session FILE` at launch: the window asks for the model, then opens the session of that model
+    from PySide6.QtCore import QSettings
+
+    from explorer.gui.main_window import MainWindow
+    from explorer.io.session_file import save_session
+    from explorer.session.model_choice import ModelChoice
+
+    saved = Session()
+    saved.set_image(np.full((30, 40, 3), 90, np.uint8), "photo.png")
+    saved.set_model_info({"id": "efficientnet_lite0"}, ["tench", "goldfish", "espresso"])
+    saved.set_predictions([(2, "espresso", 0.8), (1, "goldfish", 0.1)])
+    saved.set_target(1)
+    path = save_session(tmp_path / "s.json", saved)
+
+    win = MainWindow(settings=QSettings(str(tmp_path / "qs.ini"), QSettings.IniFormat))
+    qtbot.addWidget(win)
+    asked = []
+    monkeypatch.setattr(win.worker, "load_model", lambda choice, trust=False: asked.append(choice))
+    win.load_model(ModelChoice())  # the launch's load, not finished yet
+    assert win.files.open_session(str(path))
+    assert asked == [ModelChoice()]  # not a second time
+    assert win.target_status.text() == "target: goldfish"  # not "class 1"
+    assert win.predictions.top.topLevelItemCount() == 2 and "goldfish" in win.predictions.target_label.text()
+    assert win.method_panel.classes.rowCount() == 4  # the class pickers too ("auto" + 3)

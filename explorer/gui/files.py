@@ -93,11 +93,14 @@ class FileActions:
             self.win.show_error(f"Cannot open the session — {exc}")
             return False
         s = self.win.session
-        other_model = other.model_choice != s.model_choice or not s.model_info
+        # its model, unless it is the one loaded or being loaded (`explorer --session` at launch: loading twice
+        # doubled the wait)
+        other_model = other.model_choice != s.model_choice or (
+            not s.model_info and self.win.loading != other.model_choice)
         if other_model:  # first: the photo's predictions then come from the session's model
             self.win.load_model(other.model_choice)  # never trusted: a file does not grant trust
         self.win.runs.set_image(other.image, other.image_path)
-        if other_model and other.labels:
+        if other.labels and (other_model or not s.model_info):
             self.win.show_labels(other.labels)  # until its model has loaded: classes named, not "class 967"
         if other.predictions:
             s.set_predictions(other.predictions)  # the session's own, at once; the model's replace them

@@ -64,6 +64,7 @@ class MainWindow(QMainWindow):
         self._previous_choice: ModelChoice | None = None
         self._labels_before: list[str] = []
         self._asked_while_loading: set[int] = set()  # runs started since the last load_model
+        self.loading: ModelChoice | None = None  # the model the worker is loading now, if any
 
         # central: message bar + tabs (canvas, compare)
         self.messages = MessageBar()
@@ -282,6 +283,7 @@ class MainWindow(QMainWindow):
         self._previous_choice = self.session.model_choice
         self._labels_before = list(self.session.labels)  # the kept model's, should this one fail to load
         self._asked_while_loading: set[int] = set()
+        self.loading = choice
         self.session.set_model_choice(choice)
         self.model_panel.show_choice(choice)
         self.worker.load_model(choice, trust_pickle)
@@ -322,6 +324,7 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_classifier_loaded(self, d: dict) -> None:
         info = d["info"]
+        self.loading = None
         memory.remember_model(self.settings, self.session.model_choice)  # it loads: the next launch's model
         self.session.set_model_info(info, d["labels"])
         self.method_panel.set_labels(d["labels"])
@@ -334,6 +337,7 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _on_classifier_failed(self, msg: str) -> None:
+        self.loading = None
         prev = self._previous_choice
         if prev is not None and self.session.model_info:  # the worker keeps the model it had
             # runs asked meanwhile ran on it (not a reopened session's runs, computed on the model that failed)
