@@ -72,6 +72,7 @@ def setup():
     ctl.started.connect(started.append)
     ctl.on_catalog(CATALOG)
     ctl.set_image(np.zeros((8, 8, 3), np.uint8), "img.png")
+    ctl.on_predictions([(3, "cat", 0.9), (5, "dog", 0.05)], ctl.image_token)  # the photo's top-1 is class 3
     return session, ex, ctl, said, settled, started
 
 

@@ -264,6 +264,34 @@ def test_exports_and_comparison(fresh, qtbot, tmp_path):
     assert {a.id, b.id} == set(win.session.runs)
 
 
+def test_exports_at_a_chosen_dpi_from_the_export_size_menu(fresh, qtbot, tmp_path):
+    from PIL import Image
+
+    win = fresh
+    _settle(win, qtbot, _run_via_panel(win, qtbot, "gradient"))
+    menu = win.export_size_menu
+    try:
+        win.files.fill_export_size(menu)
+        assert next(a for a in menu.actions() if "photo's resolution" in a.text()).isChecked()
+        next(a for a in menu.actions() if a.text().startswith("300 DPI")).trigger()
+        assert win.files.export_size().dpi == 300
+        assert win.files.export_view(str(tmp_path / "view.png"))
+        im = Image.open(tmp_path / "view.png")
+        assert im.size[0] == 3000 and im.info["dpi"] == pytest.approx((300, 300), abs=0.05)  # 10 in at 300 DPI
+        assert "300 DPI" in win.statusBar().currentMessage()
+        win.files.fill_export_size(menu)  # the menu shows the choice, which is remembered
+        assert next(a for a in menu.actions() if a.text().startswith("300 DPI")).isChecked()
+        assert not win.files.set_export_dpi(5) and win.files.export_size().dpi == 300  # refused, kept
+        win.tabs.setCurrentWidget(win.compare)
+        qtbot.waitUntil(lambda: len(win.compare.views) >= 1, timeout=T)
+        assert win.files.export_figure(str(tmp_path / "fig.png"))
+        assert Image.open(tmp_path / "fig.png").size[0] == 3000
+    finally:
+        win.files.set_export_dpi(None)
+        win.tabs.setCurrentWidget(win.canvas)
+    assert win.files.export_size().dpi is None
+
+
 def test_window_opens_before_torch_is_imported():
     code = (
         "import sys\n"

@@ -60,6 +60,28 @@ def test_controls_are_generated_from_params(panel):
     assert "no hooks" in model.item(panel.combo.findData("hooky")).toolTip()
 
 
+def test_a_run_of_a_method_this_model_cannot_run_is_shown_with_run_disabled(panel, qtbot):
+    # a reopened session selects its run in the panel: its method may be one the loaded model cannot run
+    assert panel.run_btn.isEnabled()
+    panel.bind(7, "hooky", {"n": 40}, 0, "Hooky #7")
+    assert panel.method() == "hooky" and panel.values()["n"] == 40  # what the run was made with...
+    assert not panel.run_btn.isEnabled() and "no hooks" in panel.summary.text()  # ... but not offered to run
+    asked, said = [], []
+    panel.run_requested.connect(lambda *a: asked.append(a))
+    panel.invalid.connect(said.append)
+    panel.request_run()  # Ctrl+R
+    assert asked == [] and "no hooks" in said[-1]
+    panel.bind(8, "alpha_method", {}, 0, "Alpha #8")
+    assert panel.run_btn.isEnabled()
+    panel.set_catalog([_entry("alpha_method", available=False), _entry("hooky")])  # another model loaded
+    assert panel.method() == "alpha_method" and not panel.run_btn.isEnabled()  # the bound run's method stays
+    panel.bind(None)
+    panel.set_catalog([_entry("alpha_method", available=False), _entry("hooky")])
+    assert panel.method() == "hooky" and panel.run_btn.isEnabled()  # no run holds it: one this model runs
+    panel.set_catalog([])
+    assert not panel.run_btn.isEnabled()
+
+
 def test_value_slider_log_roundtrip(qtbot):
     s = ValueSlider(10, 10_000, 100, integer=True, log=True)
     qtbot.addWidget(s)
@@ -155,3 +177,30 @@ def test_none_survives_many_void_qt_calls():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-1000:]
+
+
+def test_a_session_opened_while_its_model_loads_names_its_classes_and_loads_it_once(qtbot, tmp_path, monkeypatch):
+    # `explorer --session FILE` at launch: the window asks for the model, then opens the session of that model
+    from PySide6.QtCore import QSettings
+
+    from explorer.gui.main_window import MainWindow
+    from explorer.io.session_file import save_session
+    from explorer.session.model_choice import ModelChoice
+
+    saved = Session()
+    saved.set_image(np.full((30, 40, 3), 90, np.uint8), "photo.png")
+    saved.set_model_info({"id": "efficientnet_lite0"}, ["tench", "goldfish", "espresso"])
+    saved.set_predictions([(2, "espresso", 0.8), (1, "goldfish", 0.1)])
+    saved.set_target(1)
+    path = save_session(tmp_path / "s.json", saved)
+
+    win = MainWindow(settings=QSettings(str(tmp_path / "qs.ini"), QSettings.IniFormat))
+    qtbot.addWidget(win)
+    asked = []
+    monkeypatch.setattr(win.worker, "load_model", lambda choice, trust=False: asked.append(choice))
+    win.load_model(ModelChoice())  # the launch's load, not finished yet
+    assert win.files.open_session(str(path))
+    assert asked == [ModelChoice()]  # not a second time
+    assert win.target_status.text() == "target: goldfish"  # not "class 1"
+    assert win.predictions.top.topLevelItemCount() == 2 and "goldfish" in win.predictions.target_label.text()
+    assert win.method_panel.classes.rowCount() == 4  # the class pickers too ("auto" + 3)

@@ -130,6 +130,8 @@ def test_a_researcher_compares_methods_and_evaluates_them(win, qtbot):
     assert all(name in tab.panel.legend.text() for name in tab.panel.labels())  # the legend beside the plots
     win.tabs.setCurrentWidget(win.canvas)
     assert win.docks["Predictions"].isVisible()  # back on the canvas, the docks return
+    qtbot.wait(100)
+    assert win.width() == 1600  # ... and the window keeps its width (the plots' minimum widened it)
 
 
 def test_a_researcher_with_their_own_model(win, qtbot, tmp_path):
@@ -165,3 +167,32 @@ def test_a_researcher_with_their_own_model(win, qtbot, tmp_path):
     plan = memory.start_plan(settings, None, None, ModelChoice(), screenshot=False)
     assert plan.choice.spec == "torchvision:resnet18" and plan.choice.weights == str(weights)
     assert plan.image.endswith("chelsea.png") and plan.remembered
+
+
+def test_a_reopened_session_names_its_classes_at_once_while_its_model_loads(win, qtbot, tmp_path):
+    import json
+
+    s = win.session
+    target, name, _p = s.predictions[1]  # the second class, picked by hand
+    s.set_target(target)
+    win.runs.start("gradcam", {}, 0, None)
+    _idle(win, qtbot)
+    saved_predictions, labels = list(s.predictions), list(s.labels)
+    session_file = tmp_path / "colleague.json"
+    assert win.files.save_session(str(session_file))
+    doc = json.loads(session_file.read_text())
+    doc["model"]["spec"] = str(tmp_path / "their_model.onnx")  # a colleague's model, not on this machine
+    session_file.write_text(json.dumps(doc))
+
+    assert win.files.open_session(str(session_file))
+    # at once, while its model loads: the session's predictions and its class named (not "class 967")
+    assert s.predictions == saved_predictions and win.predictions.top.topLevelItemCount() == len(saved_predictions)
+    assert win.target_status.text() == f"target: {name}" and name in win.predictions.target_label.text()
+    assert str(session_file) in win.files.recent_files()  # in Open recent
+    restored = next(r for r in s.runs.values() if r.method == "gradcam")
+    assert not s.is_stale(restored)
+
+    qtbot.waitUntil(lambda: "their_model.onnx" in win.messages.text(), timeout=T)  # it does not load here
+    # the kept model's names again, and the restored maps belong to the model that made them: marked, hidden
+    assert s.labels == labels and s.is_stale(restored) and restored.id not in _visible_runs(win)
+    assert win.layer_panel.run_items[restored.id].text(1) == "other model"

@@ -108,13 +108,84 @@ def test_presentation_keys_step_through_runs_and_classes(win, qtbot):
     assert [l.visible for l in win.session.layers] == before and not pres.active
 
 
+def test_presentation_shows_the_class_large_whole_meanings_whole_labels_and_a_still_canvas(win, qtbot):
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QFontMetrics
+
+    from explorer.gui.layer_help import help_for, meaning_width
+
+    _idle(win, qtbot)
+    s, pres = win.session, win.presentation
+    grad = next(r for r in s.runs.values() if r.method == "gradcam")
+    pres.set_active(True)
+    try:
+        win.show_run(grad.id)
+        # the class the map explains, large, above the canvas
+        assert pres.headline.isVisible() and pres.headline.cls.text() == grad.explanation.target_name
+        assert pres.headline.cls.font().pointSizeF() >= 1.5 * win.font().pointSizeF()
+        width = win.width()
+        pres.headline.show_text("Egyptian cat", "Undesirable pixels (target-hindering) #4 · " * 8)
+        assert win.width() == width and "…" in pres.headline.run.text()  # a long run name never widens the window
+        pres.refresh_headline()
+        # every layer row's meaning whole, wrapped to the list's width in the larger type
+        tree = win.layer_panel.tree
+
+        def rows_fit():
+            fm, width = QFontMetrics(tree.font()), meaning_width(tree)
+            return all(fm.horizontalAdvance(line) <= width for it in win.layer_panel.layer_items.values()
+                       for line in it.text(0).split("\n")[1:])
+        qtbot.waitUntil(rows_fit, timeout=5000)
+        for lid, it in win.layer_panel.layer_items.items():
+            meaning = help_for(win, s.layer(lid)).line()
+            assert " ".join(it.text(0).split("\n", 1)[1].split()) == " ".join(meaning.split())
+        # the colour bar's labels get the room their text needs (no clipped minus) and its captions a line each
+        signed = s.layers_of(grad)[1]
+        s.set_active_layer(signed.id)
+        bar = win.canvas.colorbar
+        for lo in (bar.lo, -1.2345e-05):
+            bar.set_scale(bar.cmap, lo, bar.hi, bar.title, True, bar.note or "0 = no evidence")
+            g, fm = bar.geometry_for(bar.width()), QFontMetrics(bar.font())
+            assert fm.horizontalAdvance(bar.labels()[0]) <= g["lo"].width() and g["lo"].left() >= 0
+            assert g["title"].height() >= fm.height() and g["title"].bottom() < g["note"].top()
+            assert bar.height() > g["note"].bottom()
+        # a banner coming or going does not move the canvas
+        view = win.canvas.view
+
+        def place():
+            return view.mapTo(win, QPoint(0, 0)), view.size()
+
+        def settled():  # the docks and fonts of presentation mode are laid out after the toggle
+            before = place()
+            qtbot.wait(100)
+            return place() == before
+        qtbot.waitUntil(settled, timeout=5000)
+        where = place()
+        win.follow_up.offer("Next: RISE, which streams", "Run RISE", lambda: None, None)
+        win.messages.show_message("a message for the room", "info")
+        qtbot.wait(50)
+        assert win.follow_up.isVisible() and win.messages.isVisible()
+        assert place() == where
+        top = win.follow_up.mapTo(win, QPoint(0, 0)).y()
+        assert top > pres.headline.mapTo(win, QPoint(0, pres.headline.height())).y()  # never over the class
+        assert win.follow_up.label.font().pointSizeF() == win.font().pointSizeF()  # in the larger type
+        win.follow_up.withdraw()
+        win.messages.hide()
+        qtbot.wait(50)
+        assert place() == where
+    finally:
+        pres.set_active(False)
+    lay = win.centralWidget().layout()
+    assert lay.indexOf(win.messages) >= 0 and lay.indexOf(win.follow_up) > lay.indexOf(win.messages)
+    assert not pres.headline.isVisible()
+
+
 def test_layer_rows_explain_themselves_and_the_colour_bar_says_what_0_means(win, qtbot):
     _idle(win, qtbot)
     grad = next(r for r in win.session.runs.values() if r.method == "gradcam")
     salient, signed = win.session.layers_of(grad)
     item = win.layer_panel.layer_items[salient.id]
-    assert "support the target class" in item.text(0)
-    assert "before its ReLU" in win.layer_panel.layer_items[signed.id].text(0)
+    assert "support the target class" in " ".join(item.text(0).split())  # (wrapped to the list's width)
+    assert "before its ReLU" in " ".join(win.layer_panel.layer_items[signed.id].text(0).split())
     btn = win.layer_panel.tree.itemWidget(win.layer_panel.layer_items[signed.id], 1)
     assert btn is not None and btn.text() == "?"
     qtbot.mouseClick(btn, Qt.LeftButton)
@@ -159,6 +230,18 @@ def test_borex_refines_a_run_picked_from_the_list_and_refuses_a_removed_one(win,
     qtbot.waitUntil(lambda: "removed" in win.statusBar().currentMessage(), timeout=5000)
     assert borex.explanation is exp and borex.generation == gen and borex.status == "done"
     assert win.runs.start("borex", dict(borex.params)) is None  # a new run is refused the same way
+
+
+def test_borex_starts_on_the_rise_map_of_this_photo_and_class_when_there_is_one(win, qtbot):
+    _idle(win, qtbot)
+    panel = win.method_panel
+    rise = win.runs.start("rise", {"n": 32, "batch_size": 8}, 0, None)
+    qtbot.waitUntil(lambda: rise.status == "done", timeout=T)
+    assert panel.select("gradcam") and panel.select("borex")
+    picker = panel.controls["prior"].editor
+    assert panel.values()["prior"] == rise.label and picker.currentText().startswith(rise.label)  # not "run RISE first"
+    texts = [picker.itemText(i) for i in range(picker.count())]
+    assert f"the newest RISE ({rise.label})" in texts and "run RISE first" not in texts
 
 
 def test_class_picker_shares_the_list_and_refuses_an_unknown_name(win, qtbot):

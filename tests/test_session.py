@@ -183,6 +183,24 @@ def test_session_file_roundtrip(session, tmp_path):
     assert nxt.id > max(session.runs)
 
 
+def test_a_session_file_keeps_the_class_names_and_predictions(session, tmp_path):
+    # a reopened session names its classes before its model has loaded again (not "class 967")
+    session.set_model_info({"id": "m"}, ["cat", "cup", "espresso"])
+    session.set_predictions([(2, "espresso", 0.7), (1, "cup", 0.2)])
+    session.set_target(1)
+    s2 = load_session(save_session(tmp_path / "s.json", session))
+    assert s2.labels == ["cat", "cup", "espresso"] and s2.predictions == [(2, "espresso", 0.7), (1, "cup", 0.2)]
+    assert s2.class_name(s2.target) == "cup"
+    doc = json.loads((tmp_path / "s.json").read_text())
+    doc["predictions"] = [[2, "espresso"]]  # damaged: named, refused whole
+    (tmp_path / "s.json").write_text(json.dumps(doc))
+    with pytest.raises(FileError, match="damaged session file"):
+        load_session(tmp_path / "s.json")
+    del doc["predictions"], doc["labels"]  # a file from before: read as before
+    (tmp_path / "s.json").write_text(json.dumps(doc))
+    assert load_session(tmp_path / "s.json").labels == []
+
+
 def test_session_file_from_before_batch_size(session, tmp_path):
     """Sessions written when the CAM and gradient methods called their batch parameter ``batch`` load with
     it as ``batch_size``, in the run and in its explanation, so re-running them is accepted."""
@@ -240,6 +258,45 @@ def test_figure_for_slides_keeps_the_photo_resolution_draws_colour_bars_and_only
     below = fig[10 + 24 + 300 + 8: 10 + 24 + 300 + 20, 10: 10 + 451]  # the first tile's bar, under it
     assert (np.abs(below.astype(int) - 255).sum(axis=2) > 60).any()  # coloured, not white
     assert slug("chelsea", "Grad-CAM", "Egyptian cat") == "chelsea_grad-cam_egyptian-cat"
+
+
+def test_export_at_a_chosen_dpi_is_that_many_inches_wide_and_records_the_dpi(tmp_path):
+    from PIL import Image
+
+    from explorer.io.export import save_png
+    from explorer.session.figure import SLIDE_INCHES, ExportSize
+
+    photo = np.full((300, 451, 3), 128, np.uint8)
+    tiles = [(photo, "salient — RISE #2"), (photo, "salient — Grad-CAM #1")]
+    assert ExportSize().width_px() is None and "photo" in ExportSize().text()
+    size = ExportSize(150)
+    fig = figure_grid(tiles, cols=2, tile_width=None, width=size.width_px())
+    assert fig.shape[1] == 150 * SLIDE_INCHES  # the whole figure, whatever the photo's size
+    save_png(tmp_path / "f.png", fig, size.dpi)
+    # (the PNG stores pixels per metre: the DPI comes back rounded)
+    assert Image.open(tmp_path / "f.png").info["dpi"] == pytest.approx((150, 150), abs=0.05)
+    with pytest.raises(ValueError, match="between 30 and 1200"):
+        ExportSize(5000)
+    with pytest.raises(ValueError, match="no room"):
+        figure_grid(tiles * 20, cols=40, tile_width=None, width=300)
+
+
+def test_the_view_figure_names_each_layer_with_its_own_class_and_leaves_no_letterbox(session):
+    from explorer.session.figure import ExportSize, view_figure, view_tile
+
+    cat = session.new_run("rise", {"n": 10}, target=3)
+    session.accept(cat.id, 1, _exp(), done=True)
+    cup = session.new_run("gradcam", {}, target=968)
+    exp = _exp(seed=1, method="gradcam")
+    exp.target, exp.target_name = 968, "cup"
+    session.accept(cup.id, 1, exp, done=True)
+    for layer in session.layers:
+        session.set_layer(layer, visible=layer.name == "salient")
+    rgb, title, bars = view_tile(session)
+    assert rgb.shape == session.image.shape  # the photo, not the widget
+    assert "RISE" in title or "rise" in title
+    assert title.count("cat") == 1 and title.count("cup") == 1 and len(bars) == 2  # each map its own class
+    assert view_figure(session).shape[1] == 60 + 20 and view_figure(session, ExportSize(100)).shape[1] == 1000
 
 
 def test_display_map_subsamples_big_maps_only():

@@ -25,6 +25,7 @@ def _exp(method="gradcam", layers=("salient", "signed"), value=1.0):
 def session():
     s = Session()
     s.set_image(np.zeros((16, 16, 3), np.uint8), "img.png")
+    s.set_predictions([(3, "cat", 0.9), (5, "dog", 0.05)])
     return s
 
 
@@ -60,6 +61,29 @@ def test_priors_for_resolves_run_references_to_that_very_map(session):
     borex.params["prior"] = "gradcam #2"
     assert float(priors.priors_for(session, borex)["gradcam #2"][0, 0]) == 5.0
     assert a.id != b.id
+
+
+def test_a_refinement_starts_on_an_existing_map_of_this_photo_model_and_class(session):
+    from explorer.session.model_choice import ModelChoice
+
+    methods = ["rise", "gradcam", "integrated_gradients"]
+    assert priors.default_prior(session, methods) is None  # nothing yet: the parameter's default, run RISE first
+    _done(session, "integrated_gradients", "IG", layers=("signed",))
+    assert priors.default_prior(session, methods) is None  # a signed map does not rank evidence
+    cam = _done(session)
+    assert priors.default_prior(session, methods) == cam.label  # another salient map, when there is no RISE
+    rise = _done(session, "rise", "RISE", layers=("salient", "uncertainty"))
+    dog = session.new_run("rise", {}, target=5, title="RISE")  # another class's RISE, newer
+    session.accept(dog.id, 1, _exp("rise", layers=("salient", "uncertainty"), value=9.0), done=True)
+    assert priors.default_prior(session, methods) == rise.label  # RISE of this class first
+    c = {x.value: x.text for x in priors.choices(session, [("rise", "RISE")])}
+    assert c["rise"] == f"the newest RISE ({rise.label})" and dog.label not in c  # "run RISE first" no more
+    borex = session.new_run("borex", {"prior": "rise"})
+    assert float(priors.priors_for(session, borex)["rise"][0, 0]) == 1.0  # by name: this class's, not dog's
+    session.set_target(5)
+    assert priors.default_prior(session, methods) == dog.label
+    session.set_model_choice(ModelChoice("resnet18"))  # another model: its maps are not this one's
+    assert priors.default_prior(session, methods) is None
 
 
 def test_check_prior_refuses_removed_failed_unfinished_and_missing_layers(session):

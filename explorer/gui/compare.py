@@ -31,7 +31,7 @@ from explorer.evaluation import agreement  # numpy only: no torch in the GUI
 from explorer.gui.widgets import Debouncer
 from explorer.session import render
 from explorer.session.document import DisplayLayer, Session
-from explorer.session.figure import figure_grid
+from explorer.session.figure import ExportSize, figure_grid
 
 TITLE_PX = 22  # the height of a tile's title row
 
@@ -294,9 +294,9 @@ class CompareWidget(QWidget):
         self.agreement = {"spearman": rho, "topk_iou": iou, "k": k}
         self.figures.setText(f"Spearman ρ = {rho:.3f}\ntop-{k:g}% IoU = {iou:.3f}")
 
-    def figure(self) -> np.ndarray:
-        """The chosen maps for a slide: at the photo's resolution, each titled with its method, map and class
-        and with its colour bar (the levels the grid shows), RGB uint8."""
+    def figure(self, size: ExportSize = ExportSize()) -> np.ndarray:
+        """The chosen maps for a slide: at the photo's resolution (or ``size``), each titled with its method,
+        map and class and with its colour bar (the levels the grid shows), RGB uint8."""
         from explorer.session.figure import Bar
 
         layers = self.chosen()
@@ -306,12 +306,12 @@ class CompareWidget(QWidget):
             m = self.session.layer_data(layer)
             lo, hi = lv.get(layer.id) or render.levels(layer.signed, render.stats(m), layer.clip, layer.floor)
             tiles.append((rgb, self.title(layer), [Bar(layer.colormap, lo, hi, layer.signed, layer.name)]))
-        return figure_grid(tiles, cols=min(len(tiles), 3), tile_width=None)
+        return figure_grid(tiles, cols=min(len(tiles), 3), tile_width=None, width=size.width_px())
 
-    def export_figure(self, path: str) -> tuple[int, int]:
-        """Write ``figure()`` as a PNG; its (width, height)."""
+    def export_figure(self, path: str, size: ExportSize = ExportSize()) -> tuple[int, int]:
+        """Write ``figure(size)`` as a PNG (recording ``size``'s DPI); its (width, height)."""
         from explorer.io.export import save_png
 
-        fig = self.figure()
-        save_png(path, fig)
+        fig = self.figure(size)
+        save_png(path, fig, size.dpi)
         return fig.shape[1], fig.shape[0]

@@ -17,6 +17,8 @@ IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in SUFFIXES) + ");;All files 
 SESSION_FILTER = "Explorer session (*.json);;All files (*)"
 RECENT = 10
 EXPORT_DIR_KEY = "last/export_dir"  # where the last export went: the next one's dialog opens there
+EXPORT_DPI_KEY = "export/dpi"  # 0: figures at the photo's resolution; else this DPI, SLIDE_INCHES wide
+EXPORT_DPIS = (150, 300)
 
 
 class FileActions:
@@ -91,15 +93,23 @@ class FileActions:
             self.win.show_error(f"Cannot open the session — {exc}")
             return False
         s = self.win.session
+        # its model, unless it is the one loaded or being loaded (`explorer --session` at launch: loading twice
+        # doubled the wait)
+        other_model = other.model_choice != s.model_choice or (
+            not s.model_info and self.win.loading != other.model_choice)
+        if other_model:  # first: the photo's predictions then come from the session's model
+            self.win.load_model(other.model_choice)  # never trusted: a file does not grant trust
         self.win.runs.set_image(other.image, other.image_path)
+        if other.labels and (other_model or not s.model_info):
+            self.win.show_labels(other.labels)  # until its model has loaded: classes named, not "class 967"
+        if other.predictions:
+            s.set_predictions(other.predictions)  # the session's own, at once; the model's replace them
         if other.image_path and Path(other.image_path).is_file():
             remember_image(self.win.settings, other.image_path)
         s.set_target(other.target)
         for run in other.runs.values():
             s.add_restored(run, other.layers_of(run))
         s.set_active_layer(other.active_layer_id)
-        if other.model_choice != s.model_choice or not s.model_info:
-            self.win.load_model(other.model_choice)  # never trusted: a file does not grant trust
         # the views (Compare, Evaluation) once their layers are back and their model is the session's (runs of
         # another model are stale and left out of Compare)
         for name in list(s.views):
@@ -119,32 +129,22 @@ class FileActions:
             self.export_view(path)
 
     def export_view(self, path: str) -> bool:
-        """What the canvas shows, for a slide: the photo at its resolution with the visible layers, titled with
-        their runs and class, a colour bar per layer (no letterbox, no window around it)."""
+        """What the canvas shows, for a slide: the photo at its resolution (or the chosen DPI) with the visible
+        layers, titled with their runs and classes, a colour bar per layer (no letterbox, no window around it)."""
         from explorer.io.export import save_png
-        from explorer.session import render
-        from explorer.session.figure import Bar, figure_grid
+        from explorer.session.figure import view_figure
 
-        s = self.win.session
-        if s.image is None:
+        if self.win.session.image is None:
             self.win.show_error("Cannot export the view — no image is open")
             return False
-        shown = [l for l in s.layers if l.visible and s.layer_data(l) is not None]
-        bars = []
-        for layer in shown:
-            m = s.layer_data(layer)
-            lo, hi = render.levels(layer.signed, render.stats(m), layer.clip, layer.floor)
-            bars.append(Bar(layer.colormap, lo, hi, layer.signed, layer.label))
-        title = "; ".join(l.label for l in shown) or (Path(s.image_path).name if s.image_path else "photo")
-        t = s.effective_target()
-        title += f" - {s.class_name(t)}" if shown and t is not None else ""
+        size = self.export_size()
         try:
-            fig = figure_grid([(render.session_view(s), title, bars)], cols=1, tile_width=None)
-            save_png(path, fig)
+            fig = view_figure(self.win.session, size)
+            save_png(path, fig, size.dpi)
         except (ExplorerError, OSError, ValueError) as exc:
             self.win.show_error(f"Cannot export the view — {exc}")
             return False
-        self._saved(path, fig)
+        self._saved(path, fig.shape[1], fig.shape[0])
         return True
 
     def export_layers_dialog(self) -> None:
@@ -177,13 +177,62 @@ class FileActions:
     def export_figure(self, path: str) -> bool:
         try:
             self.win.compare.refresh()
-            w, h = self.win.compare.export_figure(path)
+            w, h = self.win.compare.export_figure(path, self.export_size())
         except (ValueError, OSError, ExplorerError) as exc:
             self.win.show_error(f"Cannot export the figure — {exc}")
             return False
-        self.win.show_status(f"saved the figure to {path} ({w} × {h} px)")
-        self._remember_dir(path)
+        self._saved(path, w, h)
         return True
+
+    # ------------------------------------------------------------------ export size
+    def export_size(self):
+        """The size figures and views are exported at (File ▸ Export size): the photo's resolution unless a
+        DPI was chosen; remembered across launches."""
+        from explorer.session.figure import ExportSize
+
+        try:
+            dpi = int(self.win.settings.value(EXPORT_DPI_KEY, 0) or 0)
+            return ExportSize(dpi or None)
+        except (TypeError, ValueError):  # a settings file edited by hand: the photo's resolution
+            return ExportSize()
+
+    def set_export_dpi(self, dpi: int | None) -> bool:
+        """Export at ``dpi`` (None: the photo's resolution); False, and why in the status bar, when refused."""
+        from explorer.session.figure import ExportSize
+
+        try:
+            size = ExportSize(dpi)
+        except ValueError as exc:
+            self.win.show_status(f"Export size not changed — {exc}")
+            return False
+        self.win.settings.setValue(EXPORT_DPI_KEY, int(size.dpi or 0))
+        self.win.show_status(f"figures and views are exported {size.text()}")
+        return True
+
+    def fill_export_size(self, menu) -> None:
+        """The File ▸ Export size menu, filled as it opens: the photo's resolution, common DPIs, another."""
+        from PySide6.QtWidgets import QInputDialog
+
+        from explorer.session.figure import SLIDE_INCHES
+
+        menu.clear()
+        now = self.export_size().dpi
+        for dpi in (None, *EXPORT_DPIS):
+            text = "At the photo's resolution" if dpi is None else f"{dpi} DPI ({SLIDE_INCHES:g} in wide)"
+            a = menu.addAction(text)
+            a.setCheckable(True)
+            a.setChecked(dpi == now)
+            a.triggered.connect(lambda _=False, d=dpi: self.set_export_dpi(d))
+        other = menu.addAction("Other DPI…" if now in (None, *EXPORT_DPIS) else f"Other DPI ({now})…")
+        other.setCheckable(True)
+        other.setChecked(now not in (None, *EXPORT_DPIS))
+
+        def ask():
+            dpi, ok = QInputDialog.getInt(self.win, "Export DPI", f"dots per inch ({SLIDE_INCHES:g} in wide)",
+                                          now or 200, 30, 1200)
+            if ok:
+                self.set_export_dpi(dpi)
+        other.triggered.connect(lambda _=False: ask())
 
     # ------------------------------------------------------------------ export names and folders
     def default_name(self, kind: str) -> str:
@@ -210,8 +259,10 @@ class FileActions:
         path, _ = QFileDialog.getSaveFileName(self.win, caption, start, filt)
         return path
 
-    def _saved(self, path: str, fig) -> None:
-        self.win.show_status(f"saved {path} ({fig.shape[1]} × {fig.shape[0]} px)")
+    def _saved(self, path: str, w: int, h: int) -> None:
+        size = self.export_size()
+        dpi = f", {size.dpi} DPI" if size.dpi else ""
+        self.win.show_status(f"saved {path} ({w} × {h} px{dpi})")
         self._remember_dir(path)
 
     # ------------------------------------------------------------------ recent files

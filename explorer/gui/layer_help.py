@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from html import escape
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QHBoxLayout,
     QLabel,
+    QStyle,
     QTextBrowser,
     QToolButton,
     QTreeWidgetItem,
@@ -50,10 +52,70 @@ def help_for(win, layer) -> LayerHelp:
     return layer_help(entry, layer.name, layer.signed)
 
 
-def decorate(win, tree, item: QTreeWidgetItem, layer) -> None:
-    """Put the layer's meaning on its row (second line) and a "?" button in its second column."""
+def wrap(text: str, fm: QFontMetrics, width: int) -> list[str]:
+    """``text`` broken at spaces into lines at most ``width`` pixels wide (a longer word keeps its own line)."""
+    lines: list[str] = []
+    cur = ""
+    for word in text.split():
+        trial = f"{cur} {word}" if cur else word
+        if cur and fm.horizontalAdvance(trial) > width:
+            lines.append(cur)
+            cur = word
+        else:
+            cur = trial
+    return lines + ([cur] if cur else [])
+
+
+def meaning_width(tree) -> int:
+    """The pixels a layer row's text has in the list: its column less the indentation and the check box."""
+    box = tree.style().pixelMetric(QStyle.PM_IndicatorWidth) + 12
+    return tree.columnWidth(0) - 2 * tree.indentation() - box
+
+
+def row_text(win, tree, layer) -> str:
+    """A layer row: its name, then its meaning wrapped to the list's width (the rows do not wrap themselves:
+    run names are elided in the middle instead), so no meaning is cut off, in presentation's larger type too."""
     h = help_for(win, layer)
-    item.setText(0, f"{layer.name}{' ±' if layer.signed else ''}\n{h.line()}")
+    width = meaning_width(tree)
+    lines = wrap(h.line(), QFontMetrics(tree.font()), width) if width > 60 else [h.line()]
+    return "\n".join([f"{layer.name}{' ±' if layer.signed else ''}", *lines])
+
+
+def rewrap(win) -> None:
+    """The layer rows again at the list's current width and type size."""
+    panel = win.layer_panel
+    panel.tree.blockSignals(True)
+    for lid, item in panel.layer_items.items():
+        layer = win.session.layer(lid)
+        if layer is not None:
+            item.setText(0, row_text(win, panel.tree, layer))
+    panel.tree.blockSignals(False)
+
+
+class _Rewrapper(QObject):
+    """Re-wraps the layer rows when the list is resized or its type changes (presentation mode)."""
+
+    def __init__(self, win):
+        super().__init__(win)
+        self.win = win
+        self.timer = QTimer(self)
+        self.timer.setSingleShot(True)
+        self.timer.setInterval(30)
+        self.timer.timeout.connect(lambda: rewrap(win))
+        win.layer_panel.tree.installEventFilter(self)
+        win.layer_panel.tree.viewport().installEventFilter(self)
+
+    def eventFilter(self, obj, event) -> bool:
+        if event.type() == QEvent.FontChange or (
+                event.type() == QEvent.Resize and event.size().width() != event.oldSize().width()):
+            self.timer.start()
+        return False
+
+
+def decorate(win, tree, item: QTreeWidgetItem, layer) -> None:
+    """Put the layer's meaning on its row (from the second line) and a "?" button in its second column."""
+    h = help_for(win, layer)
+    item.setText(0, row_text(win, tree, layer))
     item.setToolTip(0, f"{layer.label}\n{h.line()}\n{h.zero}")
     btn = QToolButton()
     btn.setText("?")
@@ -119,6 +181,7 @@ def install(win) -> None:
     win.session.active_layer_changed.connect(strip.show_layer)
     win.catalog_changed.connect(lambda: strip.show_layer(win.session.active_layer()))
     panel.decorate = lambda tree, item, layer: decorate(win, tree, item, layer)
+    win.layer_rewrapper = _Rewrapper(win)
     win.canvas.note_for = lambda layer: help_for(win, layer).colorbar_note()
     # the catalog (titles, layer texts) may arrive after the first runs: redraw what they show
     win.catalog_changed.connect(panel._rebuild_layers)

@@ -62,6 +62,9 @@ class MainWindow(QMainWindow):
         self._relay = WorkerRelay(self.worker, self.runs, self)
         self._pending_select: int | None = None
         self._previous_choice: ModelChoice | None = None
+        self._labels_before: list[str] = []
+        self._asked_while_loading: set[int] = set()  # runs started since the last load_model
+        self.loading: ModelChoice | None = None  # the model the worker is loading now, if any
 
         # central: message bar + tabs (canvas, compare)
         self.messages = MessageBar()
@@ -128,6 +131,7 @@ class MainWindow(QMainWindow):
         # controller -> views
         runs.message.connect(self._on_notice)
         runs.started.connect(lambda run: panel.bind(run.id, label=run.label))
+        runs.started.connect(lambda run: self._asked_while_loading.add(run.id))
         runs.settled.connect(self.run_settled.emit)
         runs.catalog_changed.connect(self._on_catalog_changed)
         runs.predictions_shown.connect(self._on_predictions_shown)
@@ -137,6 +141,8 @@ class MainWindow(QMainWindow):
         panel.cancel_requested.connect(runs.cancel_active)
         panel.invalid.connect(self.show_status)
         panel.prior_source = lambda: runs.prior_choices(panel.method(), panel.bound_run)
+        panel.prior_default = lambda: runs.default_prior(panel.method(), panel.bound_run)
+        runs.settled.connect(lambda _rid: panel.refresh_pickers())  # what "rise" stands for may have changed
         self.layer_panel.elapsed = runs.elapsed
         self.layer_panel.cancel_requested.connect(runs.cancel)
         self.layer_panel.remove_requested.connect(runs.remove)
@@ -189,6 +195,9 @@ class MainWindow(QMainWindow):
         self.add_action(f, "Export &view as PNG…", files.export_view_dialog)
         self.add_action(f, "Export &layers as .npy…", files.export_layers_dialog)
         self.add_action(f, "Export &figure grid…", files.export_figure_dialog)
+        self.export_size_menu = f.addMenu("Export &size")  # the photo's resolution or a DPI, for both exports
+        self.export_size_menu.aboutToShow.connect(lambda: files.fill_export_size(self.export_size_menu))
+        files.fill_export_size(self.export_size_menu)  # filled now too: the menu is never empty
         f.addSeparator()
         self.add_action(f, "&Quit", self.close, QKeySequence.Quit)
         r = mb.addMenu("&Run")
@@ -270,6 +279,9 @@ class MainWindow(QMainWindow):
     def load_model(self, choice: ModelChoice, trust_pickle: bool = False) -> None:
         """Load ``choice``; ``trust_pickle`` only from a deliberate act here (CLI flag, confirmed checkbox)."""
         self._previous_choice = self.session.model_choice
+        self._labels_before = list(self.session.labels)  # the kept model's, should this one fail to load
+        self._asked_while_loading: set[int] = set()
+        self.loading = choice
         self.session.set_model_choice(choice)
         self.model_panel.show_choice(choice)
         self.worker.load_model(choice, trust_pickle)
@@ -285,6 +297,12 @@ class MainWindow(QMainWindow):
                 self.show_info("Model not loaded: trust was not confirmed")
                 return
         self.load_model(choice, trust)
+
+    def show_labels(self, labels: list[str]) -> None:
+        """Class names for the predictions, the target and the class pickers (a model's, or a reopened
+        session's until its model has loaded)."""
+        self.session.show_labels(labels)
+        self.method_panel.set_labels(labels)
 
     def confirm_trust(self, files: list[str]) -> bool:
         """Ask the person at the keyboard, naming each file, before anything may be unpickled."""
@@ -304,6 +322,7 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_classifier_loaded(self, d: dict) -> None:
         info = d["info"]
+        self.loading = None
         memory.remember_model(self.settings, self.session.model_choice)  # it loads: the next launch's model
         self.session.set_model_info(info, d["labels"])
         self.method_panel.set_labels(d["labels"])
@@ -316,10 +335,13 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _on_classifier_failed(self, msg: str) -> None:
+        self.loading = None
         prev = self._previous_choice
         if prev is not None and self.session.model_info:  # the worker keeps the model it had
-            self.session.reassign_model(self.session.model_choice, prev)  # runs asked meanwhile ran on it
+            # runs asked meanwhile ran on it (not a reopened session's runs, computed on the model that failed)
+            self.session.reassign_model(self.session.model_choice, prev, self._asked_while_loading)
             self.session.set_model_choice(prev)
+            self.show_labels(self._labels_before)
             self.model_panel.show_choice(prev)
             # back to the model the worker kept (the status read "loading ..." until now)
             self._set_model_status(model_text(self.session.model_info) + " (kept)")

@@ -55,6 +55,8 @@ class MethodPanel(QWidget):
         # the window's one class list (every class picker shares it) and the prior choices (set by the window)
         self.classes = ClassList(self)
         self.prior_source = lambda: []
+        # the prior a new refinement starts on (an existing map of this photo and class), None: the default
+        self.prior_default = lambda: None
         self.pickers = PickerContext(self.classes, lambda: self.prior_source())
         self.form_host = QWidget()
         host_lay = QVBoxLayout(self.form_host)
@@ -152,11 +154,11 @@ class MethodPanel(QWidget):
                 item.setToolTip(tip)
         self.combo.blockSignals(False)
         idx = self.combo.findData(current) if current else -1
-        if idx < 0:
+        if idx < 0 or (self.bound_run is None and not model.item(idx).isEnabled()):
+            # nothing is shown, or a method this model cannot run that no run holds: the first one it can
             idx = next((i for i in range(self.combo.count()) if model.item(i).isEnabled()), 0)
         self.combo.setCurrentIndex(idx)
         self._on_method(idx, keep_values=current == self.method())
-        self.run_btn.setEnabled(bool(entries))
 
     def set_layer_names(self, names: list[str], default: str | None = None) -> None:
         """The model's candidate layers and the one "auto" stands for (shown in the layer box)."""
@@ -195,6 +197,8 @@ class MethodPanel(QWidget):
                 form.removeRow(0)
         self.controls.clear()
         e = self.entry()
+        # a method the loaded model cannot run may still be shown (a reopened session's run), never run
+        self.run_btn.setEnabled(self.runnable())
         if e is None:
             return
         if not keep_values:
@@ -206,7 +210,10 @@ class MethodPanel(QWidget):
         self.summary.setToolTip(e.get("paper", ""))
         for p in e["params"]:
             choices = self.layer_names if p.kind == "layer" else self.pickers
-            c = ParamControl(p, old.get(p.name, p.default), choices)
+            value = old.get(p.name, p.default)
+            if p.picker == "prior" and p.name not in old:
+                value = self.prior_default() or value  # a RISE map of this class exists: refine it
+            c = ParamControl(p, value, choices)
             if p.kind == "layer":
                 c.set_auto_hint(getattr(self, "default_layer", None))
             c.changed.connect(self._on_changed)
@@ -220,6 +227,12 @@ class MethodPanel(QWidget):
         n_adv = sum(1 for p in e["params"] if p.advanced)
         self.adv_btn.setText(f"advanced ({n_adv})")
         self.adv_btn.setVisible(n_adv > 0)
+
+    def refresh_pickers(self) -> None:
+        """Re-read the prior lists (a run finished or went away: what "rise" stands for may have changed)."""
+        for c in self.controls.values():
+            if c.param.picker == "prior":
+                c.editor.refresh()
 
     def _prior_file_chosen(self, path: str) -> None:
         target = next((c for c in self.controls.values() if c.param.picker == "npy"), None)
@@ -276,10 +289,18 @@ class MethodPanel(QWidget):
         if self.method() and changed:
             self.live_changed.emit(self.method(), self.values(), self.seed.value(), changed)
 
+    def runnable(self) -> bool:
+        """True when the method shown can run on the loaded model (the catalog says so)."""
+        e = self.entry()
+        return e is not None and bool(e.get("available", True))
+
     def request_run(self) -> None:
         """Ask for a run of the selected method with the values shown (the Run button, Ctrl+R)."""
-        if self.method():
+        if self.runnable():
             self.run_requested.emit(self.method(), self.values(), self.seed.value())
+        elif self.entry() is not None:
+            e = self.entry()
+            self.invalid.emit(f"{e['title']} cannot run on this model: {e.get('reason', '')}")
 
     # ------------------------------------------------------------------ progress
     def set_progress(self, frac: float | None, text: str = "") -> None:

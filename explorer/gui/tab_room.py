@@ -8,6 +8,9 @@ from __future__ import annotations
 from PySide6.QtCore import QObject
 
 ASIDE = ("Image and model", "Predictions")
+# a tab's page sets the minimum width of the whole tab widget, shown or not: the Evaluation tab's five plots
+# asked for 812 px, which with the docks back on the Canvas tab made a 1600 px window 1691 px wide
+MIN_PAGE_WIDTH = 360
 
 
 class TabRoom(QObject):
@@ -16,6 +19,10 @@ class TabRoom(QObject):
         self.win = win
         self._saved: dict[str, bool] | None = None  # the docks' visibility before a wide tab hid them
         win.tabs.currentChanged.connect(self._on_tab)
+        for i in range(win.tabs.count()):
+            page = win.tabs.widget(i)
+            if page is not win.canvas:
+                page.setMinimumWidth(MIN_PAGE_WIDTH)
 
     def _on_tab(self, index: int) -> None:
         win = self.win

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QLinearGradient, QPainter
+from PySide6.QtCore import QEvent, QRect, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFontMetrics, QLinearGradient, QPainter
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -285,28 +285,57 @@ class MessageBar(QFrame):
 
 
 class ColorBar(QWidget):
-    """The active layer's colour scale: a gradient with its value range and name."""
+    """The active layer's colour scale: a gradient with its value range and name.
+
+    Its geometry follows its font (``geometry``): the value labels get the width their text needs, so a minus
+    sign is never clipped, and each caption line the font's height, so the name and the note never overlap,
+    also in presentation mode's larger type."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.setMinimumHeight(44)
-        self.setMaximumHeight(44)
         self.cmap = "inferno"
         self.lo, self.hi = 0.0, 1.0
         self.title = ""
         self.signed = False
         self.note = ""
+        self._fit_height()
 
     def set_scale(self, cmap: str, lo: float, hi: float, title: str, signed: bool, note: str = "") -> None:
         """``note``: one more line under the title (what 0 means for a signed map)."""
         self.cmap, self.lo, self.hi, self.title, self.signed, self.note = cmap, lo, hi, title, signed, note
-        self.setFixedHeight(60 if note else 44)
+        self._fit_height()
         self.setToolTip(note)
         self.update()
 
     def clear(self) -> None:
         self.title = ""
         self.update()
+
+    def labels(self) -> tuple[str, str]:
+        return f"{self.lo:.3g}", f"{self.hi:.3g}"
+
+    def geometry_for(self, width: int) -> dict[str, QRect]:
+        """Where each part goes at ``width``: ``lo``, ``hi`` (the value labels), ``ramp``, ``title``, ``note``."""
+        fm = QFontMetrics(self.font())
+        pad, line = 6, fm.height()
+        # room for the widest label this bar may show (a negative, long value), not for this one alone
+        label_w = max(fm.horizontalAdvance(t) for t in (*self.labels(), "-0.000e-00")) + pad
+        bh = max(12, line - 2)
+        ramp = QRect(label_w + pad, pad, max(1, width - 2 * (label_w + pad)), bh)
+        out = {"lo": QRect(0, pad, label_w, bh), "ramp": ramp,
+               "hi": QRect(ramp.right() + pad, pad, label_w, bh),
+               "title": QRect(pad, ramp.bottom() + 3, max(1, width - 2 * pad), line)}
+        out["note"] = QRect(pad, out["title"].bottom() + 1, max(1, width - 2 * pad), line)
+        return out
+
+    def _fit_height(self) -> None:
+        g = self.geometry_for(max(self.width(), 200))
+        self.setFixedHeight((g["note"] if self.note else g["title"]).bottom() + 4)
+
+    def changeEvent(self, event) -> None:
+        if event.type() == QEvent.FontChange:  # presentation mode's larger type: taller lines, wider labels
+            self._fit_height()
+        super().changeEvent(event)
 
     def paintEvent(self, _event) -> None:
         p = QPainter(self)
@@ -316,27 +345,29 @@ class ColorBar(QWidget):
             p.setPen(QColor("#888"))
             p.drawText(self.rect(), Qt.AlignCenter, "no active layer")
             return
-        x0, x1, y0, bh = 90, w - 90, 6, 14
+        g = self.geometry_for(w)
+        ramp = g["ramp"]
         table = colormaps.lut(self.cmap, 32)
-        grad = QLinearGradient(x0, 0, x1, 0)
+        grad = QLinearGradient(ramp.left(), 0, ramp.right(), 0)
         for i, c in enumerate(table):
             grad.setColorAt(i / (len(table) - 1), QColor(int(c[0]), int(c[1]), int(c[2])))
-        p.fillRect(x0, y0, max(1, x1 - x0), bh, grad)
+        p.fillRect(ramp, grad)
         p.setPen(QColor("#555"))
-        p.drawRect(x0, y0, max(1, x1 - x0), bh)
+        p.drawRect(ramp)
         p.setPen(self.palette().windowText().color())
-        p.drawText(4, y0, x0 - 8, bh, Qt.AlignRight | Qt.AlignVCenter, f"{self.lo:.3g}")
-        p.drawText(x1 + 6, y0, 84, bh, Qt.AlignLeft | Qt.AlignVCenter, f"{self.hi:.3g}")
+        lo, hi = self.labels()
+        p.drawText(g["lo"], Qt.AlignRight | Qt.AlignVCenter, lo)
+        p.drawText(g["hi"], Qt.AlignLeft | Qt.AlignVCenter, hi)
         if self.signed:
-            p.drawText(x0, y0, x1 - x0, bh, Qt.AlignCenter, "0")
-        line = 16
-        p.drawText(0, y0 + bh + 2, w, line, Qt.AlignCenter, self.title)
+            p.drawText(ramp, Qt.AlignCenter, "0")
+        fm = p.fontMetrics()
+        p.drawText(g["title"], Qt.AlignCenter, fm.elidedText(self.title, Qt.ElideMiddle, g["title"].width()))
         if self.note:
             f = p.font()
             f.setItalic(True)
             p.setFont(f)
-            p.drawText(4, y0 + bh + 2 + line, w - 8, line, Qt.AlignCenter,
-                       p.fontMetrics().elidedText(self.note, Qt.ElideRight, w - 8))
+            p.drawText(g["note"], Qt.AlignCenter, p.fontMetrics().elidedText(self.note, Qt.ElideRight,
+                                                                             g["note"].width()))
 
 
 class Debouncer(QTimer):

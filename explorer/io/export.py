@@ -31,11 +31,13 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def save_png(path: str | Path, rgb: np.ndarray) -> None:
+def save_png(path: str | Path, rgb: np.ndarray, dpi: int | None = None) -> None:
+    """Write ``rgb`` as a PNG; ``dpi`` is recorded in it (a slide program then places it at its width in inches)."""
     from PIL import Image
 
+    extra = {"dpi": (int(dpi), int(dpi))} if dpi else {}
     with atomic_write(path, "wb") as f:
-        Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(f, format="PNG")
+        Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(f, format="PNG", **extra)
 
 
 def provenance(image_path: str | None, model, target_index: int, predictions) -> dict:

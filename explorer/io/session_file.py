@@ -100,6 +100,9 @@ def snapshot(path: str | Path, session: Session, arrays_name: str | None = None,
         "format": FORMAT, "version": VERSION, "saved": datetime.now().astimezone().isoformat(timespec="seconds"),
         "image": {"path": session.image_path, "shape": list(session.image.shape)},
         "model": session.model_choice.record(), "model_info": session.model_info,
+        # the model's class names and the photo's top predictions: a reopened session names its classes at
+        # once, before its model has loaded again (which can take half a minute)
+        "labels": list(session.labels), "predictions": [list(p) for p in session.predictions],
         "target": session.target, "runs": runs, "layers": [l.record() for l in session.layers],
         "active_layer": session.active_layer_id, "views": session.views, "arrays": npz.name,
     }
@@ -285,6 +288,10 @@ def load_session(path: str | Path) -> Session:
         s.target = doc.get("target")
         if s.target is not None:
             _int(s.target, "target")
+        s.labels = [_str(v, "class name") for v in _list(doc.get("labels", []), "labels")]
+        s.predictions = [(_int(i, "predicted class"), _str(n, "class name"),
+                          _num(pr, "prediction score", -math.inf, math.inf))
+                         for i, n, pr in _list(doc.get("predictions", []), "predictions")]
         layers_by_run: dict[int, list[DisplayLayer]] = {}
         for rec in _list(doc.get("layers", []), "layers"):
             layer = _layer(rec)

@@ -199,11 +199,7 @@ class RunController:
 
     def class_of(self, run: Run) -> int | None:
         """The class ``run`` explains (its top-1 class when it was asked for none)."""
-        if run.target is not None:
-            return run.target
-        if run.explanation is not None and run.explanation.target is not None:
-            return int(run.explanation.target)
-        return self.session.predictions[0][0] if self.session.predictions else None
+        return prior_maps.run_class(self.session, run)
 
     def find(self, method: str, values: dict, seed: int, target: int) -> Run | None:
         """The newest run of this image and model for ``target`` with these settings that is finished or
@@ -239,9 +235,17 @@ class RunController:
     def prior_choices(self, own_method: str | None, exclude: int | None = None) -> list[prior_maps.PriorChoice]:
         """What the prior picker of ``own_method`` lists: finished runs and layers, the methods that can run
         first (not another refinement, not the method itself), flat."""
-        methods = [(e["name"], e["title"]) for e in self.catalog
-                   if e["name"] != own_method and e.get("family") != "refinement" and e.get("available", True)]
-        return prior_maps.choices(self.session, methods, exclude=exclude)
+        return prior_maps.choices(self.session, self._prior_methods(own_method), exclude=exclude)
+
+    def default_prior(self, own_method: str | None, exclude: int | None = None) -> str | None:
+        """The prior a new run of ``own_method`` starts on: an existing finished RISE (or other ranking) map of
+        this photo, model and class, by reference; None: the parameter's default (run RISE first)."""
+        return prior_maps.default_prior(self.session, [n for n, _t in self._prior_methods(own_method)], exclude)
+
+    def _prior_methods(self, own_method: str | None) -> list[tuple[str, str]]:
+        """(name, title) of the methods a refinement may start from: not another refinement, not itself."""
+        return [(e["name"], e["title"]) for e in self.catalog
+                if e["name"] != own_method and e.get("family") != "refinement" and e.get("available", True)]
 
     # ------------------------------------------------------------------ what the executor reports
     def on_started(self, run_id: int, generation: int) -> None:

@@ -13,103 +13,18 @@ result arrives.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
-from enum import Enum, StrEnum
 from typing import Any
 
 import numpy as np
 
-from explorer.core import colormaps
 from explorer.core.types import MethodResult
 from explorer.session.display import defaults_of, distinct_colormap
 from explorer.session.events import Signal
 from explorer.session.model_choice import ModelChoice
+from explorer.session.records import BLEND_MODES, DISPLAY_MODES, DisplayLayer, Run, RunStatus, Target
 
-DISPLAY_MODES = ("heat", "top-k", "contour")
-BLEND_MODES = ("normal", "add", "multiply", "screen")
-
-
-class RunStatus(StrEnum):
-    """Where a run stands. The values are what session files store, so older files still load."""
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    CANCELLED = "cancelled"
-    ERROR = "error"
-
-
-class Target(Enum):
-    """A requeue's target that is not a class: the run keeps the one it has (None means the top-1 class)."""
-
-    KEEP = "keep"
-
-
-@dataclass
-class Run:
-    """One method applied to the image: its request, its state and its (possibly partial) result."""
-
-    id: int
-    method: str
-    params: dict[str, Any]
-    target: int | None = None  # None = the model's top-1 class
-    seed: int = 0
-    status: RunStatus = RunStatus.QUEUED
-    progress: float = 0.0
-    message: str = ""
-    error: str = ""
-    generation: int = 1
-    explanation: MethodResult | None = None
-    title: str = ""
-    model: ModelChoice | None = None  # the model it was asked of (None: read back without one, the current)
-
-    @property
-    def label(self) -> str:
-        return f"{self.title or self.method} #{self.id}"
-
-    @property
-    def active(self) -> bool:
-        return self.status in (RunStatus.QUEUED, RunStatus.RUNNING)
-
-    def record(self) -> dict:
-        return {"id": self.id, "method": self.method, "params": _plain(self.params), "target": self.target,
-                "seed": self.seed, "status": self.status, "progress": self.progress, "error": self.error,
-                "title": self.title}
-
-
-@dataclass
-class DisplayLayer:
-    """The display state of one map of one run (its data lives in the run's explanation)."""
-
-    id: int
-    run_id: int
-    name: str
-    signed: bool = False
-    visible: bool = True
-    opacity: float = 0.6
-    colormap: str = "inferno"
-    clip: float = 99.5  # percentile of |values| (signed) or values (unsigned) mapped to the top colour
-    mode: str = "heat"  # heat | top-k | contour
-    topk: float = 20.0  # percent of pixels kept in top-k / contour mode
-    blend: str = "normal"
-    label: str = ""
-    floor: float = 0.0  # percentile of an unsigned map's values given the bottom colour (0 = its minimum)
-    fade: bool = True  # unsigned heat: transparent at the bottom of the scale, so low values leave the photo
-
-    DISPLAY_FIELDS = ("visible", "opacity", "colormap", "clip", "mode", "topk", "blend", "floor", "fade")
-
-    def record(self) -> dict:
-        return {k: getattr(self, k) for k in ("id", "run_id", "name", "signed", "label") + self.DISPLAY_FIELDS}
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, (np.generic,)):
-        return obj.item()
-    return obj
+# the document's parts live in records.py; they are read from here too, as before the split
+__all__ = ["BLEND_MODES", "DISPLAY_MODES", "DisplayLayer", "Layer", "Run", "RunStatus", "Session", "Target"]
 
 
 class Session:
@@ -188,10 +103,11 @@ class Session:
         """The runs of this image and model, oldest first."""
         return [r for r in self.runs.values() if not self.is_stale(r)]
 
-    def reassign_model(self, old: ModelChoice, new: ModelChoice) -> None:
-        """Runs asked of ``old`` were computed on ``new`` (``old`` failed to load and the worker kept ``new``)."""
+    def reassign_model(self, old: ModelChoice, new: ModelChoice, ids: set[int] | None = None) -> None:
+        """Runs asked of ``old`` were computed on ``new`` (``old`` failed to load and the worker kept ``new``);
+        ``ids``: only these runs (a reopened session's runs were computed on ``old`` itself, and stay its)."""
         for run in self.runs.values():
-            if run.model == old:
+            if run.model == old and (ids is None or run.id in ids):
                 run.model = new
 
     def set_model_info(self, info: dict, labels: list[str]) -> None:
@@ -200,6 +116,12 @@ class Session:
         if self.target is not None and not 0 <= self.target < len(self.labels):
             self.target = None
             self.target_changed.emit()
+        self.model_changed.emit()
+
+    def show_labels(self, labels: list[str]) -> None:
+        """Class names to show until the model's own arrive (``set_model_info``): a reopened session's, while
+        its model loads again, so its target reads as a class and not as "class 967"."""
+        self.labels = list(labels)
         self.model_changed.emit()
 
     def set_predictions(self, preds: list[tuple[int, str, float]]) -> None:
@@ -350,10 +272,7 @@ class Session:
         for i, name in enumerate(exp.map_names):
             if name in mine:
                 continue
-            signed = bool(exp.signed.get(name, False))
-            layer = DisplayLayer(next(self._layer_ids), run.id, name, signed, visible=(i == 0),
-                          colormap=colormaps.default_for(signed), label=f"{name} — {run.label}",
-                          **defaults_of(exp, name))
+            layer = DisplayLayer.for_map(next(self._layer_ids), run, exp, name, headline=i == 0)
             self.layers.append(layer)
             self._auto_display.add(layer.id)
             self._auto_colormap.add(layer.id)
@@ -409,18 +328,7 @@ class Session:
     def set_layer(self, layer: DisplayLayer, **changes: Any) -> None:
         """Change display fields (visible, opacity, colormap, clip, mode, topk, blend) and emit per field."""
         for key, value in changes.items():
-            if key not in DisplayLayer.DISPLAY_FIELDS:
-                raise KeyError(f"{key!r} is not a display field; valid: {', '.join(DisplayLayer.DISPLAY_FIELDS)}")
-            if key == "mode" and value not in DISPLAY_MODES:
-                raise ValueError(f"display mode {value!r}; valid: {', '.join(DISPLAY_MODES)}")
-            if key == "blend" and value not in BLEND_MODES:
-                raise ValueError(f"blend mode {value!r}; valid: {', '.join(BLEND_MODES)}")
-            if key == "colormap" and value not in colormaps.NAMES:
-                raise ValueError(f"colormap {value!r}; valid: {', '.join(colormaps.NAMES)}")
-            if key == "opacity":
-                value = float(min(1.0, max(0.0, value)))
-            if key == "floor":
-                value = float(min(99.0, max(0.0, value)))
+            value = DisplayLayer.checked(key, value)
             if key in ("opacity", "floor", "fade"):
                 self._auto_display.discard(layer.id)  # the user's choice: the defaults stop following the map
             if key == "colormap":

@@ -8,6 +8,7 @@ Text is drawn with Pillow's bundled font, which lacks some of the characters the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -19,6 +20,27 @@ PLAIN = {"—": "-", "–": "-", "−": "-", "·": "-", "…": "...", "±": "+/-
 
 
 MAX_TILE = 2048  # a tile of a larger photo is scaled down to this width (a slide shows no more)
+SLIDE_INCHES = 10.0  # a figure exported at a chosen DPI is this wide: the content width of a 16:9 slide
+
+
+@dataclass(frozen=True)
+class ExportSize:
+    """How large an exported figure is: at the photo's resolution (``dpi`` None), or ``inches`` wide at
+    ``dpi`` dots per inch (the PNG records the DPI, so a slide program places it at that width)."""
+
+    dpi: int | None = None
+    inches: float = SLIDE_INCHES
+
+    def __post_init__(self):
+        if self.dpi is not None and not 30 <= int(self.dpi) <= 1200:
+            raise ValueError(f"an export DPI must be between 30 and 1200, not {self.dpi}")
+
+    def width_px(self) -> int | None:
+        """The figure's width in pixels; None: each tile at the photo's own width."""
+        return None if self.dpi is None else int(round(self.dpi * self.inches))
+
+    def text(self) -> str:
+        return "at the photo's resolution" if self.dpi is None else f"{self.inches:g} in wide at {self.dpi} DPI"
 
 
 @dataclass(frozen=True)
@@ -106,11 +128,12 @@ def slug(*parts: str) -> str:
 
 
 def figure_grid(tiles: list[tuple], cols: int | None = None, tile_width: int | None = 320, pad: int = 10,
-                title_h: int | None = 22) -> np.ndarray:
+                title_h: int | None = 22, width: int | None = None) -> np.ndarray:
     """Arrange RGB tiles in a grid with their titles; RGB uint8.
 
     Each tile is ``(rgb, title)`` or ``(rgb, title, bars)`` with ``bars`` a list of ``Bar`` drawn under it.
     ``tile_width`` None keeps the first tile's own width (the photo's resolution); the type grows with it.
+    ``width``: the whole figure's width in pixels (an export at a chosen DPI); the tiles share it.
     """
     from PIL import Image, ImageDraw
 
@@ -120,6 +143,10 @@ def figure_grid(tiles: list[tuple], cols: int | None = None, tile_width: int | N
     cols = cols or min(n, 4)
     rows = (n + cols - 1) // cols
     h0, w0 = tiles[0][0].shape[:2]
+    if width is not None:
+        tile_width = (int(width) - (cols + 1) * pad) // cols
+        if tile_width < 16:
+            raise ValueError(f"a figure {width} px wide has no room for {cols} maps side by side")
     tile_width = int(tile_width or min(w0, MAX_TILE))
     tile_h = max(1, int(round(tile_width * h0 / w0)))
     size = max(14, tile_width // 40)
@@ -128,7 +155,7 @@ def figure_grid(tiles: list[tuple], cols: int | None = None, tile_width: int | N
     bar_h = max(10, size)
     n_bars = max((len(t[2]) for t in tiles if len(t) > 2 and t[2]), default=0)
     bars_h = n_bars * (bar_h + size + 10)
-    W = cols * tile_width + (cols + 1) * pad
+    W = int(width) if width is not None else cols * tile_width + (cols + 1) * pad
     H = rows * (tile_h + title_h + bars_h) + (rows + 1) * pad
     canvas = Image.new("RGB", (W, H), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
@@ -146,3 +173,28 @@ def figure_grid(tiles: list[tuple], cols: int | None = None, tile_width: int | N
         for k, bar in enumerate(bars):
             _bar(canvas, draw, f, bar, x, y + title_h + tile_h + 6 + k * (bar_h + size + 10), tile_width, bar_h)
     return np.asarray(canvas)
+
+
+def view_tile(session) -> tuple:
+    """What the canvas shows as one figure tile: the photo with its visible layers (no letterbox, no window),
+    titled with each layer's map, run and class, a colour bar per layer: ``(rgb, title, bars)``."""
+    from explorer.session import render
+
+    if session.image is None:
+        raise ValueError("no image is open")
+    shown = [l for l in session.layers if l.visible and session.layer_data(l) is not None]
+    bars, names = [], []
+    for layer in shown:
+        lo, hi = render.levels(layer.signed, render.stats(session.layer_data(layer)), layer.clip, layer.floor)
+        bars.append(Bar(layer.colormap, lo, hi, layer.signed, layer.label))
+        exp = session.runs[layer.run_id].explanation
+        # each layer's own class: runs of several classes live side by side, the session's target may differ
+        cls = exp.target_name if exp is not None and exp.target_name else ""
+        names.append(layer.label + (f" · {cls}" if cls else ""))
+    title = "; ".join(names) or (Path(session.image_path).name if session.image_path else "photo")
+    return render.session_view(session), title, bars
+
+
+def view_figure(session, size: ExportSize = ExportSize()) -> np.ndarray:
+    """``view_tile`` for a slide, at the photo's resolution or ``size``; RGB uint8 (ValueError without a photo)."""
+    return figure_grid([view_tile(session)], cols=1, tile_width=None, width=size.width_px())
