@@ -142,3 +142,29 @@ def test_registry_and_gui_settings_import_no_torch():
             "import explorer.evaluation.registry as r\nprint(len(r.option_params()))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0 and int(res.stdout) > 10, res.stderr
+
+
+def test_the_evaluation_tabs_settings_reach_the_workers_curves(tiny_model, qtbot):
+    """The Evaluation tab's settings (generated from the drawn metrics' Params) go to the worker's job, which
+    computes each curve through the registry; a value out of range is refused before anything is queued."""
+    from explorer.gui.evaluation_settings import EvaluationSettings
+    from explorer.workers.jobs import CURVE_METRICS, causal_curves
+
+    w = EvaluationSettings(CURVE_METRICS)
+    qtbot.addWidget(w)
+    assert {"step", "deletion_substrate", "flip_substrate", "road_noise", "road_fractions"} <= set(w.controls)
+    w.set_values({"deletion_substrate": "black", "road_fractions": (0.25, 0.5), "road_noise": 0.0})
+    options = w.resolved()
+    assert options["road_fractions"] == (0.25, 0.5) and options["deletion_substrate"] == "black"
+    rng = np.random.default_rng(0)
+    rgb = (rng.random((40, 48, 3)) * 255).astype(np.uint8)
+    sal = rng.random((32, 32)).astype(np.float32)
+    result = causal_curves(sal, 3, step=64, options=options)(tiny_model, rgb)
+    assert set(result) == {"deletion", "insertion", "pixel_flipping", "road_morf", "road_lerf"}
+    assert result["deletion"][0]["substrate"] == "black" and result["deletion"][0]["step"] == 64
+    assert result["insertion"][0]["substrate"].startswith("blur")  # untouched: the default
+    morf, frames = result["road_morf"]
+    assert len(morf["fractions"]) == len(frames) == 3 and "noise 0" in morf["substrate"]
+    w.controls["road_fractions"].setValue("0.5,2")
+    with pytest.raises(ParamError, match="road_fractions"):
+        w.resolved()

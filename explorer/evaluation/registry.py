@@ -32,6 +32,16 @@ __all__ = ["METRICS", "MetricCall", "MetricSpec", "Options", "applies", "compute
            "metric_names", "option_params", "params_of", "register", "rows", "spec", "unregister"]
 
 
+def _known(values: dict[str, Any]) -> Params:
+    """Every declared setting; a name no registered metric declares is refused, naming the valid ones."""
+    params = option_params()
+    unknown = [k for k in values if k not in params]
+    if unknown:
+        raise ParamError(f"unknown metric setting(s) {', '.join(map(repr, unknown))}; valid: "
+                         f"{', '.join(params.names())}")
+    return params
+
+
 class Options:
     """Settings of every registered metric, with the protocol defaults: one attribute per ``Param`` of the specs
     (CLI flags of the same names, ``--road-noise`` for ``road_noise``) and ``seed``.
@@ -40,11 +50,7 @@ class Options:
     """
 
     def __init__(self, **values: Any):
-        params = option_params()
-        unknown = [k for k in values if k not in params]
-        if unknown:
-            raise ParamError(f"unknown metric setting(s) {', '.join(map(repr, unknown))}; valid: "
-                             f"{', '.join(params.names())}")
+        params = _known(values)
         for p in params:
             setattr(self, p.name, values.get(p.name, p.default))
 
@@ -80,11 +86,7 @@ class Options:
     def from_values(cls, values: dict[str, Any]) -> "Options":
         """Options from user values (keywords, strings): numbers are converted and checked, names refused
         unless a metric declares them."""
-        params = option_params()
-        unknown = [k for k in values if k not in params]
-        if unknown:
-            raise ParamError(f"unknown metric setting(s) {', '.join(map(repr, unknown))}; valid: "
-                             f"{', '.join(params.names())}")
+        params = _known(values)
         return cls(**{k: v if params[k].kind == "str" else params[k].coerce(v) for k, v in values.items()}).validate()
 
     @classmethod
