@@ -51,6 +51,10 @@ def test_every_setting_is_a_flag_and_reaches_the_options(samples_dir, tmp_path):
     assert opts.emprt_bins == 7 and opts.road_fractions == (0.25, 0.5)
     assert opts.tolerance == 15 and opts.deletion_substrate == "zero"  # untouched settings keep their defaults
     assert registry.Options() == registry.Options().validate()
+    import inspect
+
+    keywords = inspect.signature(explorer.evaluate).parameters  # the API's keywords, from the same declarations
+    assert all(keywords[p.name].default == p.default for p in registry.option_params())
 
 
 def test_options_refuse_out_of_range_and_unknown_settings():

@@ -166,6 +166,25 @@ def evaluate(model: Any, image: Any, explanation: Any, metrics: Sequence[str] = 
     return out
 
 
+def _with_settings(fn):
+    """``fn``'s signature with every metric setting declared now as a keyword-only parameter, so ``help()`` and
+    editors list them (a metric registered later is accepted through ``**options`` all the same)."""
+    import inspect
+
+    from explorer.evaluation.registry import option_params
+
+    sig = inspect.signature(fn)
+    head = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    tail = [p for p in sig.parameters.values() if p.kind is inspect.Parameter.VAR_KEYWORD]
+    settings = [inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, default=p.default)
+                for p in option_params() if p.name not in sig.parameters]
+    fn.__signature__ = sig.replace(parameters=head + settings + tail)
+    return fn
+
+
+evaluate = _with_settings(evaluate)
+
+
 def _as_arrays(result: dict[str, Any]) -> dict[str, Any]:
     """A registry result as the API gives it: a headline curve's points as top-level numpy arrays."""
     curve = result.pop("curve", None)
