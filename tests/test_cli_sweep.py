@@ -84,6 +84,7 @@ def _bad(a: argparse.Action, w: dict) -> list[str]:
         "out_file": [w["folder"], under_file + ".png", ""],
         "int": ["abc", "nan", "1.5", ""],
         "float": ["abc", "nan", "inf", "-inf", ""],
+        "floats": ["abc", "nan", "0.5,abc", ",", ""],
         "name": ["", "bad name!"],
         "names": ["", ",", "no_such_name"],
         "assign": ["", "novalue", "=3"],
@@ -99,11 +100,11 @@ def _bad(a: argparse.Action, w: dict) -> list[str]:
             bad.append(str(t.low - 1))
         if t.high is not None:
             bad.append(str(t.high + 1))
-    if kind == "float":
+    if kind in ("float", "floats"):
         if t.low is not None:
             bad.append(str(t.low if t.low_open else t.low - 1))
         if t.high is not None:
-            bad.append(str(t.high + 1))
+            bad.append(str(t.high if getattr(t, "high_open", False) else t.high + 1))
     if kind == "name" and getattr(t, "valid", None):
         bad.append("no_such_name")
     return bad

@@ -18,8 +18,6 @@ from explorer.api.result import Explanation
 from explorer.core.cancel import CancelToken
 from explorer.core.errors import ExplorerError, UnknownNameError
 
-EVALUATE_METRICS = ("deletion", "insertion", "confidence")
-
 
 def stream(model: Any, image: Any, method: str = "gradcam", target: int | str | None = None, *,
            seed: int = 0, cancel: CancelToken | None = None, priors: Iterable[Explanation] | None = None,
@@ -101,30 +99,53 @@ def _priors(priors: Iterable[Explanation] | Explanation | None, placement) -> di
     return out
 
 
+def evaluate_metrics() -> tuple[str, ...]:
+    """The metrics ``evaluate`` computes: every registered one that scores a single map (not the pointing game
+    or a reference map, whose inputs it has no keyword for, nor the agreement between several maps)."""
+    from explorer.evaluation.registry import METRICS
+
+    return tuple(n for n, s in METRICS.items()
+                 if s.compute is not None and not {"boxes", "reference", "methods"} & set(s.needs))
+
+
+def __getattr__(name: str) -> Any:
+    if name == "EVALUATE_METRICS":  # read from the registry when asked: a metric registered later is included
+        return evaluate_metrics()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def evaluate(model: Any, image: Any, explanation: Any, metrics: Sequence[str] = ("deletion", "insertion"), *,
-             target: int | str | None = None, layer: str | None = None, step: int | None = None,
-             cancel: CancelToken | None = None) -> dict[str, dict[str, Any]]:
-    """Faithfulness of a map: deletion / insertion curves (RISE protocol) and the confidence drop.
+             target: int | str | None = None, layer: str | None = None, cancel: CancelToken | None = None,
+             **options: Any) -> dict[str, dict[str, Any]]:
+    """Faithfulness of a map: deletion / insertion curves (RISE protocol), the confidence drop, and every other
+    metric of ``EVALUATE_METRICS`` (ROAD, pixel flipping, region perturbation, removal gain, sanity, sMPRT, eMPRT).
 
     ``explanation``: an ``Explanation`` (its ``layer``, default the headline map, and its target) or an H×W
     map (image or model-input size). ``image=None`` takes the explanation's own image. Returns
     ``{metric: result}``; a curve is ``{"auc", "fractions", "scores", "step", "substrate", "target"}``
     (numpy arrays for the curve; low deletion AUC and high insertion AUC are good), ``confidence`` is
-    ``{"drop" (%), "increase", "p_image", "p_masked", "substrate", "target"}``. ``step``: pixels changed
-    per curve point (default HW/224).
+    ``{"drop" (%), "increase", "p_image", "p_masked", "substrate", "target"}``; the others are the dicts of
+    ``explorer.evaluation.registry.compute``. The metrics that re-run the method need an ``Explanation``.
+
+    ``options``: the metrics' settings as keywords, the same names as ``explorer evaluate``'s flags
+    (``step``: pixels changed per curve point, default HW/224; ``deletion_substrate``, ``road_noise``,
+    ``emprt_bins``, ``seed``, ...: ``explorer.evaluation.registry.option_params()`` lists them all); an
+    unknown name or a value out of range raises ``ParamError``.
     """
-    from explorer.evaluation.causal import causal_curve
-    from explorer.evaluation.metrics import confidence
+    from explorer.evaluation import registry
     from explorer.methods.base import prepare_context
 
     if isinstance(metrics, str):
         metrics = [metrics]
+    valid = evaluate_metrics()
     for m in metrics:
-        if m not in EVALUATE_METRICS:
-            raise UnknownNameError("metric", m, EVALUATE_METRICS)
+        if m not in valid:
+            raise UnknownNameError("metric", m, valid)
+    opts = registry.Options.from_values(options)
     if image is None and isinstance(explanation, Explanation):
         image = explanation.image
     rgb, _ = as_rgb(image)
+    method, params, maps = None, {}, {}
     if isinstance(explanation, Explanation):
         if explanation.image.shape != rgb.shape:
             raise ExplorerError(f"the explanation is of a {explanation.image.shape[1]}x{explanation.image.shape[0]} "
@@ -132,17 +153,45 @@ def evaluate(model: Any, image: Any, explanation: Any, metrics: Sequence[str] = 
         saliency = explanation.maps[explanation._layer(layer)]
         if target is None:
             target = explanation.target
+        method, params, maps = explanation.method, dict(explanation._core.params or {}), dict(explanation._core.raw)
     else:
         saliency = explanation  # an H×W map (image or model-input size), numpy or torch; checked by the metric
     loaded = as_loaded(model)
-    ctx = prepare_context(loaded, rgb, target, cancel=cancel)
+    ctx = prepare_context(loaded, rgb, target, opts.seed, cancel=cancel)
     out: dict[str, dict[str, Any]] = {}
     for m in metrics:
-        if m == "confidence":
-            out[m] = confidence(loaded, rgb, saliency, context=ctx, cancel=cancel)
-            continue
-        curve = causal_curve(loaded, rgb, saliency, mode=m, step=step, cancel=cancel, context=ctx)
-        out[m] = {"auc": float(curve.auc), "fractions": np.asarray(curve.fractions, dtype=np.float64),
-                  "scores": np.asarray(curve.scores, dtype=np.float64), "step": int(curve.step),
-                  "substrate": curve.substrate, "target": int(curve.target)}
+        call = registry.MetricCall(loaded, rgb, saliency, context=ctx, method=method, params=params, options=opts,
+                                   maps=maps, cancel=cancel)
+        out[m] = _as_arrays(registry.compute(m, call))
     return out
+
+
+def _with_settings(fn):
+    """``fn``'s signature with every metric setting declared now as a keyword-only parameter, so ``help()`` and
+    editors list them (a metric registered later is accepted through ``**options`` all the same)."""
+    import inspect
+
+    from explorer.evaluation.registry import option_params
+
+    sig = inspect.signature(fn)
+    head = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    tail = [p for p in sig.parameters.values() if p.kind is inspect.Parameter.VAR_KEYWORD]
+    settings = [inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, default=p.default)
+                for p in option_params() if p.name not in sig.parameters]
+    fn.__signature__ = sig.replace(parameters=head + settings + tail)
+    return fn
+
+
+evaluate = _with_settings(evaluate)
+
+
+def _as_arrays(result: dict[str, Any]) -> dict[str, Any]:
+    """A registry result as the API gives it: a headline curve's points as top-level numpy arrays."""
+    curve = result.pop("curve", None)
+    if curve is not None:
+        result["fractions"] = np.asarray(curve["fractions"], dtype=np.float64)
+        result["scores"] = np.asarray(curve["scores"], dtype=np.float64)
+    for c in result.get("curves", {}).values():
+        c["fractions"] = np.asarray(c["fractions"], dtype=np.float64)
+        c["scores"] = np.asarray(c["scores"], dtype=np.float64)
+    return result

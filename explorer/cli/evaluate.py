@@ -22,10 +22,12 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 from explorer.cli.common import Bar, add_model_args, method_names, model_options
 from explorer.core import argtypes as T
 from explorer.core.errors import FileError, ParamError
+from explorer.core.params import Param
 from explorer.evaluation.config import DEFAULT_METRICS, RANDOM, EvalConfig, metric_names
 
 
@@ -33,6 +35,41 @@ def _infill_names() -> list[str]:
     from explorer.perturb.infill import INFILLERS
 
     return list(INFILLERS)
+
+
+def param_argtype(p: Param) -> Callable[[str], Any]:
+    """The command-line type of a metric setting, from its declaration (bounds, choices, substrate)."""
+    if p.kind == "int":
+        return T.integer(None if p.low is None else int(p.low), None if p.high is None else int(p.high))
+    if p.kind == "float":
+        return T.number(p.low, p.high, p.low_open, p.high_open)
+    if p.kind == "floats":
+        return T.numbers(p.low, p.high, p.low_open, p.high_open)
+    if p.kind == "choice":
+        return T.name(p.name.replace("_", " "), lambda: list(p.choices))
+    if p.kind == "str" and p.picker == "substrate":
+        return T.substrate(_infill_names)
+    raise ValueError(f"metric setting {p.name!r} of kind {p.kind!r} has no command-line type; declare it as "
+                     "int, float, floats, choice or a substrate")
+
+
+def add_metric_options(p: argparse.ArgumentParser) -> None:
+    """One flag per setting of the registered metrics (``road_noise`` -> ``--road-noise``), grouped by the
+    metric that declares it first; the default is the declaration's (None here: ``Options`` fills it)."""
+    from explorer.evaluation.registry import METRICS
+
+    taken = {o for a in p._actions for o in a.option_strings}
+    for name, s in METRICS.items():
+        group = None
+        for prm in s.params:
+            flag = "--" + prm.name.replace("_", "-")
+            if flag in taken:
+                continue
+            taken.add(flag)
+            if group is None:
+                group = p.add_argument_group(f"metric {name}", s.summary)
+            group.add_argument(flag, dest=prm.name, type=param_argtype(prm), default=None,
+                               help=prm.help.replace("%", "%%"))
 
 
 def _describe(p: argparse.ArgumentParser) -> None:
@@ -55,46 +92,17 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--target", default=None, type=T.target(),
                    help="class index or name for every image (default: each image's top-1)")
     p.add_argument("--seed", type=T.integer(0, 2**32 - 1), default=0)
-    p.add_argument("--step", type=T.integer(1), default=None,
-                   help="pixels per deletion/insertion step (default: the protocol's)")
     p.add_argument("--protocol", default="rise", type=T.name("protocol", lambda: ["rise", "quick"]),
                    help="deletion/insertion steps: rise (default, HW/224 pixels a step, ~225 forwards a curve) or "
                         "quick (32 steps a curve, ~7x fewer forwards, for a first look); recorded in every result")
-    sub_t = T.substrate(_infill_names)
-    p.add_argument("--deletion-substrate", default="zero", type=sub_t,
-                   help="zero (default), black, blur[:SIGMA[:KERNEL]], mean, ...")
-    p.add_argument("--insertion-substrate", default="blur", type=sub_t,
-                   help="blur (default: kernel 11, sigma 5), zero, black, ...")
-    p.add_argument("--confidence-substrate", default="black", type=sub_t,
-                   help="what the map's soft mask fades to (default black)")
     p.add_argument("--boxes", default=None, type=T.existing_file("boxes file"),
                    help="pointing game: JSON {image name: [top, left, height, width] or mask image path}")
-    p.add_argument("--tolerance", type=T.integer(0), default=15, help="pointing game tolerance in pixels (default 15)")
     p.add_argument("--reference", default=None, type=T.existing_dir("reference folder"),
                    help="folder of reference maps (NAME.npy or a grey image NAME.png) for PCC/SIM")
-    p.add_argument("--topk", type=T.number(0.0, 1.0, low_open=True), default=0.1,
-                   help="top-k fraction for IoU (agreement, sanity; default 0.1)")
-    p.add_argument("--sanity-stages", type=T.integer(1), default=4, help="cascading randomisation stages (default 4)")
     p.add_argument("--shard", default=None, type=T.shard(),
                    help="i/n: evaluate every n-th image from i; auto: from RANK/WORLD_SIZE (torchrun)")
     p.add_argument("--limit", type=T.integer(1), default=None,
                    help="evaluate at most this many images (after sharding)")
-    p.add_argument("--road-noise", type=T.number(0.0), default=None,
-                   help="ROAD imputation noise, normalised units (default 0.01)")
-    p.add_argument("--flip-step", type=T.integer(1), default=None,
-                   help="pixel flipping: pixels per step (default 1%% of the pixels)")
-    p.add_argument("--flip-substrate", default=None, type=sub_t, help="pixel flipping baseline (default black)")
-    p.add_argument("--region-patch", type=T.integer(1), default=None, help="region perturbation patch size (default 8)")
-    p.add_argument("--region-count", type=T.integer(1), default=None,
-                   help="region perturbation: regions replaced (default 100)")
-    p.add_argument("--region-substrate", default=None, type=sub_t,
-                   help="region perturbation baseline (default black; Samek: noise)")
-    p.add_argument("--mprt-stages", type=T.integer(1), default=None,
-                   help="sMPRT: bottom-up randomisation stages (default 4)")
-    p.add_argument("--smprt-samples", type=T.integer(1), default=None,
-                   help="sMPRT: noisy copies averaged per map (default 10)")
-    p.add_argument("--smprt-noise", type=T.number(0.0), default=None,
-                   help="sMPRT: noise σ as a fraction of the input range (default 0.1)")
     p.add_argument("--ray", default=None, metavar="ADDRESS", type=T.address(),
                    help="run the photos as Ray tasks: local (start a cluster here), auto, or HOST:PORT (pip install "
                         "'explorer[ray]')")
@@ -102,6 +110,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="with --ray local: CPUs of the local cluster (default all)")
     p.add_argument("--summary-only", action="store_true", help="only rebuild summary and plot from OUT/per_image")
     p.add_argument("--out", required=True, type=T.output_dir(), help="output folder")
+    add_metric_options(p)
     add_model_args(p)
     p.set_defaults(func=cmd_evaluate)
     return p

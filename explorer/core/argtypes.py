@@ -52,7 +52,8 @@ def integer(low: int | None = None, high: int | None = None) -> Callable[[str], 
     return _typed("int", parse, low=low, high=high)
 
 
-def number(low: float | None = None, high: float | None = None, low_open: bool = False) -> Callable[[str], float]:
+def number(low: float | None = None, high: float | None = None, low_open: bool = False,
+           high_open: bool = False) -> Callable[[str], float]:
     def parse(text: str) -> float:
         _nonempty(text, "number")
         try:
@@ -63,10 +64,25 @@ def number(low: float | None = None, high: float | None = None, low_open: bool =
             raise Error(f"{text!r} is not a finite number")
         if low is not None and (v < low or (low_open and v == low)):
             raise Error(f"{v:g} must be {'>' if low_open else '>='} {low:g}")
-        if high is not None and v > high:
-            raise Error(f"{v:g} is above the maximum {high:g}")
+        if high is not None and (v > high or (high_open and v == high)):
+            raise Error(f"{v:g} must be {'<' if high_open else '<='} {high:g}" if high_open
+                        else f"{v:g} is above the maximum {high:g}")
         return v
-    return _typed("float", parse, low=low, high=high, low_open=low_open)
+    return _typed("float", parse, low=low, high=high, low_open=low_open, high_open=high_open)
+
+
+def numbers(low: float | None = None, high: float | None = None, low_open: bool = False,
+            high_open: bool = False) -> Callable[[str], tuple[float, ...]]:
+    """Comma-separated numbers, each checked like ``number``: ``0.1,0.5,0.9``."""
+    one = number(low, high, low_open, high_open)
+
+    def parse(text: str) -> tuple[float, ...]:
+        _nonempty(text, "list of numbers")
+        parts = [t for t in text.split(",") if t.strip()]
+        if not parts:
+            raise Error(f"{text!r} holds no number")
+        return tuple(one(t) for t in parts)
+    return _typed("floats", parse, low=low, high=high, low_open=low_open, high_open=high_open)
 
 
 # --------------------------------------------------------------------------- paths

@@ -14,8 +14,8 @@ from explorer.core.errors import ParamError
 
 _MISSING = object()
 
-KINDS = ("int", "float", "bool", "choice", "str", "layer", "layers", "class")
-PICKERS = ("", "prior", "npy")
+KINDS = ("int", "float", "bool", "choice", "str", "layer", "layers", "class", "floats")
+PICKERS = ("", "prior", "npy", "substrate")
 
 
 @dataclass(frozen=True)
@@ -24,14 +24,16 @@ class Param:
 
     kind: ``int``, ``float``, ``bool``, ``choice`` (one of ``choices``), ``str``, ``layer`` (a model layer
     name, ``None`` = auto-pick), ``layers`` (comma-separated layer names, ``None`` = auto), ``class`` (a class
-    index, ``None`` = not used).
+    index, ``None`` = not used), ``floats`` (a tuple of numbers, e.g. "0.1,0.5,0.9"; the bounds apply to each).
+    ``low_open`` / ``high_open`` exclude the bound itself (a fraction in (0, 1]).
     ``gpu_default`` replaces ``default`` when the run is on a CUDA device.
     ``live`` marks a parameter the GUI offers as a live slider (re-runs on change).
     ``advanced`` marks an engineering knob (batch size, refresh rate) that changes the speed, not the map;
     the GUI folds these into a collapsed group so the scientific parameters come first.
     ``aliases`` maps an old name of a choice to the current one (``softmax`` -> ``prob``).
     ``picker`` names a richer editor for a ``str`` parameter: ``prior`` (a map of this session, a method to
-    run first, or ``flat``) or ``npy`` (a path to a .npy file). The value stays a plain string.
+    run first, or ``flat``), ``npy`` (a path to a .npy file) or ``substrate`` (what a metric's removed pixels
+    become: zero, black, blur[:SIGMA[:KERNEL]] or an in-fill name). The value stays a plain string.
     """
 
     name: str
@@ -41,6 +43,8 @@ class Param:
     low: float | None = None
     high: float | None = None
     step: float | None = None
+    low_open: bool = False
+    high_open: bool = False
     choices: tuple[str, ...] = ()
     gpu_default: Any = _MISSING
     log: bool = False
@@ -65,6 +69,14 @@ class Param:
     def bounds_text(self) -> str:
         if self.kind == "choice":
             return "one of " + ", ".join(self.choices)
+        if self.low_open or self.high_open:
+            lo = "(" if self.low_open else "["
+            hi = ")" if self.high_open else "]"
+            if self.low is not None and self.high is not None:
+                return f"in {lo}{self.low:g}, {self.high:g}{hi}"
+            if self.low is not None:
+                return f"{'>' if self.low_open else '>='} {self.low:g}"
+            return f"{'<' if self.high_open else '<='} {self.high:g}"
         if self.low is not None and self.high is not None:
             return f"between {self.low:g} and {self.high:g}"
         if self.low is not None:
@@ -127,6 +139,11 @@ class Param:
                     value = tuple(v.strip() for v in value.split(",") if v.strip())
                 else:
                     value = tuple(str(v) for v in value)
+            elif self.kind == "floats":
+                parts = value.split(",") if isinstance(value, str) else list(value)
+                value = tuple(float(v) for v in parts if not (isinstance(v, str) and not v.strip()))
+                if not value or any(v != v for v in value):  # empty or NaN
+                    raise ValueError
             elif self.kind == "class":
                 if isinstance(value, str) and value.lower() in ("", "auto", "none"):
                     return None
@@ -137,16 +154,25 @@ class Param:
             raise ParamError(
                 f"parameter {name!r} = {value!r} is not a valid {self.kind} ({self.bounds_text()})"
             ) from None
-        if self.kind in ("int", "float"):
-            if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+        if self.kind in ("int", "float", "floats"):
+            if not all(self.within(v) for v in (value if self.kind == "floats" else (value,))):
                 raise ParamError(f"parameter {name!r} = {value!r} is out of range: must be {self.bounds_text()}")
         return value
+
+    def within(self, v: float) -> bool:
+        """Whether the number ``v`` is inside the bounds (open ones excluded)."""
+        if self.low is not None and (v < self.low or (self.low_open and v == self.low)):
+            return False
+        return not (self.high is not None and (v > self.high or (self.high_open and v == self.high)))
 
     def describe(self) -> dict:
         d = {"name": self.name, "kind": self.kind, "default": self.default, "help": self.help}
         for key in ("low", "high", "step"):
             if getattr(self, key) is not None:
                 d[key] = getattr(self, key)
+        for key in ("low_open", "high_open"):
+            if getattr(self, key):
+                d[key] = True
         if self.choices:
             d["choices"] = list(self.choices)
         if self.gpu_default is not _MISSING:

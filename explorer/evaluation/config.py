@@ -16,9 +16,6 @@ if TYPE_CHECKING:
     from explorer.evaluation.registry import Options
 
 DEFAULT_METRICS = ("deletion", "insertion", "confidence")
-# metrics computed through explorer.evaluation.registry alone (the older ones have their own rows in scoring)
-REGISTRY_ONLY = ("road", "pixel_flipping", "region_perturbation", "smprt", "emprt")
-RERUNS_METHOD = ("sanity", "smprt", "emprt")  # re-run the method on a randomised copy of the model
 RANDOM = "random"  # a baseline "method": a seeded random 7x7 grid upsampled (explorer.evaluation.base.random_map)
 
 

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 from explorer.core.errors import ExplorerError, FileError, ParamError, UnsupportedError
-from explorer.evaluation.config import RANDOM, RERUNS_METHOD, EvalConfig
+from explorer.evaluation.config import RANDOM, EvalConfig
 
 
 @dataclass
@@ -61,6 +61,7 @@ class EvaluationResult:
 def prepare_evaluation(config: EvalConfig, path: str | Path) -> PreparedEvaluation:
     """Check ``config`` against the files it names and the photos at ``path`` (an image or a folder), then
     load the model and the methods. Everything a user can get wrong fails here, before any compute."""
+    from explorer.evaluation import registry
     from explorer.evaluation.inputs import check_names_in_folder, list_images, load_boxes, split_params
     from explorer.methods import get_method, method_names
     from explorer.models import load_model
@@ -93,7 +94,7 @@ def prepare_evaluation(config: EvalConfig, path: str | Path) -> PreparedEvaluati
     model = load_model(**config.model)
     model.resolve_engine()  # every curve is score-only: decide the engine before the first photo
     instances = {m: classes[m](model, **values[m]) for m in real}  # refuses e.g. gradients on a black box
-    reruns = [m for m in metrics if m in RERUNS_METHOD]
+    reruns = [m for m in metrics if "weights" in registry.spec(m).needs]
     if reruns and model.module is None:
         raise UnsupportedError(f"metric {reruns[0]!r} re-initialises the model's weights, which the {model.kind} model "
                                f"{model.id!r} does not expose (black box); drop it from --metric")

@@ -1,5 +1,6 @@
 """The Evaluation tab: buttons that score the active layer's map or every visible layer's (deletion,
-insertion, pixel flipping, ROAD; computed on the worker, one layer after another, with a progress bar) and
+insertion, pixel flipping, ROAD; computed on the worker through the metric registry, one layer after another,
+with a progress bar), the metrics' settings (generated from their declarations: evaluation_settings.py) and
 the panel of their curves (explorer/gui/evaluation_panel.py), the whole width of the window.
 
 The panel (five plots: the costliest widget of the window, ~60 % of building it) is made when the tab is
@@ -13,6 +14,10 @@ import logging
 import numpy as np
 from PySide6.QtCore import Slot
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+
+from explorer.core.errors import ParamError
+from explorer.gui.evaluation_settings import EvaluationSettings
+from explorer.workers.jobs import CURVE_METRICS
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +39,19 @@ class EvaluationDock(QWidget):
         self.progress.setFormat("%v / %m layers")
         self.progress.setMaximumWidth(260)
         self.progress.hide()
+        self.settings_btn = QPushButton("Settings")
+        self.settings_btn.setCheckable(True)
+        self.settings_btn.setToolTip("the metrics' settings: steps, substrates, ROAD's noise and fractions, seed")
+        self.settings = EvaluationSettings(CURVE_METRICS)
+        self.settings.hide()
+        self.settings_btn.toggled.connect(self.settings.setVisible)
         row.addWidget(self.evaluate_btn)
         row.addWidget(self.evaluate_all_btn)
+        row.addWidget(self.settings_btn)
         row.addWidget(self.progress)
         row.addWidget(self.status, 1)
         self._lay.addLayout(row)
+        self._lay.addWidget(self.settings)
         self._tried = False
         self._calls: dict[int, str] = {}
         self._batch = 0  # calls queued since the progress bar was last empty
@@ -79,16 +92,31 @@ class EvaluationDock(QWidget):
         if not layers:
             self.win.show_error("Evaluation — no layer with a map is shown on the canvas")
             return []
-        return [self._evaluate(layer, step) for layer in layers]
+        options = self._options()
+        if options is None:
+            return []
+        return [self._evaluate(layer, step, options) for layer in layers]
 
-    def _evaluate(self, layer, step: int | None) -> int:
+    def _options(self) -> dict | None:
+        """The settings, checked; None (and the reason shown) when one is out of range."""
+        try:
+            return self.settings.resolved()
+        except ParamError as exc:
+            self.win.show_error(f"Evaluation settings — {exc}")
+            return None
+
+    def _evaluate(self, layer, step: int | None, options: dict | None = None) -> int | None:
         from explorer.workers.jobs import causal_curves
 
+        if options is None:
+            options = self._options()
+            if options is None:
+                return None
         s = self.win.session
         run = s.runs[layer.run_id]
         m = s.layer_data(layer)
         target = run.explanation.target if run.explanation.target is not None else s.effective_target()
-        token = self.win.worker.call(causal_curves(np.asarray(m), target, step))
+        token = self.win.worker.call(causal_curves(np.asarray(m), target, step, options=options))
         self._calls[token] = f"{run.label} · {layer.name}"
         self._batch += 1
         self._show_progress()

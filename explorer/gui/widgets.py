@@ -140,6 +140,9 @@ class ParamControl(QWidget):
             self.editor = picker
             picker.picked.connect(self._emit)
             picker.invalid.connect(self.invalid)
+        elif p.kind in ("int", "float") and p.default is None:  # None means "the default rule": typed, or auto
+            self.editor = QLineEdit("auto" if value is None else str(value))
+            self.editor.editingFinished.connect(self._emit)
         elif p.kind in ("int", "float") and p.low is not None and p.high is not None:
             self.editor = ValueSlider(p.low, p.high, value, p.step, integer=p.kind == "int", log=p.log)
             self.editor.valueChanged.connect(self._emit)
@@ -170,9 +173,9 @@ class ParamControl(QWidget):
             self.editor.addItems(["auto"] + list(choices or []))
             self.editor.setCurrentText("auto" if value is None else str(value))
             self.editor.currentTextChanged.connect(self._emit)
-        else:  # str, layers, class (without a picker context)
+        else:  # str, layers, floats, class (without a picker context)
             self.editor = QLineEdit("auto" if value is None and p.kind != "str" else ("" if value is None else
-                                    ",".join(value) if isinstance(value, (list, tuple)) else str(value)))
+                                    ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)))
             if p.kind == "class" and isinstance(choices, list) and choices:
                 comp = QCompleter(list(choices), self.editor)
                 comp.setCaseSensitivity(Qt.CaseInsensitive)
@@ -202,6 +205,8 @@ class ParamControl(QWidget):
         t = e.text().strip()
         if self.param.kind in ("layers", "class") and t.lower() in ("", "auto", "none"):
             return None
+        if self.param.kind in ("int", "float") and t.lower() in ("", "auto", "none"):  # a default-None number
+            return None
         if self.param.kind == "str" and not t and self.param.default is None:
             return None
         return t
@@ -228,7 +233,7 @@ class ParamControl(QWidget):
                 return
             if self.param.kind == "bool" and not isinstance(v, (bool, int)):
                 return
-        if v is None and self.param.kind in ("int", "float", "bool"):
+        if v is None and self.param.kind in ("int", "float", "bool") and self.param.default is not None:
             return
         e = self.editor
         e.blockSignals(True)
@@ -244,7 +249,7 @@ class ParamControl(QWidget):
             elif isinstance(e, QComboBox):
                 e.setCurrentText("auto" if v is None else str(v))
             else:
-                e.setText("auto" if v is None else ",".join(v) if isinstance(v, (list, tuple)) else str(v))
+                e.setText("auto" if v is None else ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v))
         finally:
             e.blockSignals(False)
 
