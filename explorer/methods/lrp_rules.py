@@ -335,7 +335,7 @@ def conserving_composite(module: nn.Module, bn_pairs: list, *, conv_gamma: float
             parent = module.get_submodule(name.rpartition(".")[0])
             shift = parent.pos_embed if isinstance(getattr(parent, "pos_embed", None), torch.Tensor) \
                 else parent.position_embeddings
-            return ShiftFree(shift.detach(), eps)
+            return ShiftFree(shift.detach(), lrp_tokens.GUARD)  # a division guard, not an ε rule (lrp_tokens)
         if r == "constant":
             return Constant()
         if r == "half":
