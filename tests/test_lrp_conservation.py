@@ -127,6 +127,21 @@ def test_a_first_block_of_unknown_layout_is_refused_by_name():
     assert "ResPostBlock" in msg and "blocks.0" in msg and "\n" not in msg, msg
 
 
+def test_a_first_block_attention_of_unknown_class_is_refused_by_name():
+    """An Attention subclass may compute differently (its own forward): the hooks that read A and v there are
+    not trusted on it."""
+    from timm.layers import Attention
+
+    class OwnAttention(Attention):
+        pass
+
+    net = FAMILIES["vit"]()
+    old = net.blocks[0].attn
+    net.blocks[0].attn = OwnAttention(old.qkv.in_features, num_heads=old.num_heads, qkv_bias=True)
+    with pytest.raises(UnsupportedError, match=r"blocks\.0\.attn \(OwnAttention\)"):
+        get_method("lrp")(wrap_module(net, "vit_own", (64, 64)))
+
+
 def test_attnlrp_runs_on_a_vit_and_reports_its_conservation():
     """AttnLRP's softmax rule is not conserving by design (the softmax's own 'bias'); it runs, says so."""
     net = FAMILIES["vit"]()

@@ -42,6 +42,7 @@ HF_IMPLEMENTATION = "explorer_lrp"
 # First-block classes whose residual and attention layout the prefix treatment knows: x + drop_path1(ls1(
 # attn(norm1(x)))) with a timm Attention (qkv, attn_drop, norm before proj); Hugging Face's pre-norm ViTLayer.
 _TIMM_BLOCKS = {("timm.models.vision_transformer", "Block")}
+_TIMM_ATTENTION = {("timm.layers.attention", "Attention")}
 _HF_LAYERS = {("transformers.models.vit.modeling_vit", "ViTLayer")}
 # Hugging Face model types whose attention module calls the attention interface with (q, k, v) in heads
 HF_TYPES = ("vit",)
@@ -129,10 +130,15 @@ def prefix_problem(module: nn.Module) -> str:
     if first is None:
         return f"{p} prefix token(s) (class token ...) but no block list the rules know"
     name, block = first
-    if _known(block, _HF_LAYERS if is_hf_vit(module) else _TIMM_BLOCKS):
-        return ""
-    return (f"{name} ({type(block).__name__}), a first block whose residual layout the rules do not know, so the "
-            f"class token's relevance could not be handed to the pixels")
+    why = ("so the class token's relevance could not be handed to the pixels (lrp_tokens reads it as a bias "
+           "there)")
+    if not _known(block, _HF_LAYERS if is_hf_vit(module) else _TIMM_BLOCKS):
+        return f"{name} ({type(block).__name__}), a first block whose residual layout the rules do not know, {why}"
+    attn = getattr(block, "attention" if is_hf_vit(module) else "attn", None)
+    if not is_hf_vit(module) and not (_known(attn, _TIMM_ATTENTION) and isinstance(getattr(attn, "qkv", None),
+                                                                                   nn.Linear)):
+        return f"{name}.attn ({type(attn).__name__}), first-block attention of a layout the rules do not know, {why}"
+    return ""
 
 
 def prefix_tokens(module: nn.Module) -> int:
