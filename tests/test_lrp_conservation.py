@@ -72,22 +72,32 @@ def test_conservation_on_random_weight_families(family):
     assert "lrp" in working_alternatives(m)  # no longer listed as refused on this family
 
 
-def _hf_vit(tmp_path, **cfg_kw):
+def _hf_vit(tmp_path, kind: str = "vit"):
+    """A tiny random Hugging Face ViT, or DeiT with its teacher head (class and distillation tokens)."""
     from explorer.models import load_model
 
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
-    cfg = transformers.ViTConfig(image_size=64, patch_size=16, hidden_size=32, num_hidden_layers=3,
-                                 num_attention_heads=2, intermediate_size=64, num_labels=10, **cfg_kw)
-    transformers.ViTForImageClassification(cfg).save_pretrained(tmp_path / "vit")
-    transformers.ViTImageProcessor(size={"height": 64, "width": 64}).save_pretrained(tmp_path / "vit")
-    return load_model(f"hf:{tmp_path / 'vit'}", device="cpu", allow_download=False)
+    config, model = ((transformers.ViTConfig, transformers.ViTForImageClassification) if kind == "vit" else
+                     (transformers.DeiTConfig, transformers.DeiTForImageClassificationWithTeacher))
+    cfg = config(image_size=64, patch_size=16, hidden_size=32, num_hidden_layers=3, num_attention_heads=2,
+                 intermediate_size=64, num_labels=10)
+    net = model(cfg)
+    if kind == "deit":  # its tokens and position embedding start at zero: give them values to hand on
+        with torch.no_grad():
+            for p in (net.deit.embeddings.cls_token, net.deit.embeddings.distillation_token,
+                      net.deit.embeddings.position_embeddings):
+                p.normal_(0, 0.5)
+    net.save_pretrained(tmp_path / kind)
+    transformers.ViTImageProcessor(size={"height": 64, "width": 64}).save_pretrained(tmp_path / kind)
+    return load_model(f"hf:{tmp_path / kind}", device="cpu", allow_download=False)
 
 
-def test_conservation_on_a_hugging_face_vit(tmp_path):
+@pytest.mark.parametrize("kind", ["vit", "deit"])
+def test_conservation_on_a_hugging_face_vit(tmp_path, kind):
     from explorer.methods import lrp_tokens
 
-    m = _hf_vit(tmp_path)
+    m = _hf_vit(tmp_path, kind)
     attn = m.module.config._attn_implementation
     exp = explain("lrp", m, SAMPLE)
     assert 0.8 <= exp.info["conservation"] <= 1.2, exp.info

@@ -57,7 +57,7 @@ _NORMS = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm)
 _NORM_NAMES = {"rmsnorm", "rmsnorm2d", "layernorm2d", "layernorm"}
 # Parameters a container may use directly in a way the gradient form handles: added tokens and embeddings
 # (their share is absorbed, like a bias), layer-scale factors (a constant multiplier), attention logit biases.
-_CONSTANT_PARAMS = {"cls_token", "dist_token", "reg_token", "pos_embed", "mask_token", "gamma",
+_CONSTANT_PARAMS = {"cls_token", "dist_token", "distillation_token", "reg_token", "pos_embed", "mask_token", "gamma",
                     "relative_position_bias_table", "position_embeddings"}
 # Squeeze-and-excitation blocks: (children that identify the block, the child whose output is the gate).
 SE_PATTERNS = ((("conv_reduce", "conv_expand", "gate"), "gate"),  # timm EfficientNet / MobileNetV3
@@ -236,9 +236,8 @@ def roles(module: nn.Module, attention: str) -> dict[str, str]:
         if isinstance(getattr(m, "pos_embed", None), torch.Tensor) and isinstance(kids.get("pos_drop"), nn.Dropout) \
                 and not getattr(m, "dynamic_img_size", False):
             out[prefix + "pos_drop"] = "shift"  # timm ViT/DeiT: tokens + pos_embed go straight into pos_drop
-        if isinstance(getattr(m, "position_embeddings", None), torch.Tensor) and isinstance(getattr(m, "cls_token", None),
-                                                                                         torch.Tensor) \
-                and isinstance(kids.get("dropout"), nn.Dropout) and "patch_embeddings" in kids:
+        hf_embeddings = all(isinstance(getattr(m, k, None), torch.Tensor) for k in ("position_embeddings", "cls_token"))
+        if hf_embeddings and isinstance(kids.get("dropout"), nn.Dropout) and "patch_embeddings" in kids:
             out[prefix + "dropout"] = "shift"  # Hugging Face ViTEmbeddings: the same, into its dropout
         if attention == "attnlrp" and is_hf_attention(m):
             for k in HF_ATTENTION_CHILDREN[:3]:  # its softmax is halved in the attention function

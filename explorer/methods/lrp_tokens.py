@@ -1,4 +1,4 @@
-"""LRP on vision transformers: the prefix tokens read as biases, and Hugging Face ViT's attention made reachable.
+"""LRP on vision transformers: prefix tokens read as biases; Hugging Face ViT/DeiT attention made reachable.
 
 A ViT prepends constant tokens (the class token, DeiT's distillation token, register tokens) to the patch
 tokens. Relevance that reaches a constant has no pixel to go to, and in gradient form (``lrp_rules``) it
@@ -16,8 +16,8 @@ In gradient form (R = t ⊙ g) both mean multiplying the gradient that reaches `
 s / a (or out / u), a constant of the forward pass (``_ScaleGrad``). After the first block every row depends
 on the image, and nothing else is constant there except biases and the position embedding (``ShiftFree``).
 
-Hugging Face ViT computes its softmax inside a function chosen by ``config._attn_implementation``, which no
-hook reaches; ``HFAttention`` registers our own implementation (the eager computation with A a constant, or
+Hugging Face ViT and DeiT compute their softmax inside a function chosen by ``config._attn_implementation``,
+which no hook reaches; ``HFAttention`` registers our own implementation (the eager computation with A a constant, or
 AttnLRP's half gradient, plus the prefix treatment above) under the name ``explorer_lrp`` and selects it for
 the run only.
 
@@ -43,9 +43,12 @@ HF_IMPLEMENTATION = "explorer_lrp"
 # attn(norm1(x)))) with a timm Attention (qkv, attn_drop, norm before proj); Hugging Face's pre-norm ViTLayer.
 _TIMM_BLOCKS = {("timm.models.vision_transformer", "Block")}
 _TIMM_ATTENTION = {("timm.layers.attention", "Attention")}
-_HF_LAYERS = {("transformers.models.vit.modeling_vit", "ViTLayer")}
-# Hugging Face model types whose attention module calls the attention interface with (q, k, v) in heads
-HF_TYPES = ("vit",)
+_HF_LAYERS = {("transformers.models.vit.modeling_vit", "ViTLayer"),
+              ("transformers.models.deit.modeling_deit", "DeiTLayer")}
+# Hugging Face model types whose attention module calls the attention interface with (q, k, v) in heads; the
+# attribute holding their base model
+HF_TYPES = ("vit", "deit")
+_HF_PREFIX = ("cls_token", "distillation_token")
 
 # attention module -> (mode 'cp' | 'attnlrp', number of prefix tokens or 0) while a run has it switched
 _HF_RUN: "weakref.WeakKeyDictionary[nn.Module, tuple[str, int]]" = weakref.WeakKeyDictionary()
@@ -97,15 +100,16 @@ def is_hf_vit(module: nn.Module) -> bool:
 
 def _prefix_count(module: nn.Module) -> int:
     if is_hf_vit(module):
-        return 1 if isinstance(getattr(getattr(getattr(module, "vit", None), "embeddings", None), "cls_token",
-                                       None), torch.Tensor) else 0
+        emb = getattr(getattr(module, module.config.model_type, None), "embeddings", None)
+        return sum(isinstance(getattr(emb, k, None), torch.Tensor) for k in _HF_PREFIX)
     return int(getattr(module, "num_prefix_tokens", 0) or 0)
 
 
 def _first_block(module: nn.Module) -> tuple[str, nn.Module] | None:
     """(name, module) of the block the tokens enter first."""
     if is_hf_vit(module):
-        for name in ("vit.layers", "vit.encoder.layer"):  # transformers 5, 4
+        base = module.config.model_type
+        for name in (f"{base}.layers", f"{base}.encoder.layer"):  # transformers 5, 4
             try:
                 layers = module.get_submodule(name)
             except AttributeError:
