@@ -258,3 +258,29 @@ def test_rules_removed_after_an_exception(family, monkeypatch):
     assert hook_count(net) == 0
     after = {n: dict(vars(mod)).get("inplace", dict(vars(mod)).get("fused_attn")) for n, mod in net.named_modules()}
     assert after == before and float(sum(p.double().sum() for p in net.parameters())) == params
+
+
+@pytest.mark.parametrize("family", ["resnet18_torchvision", "convnext"])
+def test_a_single_logit_model_explains_both_decisions(family):
+    """One logit z is explained as the pair (z, -z) (models/outputs.py): "not the class" conserves too, and its
+    map is the class's map negated, in relevance form (the torchvision ResNet) as in gradient form."""
+    import explorer
+
+    torch.manual_seed(0)
+    if family == "convnext":
+        import timm
+
+        net = timm.create_model("convnext_atto", pretrained=False, num_classes=1)
+    else:
+        import torchvision
+
+        net = torchvision.models.resnet18(num_classes=1)
+    m = explorer.load_model(net, preprocess={"size": 64})
+    assert m.binary
+    maps = []
+    for target in (0, 1):
+        exp = explain("lrp", m, SAMPLE, target=target)
+        assert 0.8 <= exp.info["conservation"] <= 1.2, exp.info
+        assert exp.info["form"] == ("relevance" if family == "resnet18_torchvision" else "gradient")
+        maps.append(np.asarray(exp.raw["salient"], dtype=np.float64))
+    assert np.allclose(maps[1], -maps[0], atol=1e-6 * np.abs(maps[0]).max())

@@ -274,15 +274,26 @@ def lrp_relevance(model, x: torch.Tensor, target: int, composite: str = "auto", 
         high = pre.normalise(torch.ones_like(xin[:, :, :1, :1])).expand_as(xin).contiguous()
         comp = make_composite(composite, make_canonizers(module, xin), low=low, high=high, epsilon=epsilon,
                               gamma=gamma, zero_bias=zero_bias)
-    # the composite on the module, the forward through the model's wrapper (which reads the logits out of a
-    # Hugging Face output, as every other method sees them)
+    # The composite on the module. In gradient form the forward goes through the model's wrapper, as every other
+    # method's does (it reads the logits out of a Hugging Face output; whatever it does after the module, a
+    # binary model's (z, -z) pair included, autograd carries back exactly). In relevance form what comes back
+    # from the output is read as relevance, which the wrapper's own backward would rescale: the module itself
+    # (only plain timm/torchvision CNNs run in relevance form, see ``engine``).
     with torch.enable_grad(), comp.context(module):
         xg = xin.clone().requires_grad_()
-        out = model.forward(xg)
-        (rel,) = torch.autograd.grad(out, xg, _start(target, value=not gradient_form)(out.detach()))
-    if gradient_form:
-        rel = xin * rel
-    return rel.detach(), float(out.detach()[0, target])
+        if gradient_form:
+            out = model.forward(xg)
+            (rel,) = torch.autograd.grad(out, xg, _start(target, value=False)(out.detach()))
+            return (xin * rel).detach(), float(out.detach()[0, target])
+        out = module(xg)
+        sign = 1.0
+        if getattr(model, "binary", False) and out.shape[1] == 1:
+            # a single logit z explained as the pair (z, -z): the rules are linear in the relevance put in, so
+            # "not the class" (-z) is z's decomposition started from -z
+            sign, target = (-1.0 if target == 1 else 1.0), 0
+        start = _start(target, value=True)(out.detach()) * sign
+        (rel,) = torch.autograd.grad(out, xg, start)
+    return rel.detach(), sign * float(out.detach()[0, target])
 
 
 @register("lrp")
