@@ -158,3 +158,6 @@ def test_every_method_maps_or_refuses(method, zoo_model, photo):
         assert exp.info["layer"] == DEFAULT_LAYER[family]
     if method == "lrp":
         assert np.isfinite(exp.info["conservation"])
+        if family != "swin":  # conserves (issue 30), ViT/DeiT through their prefix tokens too. The random Swin
+            # on this photo does not at the default epsilon (11.0; 0.99 with 1e-9): docs/methods.md §1.7
+            assert 0.8 <= exp.info["conservation"] <= 1.2, exp.info

@@ -8,7 +8,9 @@ Two kinds of composites:
   attention weights read as constants (``conserving_gamma``), or AttnLRP's softmax and bilinear rules
   (``attnlrp``). On plain CNNs (no SE, LayerNorm or attention) they run in zennit's relevance form on the
   canonized network below, where an output made of its bias alone hands its relevance on by the w² rule; on
-  every other network in gradient form (see ``lrp_rules``).
+  every other network in gradient form (see ``lrp_rules``). On vision transformers the class, distillation and
+  register tokens are read as biases where they first meet the image, and Hugging Face ViT's attention
+  function is swapped for ours for the run (``lrp_tokens``).
 - zennit's own (``epsilon_plus_flat``, ``epsilon_alpha2_beta1_flat``, ``epsilon_gamma_box``, ours
   ``epsilon_flat``): the textbook composites, kept for comparison. Biases absorb relevance in them (on the
   default model Σ R / z_c is 0.0003–0.04), and they are refused on LayerNorm and attention networks.
@@ -248,8 +250,6 @@ def lrp_relevance(model, x: torch.Tensor, target: int, composite: str = "auto", 
                   form: str | None = None) -> tuple[torch.Tensor, float]:
     """Input relevance (1, 3, h, w) for ``target`` (started from the logit z_c) and z_c itself. ``form``: force
     the conserving composites' 'relevance' or 'gradient' form (benchmarks; default: ``engine(module)``)."""
-    from zennit.attribution import Gradient
-
     from explorer.methods import lrp_rules
 
     module = model.module
@@ -274,11 +274,26 @@ def lrp_relevance(model, x: torch.Tensor, target: int, composite: str = "auto", 
         high = pre.normalise(torch.ones_like(xin[:, :, :1, :1])).expand_as(xin).contiguous()
         comp = make_composite(composite, make_canonizers(module, xin), low=low, high=high, epsilon=epsilon,
                               gamma=gamma, zero_bias=zero_bias)
-    with torch.enable_grad(), Gradient(model=module, composite=comp) as attributor:
-        out, rel = attributor(xin, _start(target, value=not gradient_form))
-    if gradient_form:
-        rel = xin * rel
-    return rel.detach(), float(out.detach()[0, target])
+    # The composite on the module. In gradient form the forward goes through the model's wrapper, as every other
+    # method's does (it reads the logits out of a Hugging Face output; whatever it does after the module, a
+    # binary model's (z, -z) pair included, autograd carries back exactly). In relevance form what comes back
+    # from the output is read as relevance, which the wrapper's own backward would rescale: the module itself
+    # (only plain timm/torchvision CNNs run in relevance form, see ``engine``).
+    with torch.enable_grad(), comp.context(module):
+        xg = xin.clone().requires_grad_()
+        if gradient_form:
+            out = model.forward(xg)
+            (rel,) = torch.autograd.grad(out, xg, _start(target, value=False)(out.detach()))
+            return (xin * rel).detach(), float(out.detach()[0, target])
+        out = module(xg)
+        sign = 1.0
+        if getattr(model, "binary", False) and out.shape[1] == 1:
+            # a single logit z explained as the pair (z, -z): the rules are linear in the relevance put in, so
+            # "not the class" (-z) is z's decomposition started from -z
+            sign, target = (-1.0 if target == 1 else 1.0), 0
+        start = _start(target, value=True)(out.detach()) * sign
+        (rel,) = torch.autograd.grad(out, xg, start)
+    return rel.detach(), sign * float(out.detach()[0, target])
 
 
 @register("lrp")

@@ -41,18 +41,23 @@ import math
 import torch
 from torch import nn
 
+from explorer.methods.lrp_tokens import HF_ATTENTION_CHILDREN, is_hf_attention, is_hf_vit, prefix_problem
+
 EPSILON = 1e-6
 
 # Elementwise modules (identity rule). Softmax is deliberately absent: it is not elementwise.
 _ELEMENTWISE_NAMES = {
     "relu", "relu6", "leakyrelu", "prelu", "elu", "celu", "selu", "gelu", "gelutanh", "quickgelu", "silu",
     "swish", "hardswish", "mish", "sigmoid", "hardsigmoid", "tanh", "softplus", "hardtanh",
+    # Hugging Face's activation modules (transformers.activations)
+    "geluactivation", "newgeluactivation", "fastgeluactivation", "quickgeluactivation", "accurategeluactivation",
+    "siluactivation", "mishactivation",
 }
 _NORMS = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm)
 _NORM_NAMES = {"rmsnorm", "rmsnorm2d", "layernorm2d", "layernorm"}
 # Parameters a container may use directly in a way the gradient form handles: added tokens and embeddings
 # (their share is absorbed, like a bias), layer-scale factors (a constant multiplier), attention logit biases.
-_CONSTANT_PARAMS = {"cls_token", "dist_token", "reg_token", "pos_embed", "mask_token", "gamma",
+_CONSTANT_PARAMS = {"cls_token", "dist_token", "distillation_token", "reg_token", "pos_embed", "mask_token", "gamma",
                     "relative_position_bias_table", "position_embeddings"}
 # Squeeze-and-excitation blocks: (children that identify the block, the child whose output is the gate).
 SE_PATTERNS = ((("conv_reduce", "conv_expand", "gate"), "gate"),  # timm EfficientNet / MobileNetV3
@@ -231,6 +236,12 @@ def roles(module: nn.Module, attention: str) -> dict[str, str]:
         if isinstance(getattr(m, "pos_embed", None), torch.Tensor) and isinstance(kids.get("pos_drop"), nn.Dropout) \
                 and not getattr(m, "dynamic_img_size", False):
             out[prefix + "pos_drop"] = "shift"  # timm ViT/DeiT: tokens + pos_embed go straight into pos_drop
+        hf_embeddings = all(isinstance(getattr(m, k, None), torch.Tensor) for k in ("position_embeddings", "cls_token"))
+        if hf_embeddings and isinstance(kids.get("dropout"), nn.Dropout) and "patch_embeddings" in kids:
+            out[prefix + "dropout"] = "shift"  # Hugging Face ViTEmbeddings: the same, into its dropout
+        if attention == "attnlrp" and is_hf_attention(m):
+            for k in HF_ATTENTION_CHILDREN[:3]:  # its softmax is halved in the attention function
+                out[prefix + k] = "half_linear"
         for linears, probs in ATTENTION_PATTERNS:
             if all(k in kids for k in linears) and probs in kids:
                 out[prefix + probs] = "constant" if attention == "cp" else "half"
@@ -247,12 +258,15 @@ def _is_attention(name: str, m: nn.Module) -> bool:
 
 def coverage_problem(module: nn.Module) -> str:
     """The first module no conserving rule covers, as a phrase for a refusal ('' when every one is)."""
+    hf_vit = is_hf_vit(module)
     for name, m in module.named_modules():
         kind = type(m).__name__
         kids = dict(m.named_children())
         if _is_attention(name, m):
             if isinstance(m, nn.MultiheadAttention):
                 return f"{name} ({kind}) computes its softmax inside one fused function the rules cannot reach"
+            if hf_vit and is_hf_attention(m):
+                continue  # its attention function is ours for the run (lrp_tokens.HFAttention)
             if not any(all(k in kids for k in lin) and p in kids for lin, p in ATTENTION_PATTERNS):
                 return f"{name} ({kind}) is attention of a layout the rules do not know"
             if getattr(m, "gate", None) is not None:
@@ -265,7 +279,7 @@ def coverage_problem(module: nn.Module) -> str:
         unknown = [p for p in own if p not in _CONSTANT_PARAMS]
         if unknown:
             return f"{name or 'the model'} ({kind}, parameter {unknown[0]!r}), a layer type no LRP rule covers"
-    return ""
+    return prefix_problem(module)
 
 
 # --------------------------------------------------------------------------- canonizers
@@ -307,6 +321,8 @@ def conserving_composite(module: nn.Module, bn_pairs: list, *, conv_gamma: float
     from zennit.canonizers import NamedMergeBatchNorm
     from zennit.core import Composite
 
+    from explorer.methods import lrp_tokens
+
     Elementwise, LinearRule, Constant, HalfGradient, ShiftFree = _hooks()
     AttributeFlip = _canonizers_types()
     role = roles(module, attention)
@@ -315,7 +331,10 @@ def conserving_composite(module: nn.Module, bn_pairs: list, *, conv_gamma: float
     def module_map(ctx, name, m):
         r = role.get(name)
         if r == "shift":
-            return ShiftFree(module.get_submodule(name.rpartition(".")[0]).pos_embed.detach(), eps)
+            parent = module.get_submodule(name.rpartition(".")[0])
+            shift = parent.pos_embed if isinstance(getattr(parent, "pos_embed", None), torch.Tensor) \
+                else parent.position_embeddings
+            return ShiftFree(shift.detach(), lrp_tokens.GUARD)  # a division guard, not an ε rule (lrp_tokens)
         if r == "constant":
             return Constant()
         if r == "half":
@@ -330,7 +349,10 @@ def conserving_composite(module: nn.Module, bn_pairs: list, *, conv_gamma: float
             return Elementwise(eps)
         return None
 
-    canonizers = [AttributeFlip("inplace"), AttributeFlip("fused_attn")]
+    PrefixTokensAsBias, HFAttention = lrp_tokens.canonizer_types()
+    mode = "attnlrp" if attention == "attnlrp" else "cp"
+    # HFAttention before PrefixTokensAsBias: it marks every attention module, the prefix one then its first
+    canonizers = [AttributeFlip("inplace"), AttributeFlip("fused_attn"), HFAttention(mode), PrefixTokensAsBias(mode)]
     if bn_pairs:
         canonizers.insert(0, NamedMergeBatchNorm(bn_pairs))
     return Composite(module_map=module_map, canonizers=canonizers)
