@@ -20,6 +20,8 @@ ALLOWED = {
                                                                           "cells, not class scores"},
     "methods/extremal.py": {"torch.softmax(vals / temperature, dim=1)": "the smooth max of the extremal "
                                                                         "perturbation's mask, not class scores"},
+    "methods/lrp_tokens.py": {"nn.functional.softmax(scores, dim=-1, dtype=torch.float32)": "the attention "
+                              "weights of a Hugging Face ViT's eager attention during an LRP run, not class scores"},
     "methods/explainer_net/losses.py": {"masked.log_softmax(1)": "the paper's cross-entropy loss; the trainer refuses "
                                                                  "models whose activation is not softmax"},
 }
