@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
+from explorer.core.catalog import CatalogEntry
 from explorer.core.params import Param, Params
-from explorer.core.types import MapSpec, MethodResult, Placement
+from explorer.core.types import MapSpec, MethodResult, Needs, Placement
 from explorer.gui.method_panel import MethodPanel
 from explorer.gui.panels import LayerPanel
 from explorer.gui.widgets import ValueSlider
@@ -27,9 +28,9 @@ PARAMS = Params(
 
 
 def _entry(name, available=True):
-    return {"name": name, "title": name.title(), "family": "test", "paper": "p", "summary": "s", "needs": "scores only",
-            "class_agnostic": False, "outputs": (MapSpec("salient"), MapSpec("extra", signed=True)),
-            "params": PARAMS, "quick": {"n": 20}, "available": available, "reason": "" if available else "no hooks"}
+    return CatalogEntry(name, name.title(), "test", "p", "s", Needs.SCORES, False,
+                        (MapSpec("salient"), MapSpec("extra", signed=True)), PARAMS, {"n": 20},
+                        available=available, reason="" if available else "no hooks")
 
 
 @pytest.fixture
