@@ -164,6 +164,24 @@ def test_layer_panel_controls_write_to_session(qtbot):
     assert not lp.run_items and not lp.layer_items and s.active_layer() is None and not lp.controls.isEnabled()
 
 
+def test_layer_panel_has_one_control_per_declared_display_field_in_its_row(qtbot):
+    from PySide6.QtWidgets import QFormLayout
+
+    from explorer.session import display_fields
+
+    s = Session()
+    lp = LayerPanel(s)
+    qtbot.addWidget(lp)
+    form: QFormLayout = lp.controls.layout()
+    rows = [form.itemAt(i, QFormLayout.FieldRole).widget() for i in range(form.rowCount())]
+    assert rows == [lp.display_controls[f.name] for f in display_fields.PANEL_FIELDS]
+    assert [f.name for f in display_fields.PANEL_FIELDS] == ["opacity", "colormap", "clip", "floor", "fade", "mode",
+                                                             "topk", "blend"]  # the rows the panel always had
+    for f in display_fields.PANEL_FIELDS:
+        assert getattr(lp, f.name) is lp.display_controls[f.name]
+        assert lp.display_controls[f.name].toolTip() == f.tip
+
+
 def test_none_survives_many_void_qt_calls():
     """PySide6 6.12.0 on CPython 3.11 drops a reference to None per void call; pyproject pins < 6.12."""
     import subprocess
