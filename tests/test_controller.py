@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from explorer.core.catalog import CatalogEntry, Family
 from explorer.core.params import Param, Params
 from explorer.core.types import MethodResult, Placement
 from explorer.session.controller import Notice, RunController, RunJob
@@ -40,17 +41,16 @@ def _grown_iterations(old: dict, new: dict) -> bool:  # what BOREx answers, with
 
 
 CATALOG = [
-    {"name": "rise", "title": "RISE", "family": "perturbation", "class_agnostic": False, "available": True,
-     "params": Params(Param("n", "int", 100, "masks", low=2, high=10000)), "resumable": lambda old, new: False},
-    {"name": "lime", "title": "LIME", "family": "perturbation", "class_agnostic": False, "available": False,
-     "reason": "needs gradients", "params": Params()},
-    {"name": "dino", "title": "DINO attention", "family": "attention", "class_agnostic": True, "available": True,
-     "params": Params()},
-    {"name": "borex", "title": "BOREx", "family": "refinement", "class_agnostic": False, "available": True,
-     "params": Params(Param("iterations", "int", 50, "GP iterations", low=1, high=500),
-                      Param("kappa", "float", 10.0, "UCB weight", low=0.0, high=100.0),
-                      Param("prior", "str", "rise", "prior map", live=False, picker="prior")),
-     "resumable": _grown_iterations},
+    CatalogEntry("rise", "RISE", Family.PERTURBATION, available=True,
+                 params=Params(Param("n", "int", 100, "masks", low=2, high=10000)),
+                 resumable=lambda old, new: False),
+    CatalogEntry("lime", "LIME", Family.PERTURBATION, available=False, reason="needs gradients", params=Params()),
+    CatalogEntry("dino", "DINO attention", Family.ATTENTION, class_agnostic=True, available=True, params=Params()),
+    CatalogEntry("borex", "BOREx", Family.REFINEMENT, available=True,
+                 params=Params(Param("iterations", "int", 50, "GP iterations", low=1, high=500),
+                               Param("kappa", "float", 10.0, "UCB weight", low=0.0, high=100.0),
+                               Param("prior", "str", "rise", "prior map", live=False, picker="prior")),
+                 resumable=_grown_iterations),
 ]
 
 

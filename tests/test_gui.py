@@ -339,16 +339,16 @@ def test_evaluate_active_layer_fills_evaluation_panel(fresh, qtbot):
 def test_every_registered_method_gets_working_controls(win):
     panel = win.method_panel
     for e in win.runs.catalog:
-        assert panel.select(e["name"]), e["name"]
-        assert list(panel.controls) == e["params"].names()
-        e["params"].resolve(panel.values())  # the generated controls' values validate as they are
+        assert panel.select(e.name), e.name
+        assert list(panel.controls) == e.params.names()
+        e.params.resolve(panel.values())  # the generated controls' values validate as they are
         panel.quick_btn.click()
-        e["params"].resolve(panel.values())
+        e.params.resolve(panel.values())
 
 
 def test_borex_resumes_when_only_iterations_grow(fresh, qtbot):
     win = fresh
-    if "borex" not in {e["name"] for e in win.runs.catalog}:
+    if "borex" not in {e.name for e in win.runs.catalog}:
         pytest.fail("borex is registered in this project; the resume path must be exercised")
     run = _settle(win, qtbot, _run_via_panel(win, qtbot, "borex"))
     assert run.status == "done", run.error

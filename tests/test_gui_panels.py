@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
+from explorer.core.catalog import CatalogEntry
 from explorer.core.params import Param, Params
-from explorer.core.types import MapSpec, MethodResult, Placement
+from explorer.core.types import MapSpec, MethodResult, Needs, Placement
 from explorer.gui.method_panel import MethodPanel
 from explorer.gui.panels import LayerPanel
 from explorer.gui.widgets import ValueSlider
@@ -27,9 +28,9 @@ PARAMS = Params(
 
 
 def _entry(name, available=True):
-    return {"name": name, "title": name.title(), "family": "test", "paper": "p", "summary": "s", "needs": "scores only",
-            "class_agnostic": False, "outputs": (MapSpec("salient"), MapSpec("extra", signed=True)),
-            "params": PARAMS, "quick": {"n": 20}, "available": available, "reason": "" if available else "no hooks"}
+    return CatalogEntry(name, name.title(), "test", "p", "s", Needs.SCORES, False,
+                        (MapSpec("salient"), MapSpec("extra", signed=True)), PARAMS, {"n": 20},
+                        available=available, reason="" if available else "no hooks")
 
 
 @pytest.fixture
@@ -161,6 +162,24 @@ def test_layer_panel_controls_write_to_session(qtbot):
     assert s.active_layer() is extra and lp.colormap.currentText() == "RdBu"
     s.remove_run(run)
     assert not lp.run_items and not lp.layer_items and s.active_layer() is None and not lp.controls.isEnabled()
+
+
+def test_layer_panel_has_one_control_per_declared_display_field_in_its_row(qtbot):
+    from PySide6.QtWidgets import QFormLayout
+
+    from explorer.session import display_fields
+
+    s = Session()
+    lp = LayerPanel(s)
+    qtbot.addWidget(lp)
+    form: QFormLayout = lp.controls.layout()
+    rows = [form.itemAt(i, QFormLayout.FieldRole).widget() for i in range(form.rowCount())]
+    assert rows == [lp.display_controls[f.name] for f in display_fields.PANEL_FIELDS]
+    assert [f.name for f in display_fields.PANEL_FIELDS] == ["opacity", "colormap", "clip", "floor", "fade", "mode",
+                                                             "topk", "blend"]  # the rows the panel always had
+    for f in display_fields.PANEL_FIELDS:
+        assert getattr(lp, f.name) is lp.display_controls[f.name]
+        assert lp.display_controls[f.name].toolTip() == f.tip
 
 
 def test_none_survives_many_void_qt_calls():

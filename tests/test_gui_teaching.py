@@ -191,7 +191,7 @@ def test_layer_rows_explain_themselves_and_the_colour_bar_says_what_0_means(win,
     qtbot.mouseClick(btn, Qt.LeftButton)
     dlg = win.layer_help_dialog
     text = dlg.text.toPlainText()
-    spec = next(o for o in win.runs.entry("gradcam")["outputs"] if o.name == "signed")
+    spec = next(o for o in win.runs.entry("gradcam").outputs if o.name == "signed")
     assert "Grad-CAM" in text and "Selvaraju" in text and spec.zero in text  # the registry's words
     dlg.close()
     win.session.set_active_layer(signed.id)
@@ -257,7 +257,7 @@ def test_class_picker_shares_the_list_and_refuses_an_unknown_name(win, qtbot):
     c.editor.lineEdit().setText("Goldfish")
     c.editor.lineEdit().editingFinished.emit()
     assert c.value() == 1 and c.editor.currentText() == "1: goldfish"
-    assert panel.entry()["params"].resolve(panel.values())["competitor"] == 1
+    assert panel.entry().params.resolve(panel.values())["competitor"] == 1
 
 
 def test_advanced_parameters_sit_in_a_collapsed_group(win):

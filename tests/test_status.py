@@ -3,6 +3,8 @@ controller is driven as the worker would drive it, the clock is the test's."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -11,7 +13,7 @@ from explorer.session.controller import RunController
 from explorer.session.model_choice import ModelChoice
 from tests.test_controller import CATALOG, FakeExecutor, _exp, _finish
 
-QUICK_CATALOG = [dict(e, quick={"n": 64}) if e["name"] == "rise" else e for e in CATALOG]
+QUICK_CATALOG = [replace(e, quick={"n": 64}) if e.name == "rise" else e for e in CATALOG]
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from explorer.core.catalog import CatalogEntry
 from explorer.core.errors import ExplorerError, UnknownNameError
 from explorer.core.params import Param
 from explorer.core.types import MapSpec, MethodResult, Placement
@@ -123,7 +124,7 @@ def test_every_layer_of_every_method_says_what_it_means_and_what_0_means():
     for name in method_names():
         d = METHODS.get(name).describe()
         for o in d["outputs"]:
-            h = layer_help(d, o["name"], o["signed"])
+            h = layer_help(METHODS.get(name).catalog_entry(), o["name"], o["signed"])
             assert h.meaning and h.zero, (name, o["name"])
             assert h.summary == d["summary"] and h.paper == d["paper"]
             if o["signed"]:
@@ -131,7 +132,7 @@ def test_every_layer_of_every_method_says_what_it_means_and_what_0_means():
             else:
                 assert h.colorbar_note() == ""
     # a method's own text wins over its role's default
-    assert "mean score" in layer_help(METHODS.get("rise").describe(), "salient").zero
+    assert "mean score" in layer_help(METHODS.get("rise").catalog_entry(), "salient").zero
 
 
 def test_layer_help_falls_back_to_the_role_and_escapes_html():
@@ -139,7 +140,7 @@ def test_layer_help_falls_back_to_the_role_and_escapes_html():
     assert "lowers the target" in h.meaning and h.method == ""
     spec = MapSpec("odd", help="a < b")
     assert spec.meaning == "a < b"  # no role: the formula is the best one-liner there is
-    assert "a &lt; b" in layer_help({"outputs": (spec,), "title": "T"}, "odd").html()
+    assert "a &lt; b" in layer_help(CatalogEntry("", "T", outputs=(spec,)), "odd").html()
 
 
 # ---------------------------------------------------------------- advanced parameters

@@ -76,11 +76,11 @@ def col(worker):
 
 def test_catalog_model_and_predictions(qtbot, worker):
     qtbot.waitUntil(lambda: bool("catalog" in worker.got), timeout=T)
-    names = {e["name"]: e for e in worker.got["catalog"]}
+    names = {e.name: e for e in worker.got["catalog"]}
     assert {"gradient", "rise"} <= set(names)
     rise = names["rise"]
-    assert "n" in rise["params"] and rise["params"]["p"].live and rise["quick"]
-    assert [o.name for o in rise["outputs"]][:1] == ["salient"]
+    assert "n" in rise.params and rise.params["p"].live and rise.quick
+    assert [o.name for o in rise.outputs][:1] == ["salient"]
     with qtbot.waitSignal(worker.predictions_ready, timeout=T, check_params_cb=lambda p, t: t == 7) as blk:
         worker.set_image(np.zeros((20, 30, 3), np.uint8), 7)
     preds, token = blk.args

@@ -13,6 +13,7 @@ import time
 from typing import Any, Callable
 
 from explorer.core import argtypes as T
+from explorer.core import model_sources
 from explorer.core.errors import ExplorerError
 
 ACTIVATION_CHOICES = ("auto", "softmax", "sigmoid", "none")  # models/outputs.ACTIVATIONS, torch-free
@@ -66,10 +67,9 @@ class VersionAction(argparse.Action):
 def add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", default=None, type=T.model_spec(),
-                   help="efficientnet_lite0 (default), torchvision:NAME, timm:NAME, hf:FOLDER_OR_REPO_ID (a Hugging "
-                        "Face save_pretrained folder or a cached hub model), FILE.pt, FILE.onnx")
+                   help=model_sources.cli_help())
     g.add_argument("--weights", default=None, type=T.existing_file("weights file"),
-                   help="weights file for a torchvision:/timm: architecture")
+                   help=model_sources.weights_help())
     g.add_argument("--labels", default=None, type=T.existing_file("labels file"),
                    help="class names file (one per line, or JSON)")
     g.add_argument("--trust-pickle", action="store_true",

@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Callable
 
-from explorer.core.types import EMBEDDED_MODELS
+from explorer.core.model_sources import SourceKind, file_source, listing, model_after_prefix, source_of
 
 Error = argparse.ArgumentTypeError
 
@@ -224,40 +224,56 @@ def device() -> Callable[[str], str]:
     return _typed("device", parse)
 
 
-MODEL_FILE_SUFFIXES = (".pt", ".pth", ".ts", ".jit", ".torchscript", ".onnx", ".pkl", ".bin")
 _REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*/[A-Za-z0-9][A-Za-z0-9_.\-]*$")  # a Hugging Face hub repo id
 
 
+def _architecture(spec: str) -> str:
+    if not _NAME.match(model_after_prefix(spec)):
+        raise Error(f"{spec!r}: expected {spec.partition(':')[0]}:NAME with an architecture name")
+    return spec
+
+
+def _hf_folder_or_repo(spec: str) -> str:
+    rest = model_after_prefix(spec)
+    folder = Path(rest).expanduser()
+    if folder.is_dir():
+        return f"hf:{folder}"
+    if folder.exists():
+        raise Error(f"{rest}: is a file; hf: takes a save_pretrained folder or a hub repo id (owner/name)")
+    if not _REPO.match(rest):
+        raise Error(f"{rest}: no such folder, and not a hub repo id (owner/name)")
+    return spec
+
+
+def _model_file(spec: str) -> str:
+    p = Path(spec).expanduser()
+    if p.is_dir():
+        raise Error(f"{spec}: is a folder, not a model file")
+    if p.is_file():
+        return str(p)
+    raise Error(f"{spec}: no such file (model file expected)")
+
+
+# how a spec of each source of core/model_sources.py is checked (a new source without a check fails at import)
+_CHECKS: dict[SourceKind, Callable[[str], str]] = {
+    SourceKind.EMBEDDED: lambda spec: spec, SourceKind.TORCHVISION: _architecture, SourceKind.TIMM: _architecture,
+    SourceKind.HF: _hf_folder_or_repo, SourceKind.TORCH_FILE: _model_file, SourceKind.ONNX: _model_file,
+}
+assert set(_CHECKS) == set(SourceKind), "every model source has its check"
+
+
 def model_spec() -> Callable[[str], str]:
-    """efficientnet_lite0/default, torchvision:NAME, timm:NAME, hf:FOLDER_OR_REPO_ID, or an existing model file."""
+    """A spec of one of the model sources (core/model_sources.py): an embedded name, ``torchvision:NAME``,
+    ``timm:NAME``, ``hf:FOLDER_OR_REPO_ID``, or an existing model file (any suffix case)."""
     def parse(text: str) -> str:
         _nonempty(text, "model")
         t = text.strip()
-        if t in EMBEDDED_MODELS or t == "default":
-            return t
-        prefix, sep, rest = t.partition(":")
-        if sep and prefix in ("torchvision", "timm"):
-            if not _NAME.match(rest):
-                raise Error(f"{t!r}: expected {prefix}:NAME with an architecture name")
-            return t
-        if sep and prefix == "hf":
-            folder = Path(rest).expanduser()
-            if folder.is_dir():
-                return f"hf:{folder}"
-            if folder.exists():
-                raise Error(f"{rest}: is a file; hf: takes a save_pretrained folder or a hub repo id (owner/name)")
-            if not _REPO.match(rest):
-                raise Error(f"{rest}: no such folder, and not a hub repo id (owner/name)")
-            return t
-        p = Path(t).expanduser()
-        if p.is_dir():
-            raise Error(f"{t}: is a folder, not a model file")
-        if p.is_file():
-            return str(p)
-        if p.suffix.lower() in MODEL_FILE_SUFFIXES or os.sep in t:
-            raise Error(f"{t}: no such file (model file expected)")
-        raise Error(f"unknown model {t!r}; valid: {', '.join(EMBEDDED_MODELS)}, torchvision:NAME, timm:NAME, "
-                    "hf:FOLDER_OR_REPO_ID, FILE.pt, FILE.onnx")
+        source = source_of(t)
+        if source is None and Path(t).expanduser().exists():  # a file or folder named without a model suffix
+            source = file_source(t)
+        if source is None:
+            raise Error(f"unknown model {t!r}; valid: {', '.join(listing())}")
+        return _CHECKS[source.kind](t)
     return _typed("model", parse)
 
 

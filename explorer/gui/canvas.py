@@ -25,7 +25,7 @@ from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from explorer.gui.widgets import ColorBar
-from explorer.session import render
+from explorer.session import display_fields, render
 from explorer.session.document import DisplayLayer, Session
 from explorer.workers.render_thread import RenderThread
 
@@ -49,7 +49,7 @@ def make_view(parent=None) -> tuple[pg.GraphicsView, pg.ViewBox]:
 
 
 # fields whose change recolours a layer (opacity and blend are item properties)
-RECOLOUR_FIELDS = ("colormap", "clip", "mode", "topk", "floor", "fade")
+RECOLOUR_FIELDS = display_fields.RECOLOUR_FIELDS
 MAX_BARS = 4  # colour bars under the canvas; more visible layers than this cannot be told apart anyway
 
 

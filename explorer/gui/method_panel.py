@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from explorer.core.catalog import CatalogEntry
 from explorer.gui.pickers import ClassList, PickerContext
 from explorer.gui.widgets import Debouncer, ParamControl
 
@@ -40,7 +41,7 @@ class MethodPanel(QWidget):
 
     def __init__(self, parent=None, debounce_ms: int = 300):
         super().__init__(parent)
-        self.catalog: dict[str, dict] = {}
+        self.catalog: dict[str, CatalogEntry] = {}
         self.layer_names: list[str] = []
         self.default_layer: str | None = None  # the layer "auto" picks on the loaded model
         self.labels: list[str] = []
@@ -129,28 +130,28 @@ class MethodPanel(QWidget):
         self.combo.currentIndexChanged.connect(self._on_method)
         self.run_btn.clicked.connect(self.request_run)
         self.cancel_btn.clicked.connect(self.cancel_requested)
-        self.quick_btn.clicked.connect(lambda: self._apply(self.entry().get("quick", {}) if self.entry() else {}))
+        self.quick_btn.clicked.connect(lambda: self._apply(dict(self.entry().quick) if self.entry() else {}))
         self.defaults_btn.clicked.connect(self._defaults)
         self.run_btn.setEnabled(False)
 
     # ------------------------------------------------------------------ catalog
-    def set_catalog(self, entries: list[dict]) -> None:
+    def set_catalog(self, entries: list[CatalogEntry]) -> None:
         current = self.method()
-        self.catalog = {e["name"]: e for e in entries}
+        self.catalog = {e.name: e for e in entries}
         self.combo.blockSignals(True)
         self.combo.clear()
         model: QStandardItemModel = self.combo.model()
-        families: dict[str, list[dict]] = {}
+        families: dict[str, list[CatalogEntry]] = {}
         for e in entries:
-            families.setdefault(e.get("family") or "other", []).append(e)
+            families.setdefault(str(e.family) or "other", []).append(e)
         for fam, items in families.items():
             for e in items:
-                self.combo.addItem(f"{e['title']}  ({fam})", e["name"])
+                self.combo.addItem(f"{e.title}  ({fam})", e.name)
                 item = model.item(self.combo.count() - 1)
-                tip = f"{e['summary']}\n{e['paper']}\nneeds: {e['needs']}"
-                if not e.get("available", True):
+                tip = f"{e.summary}\n{e.paper}\nneeds: {e.needs_text}"
+                if not e.available:
                     item.setEnabled(False)
-                    tip += f"\nunavailable: {e.get('reason', '')}"
+                    tip += f"\nunavailable: {e.reason}"
                 item.setToolTip(tip)
         self.combo.blockSignals(False)
         idx = self.combo.findData(current) if current else -1
@@ -177,7 +178,7 @@ class MethodPanel(QWidget):
     def method(self) -> str | None:
         return self.combo.currentData()
 
-    def entry(self) -> dict | None:
+    def entry(self) -> CatalogEntry | None:
         return self.catalog.get(self.method() or "")
 
     def select(self, name: str) -> bool:
@@ -204,11 +205,11 @@ class MethodPanel(QWidget):
         if not keep_values:
             self.bound_run = None
             self.bound_label.setText("")
-        outs = ", ".join(o.name + ("±" if o.signed else "") for o in e["outputs"])
-        extra = "" if e.get("available", True) else f"<br><b>unavailable:</b> {e.get('reason', '')}"
-        self.summary.setText(f"{e['summary']}<br><i>needs {e['needs']} · maps: {outs}</i>{extra}")
-        self.summary.setToolTip(e.get("paper", ""))
-        for p in e["params"]:
+        outs = ", ".join(o.name + ("±" if o.signed else "") for o in e.outputs)
+        extra = "" if e.available else f"<br><b>unavailable:</b> {e.reason}"
+        self.summary.setText(f"{e.summary}<br><i>needs {e.needs_text} · maps: {outs}</i>{extra}")
+        self.summary.setToolTip(e.paper)
+        for p in e.params:
             choices = self.layer_names if p.kind == "layer" else self.pickers
             value = old.get(p.name, p.default)
             if p.picker == "prior" and p.name not in old:
@@ -224,7 +225,7 @@ class MethodPanel(QWidget):
             label.setToolTip(c.toolTip() + ("\n⟳ live: re-runs the selected run" if p.live else ""))
             (self.adv_form if p.advanced else self.form).addRow(label, c)
             self.controls[p.name] = c
-        n_adv = sum(1 for p in e["params"] if p.advanced)
+        n_adv = sum(1 for p in e.params if p.advanced)
         self.adv_btn.setText(f"advanced ({n_adv})")
         self.adv_btn.setVisible(n_adv > 0)
 
@@ -257,7 +258,7 @@ class MethodPanel(QWidget):
     def _defaults(self) -> None:
         e = self.entry()
         if e:
-            self._apply({p.name: p.default for p in e["params"]})
+            self._apply({p.name: p.default for p in e.params})
 
     def set_values(self, values: dict[str, Any]) -> None:
         self._apply(values, notify=False)
@@ -292,7 +293,7 @@ class MethodPanel(QWidget):
     def runnable(self) -> bool:
         """True when the method shown can run on the loaded model (the catalog says so)."""
         e = self.entry()
-        return e is not None and bool(e.get("available", True))
+        return e is not None and e.available
 
     def request_run(self) -> None:
         """Ask for a run of the selected method with the values shown (the Run button, Ctrl+R)."""
@@ -300,7 +301,7 @@ class MethodPanel(QWidget):
             self.run_requested.emit(self.method(), self.values(), self.seed.value())
         elif self.entry() is not None:
             e = self.entry()
-            self.invalid.emit(f"{e['title']} cannot run on this model: {e.get('reason', '')}")
+            self.invalid.emit(f"{e.title} cannot run on this model: {e.reason}")
 
     # ------------------------------------------------------------------ progress
     def set_progress(self, frac: float | None, text: str = "") -> None:

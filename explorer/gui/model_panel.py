@@ -18,9 +18,12 @@ from PySide6.QtWidgets import (
 )
 
 from explorer import resources
+from explorer.core.model_sources import MODEL_FILE_SUFFIXES
 from explorer.core.types import EMBEDDED_MODELS
 from explorer.session.model_choice import ModelChoice
 
+# every model file suffix the loader reads (core/model_sources.py)
+MODEL_FILE_FILTER = f"Models ({' '.join('*' + x for x in MODEL_FILE_SUFFIXES)});;All files (*)"
 MODEL_SPECS = [*EMBEDDED_MODELS, "torchvision:resnet50", "torchvision:vgg16", "timm:resnet18",
                "timm:vit_tiny_patch16_224"]
 
@@ -121,7 +124,7 @@ class ModelPanel(QWidget):
         return host
 
     def _browse(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Model file", "", "Models (*.pt *.pth *.ts *.onnx);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(self, "Model file", "", MODEL_FILE_FILTER)
         if path:
             self.spec.setCurrentText(path)
 

@@ -62,8 +62,8 @@ class Narrator(QObject):
     def offer_quick(self, run, pace: status.Pace) -> None:
         """A run would take long: offer its method's Quick settings, which take seconds."""
         win = self.win
-        entry = win.runs.entry(run.method) or {}
-        quick = ", ".join(f"{k} = {v}" for k, v in entry.get("quick", {}).items())
+        entry = win.runs.entry(run.method)
+        quick = ", ".join(f"{k} = {v}" for k, v in (entry.quick if entry is not None else {}).items())
         win.follow_up.offer(
             f"<b>{run.label}</b> needs about <b>{status.duration(pace.left_s)}</b> more ({pace.rate})."
             f" Its Quick settings ({quick}) give a coarser map in seconds.",

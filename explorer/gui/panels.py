@@ -22,10 +22,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from explorer.core import colormaps
 from explorer.gui.widgets import ValueSlider
-from explorer.session import status
-from explorer.session.document import BLEND_MODES, DISPLAY_MODES, DisplayLayer, Run, RunStatus, Session
+from explorer.session import display_fields, status
+from explorer.session.document import DisplayLayer, Run, RunStatus, Session
 
 
 def _headline(run: Run | None) -> str:
@@ -115,6 +114,37 @@ class PredictionsPanel(QWidget):
             it.setFont(1, f)
 
 
+def _display_control(f: display_fields.DisplayField) -> QWidget:
+    """The layer panel's editor of display field ``f``, built from its declaration."""
+    if f.kind == "bool":
+        w = QCheckBox(f.label)
+    elif f.kind == "choice":
+        w = QComboBox()
+        w.addItems(list(f.choices))
+    else:
+        low, high, step, decimals = f.slider
+        w = ValueSlider(low, high, f.default, step, decimals=decimals)
+    if f.tip:
+        w.setToolTip(f.tip)
+    return w
+
+
+def _changed(w: QWidget):
+    """The signal a display control emits with its new value."""
+    if isinstance(w, QCheckBox):
+        return w.toggled
+    return w.currentTextChanged if isinstance(w, QComboBox) else w.valueChanged
+
+
+def _show(w: QWidget, value) -> None:
+    if isinstance(w, QCheckBox):
+        w.setChecked(value)
+    elif isinstance(w, QComboBox):
+        w.setCurrentText(value)
+    else:
+        w.setValue(value)
+
+
 class LayerPanel(QWidget):
     """Runs and their layers (which run made each layer), visibility, and the active layer's display controls."""
 
@@ -139,33 +169,16 @@ class LayerPanel(QWidget):
         self.layer_items: dict[int, QTreeWidgetItem] = {}
         self.decorate = lambda tree, item, layer: None  # (tree, item, layer): extra text/widgets per layer row
 
-        self.opacity = ValueSlider(0.0, 1.0, 0.6, 0.05, decimals=2)
-        self.colormap = QComboBox()
-        self.colormap.addItems(list(colormaps.NAMES))
-        self.clip = ValueSlider(90.0, 100.0, 99.5, 0.1, decimals=1)
-        self.mode = QComboBox()
-        self.mode.addItems(list(DISPLAY_MODES))
-        self.topk = ValueSlider(1.0, 100.0, 20.0, 1.0, decimals=0)
-        self.blend = QComboBox()
-        self.blend.addItems(list(BLEND_MODES))
-        self.floor = ValueSlider(0.0, 99.0, 0.0, 1.0, decimals=0)
-        self.fade = QCheckBox("fade in from transparent")
+        # one control per display field, in the panel's rows, as display_fields declares them; each is also an
+        # attribute named after its field (self.opacity, self.colormap, ...)
+        self.display_controls: dict[str, QWidget] = {f.name: _display_control(f) for f in display_fields.PANEL_FIELDS}
+        for name, w in self.display_controls.items():
+            setattr(self, name, w)
         self.controls = QWidget()
         form = QFormLayout(self.controls)
         form.setContentsMargins(0, 0, 0, 0)
-        form.addRow("opacity", self.opacity)
-        form.addRow("colormap", self.colormap)
-        form.addRow("clip %ile", self.clip)
-        form.addRow("floor %ile", self.floor)
-        form.addRow("", self.fade)
-        form.addRow("display", self.mode)
-        form.addRow("top-k %", self.topk)
-        form.addRow("blend", self.blend)
-        self.clip.setToolTip("values above this percentile get the top colour (of |value| for signed maps)")
-        self.topk.setToolTip("percent of pixels kept in top-k and contour modes")
-        self.floor.setToolTip("unsigned maps: values below this percentile get the bottom colour "
-                              "(50 for maps on a baseline, such as RISE's: only the upper half is coloured)")
-        self.fade.setToolTip("unsigned heat maps: low values are transparent, so the photo shows through")
+        for f in display_fields.PANEL_FIELDS:
+            form.addRow("" if f.kind == "bool" else f.label, self.display_controls[f.name])
         self.cancel_btn = QPushButton("Cancel run")
         self.remove_btn = QPushButton("Remove run")
         row = QHBoxLayout()
@@ -188,14 +201,8 @@ class LayerPanel(QWidget):
         self.controls.setEnabled(False)
         self._update_buttons()
 
-        self.opacity.valueChanged.connect(lambda v: self._set(opacity=v))
-        self.colormap.currentTextChanged.connect(lambda v: self._set(colormap=v))
-        self.clip.valueChanged.connect(lambda v: self._set(clip=v))
-        self.mode.currentTextChanged.connect(lambda v: self._set(mode=v))
-        self.topk.valueChanged.connect(lambda v: self._set(topk=v))
-        self.blend.currentTextChanged.connect(lambda v: self._set(blend=v))
-        self.floor.valueChanged.connect(lambda v: self._set(floor=v))
-        self.fade.toggled.connect(lambda v: self._set(fade=v))
+        for name, w in self.display_controls.items():
+            _changed(w).connect(lambda v, name=name: self._set(**{name: v}))
         self.tree.itemChanged.connect(self._on_item_changed)
         self.tree.currentItemChanged.connect(self._on_current)
         self.cancel_btn.clicked.connect(self._cancel)
@@ -335,20 +342,12 @@ class LayerPanel(QWidget):
         self._show_controls(layer)
 
     def _show_controls(self, layer: DisplayLayer) -> None:
-        for w in (self.opacity, self.colormap, self.clip, self.mode, self.topk, self.blend, self.floor, self.fade):
+        for name, w in self.display_controls.items():
             w.blockSignals(True)
-        self.floor.setValue(layer.floor)
-        self.fade.setChecked(layer.fade)
+            _show(w, getattr(layer, name))
+            w.blockSignals(False)
         self.floor.setEnabled(not layer.signed)  # signed maps are centred on 0
         self.fade.setEnabled(not layer.signed)
-        self.opacity.setValue(layer.opacity)
-        self.colormap.setCurrentText(layer.colormap)
-        self.clip.setValue(layer.clip)
-        self.mode.setCurrentText(layer.mode)
-        self.topk.setValue(layer.topk)
-        self.blend.setCurrentText(layer.blend)
-        for w in (self.opacity, self.colormap, self.clip, self.mode, self.topk, self.blend, self.floor, self.fade):
-            w.blockSignals(False)
 
     def _set(self, **changes) -> None:
         layer = self.session.active_layer()

@@ -96,13 +96,13 @@ def first_start(win, method: str | None = None, params: dict | None = None):
                 return
             win.run_settled.disconnect(offer)
             follow = win.runs.entry(teaching.FOLLOW_UP)
-            if follow is None or not follow.get("available", True):
+            if follow is None or not follow.available:
                 return
             win.follow_up.offer(
                 f"<b>{r.label}</b> explains <b>{r.explanation.target_name}</b> "
                 f"({r.explanation.timings.get('seconds', 0):.1f} s)."
-                f" Next: <b>{follow['title']}</b> probes the model with random masks; its map sharpens as they"
-                " arrive.", f"Run {follow['title']}", lambda: run_follow_up(win), rid)
+                f" Next: <b>{follow.title}</b> probes the model with random masks; its map sharpens as they"
+                " arrive.", f"Run {follow.title}", lambda: run_follow_up(win), rid)
         win.run_settled.connect(offer)
     return run
 
@@ -130,7 +130,7 @@ def compare_methods(win, methods=teaching.COMPARE_METHODS) -> list[int]:
     if s.image is None:
         win.show_status("open an image first")
         return []
-    available = {e["name"] for e in win.runs.catalog if e.get("available", True)}
+    available = {e.name for e in win.runs.catalog if e.available}
     todo, reuse = teaching.compare_plan(s, available, methods, s.target)
     ids = [r.id for r in reuse]
     for name in todo:

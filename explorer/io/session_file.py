@@ -24,14 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
-from explorer.core import colormaps
 from explorer.core.errors import FileError
 from explorer.core.jsonable import jsonable, to_json
 from explorer.core.types import MethodResult, Placement
 from explorer.io.arrays import read_npz
 from explorer.io.safe_files import atomic_write
 from explorer.io.state_codec import decode_state, encode_state
-from explorer.session.document import BLEND_MODES, DISPLAY_MODES, DisplayLayer, Run, RunStatus, Session
+from explorer.session import display_fields
+from explorer.session.document import DisplayLayer, Run, RunStatus, Session
 from explorer.session.model_choice import ModelChoice
 
 FORMAT = "explorer-session"
@@ -165,16 +165,16 @@ def _layer(rec) -> DisplayLayer:
     layer = DisplayLayer(**fields)
     _int(layer.id, "layer id"), _int(layer.run_id, "layer run_id")
     _str(layer.name, "layer name"), _str(layer.label, "layer label")
-    for k in ("signed", "visible", "fade"):
-        if not isinstance(getattr(layer, k), bool):
-            raise TypeError(f"layer {k} must be true or false")
-    _num(layer.opacity, "layer opacity", 0.0, 1.0)
-    _num(layer.floor, "layer floor", 0.0, 99.0)
-    _num(layer.clip, "layer clip", 0.0, 100.0)
-    _num(layer.topk, "layer topk", 0.0, 100.0)
-    for k, valid in (("colormap", colormaps.NAMES), ("mode", DISPLAY_MODES), ("blend", BLEND_MODES)):
-        if getattr(layer, k) not in valid:
-            raise ValueError(f"layer {k} {getattr(layer, k)!r}; valid: {', '.join(valid)}")
+    if not isinstance(layer.signed, bool):
+        raise TypeError("layer signed must be true or false")
+    for f in display_fields.FIELDS:  # each display field checked as it is declared
+        value = getattr(layer, f.name)
+        if f.kind == "bool" and not isinstance(value, bool):
+            raise TypeError(f"layer {f.name} must be true or false")
+        if f.kind == "float" and f.bounds is not None:
+            _num(value, f"layer {f.name}", *f.bounds)
+        if f.kind == "choice" and value not in f.choices:
+            raise ValueError(f"layer {f.name} {value!r}; valid: {', '.join(f.choices)}")
     return layer
 
 

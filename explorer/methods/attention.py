@@ -23,6 +23,7 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
+from explorer.core.catalog import Family
 from explorer.core.params import Param, Params
 from explorer.core.types import MapSpec, MethodStep, Needs
 from explorer.methods.alternatives import use_instead
@@ -98,7 +99,7 @@ def token_map(r: torch.Tensor, layout: TokenLayout, input_hw: tuple[int, int]) -
 class AttentionMethod(Method):
     """Shared part: the attention check before compute, and the recorded forward."""
 
-    family = "attention"
+    family = Family.ATTENTION
     needs = Needs.GRADIENTS | Needs.LAYER | Needs.ATTENTION
     quick: dict = {}
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from explorer.core.cancel import NEVER, CancelToken
+from explorer.core.catalog import CatalogEntry, Family
 from explorer.core.errors import Cancelled, ExplorerError, NonFiniteMapError
 from explorer.core.params import Params
 from explorer.core.registry import Registry
@@ -78,7 +79,7 @@ class Method:
 
     name: ClassVar[str] = ""
     title: ClassVar[str] = ""
-    family: ClassVar[str] = ""
+    family: ClassVar[Family | str] = ""  # a Family member
     paper: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     needs: ClassVar[Needs] = Needs.SCORES
@@ -117,14 +118,14 @@ class Method:
 
     # ------------------------------------------------------------------ description
     @classmethod
+    def catalog_entry(cls) -> CatalogEntry:
+        """This method as the front ends see it (the worker's catalog), before any model is loaded."""
+        return CatalogEntry(cls.name, cls.title or cls.name, cls.family, cls.paper, cls.summary, cls.needs,
+                            cls.class_agnostic, tuple(cls.outputs), cls.params, dict(cls.quick), cls.resumable)
+
+    @classmethod
     def describe(cls) -> dict:
-        return {
-            "name": cls.name, "title": cls.title or cls.name, "family": cls.family, "paper": cls.paper,
-            "summary": cls.summary, "needs": cls.needs.describe(), "class_agnostic": cls.class_agnostic,
-            "outputs": [{"name": o.name, "signed": o.signed, "help": o.help, "meaning": o.meaning, "zero": o.zero}
-                        for o in cls.outputs],
-            "params": cls.params.describe(),
-        }
+        return cls.catalog_entry().describe()
 
     @classmethod
     def signed_of(cls, layer: str) -> bool:

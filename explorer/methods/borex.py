@@ -41,6 +41,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
+from explorer.core.catalog import Family
 from explorer.core.errors import ExplorerError, ParamError, UnknownNameError
 from explorer.core.params import Param, Params, parse_assignments
 from explorer.core.types import REFINED, UNCERTAINTY, MapSpec, MethodStep, Needs
@@ -110,7 +111,7 @@ def ins_minus_del(ctx: Context, saliency: np.ndarray, protocol: str) -> dict[str
 @register("borex")
 class BOREx(Method):
     title = "BOREx (Bayesian-optimisation refinement)"
-    family = "refinement"
+    family = Family.REFINEMENT
     paper = ("Kikuchi, Uchida, Waga, Suenaga 2022, BOREx: Bayesian-Optimization-Based Refinement of Saliency "
              "Map for Image- and Video-Classification Models (arXiv 2210.17130)")
     summary = ("refines a prior map (any method's) by a Gaussian process over windows (y, x, size), probing "

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from explorer.core.catalog import Family
 from explorer.core.errors import UnsupportedError
 from explorer.core.params import Param, Params
 from explorer.core.types import MapSpec, MethodStep, Needs
@@ -99,7 +100,7 @@ def check_reaches(grad: torch.Tensor, method: str, model, layer: str) -> None:
 class CamMethod(Method):
     """Template of the CAM family: subclasses set ``uses_gradients`` and implement ``weights``."""
 
-    family = "cam"
+    family = Family.CAM
     needs = Needs.GRADIENTS | Needs.LAYER
     outputs = CAM_OUTPUTS
     params = Params(LAYER_PARAM)

@@ -32,6 +32,7 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
+from explorer.core.catalog import Family
 from explorer.core.errors import UnsupportedError
 from explorer.core.params import Param, Params
 from explorer.core.types import TARGET_HINDERING, MapSpec, MethodStep, Needs
@@ -62,7 +63,7 @@ def total_variation(p: torch.Tensor) -> torch.Tensor:
 @register("fido")
 class Fido(Method):
     title = "FIDO (counterfactual in-fill: SSR / SDR)"
-    family = "counterfactual"
+    family = Family.COUNTERFACTUAL
     paper = ("Chang, Creager, Goldenberg, Duvenaud 2019, "
              "Explaining Image Classifiers by Counterfactual Generation (ICLR)")
     summary = ("optimise a coarse drop-probability mask through the model with concrete samples; removed pixels "

@@ -30,6 +30,7 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
+from explorer.core.catalog import Family
 from explorer.core.errors import ParamError
 from explorer.core.params import Param, Params
 from explorer.core.types import SALIENT, MapSpec, MethodStep, Needs
@@ -70,7 +71,7 @@ def area_loss(m: torch.Tensor, areas: torch.Tensor) -> torch.Tensor:
 @register("extremal")
 class Extremal(Method):
     title = "Extremal perturbations"
-    family = "perturbation (optimised mask)"
+    family = Family.OPTIMISED_MASK
     paper = ("Fong, Patrick, Vedaldi 2019, Understanding Deep Networks via Extremal Perturbations and Smooth "
              "Masks (ICCV)")
     summary = ("the smooth mask of a fixed area that best preserves the target when the rest is in-filled, "

@@ -16,6 +16,7 @@ from typing import Iterator
 
 import torch
 
+from explorer.core.catalog import Family
 from explorer.core.errors import ParamError, UnknownNameError
 from explorer.core.params import Param, Params
 from explorer.core.types import MapSpec, MethodStep, Needs
@@ -46,7 +47,7 @@ def record(model, modules: dict, x: torch.Tensor) -> dict[str, torch.Tensor]:
 @register("fem")
 class FEM(Method):
     title = "FEM (feature explanation method)"
-    family = "feature maps"
+    family = Family.FEATURE_MAPS
     paper = "Fuad, Benois-Pineau, Zemmari et al. 2020, Feature Explanation Method (FEM), survey of Ayyar et al. 2021"
     summary = "class-agnostic: feature maps above mean + 2 std, weighted by their mean activation"
     needs = Needs.LAYER
@@ -95,7 +96,7 @@ def auto_layers(model, depth: int) -> list[str]:
 @register("mlfem")
 class MLFEM(Method):
     title = "MLFEM (multi-layer FEM)"
-    family = "feature maps"
+    family = Family.FEATURE_MAPS
     paper = "Bourroux, Benois-Pineau, Bourqui, Giot 2022, Multi Layered Feature Explanation Method for CNNs"
     summary = "class-agnostic: FEM maps of several layers, normalised and averaged"
     needs = Needs.LAYER

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from explorer.core.catalog import Family
 from explorer.core.errors import UnsupportedError
 from explorer.core.params import Param, Params
 from explorer.core.types import MapSpec, MethodStep, Needs
@@ -163,7 +164,7 @@ def channel_sum(g: torch.Tensor) -> torch.Tensor:
 @register("gradient")
 class Gradient(Method):
     title = "Gradient (vanilla saliency)"
-    family = "gradients"
+    family = Family.GRADIENTS
     paper = "Simonyan, Vedaldi, Zisserman 2014, Deep Inside Convolutional Networks"
     summary = "|d score / d pixel|, maximum over colour channels"
     needs = Needs.GRADIENTS
@@ -181,7 +182,7 @@ class Gradient(Method):
 @register("gradient_x_input")
 class GradientXInput(Method):
     title = "Gradient x Input"
-    family = "gradients"
+    family = Family.GRADIENTS
     paper = "Shrikumar et al. 2016, Not Just a Black Box (gradient * input)"
     summary = "input * d score / d input, summed over colour channels (signed)"
     needs = Needs.GRADIENTS
@@ -227,7 +228,7 @@ def path_points(steps: int, rule: str) -> tuple[np.ndarray, np.ndarray]:
 @register("integrated_gradients")
 class IntegratedGradients(Method):
     title = "Integrated Gradients"
-    family = "gradients"
+    family = Family.GRADIENTS
     paper = "Sundararajan, Taly, Yan 2017, Axiomatic Attribution for Deep Networks"
     summary = "(x - baseline) * path integral of the gradient; sums to the score difference (completeness)"
     needs = Needs.GRADIENTS
@@ -290,7 +291,7 @@ class _NoisyGradients(Method):
     gives the same noise whatever the batch size (and the same as one draw of shape (n, 3, h, w)).
     """
 
-    family = "gradients"
+    family = Family.GRADIENTS
     needs = Needs.GRADIENTS
     params = Params(
         Param("samples", "int", 25, "number of noisy copies", low=1, high=1000, step=1, live=False),
@@ -358,7 +359,7 @@ class VarGrad(_NoisyGradients):
 
 
 class _ModifiedBackprop(Method):
-    family = "gradients"
+    family = Family.GRADIENTS
     needs = Needs.GRADIENTS | Needs.LAYER
     mode = "guided"
     outputs = (MapSpec("salient", signed=False, help="absolute modified gradient, max over channels"),

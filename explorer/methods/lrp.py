@@ -44,6 +44,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from explorer.core.catalog import Family
 from explorer.core.errors import ExplorerError, UnsupportedError
 from explorer.core.params import Param, Params
 from explorer.core.types import MapSpec, MethodStep, Needs
@@ -299,7 +300,7 @@ def lrp_relevance(model, x: torch.Tensor, target: int, composite: str = "auto", 
 @register("lrp")
 class LRP(Method):
     title = "Layer-wise Relevance Propagation (zennit)"
-    family = "relevance"
+    family = Family.RELEVANCE
     paper = ("Bach et al. 2015, "
              "On Pixel-Wise Explanations by Layer-Wise Relevance Propagation; zennit (Anders et al. 2021); "
              "AttnLRP (Achtibat et al. 2024)")

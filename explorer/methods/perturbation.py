@@ -15,6 +15,7 @@ from typing import Iterator
 
 import torch
 
+from explorer.core.catalog import Family
 from explorer.core.errors import ParamError
 from explorer.core.params import Param, Params
 from explorer.core.types import UNCERTAINTY, MapSpec, MethodStep, Needs
@@ -47,7 +48,7 @@ def _target_scores(method: Method, ctx: Context, infill: Infill, masks: torch.Te
 @register("rise")
 class Rise(Method):
     title = "RISE"
-    family = "perturbation"
+    family = Family.PERTURBATION
     paper = "Petsiuk, Das, Saenko 2018, RISE: Randomized Input Sampling for Explanation of Black-box Models"
     summary = "average of random keep-masks weighted by the target's score on each masked image"
     needs = Needs.SCORES
@@ -110,7 +111,7 @@ class Rise(Method):
 @register("occlusion")
 class Occlusion(Method):
     title = "Occlusion"
-    family = "perturbation"
+    family = Family.PERTURBATION
     paper = "Zeiler, Fergus 2014, Visualizing and Understanding Convolutional Networks"
     summary = ("drop in the target's score when a sliding square is in-filled, "
                "averaged over the windows covering each pixel")
@@ -151,7 +152,7 @@ class Occlusion(Method):
 class _SuperpixelMethod(Method):
     """Shared by LIME and KernelSHAP: SLIC segments of the model input as interpretable features."""
 
-    family = "perturbation"
+    family = Family.PERTURBATION
     needs = Needs.SCORES
     scoring = True
 

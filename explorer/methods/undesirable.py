@@ -28,6 +28,7 @@ from typing import Iterator
 
 import torch
 
+from explorer.core.catalog import Family
 from explorer.core.errors import ParamError
 from explorer.core.params import Param, Params
 from explorer.core.types import NON_TARGET, SALIENT, TARGET_HINDERING, MapSpec, MethodStep, Needs
@@ -63,7 +64,7 @@ def contrast(sum_qm: torch.Tensor, sum_q: torch.Tensor, sum_m: torch.Tensor, n: 
 @register("undesirable")
 class Undesirable(Method):
     title = "Undesirable pixels (target-hindering, non-target)"
-    family = "perturbation"
+    family = Family.PERTURBATION
     paper = ("Kang, Jung, Lee 2019, Interpreting Undesirable Pixels for Image Classification on Black-Box Models "
              "(ICCVW); contrastive estimator on RISE masks: this project's formulation")
     summary = ("one set of random masks: pixels whose presence raises the target (salient), lowers it "

@@ -10,6 +10,9 @@ Specs:
 - a ``.pt``/``.pth``/``.ts`` file holding TorchScript (gradients, no hooks), or, only with
   ``trust_pickle=True``, a pickled ``nn.Module``; a ``.onnx`` file run by onnxruntime as a pure black box.
 
+The grammar (which prefix, which file suffixes, in any case) is declared once, in core/model_sources.py; this
+module holds one reader per source.
+
 ``activation`` (softmax | sigmoid | none, default from the outputs) and ``output`` (which part of a tuple/dict
 output holds the scores) are the model's output semantics, models/outputs.py.
 """
@@ -19,12 +22,23 @@ from __future__ import annotations
 import os
 import re
 import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from explorer.core import model_sources
 from explorer.core.errors import ExplorerError, FileError, ModelLoadError, UnknownNameError
+from explorer.core.model_sources import (
+    DEFAULT_SPEC,
+    MODEL_SOURCES,
+    SourceKind,
+    file_source,
+    model_after_prefix,
+    source_of,
+)
 from explorer.models.device import pick_device
 from explorer.models.embedded import DEFAULT_MODEL, EMBEDDED, embedded_module
 from explorer.models.engine import Engine, engine_choice, session_options
@@ -267,12 +281,99 @@ class _OnnxForward:
         return torch.from_numpy(out).to(self.device)
 
 
-def _looks_like_path(spec: str) -> bool:
-    return spec.endswith((".pt", ".pth", ".ts", ".jit", ".torchscript", ".onnx", ".pkl", ".bin")) or os.sep in spec
+@dataclass
+class _Request:
+    """What ``load_model`` was asked, as each source's reader needs it."""
+
+    spec: str
+    weights: str | Path | None
+    trust_pickle: bool
+    allow_download: bool
+    policy: str | None
+    device: torch.device
+
+
+@dataclass
+class _Found:
+    """What a source's reader found: the network (or a forward without one) and what it says about itself."""
+
+    source: str
+    preprocess: Preprocess
+    module: nn.Module | None = None
+    forward: Callable | None = None
+    kind: str = "torch"
+    labels: list[str] | None = None
+    activation: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _read_embedded(r: _Request) -> _Found:
+    name = DEFAULT_MODEL if r.spec == DEFAULT_SPEC else r.spec
+    module, source = embedded_module(name)
+    return _Found(source, EMBEDDED[name].preprocess(r.policy), module)
+
+
+def _read_torchvision(r: _Request) -> _Found:
+    name = model_after_prefix(r.spec)
+    module, source = _torchvision_module(name, r.weights, r.trust_pickle, r.allow_download)
+    return _Found(source, _torchvision_preprocess(name, r.policy), module)
+
+
+def _read_timm(r: _Request) -> _Found:
+    module, source = _timm_module(model_after_prefix(r.spec), r.weights, r.trust_pickle, r.allow_download)
+    return _Found(source, _timm_preprocess(module, r.policy), module)
+
+
+def _read_hf(r: _Request) -> _Found:
+    from explorer.models import hf
+
+    if r.weights:
+        raise ModelLoadError(f"{r.spec}: a Hugging Face folder holds its own weights; drop --weights")
+    module, processor, source = hf.load(model_after_prefix(r.spec), r.allow_download)
+    preprocess, labels, activation = hf.describe_module(module, processor, r.spec, r.policy, source)
+    notes = [] if processor is not None else [
+        "no preprocessor_config.json: the config's image size and ImageNet mean/std assumed"]
+    return _Found(source, preprocess, module, labels=labels, activation=activation, notes=notes)
+
+
+def _model_file(r: _Request) -> Path:
+    path = Path(r.spec)
+    if not path.is_file():
+        raise FileError(path, "no such model file")
+    return path
+
+
+def _read_torch_file(r: _Request) -> _Found:
+    from explorer.models.outputs import unwrap
+
+    path = _model_file(r)
+    module, kind = _file_module(path, r.trust_pickle)
+    notes: list[str] = []
+    if kind != "torchscript":
+        kind = "torch"
+        module, unwrapped = unwrap(module)
+        notes += [unwrapped] if unwrapped else []
+    return _Found(str(path), Preprocess(policy=r.policy or "resize"), module, kind=kind, notes=notes)
+
+
+def _read_onnx(r: _Request) -> _Found:
+    path = _model_file(r)
+    forward = _OnnxForward(path, r.device)
+    preprocess = Preprocess(forward.input_hw, policy=r.policy or "resize") if forward.input_hw else Preprocess(
+        policy=r.policy or "resize")
+    return _Found(str(path), preprocess, forward=forward, kind="onnx")
+
+
+# one reader per source of core/model_sources.py (a source declared there without a reader fails at import)
+_READERS: dict[SourceKind, Callable[[_Request], _Found]] = {
+    SourceKind.EMBEDDED: _read_embedded, SourceKind.TORCHVISION: _read_torchvision, SourceKind.TIMM: _read_timm,
+    SourceKind.HF: _read_hf, SourceKind.TORCH_FILE: _read_torch_file, SourceKind.ONNX: _read_onnx,
+}
+assert set(_READERS) == {s.kind for s in MODEL_SOURCES}, "every model source has its reader"
 
 
 def model_specs() -> list[str]:
-    return [*EMBEDDED, "torchvision:NAME", "timm:NAME", "hf:FOLDER_OR_REPO_ID", "FILE.pt (TorchScript)", "FILE.onnx"]
+    return model_sources.listing()
 
 
 def load_model(
@@ -295,64 +396,31 @@ def load_model(
     ``engine``: what runs the score-only forwards of a torch model (``auto``, ``torch``, ``onnxruntime``;
     default $EXPLORER_ENGINE, else ``auto``: explorer/models/engine.py). ``onnxruntime`` is decided here, so a
     model that cannot be exported is refused at load time; ``auto`` decides at the first score-only forward."""
-    from explorer.models.outputs import check_activation, unwrap
+    from explorer.models.outputs import check_activation
 
     spec = (spec or DEFAULT_MODEL).strip()
     activation = check_activation(activation)
     choice = engine_choice(engine)
-    notes: list[str] = []
     dev = device if isinstance(device, torch.device) else pick_device(device)
     allow = downloads_allowed(allow_download)
     label_list = read_labels(labels) if labels else None
-    preprocess = Preprocess(policy=policy or "resize")
-    kind = "torch"
-    module: nn.Module | None = None
-    forward = None
+    found_source = source_of(spec)
+    if found_source is None and Path(spec).exists():  # a file named without a model suffix
+        found_source = file_source(spec)
+    if found_source is None:
+        raise UnknownNameError("model", spec, model_specs())
     try:
-        if spec == "default":
-            spec = DEFAULT_MODEL
-        if spec in EMBEDDED:
-            module, source = embedded_module(spec)
-            preprocess = EMBEDDED[spec].preprocess(policy)
-        elif spec.startswith("torchvision:"):
-            module, source = _torchvision_module(spec.split(":", 1)[1], weights, trust_pickle, allow)
-            preprocess = _torchvision_preprocess(spec.split(":", 1)[1], policy)
-        elif spec.startswith("timm:"):
-            module, source = _timm_module(spec.split(":", 1)[1], weights, trust_pickle, allow)
-            preprocess = _timm_preprocess(module, policy)
-        elif spec.startswith("hf:"):
-            from explorer.models import hf
-
-            if weights:
-                raise ModelLoadError(f"{spec}: a Hugging Face folder holds its own weights; drop --weights")
-            module, processor, source = hf.load(spec.split(":", 1)[1], allow)
-            preprocess, hf_labels, hf_activation = hf.describe_module(module, processor, spec, policy, source)
-            label_list = label_list or hf_labels
-            activation = activation or hf_activation
-            if processor is None:
-                notes.append("no preprocessor_config.json: the config's image size and ImageNet mean/std assumed")
-        elif _looks_like_path(spec) or Path(spec).exists():
-            path = Path(spec)
-            if not path.is_file():
-                raise FileError(path, "no such model file")
-            if path.suffix.lower() == ".onnx":
-                onnx_fwd = _OnnxForward(path, dev)
-                forward, kind, source = onnx_fwd, "onnx", str(path)
-                if onnx_fwd.input_hw:
-                    preprocess = Preprocess(onnx_fwd.input_hw, policy=policy or "resize")
-            else:
-                module, kind = _file_module(path, trust_pickle)
-                kind = "torchscript" if kind == "torchscript" else "torch"
-                if kind == "torch":
-                    module, unwrapped = unwrap(module)
-                    notes += [unwrapped] if unwrapped else []
-                source = str(path)
-        else:
-            raise UnknownNameError("model", spec, model_specs())
+        found = _READERS[found_source.kind](_Request(spec, weights, trust_pickle, allow, policy, dev))
     except ExplorerError:
         raise
     except Exception as exc:  # noqa: BLE001 - a user's model may fail in any way: report, don't crash
         raise ModelLoadError(f"cannot load model {spec!r}: {type(exc).__name__}: {exc}") from None
+    if spec == DEFAULT_SPEC:
+        spec = DEFAULT_MODEL
+    module, forward, kind, source, preprocess = found.module, found.forward, found.kind, found.source, found.preprocess
+    notes = found.notes
+    label_list = label_list or found.labels
+    activation = activation or found.activation
 
     if input_size:
         preprocess = preprocess.with_size(int(input_size))

@@ -16,11 +16,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from explorer.core.cancel import CancelToken
+from explorer.core.catalog import CatalogEntry, Family
 from explorer.core.errors import ExplorerError
 from explorer.session import priors as prior_maps
 from explorer.session import status
@@ -67,7 +68,7 @@ class RunController:
     def __init__(self, session: Session, executor: Executor) -> None:
         self.session = session
         self.executor = executor
-        self.catalog: list[dict] = []
+        self.catalog: list[CatalogEntry] = []
         self.image_token = 0
         self.stale_dropped = 0  # results that arrived for a generation no longer current
         self.message = Signal("message")  # (Notice, text)
@@ -81,17 +82,17 @@ class RunController:
         self._slow_said: set[tuple[int, int]] = set()
 
     # ------------------------------------------------------------------ the catalog
-    def entry(self, method: str) -> dict | None:
-        return next((e for e in self.catalog if e["name"] == method), None)
+    def entry(self, method: str) -> CatalogEntry | None:
+        return next((e for e in self.catalog if e.name == method), None)
 
-    def on_catalog(self, entries: list[dict]) -> None:
+    def on_catalog(self, entries: list[CatalogEntry]) -> None:
         """The method catalog (from the worker, which imports the registry); runs started before it arrived
         get their method's title."""
         self.catalog = list(entries)
         for run in list(self.session.runs.values()):
             e = self.entry(run.method)
             if e is not None and run.title in ("", run.method):
-                self.session.set_run_title(run, e["title"])
+                self.session.set_run_title(run, e.title)
         self.catalog_changed.emit()
 
     # ------------------------------------------------------------------ the image
@@ -119,17 +120,17 @@ class RunController:
             self._say(Notice.ERROR, "Open an image first")
             return None
         e = self.entry(method)
-        if e is not None and not e.get("available", True):
-            self._say(Notice.ERROR, f"{e['title']} is unavailable: {e.get('reason', '')}")
+        if e is not None and not e.available:
+            self._say(Notice.ERROR, f"{e.title} is unavailable: {e.reason}")
             return None
         if target is None:
             target = self.session.target
-        if e is not None and e.get("class_agnostic"):
+        if e is not None and e.class_agnostic:
             target = None
         if not self._priors_ok(method, values):
             return None
         run = self.session.new_run(method, values, target if isinstance(target, int) else None, seed,
-                                   title=e["title"] if e else method)
+                                   title=e.title if e else method)
         self._submit(run, target=target)
         self.started.emit(run)
         return run
@@ -190,7 +191,7 @@ class RunController:
         if run is None or wanted is None or self.session.is_stale(run) or self.class_of(run) == wanted:
             return None
         e = self.entry(run.method)
-        if e is not None and e.get("class_agnostic"):
+        if e is not None and e.class_agnostic:
             return None
         twin = self.find(run.method, run.params, run.seed, wanted)
         if twin is not None or not start:
@@ -244,8 +245,8 @@ class RunController:
 
     def _prior_methods(self, own_method: str | None) -> list[tuple[str, str]]:
         """(name, title) of the methods a refinement may start from: not another refinement, not itself."""
-        return [(e["name"], e["title"]) for e in self.catalog
-                if e["name"] != own_method and e.get("family") != "refinement" and e.get("available", True)]
+        return [(e.name, e.title) for e in self.catalog
+                if e.name != own_method and e.family != Family.REFINEMENT and e.available]
 
     # ------------------------------------------------------------------ what the executor reports
     def on_started(self, run_id: int, generation: int) -> None:
@@ -259,7 +260,7 @@ class RunController:
         pc = status.pace(run, self.elapsed().get(run_id))
         if pc is not None and pc.left_s > status.SLOW_S and (run_id, generation) not in self._slow_said:
             e = self.entry(run.method)
-            quick = e.get("quick") if e is not None else None
+            quick = e.quick if e is not None else None
             if quick and any(run.params.get(k) != v for k, v in quick.items()):
                 self._slow_said.add((run_id, generation))
                 self.slow.emit(run, pc)
@@ -274,9 +275,9 @@ class RunController:
         """Re-run ``run_id`` with its method's Quick settings (offered when it would take long)."""
         run = self.session.runs.get(run_id)
         e = self.entry(run.method) if run is not None else None
-        if run is None or e is None or not e.get("quick"):
+        if run is None or e is None or not e.quick:
             return False
-        return self.requeue(run, dict(run.params, **e["quick"]))
+        return self.requeue(run, dict(run.params, **e.quick))
 
     def on_partial(self, run_id: int, generation: int, explanation) -> None:
         self._accept(run_id, generation, explanation, False)
@@ -321,12 +322,12 @@ class RunController:
     def _priors_ok(self, method: str, values: dict, run_id: int | None = None) -> bool:
         """False (and why, as a status message) when a prior parameter names a run that is gone or unfinished."""
         e = self.entry(method)
-        for p in e["params"] if e is not None else ():
+        for p in e.params if e is not None else ():
             if p.picker == "prior":
                 try:
                     prior_maps.check_prior(self.session, values.get(p.name), run_id)
                 except ExplorerError as exc:
-                    self._say(Notice.STATUS, f"{e['title']} not run — {exc}")
+                    self._say(Notice.STATUS, f"{e.title} not run — {exc}")
                     return False
         return True
 
@@ -336,15 +337,14 @@ class RunController:
             return None
         state = run.explanation.info.get("state")
         e = self.entry(run.method)
-        resumable: Callable[[dict, dict], bool] | None = e.get("resumable") if e is not None else None
-        if state is None or resumable is None:
+        if state is None or e is None:
             return None
-        return state if resumable(self._resolved(e, run.params), self._resolved(e, params)) else None
+        return state if e.resumable(self._resolved(e, run.params), self._resolved(e, params)) else None
 
-    def _resolved(self, entry: dict, values: dict) -> dict:
+    def _resolved(self, entry: CatalogEntry, values: dict) -> dict:
         """``values`` completed and coerced by the method's Params (as given when they do not validate)."""
         try:
-            return entry["params"].resolve(values, str(self.session.model_info.get("device", "cpu")))
+            return entry.params.resolve(values, str(self.session.model_info.get("device", "cpu")))
         except ExplorerError:
             return dict(values)
 

@@ -18,10 +18,12 @@ from typing import Any
 import numpy as np
 
 from explorer.core.types import MethodResult
+from explorer.session import display_fields
 from explorer.session.display import defaults_of, distinct_colormap
+from explorer.session.display_fields import BLEND_MODES, DISPLAY_MODES
 from explorer.session.events import Signal
 from explorer.session.model_choice import ModelChoice
-from explorer.session.records import BLEND_MODES, DISPLAY_MODES, DisplayLayer, Run, RunStatus, Target
+from explorer.session.records import DisplayLayer, Run, RunStatus, Target
 
 # the document's parts live in records.py; they are read from here too, as before the split
 __all__ = ["BLEND_MODES", "DISPLAY_MODES", "DisplayLayer", "Layer", "Run", "RunStatus", "Session", "Target"]
@@ -326,12 +328,13 @@ class Session:
             self.active_layer_changed.emit(self.layer(layer_id))
 
     def set_layer(self, layer: DisplayLayer, **changes: Any) -> None:
-        """Change display fields (visible, opacity, colormap, clip, mode, topk, blend) and emit per field."""
+        """Change display fields (display_fields.FIELDS) and emit per field."""
         for key, value in changes.items():
-            value = DisplayLayer.checked(key, value)
-            if key in ("opacity", "floor", "fade"):
+            value = display_fields.checked(key, value)
+            overrides = display_fields.BY_NAME[key].overrides_defaults
+            if overrides == "display":
                 self._auto_display.discard(layer.id)  # the user's choice: the defaults stop following the map
-            if key == "colormap":
+            elif overrides == "colormap":
                 self._auto_colormap.discard(layer.id)
             if getattr(layer, key) != value:
                 setattr(layer, key, value)

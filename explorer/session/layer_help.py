@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from html import escape
 
+from explorer.core.catalog import CatalogEntry
 from explorer.core.types import MapSpec
 
 
@@ -50,16 +51,12 @@ class LayerHelp:
         return "\n".join(rows)
 
 
-def layer_help(entry: dict | None, layer: str, signed: bool = False) -> LayerHelp:
+def layer_help(entry: CatalogEntry | None, layer: str, signed: bool = False) -> LayerHelp:
     """The help of ``layer`` of the method described by catalog ``entry`` (None: the role's defaults)."""
-    spec = None
-    for o in (entry or {}).get("outputs", ()):
-        o = o if isinstance(o, MapSpec) else MapSpec(**o)  # the catalog holds MapSpecs, describe() dicts
-        if o.name == layer:
-            spec = o
-            break
+    if entry is None:
+        entry = CatalogEntry("")
+    spec = next((o for o in entry.outputs if o.name == layer), None)
     if spec is None:
         spec = MapSpec(layer, signed)
-    e = entry or {}
-    return LayerHelp(layer, spec.signed, spec.meaning or layer, spec.zero, spec.help, e.get("name", ""),
-                     e.get("title", ""), e.get("summary", ""), e.get("paper", ""), bool(e.get("class_agnostic")))
+    return LayerHelp(layer, spec.signed, spec.meaning or layer, spec.zero, spec.help, entry.name, entry.title,
+                     entry.summary, entry.paper, entry.class_agnostic)

@@ -13,11 +13,9 @@ import numpy as np
 
 from explorer.core import colormaps
 from explorer.core.types import MethodResult
+from explorer.session import display_fields
 from explorer.session.display import defaults_of
 from explorer.session.model_choice import ModelChoice
-
-DISPLAY_MODES = ("heat", "top-k", "contour")
-BLEND_MODES = ("normal", "add", "multiply", "screen")
 
 
 class RunStatus(StrEnum):
@@ -76,18 +74,19 @@ class DisplayLayer:
     run_id: int
     name: str
     signed: bool = False
-    visible: bool = True
-    opacity: float = 0.6
-    colormap: str = "inferno"
-    clip: float = 99.5  # percentile of |values| (signed) or values (unsigned) mapped to the top colour
-    mode: str = "heat"  # heat | top-k | contour
-    topk: float = 20.0  # percent of pixels kept in top-k / contour mode
-    blend: str = "normal"
+    # the display fields: their defaults, checks and effects are declared in display_fields.py
+    visible: bool = display_fields.default("visible")
+    opacity: float = display_fields.default("opacity")
+    colormap: str = display_fields.default("colormap")
+    clip: float = display_fields.default("clip")  # percentile of |values| (signed) or values mapped to the top colour
+    mode: str = display_fields.default("mode")  # heat | top-k | contour
+    topk: float = display_fields.default("topk")  # percent of pixels kept in top-k / contour mode
+    blend: str = display_fields.default("blend")
     label: str = ""
-    floor: float = 0.0  # percentile of an unsigned map's values given the bottom colour (0 = its minimum)
-    fade: bool = True  # unsigned heat: transparent at the bottom of the scale, so low values leave the photo
+    floor: float = display_fields.default("floor")  # percentile of an unsigned map's values given the bottom colour
+    fade: bool = display_fields.default("fade")  # unsigned heat: transparent at the bottom of the scale
 
-    DISPLAY_FIELDS = ("visible", "opacity", "colormap", "clip", "mode", "topk", "blend", "floor", "fade")
+    DISPLAY_FIELDS = display_fields.NAMES
 
     def record(self) -> dict:
         return {k: getattr(self, k) for k in ("id", "run_id", "name", "signed", "label") + self.DISPLAY_FIELDS}
@@ -96,19 +95,7 @@ class DisplayLayer:
     def checked(cls, key: str, value: Any) -> Any:
         """``value`` for display field ``key`` as the layer will hold it (clamped), or KeyError / ValueError
         naming the valid choices."""
-        if key not in cls.DISPLAY_FIELDS:
-            raise KeyError(f"{key!r} is not a display field; valid: {', '.join(cls.DISPLAY_FIELDS)}")
-        if key == "mode" and value not in DISPLAY_MODES:
-            raise ValueError(f"display mode {value!r}; valid: {', '.join(DISPLAY_MODES)}")
-        if key == "blend" and value not in BLEND_MODES:
-            raise ValueError(f"blend mode {value!r}; valid: {', '.join(BLEND_MODES)}")
-        if key == "colormap" and value not in colormaps.NAMES:
-            raise ValueError(f"colormap {value!r}; valid: {', '.join(colormaps.NAMES)}")
-        if key == "opacity":
-            return float(min(1.0, max(0.0, value)))
-        if key == "floor":
-            return float(min(99.0, max(0.0, value)))
-        return value
+        return display_fields.checked(key, value)
 
     @classmethod
     def for_map(cls, layer_id: int, run: Run, exp: MethodResult, name: str, headline: bool) -> DisplayLayer:

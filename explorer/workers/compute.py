@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QThread, Signal
 
+from explorer.core.catalog import CatalogEntry
 from explorer.core.errors import Cancelled, ExplorerError
 from explorer.session.controller import RunJob
 
@@ -84,7 +85,7 @@ class PredictionList(list):
 class ComputeWorker(QThread):
     """The executor of the GUI's ``RunController`` (``submit``, ``cancel``, ``set_image``), on its own thread."""
 
-    catalog_ready = Signal(object)  # list[dict] method entries
+    catalog_ready = Signal(object)  # list[CatalogEntry]
     model_loading = Signal(str)
     model_loaded = Signal(object)  # dict: info, labels, layer_names
     model_failed = Signal(str)  # loading a model failed: the worker keeps the model it had
@@ -115,7 +116,7 @@ class ComputeWorker(QThread):
         self.model = None  # owned by this thread
         self.image = None
         self.image_token = 0
-        self.catalog: list[dict] = []
+        self.catalog: list[CatalogEntry] = []
         self.stopping = False
         self.setObjectName("explorer-compute")
 
@@ -203,30 +204,14 @@ class ComputeWorker(QThread):
     def _load_catalog(self) -> None:
         from explorer.methods import METHODS, method_names
 
-        entries = []
-        for name in method_names():
-            cls = METHODS.get(name)
-            # the method's own describe(), with the live MapSpecs and Params the panels build from in
-            # place of their JSON forms
-            entries.append({
-                **cls.describe(), "outputs": tuple(cls.outputs), "params": cls.params, "quick": dict(cls.quick),
-                "resumable": cls.resumable, "available": True, "reason": "", "_needs": cls.needs,
-            })
-        self.catalog = entries
+        self.catalog = [METHODS.get(name).catalog_entry() for name in method_names()]
         self.catalog_ready.emit(self._public_catalog())
 
-    def _public_catalog(self) -> list[dict]:
-        out = []
-        for e in self.catalog:
-            e = dict(e)
-            needs = e.pop("_needs")
-            if self.model is not None:
-                missing = needs & ~self.model.supports
-                if missing:
-                    e["available"] = False
-                    e["reason"] = f"needs {missing.describe()}, which the {self.model.kind} model does not offer"
-            out.append(e)
-        return out
+    def _public_catalog(self) -> list[CatalogEntry]:
+        """The entries as offered with the loaded model: a method that needs what it lacks is unavailable."""
+        if self.model is None:
+            return list(self.catalog)
+        return [e.on_model(self.model.supports, self.model.kind) for e in self.catalog]
 
     def _do_model(self, choice, trust_pickle: bool = False) -> None:
         label = getattr(choice, "label", str(choice))

@@ -16,6 +16,7 @@ from typing import Iterator
 
 import torch
 
+from explorer.core.catalog import Family
 from explorer.core.object_cache import token
 from explorer.core.params import Param, Params
 from explorer.core.types import NON_TARGET, SALIENT, MapSpec, MethodStep, Needs
@@ -84,7 +85,7 @@ def _image_key(x: torch.Tensor) -> str:
 @register("explainer")
 class ExplainerNet(Method):
     title = "Explainer network"
-    family = "trained explainer"
+    family = Family.TRAINED_EXPLAINER
     paper = ("Stalder, Perraudin, Achanta, Perez-Cruz, Volpi 2022, What you see is what you classify: "
              "black box attributions (NeurIPS)")
     summary = ("a head trained on the classifier's frozen features refines its last feature map; every class's "
