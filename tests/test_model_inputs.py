@@ -197,3 +197,32 @@ def test_cli_activation_and_output_options(samples_dir, tmp_path, capsys):
     assert man["model_info"]["activation"] == "sigmoid"
     assert all(0 < p["prob"] < 1 for p in man["top5"]) and sum(p["prob"] for p in man["top5"]) > 0
 
+
+
+class _Dict(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = _net()
+
+    def forward(self, x):
+        return {"logits": self.net(x)}
+
+
+@pytest.mark.parametrize("case", ["float16", "grey", "dict"])
+def test_lrp_refuses_what_explorers_forward_adapts(case):
+    """zennit calls the module itself, so it would feed a half model float32, a grey model three channels and
+    read a dict as scores: each used to escape as a RuntimeError/TypeError traceback."""
+    net = {"float16": lambda: _net().half(), "grey": lambda: _net(1), "dict": _Dict}[case]()
+    model = explorer.load_model(net, preprocess=PRE)
+    with pytest.raises(UnsupportedError, match=r"lrp: model .* so lrp is refused; use ") as err:
+        explain("lrp", model, _image(), target=1)
+    assert "\n" not in str(err.value) and "lrp" not in str(err.value).split("use ", 1)[1]
+
+
+def test_lrp_explains_both_decisions_of_a_binary_model():
+    model = explorer.load_model(_net(k=1), preprocess=PRE, labels=["tumour"])
+    pos = explain("lrp", model, _image(), target="tumour")
+    neg = explain("lrp", model, _image(), target="not tumour")
+    np.testing.assert_allclose(neg.raw["salient"], -pos.raw["salient"], rtol=1e-6, atol=1e-7)
+    assert neg.info["logit"] == pytest.approx(-pos.info["logit"]) and neg.info["logit"] == pytest.approx(
+        float(model(model.preprocess.normalise(_image()))[0, 1]), abs=1e-5)

@@ -122,6 +122,21 @@ class ModelForward:
         self.dtype = dtype
         self.output = output
         self.binary = binary
+        # whether the module itself returned a bare tensor of scores (None until the first call): code that
+        # calls the module directly (LRP's attributor) cannot select a part of a tuple or dict
+        self.returns_tensor: bool | None = None
+
+    def direct_call_problem(self) -> str:
+        """Why calling the raw module on explorer's batch would not give these logits ('' when it would): what
+        this wrapper adapts (grey input, a low-precision dtype, a tuple or dict output) that a method calling
+        the module itself would miss. The binary pair is not listed: its callers negate the one logit."""
+        if self.channels != 3:
+            return f"{self.channels} input channel(s), turned grey in explorer's forward"
+        if self.dtype in LOW_PRECISION:
+            return f"{str(self.dtype).removeprefix('torch.')} weights, fed in that dtype by explorer's forward"
+        if self.returns_tensor is False:
+            return "an output that is not one tensor (explorer's forward selects the scores)"
+        return ""
 
     def model_input(self, x: torch.Tensor) -> torch.Tensor:
         """explorer's (N, 3, h, w) float batch as the module takes it (channels, dtype)."""
@@ -143,6 +158,7 @@ class ModelForward:
                     f"model {self.model_id!r} runs in {name}, and this device has no {name} kernel for an operation "
                     f"it uses ({msg[:160]}): load it in float32 (module.float()) or run it on a GPU") from None
             raise
+        self.returns_tensor = isinstance(out, torch.Tensor)
         z = select_output(out, self.output, self.model_id)
         if z.dim() == 1:  # (N,) from a binary head that squeezed its last axis
             z = z[:, None]
