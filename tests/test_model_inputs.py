@@ -226,3 +226,18 @@ def test_lrp_explains_both_decisions_of_a_binary_model():
     np.testing.assert_allclose(neg.raw["salient"], -pos.raw["salient"], rtol=1e-6, atol=1e-7)
     assert neg.info["logit"] == pytest.approx(-pos.info["logit"]) and neg.info["logit"] == pytest.approx(
         float(model(model.preprocess.normalise(_image()))[0, 1]), abs=1e-5)
+
+
+@pytest.mark.parametrize("case", ["binary", "dict", "grey"])
+def test_randomisation_metrics_score_the_clone_as_the_model(case):
+    """The sanity check and sMPRT/eMPRT re-run the method on a copy of the model: the copy used to be the bare
+    module, so a binary model's 'not' class was an IndexError, a dict output a KeyError, a grey model a
+    channel error. The copy keeps the model's forward."""
+    model = {"binary": lambda: explorer.load_model(_net(k=1), preprocess=PRE, labels=["tumour"]),
+             "dict": lambda: explorer.load_model(_Dict(), preprocess=PRE),
+             "grey": lambda: explorer.load_model(_net(1), preprocess=PRE)}[case]()
+    target = "not tumour" if case == "binary" else 1
+    exp = explorer.explain(model, _image(), "gradcam", target=target)
+    res = explorer.evaluate(model, _image(), exp, metrics=["sanity", "smprt", "emprt"])
+    assert np.isfinite(res["sanity"]["spearman_final"]) and np.isfinite(res["smprt"]["smprt"])
+    assert np.isfinite(res["emprt"]["emprt"]) and np.isfinite(res["emprt"]["model_entropy_randomised"])
