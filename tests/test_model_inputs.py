@@ -241,3 +241,36 @@ def test_randomisation_metrics_score_the_clone_as_the_model(case):
     res = explorer.evaluate(model, _image(), exp, metrics=["sanity", "smprt", "emprt"])
     assert np.isfinite(res["sanity"]["spearman_final"]) and np.isfinite(res["smprt"]["smprt"])
     assert np.isfinite(res["emprt"]["emprt"]) and np.isfinite(res["emprt"]["model_entropy_randomised"])
+
+
+def test_log_odds_follow_the_activation():
+    """FIDO's and the extremal perturbation's score. A sigmoid label's odds are its own logit, whatever the other
+    labels score; the softmax's odds pit the class against the others."""
+    from explorer.models.outputs import log_odds
+
+    z = torch.tensor([[2.0, 1.0, -3.0]])
+    torch.testing.assert_close(log_odds(z, 0, "sigmoid"), z[:, 0])
+    torch.testing.assert_close(log_odds(z, 0), z[:, 0] - torch.logsumexp(z[:, 1:], 1))
+    pair = torch.tensor([[1.5, -1.5]])  # a binary model's (z, -z): "not the class" has odds e^-z
+    torch.testing.assert_close(log_odds(pair, 1, "sigmoid"), torch.tensor([-1.5]))
+
+
+@pytest.mark.parametrize("method, params", [("fido", {}), ("extremal", {"score": "log_odds"})])
+def test_odds_methods_score_through_the_models_activation(method, params, monkeypatch):
+    """They used to take the softmax log-odds z_c - logsumexp(others) of every model, so a multi-label model's
+    label was scored against the other labels."""
+    import importlib
+
+    from explorer.methods import METHODS
+    from explorer.models import outputs
+
+    seen = []
+
+    def spy(logits, target, activation="softmax"):
+        seen.append(activation)
+        return outputs.log_odds(logits, target, activation)
+
+    monkeypatch.setattr(importlib.import_module(METHODS.get(method).__module__), "log_odds", spy)
+    model = explorer.load_model(_net(k=3), preprocess=PRE, activation="sigmoid")
+    explain(method, model, _image(), target=2, params={**METHODS.get(method).quick, "steps": 2, **params}, seed=0)
+    assert seen and set(seen) == {"sigmoid"}

@@ -48,6 +48,21 @@ def activate(logits: torch.Tensor, activation: str) -> torch.Tensor:
     raise ValueError(f"unknown activation {activation!r}")
 
 
+def log_odds(logits: torch.Tensor, target: int, activation: str = "softmax") -> torch.Tensor:
+    """The target's log-odds log(P_c / (1 - P_c)) per row, under ``activation`` (FIDO's and the extremal
+    perturbation's score). Softmax: z_c - logsumexp_{c' != c} z_c' (the other classes share 1 - P_c); sigmoid:
+    the label's own logit z_c, whatever the other labels score (for a binary model's pair (z, -z): z and -z);
+    none: the raw score z_c, which has no odds."""
+    z = logits
+    if activation == "softmax":
+        others = z.clone()
+        others[:, target] = float("-inf")
+        return z[:, target] - torch.logsumexp(others, dim=1)
+    if activation in ("sigmoid", "none"):
+        return z[:, target]
+    raise ValueError(f"unknown activation {activation!r}")
+
+
 def check_activation(value: str | None) -> str | None:
     if value is None or value == "auto":
         return None
