@@ -274,3 +274,22 @@ def test_odds_methods_score_through_the_models_activation(method, params, monkey
     model = explorer.load_model(_net(k=3), preprocess=PRE, activation="sigmoid")
     explain(method, model, _image(), target=2, params={**METHODS.get(method).quick, "steps": 2, **params}, seed=0)
     assert seen and set(seen) == {"sigmoid"}
+
+
+def test_cli_explains_the_negation_of_a_binary_model(samples_dir, tmp_path, capsys):
+    """A single-logit TorchScript model with one label, from the command line: "not NAME" is a target, and the
+    top-5 holds the pair (p, 1 - p)."""
+    import json
+
+    from explorer.cli import main
+
+    path, labels = tmp_path / "tumour.ts", tmp_path / "labels.txt"
+    torch.jit.script(_net(k=1)).save(str(path))
+    labels.write_text("tumour\n")
+    out = tmp_path / "o"
+    assert main(["explain", str(samples_dir / "chelsea.png"), "--model", str(path), "--labels", str(labels),
+                 "--target", "not tumour", "--method", "gradient", "--offline", "--out", str(out)]) == 0
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["target_name"] == "not tumour" and man["model_info"]["binary"] is True
+    assert sorted(p["name"] for p in man["top5"]) == ["not tumour", "tumour"]
+    assert sum(p["prob"] for p in man["top5"]) == pytest.approx(1.0, abs=1e-5)
