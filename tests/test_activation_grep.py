@@ -9,15 +9,22 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "explorer"
-CALL = re.compile(r"\b(log_)?softmax\s*\(")
+# a softmax by any name: F.softmax / .softmax / log_softmax calls, an nn.Softmax module, or one written by hand
+# through logsumexp (z_c - logsumexp(z) is a log-softmax: FIDO's log-odds were one, issue 26)
+CALL = re.compile(r"\b(log_)?softmax\s*\(|\bLogSoftmax\s*\(|\bSoftmax\s*\(|\blogsumexp\s*\(")
 STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
 # file -> the code fragments allowed there, each with its reason
 ALLOWED = {
-    "models/outputs.py": {"z.softmax(1)": "the one activation (softmax models)"},
+    "models/outputs.py": {"z.softmax(1)": "the one activation (softmax models)",
+                          "torch.logsumexp(others, dim=1)": "log_odds: a softmax model's log-odds, chosen by "
+                                                            "the activation like the scores"},
     "methods/cam.py": {"scores[scored].softmax(0)": "Score-CAM's channel_softmax: a softmax over channels' weights, "
                                                    "not over a model's classes"},
     "methods/explainer_net/heads.py": {"torch.cat(logits, 1).softmax(1)": "attention weights over the guided head's "
-                                                                          "cells, not class scores"},
+                                                                          "cells, not class scores",
+                                       "z.logsumexp(1, keepdim=True)": "the explainer's per-pixel log-softmax of "
+                                                                       "CAM evidence; it is trained on softmax "
+                                                                       "classifiers only (check_softmax)"},
     "methods/extremal.py": {"torch.softmax(vals / temperature, dim=1)": "the smooth max of the extremal "
                                                                         "perturbation's mask, not class scores"},
     "methods/lrp_tokens.py": {"nn.functional.softmax(scores, dim=-1, dtype=torch.float32)": "the attention "

@@ -48,6 +48,46 @@ def test_a_text_file_as_weights_names_the_file_and_keeps_the_model(win, qtbot, t
     assert "loading" not in status and "efficientnet_lite0" in status and status.endswith("(kept)")
 
 
+def _load(win, qtbot, choice: ModelChoice) -> None:
+    qtbot.waitUntil(lambda: win.loading is None and bool(win.session.model_info), timeout=T)  # the window's own
+    with qtbot.waitSignals([win.model_ready, win.predictions_shown], timeout=T, order="strict"):
+        win.load_model(choice)
+    assert win.session.model_info["id"] == choice.spec
+
+
+def test_a_hugging_face_folder_and_a_binary_model_in_the_window(win, qtbot, tmp_path):
+    """Issue 26 in the window: an hf: folder (a multi-label config) loads from the model panel's choice with its
+    labels and activation; the predictions say each label stands alone; a single-logit model offers both
+    decisions in the class picker; raw scores (activation none) are not shown as percentages."""
+    pytest.importorskip("transformers")
+    from explorer.session.classes import item_text
+    from tests.test_hf_models import LABELS, _vit
+
+    folder = _vit(tmp_path / "vit", problem_type="multi_label_classification")
+    _load(win, qtbot, ModelChoice(spec=f"hf:{folder}"))
+    assert win.session.model_info["activation"] == "sigmoid" and win.session.labels == list(LABELS.values())
+    assert "sigmoid" in win.model_status.text()
+    assert win.predictions.top.headerItem().text(1) == "prob. (each label)"
+    assert win.method_panel.classes.stringList()[1:] == [item_text(i, n) for i, n in LABELS.items()]
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(4, 1)).eval()
+    path, labels = tmp_path / "melanoma.ts", tmp_path / "labels.txt"
+    torch.jit.script(net).save(str(path))
+    labels.write_text("melanoma\n")
+    _load(win, qtbot, ModelChoice(spec=str(path), labels=str(labels)))
+    assert win.session.labels == ["melanoma", "not melanoma"] and win.session.model_info["binary"] is True
+    assert win.method_panel.classes.stringList()[1:] == ["0: melanoma", "1: not melanoma"]
+    probs = [float(win.predictions.top.topLevelItem(i).text(1).rstrip(" %")) for i in range(2)]
+    assert sum(probs) == pytest.approx(100, abs=0.2)  # p and 1 - p
+
+    _load(win, qtbot, ModelChoice(spec=str(path), labels=str(labels), activation="none"))
+    assert win.predictions.top.headerItem().text(1) == "score (raw)"
+    assert "%" not in win.predictions.top.topLevelItem(0).text(1)
+    # the choice, activation included, is what a saved session records
+    assert win.session.model_choice.record()["activation"] == "none"
+
+
 def test_the_evaluation_tab_needs_no_source_file_on_disk(qapp, monkeypatch, tmp_path):
     """Issue 32: the tab was built only when evaluation_panel.py existed next to main_window.py, so a frozen
     (PyInstaller) build, whose modules live in an archive, had none. It is imported now."""

@@ -302,3 +302,39 @@ def test_a_repo_id_loads_from_the_local_hub_cache_offline_and_a_missing_one_is_n
     lines = missing.stderr.strip().splitlines()
     assert missing.returncode == 2 and len(lines) == 1
     assert "hf:tiny/absent is not in the local Hugging Face cache" in lines[0] and "nothing is downloaded" in lines[0]
+
+
+def test_rollout_on_an_hf_vit_is_abnar_and_zuidemas_on_its_own_attentions(photo):
+    """Attention rollout read with eager attention switched on for the run equals the rollout computed by hand
+    from what the model itself returns with ``output_attentions=True``; the model's own (fused) attention
+    implementation is back afterwards."""
+    import torch.nn.functional as F
+
+    import explorer
+
+    torch.manual_seed(0)
+    cfg = transformers.ViTConfig(image_size=SIZE, patch_size=8, hidden_size=32, num_hidden_layers=2,
+                                 num_attention_heads=2, intermediate_size=64, num_labels=3)
+    net = transformers.ViTForImageClassification(cfg).eval()
+    model = explorer.load_model(net, preprocess={"size": SIZE})
+    before = net.config._attn_implementation
+    exp = explain("attention_rollout", model, photo, seed=0)
+    assert net.config._attn_implementation == before
+    from explorer.methods.base import prepare_context
+
+    x = prepare_context(model, photo).x
+    net.config._attn_implementation = "eager"
+    try:
+        with torch.no_grad():
+            attentions = net(x, output_attentions=True).attentions
+    finally:
+        net.config._attn_implementation = before
+    n = attentions[0].shape[-1]
+    rollout = torch.eye(n)
+    for a in attentions:
+        fused = 0.5 * a[0].mean(0) + 0.5 * torch.eye(n)
+        rollout = (fused / fused.sum(-1, keepdim=True)) @ rollout
+    grid = rollout[0, 1:].reshape(1, 1, SIZE // 8, SIZE // 8)
+    ours = exp.raw["salient"]
+    hand = F.interpolate(grid, size=ours.shape, mode="bilinear", align_corners=False)[0, 0].numpy()
+    assert np.corrcoef(hand.ravel(), ours.ravel())[0, 1] >= 0.999

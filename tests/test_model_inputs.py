@@ -197,3 +197,99 @@ def test_cli_activation_and_output_options(samples_dir, tmp_path, capsys):
     assert man["model_info"]["activation"] == "sigmoid"
     assert all(0 < p["prob"] < 1 for p in man["top5"]) and sum(p["prob"] for p in man["top5"]) > 0
 
+
+
+class _Dict(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = _net()
+
+    def forward(self, x):
+        return {"logits": self.net(x)}
+
+
+@pytest.mark.parametrize("case", ["float16", "grey", "dict"])
+def test_lrp_refuses_what_explorers_forward_adapts(case):
+    """zennit calls the module itself, so it would feed a half model float32, a grey model three channels and
+    read a dict as scores: each used to escape as a RuntimeError/TypeError traceback."""
+    net = {"float16": lambda: _net().half(), "grey": lambda: _net(1), "dict": _Dict}[case]()
+    model = explorer.load_model(net, preprocess=PRE)
+    with pytest.raises(UnsupportedError, match=r"lrp: model .* so lrp is refused; use ") as err:
+        explain("lrp", model, _image(), target=1)
+    assert "\n" not in str(err.value) and "lrp" not in str(err.value).split("use ", 1)[1]
+
+
+def test_lrp_explains_both_decisions_of_a_binary_model():
+    model = explorer.load_model(_net(k=1), preprocess=PRE, labels=["tumour"])
+    pos = explain("lrp", model, _image(), target="tumour")
+    neg = explain("lrp", model, _image(), target="not tumour")
+    np.testing.assert_allclose(neg.raw["salient"], -pos.raw["salient"], rtol=1e-6, atol=1e-7)
+    assert neg.info["logit"] == pytest.approx(-pos.info["logit"]) and neg.info["logit"] == pytest.approx(
+        float(model(model.preprocess.normalise(_image()))[0, 1]), abs=1e-5)
+
+
+@pytest.mark.parametrize("case", ["binary", "dict", "grey"])
+def test_randomisation_metrics_score_the_clone_as_the_model(case):
+    """The sanity check and sMPRT/eMPRT re-run the method on a copy of the model: the copy used to be the bare
+    module, so a binary model's 'not' class was an IndexError, a dict output a KeyError, a grey model a
+    channel error. The copy keeps the model's forward."""
+    model = {"binary": lambda: explorer.load_model(_net(k=1), preprocess=PRE, labels=["tumour"]),
+             "dict": lambda: explorer.load_model(_Dict(), preprocess=PRE),
+             "grey": lambda: explorer.load_model(_net(1), preprocess=PRE)}[case]()
+    target = "not tumour" if case == "binary" else 1
+    exp = explorer.explain(model, _image(), "gradcam", target=target)
+    res = explorer.evaluate(model, _image(), exp, metrics=["sanity", "smprt", "emprt"])
+    assert np.isfinite(res["sanity"]["spearman_final"]) and np.isfinite(res["smprt"]["smprt"])
+    assert np.isfinite(res["emprt"]["emprt"]) and np.isfinite(res["emprt"]["model_entropy_randomised"])
+
+
+def test_log_odds_follow_the_activation():
+    """FIDO's and the extremal perturbation's score. A sigmoid label's odds are its own logit, whatever the other
+    labels score; the softmax's odds pit the class against the others."""
+    from explorer.models.outputs import log_odds
+
+    z = torch.tensor([[2.0, 1.0, -3.0]])
+    torch.testing.assert_close(log_odds(z, 0, "sigmoid"), z[:, 0])
+    torch.testing.assert_close(log_odds(z, 0), z[:, 0] - torch.logsumexp(z[:, 1:], 1))
+    pair = torch.tensor([[1.5, -1.5]])  # a binary model's (z, -z): "not the class" has odds e^-z
+    torch.testing.assert_close(log_odds(pair, 1, "sigmoid"), torch.tensor([-1.5]))
+
+
+@pytest.mark.parametrize("method, params", [("fido", {}), ("extremal", {"score": "log_odds"})])
+def test_odds_methods_score_through_the_models_activation(method, params, monkeypatch):
+    """They used to take the softmax log-odds z_c - logsumexp(others) of every model, so a multi-label model's
+    label was scored against the other labels."""
+    import importlib
+
+    from explorer.methods import METHODS
+    from explorer.models import outputs
+
+    seen = []
+
+    def spy(logits, target, activation="softmax"):
+        seen.append(activation)
+        return outputs.log_odds(logits, target, activation)
+
+    monkeypatch.setattr(importlib.import_module(METHODS.get(method).__module__), "log_odds", spy)
+    model = explorer.load_model(_net(k=3), preprocess=PRE, activation="sigmoid")
+    explain(method, model, _image(), target=2, params={**METHODS.get(method).quick, "steps": 2, **params}, seed=0)
+    assert seen and set(seen) == {"sigmoid"}
+
+
+def test_cli_explains_the_negation_of_a_binary_model(samples_dir, tmp_path, capsys):
+    """A single-logit TorchScript model with one label, from the command line: "not NAME" is a target, and the
+    top-5 holds the pair (p, 1 - p)."""
+    import json
+
+    from explorer.cli import main
+
+    path, labels = tmp_path / "tumour.ts", tmp_path / "labels.txt"
+    torch.jit.script(_net(k=1)).save(str(path))
+    labels.write_text("tumour\n")
+    out = tmp_path / "o"
+    assert main(["explain", str(samples_dir / "chelsea.png"), "--model", str(path), "--labels", str(labels),
+                 "--target", "not tumour", "--method", "gradient", "--offline", "--out", str(out)]) == 0
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["target_name"] == "not tumour" and man["model_info"]["binary"] is True
+    assert sorted(p["name"] for p in man["top5"]) == ["not tumour", "tumour"]
+    assert sum(p["prob"] for p in man["top5"]) == pytest.approx(1.0, abs=1e-5)

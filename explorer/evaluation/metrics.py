@@ -30,6 +30,7 @@ from explorer.evaluation.base import MetricProgress, input_space, run_to_end, to
 from explorer.evaluation.causal import make_substrate
 from explorer.methods.base import Context, get_method, prepare_context, run
 from explorer.models.loaded import LoadedModel
+from explorer.models.outputs import ModelForward
 from explorer.perturb.scoring import score_batch
 
 
@@ -99,8 +100,14 @@ def _copy_model(model: LoadedModel) -> LoadedModel:
     except Exception as exc:  # noqa: BLE001 - e.g. a scripted module that cannot be copied
         raise UnsupportedError(
             f"the sanity check cannot copy model {model.id!r}: {type(exc).__name__}: {exc}") from None
+    # the clone goes through the same wrapper as the original (grey input, dtype, output selection, the binary
+    # pair): the bare module would take other inputs and give other scores than the model being explained
+    forward = clone
+    if isinstance(model.forward, ModelForward):
+        forward = copy.copy(model.forward)
+        forward.inner = clone
     # engine=None: the clone's weights are re-initialised, so the original's export does not describe them
-    return dataclasses.replace(model, forward=clone, module=clone, _layers=None, _batch=None, notes=list(model.notes),
+    return dataclasses.replace(model, forward=forward, module=clone, _layers=None, _batch=None, notes=list(model.notes),
                                engine=None)
 
 

@@ -35,6 +35,10 @@ def _headline(run: Run | None) -> str:
     return text if isinstance(text, str) else ""
 
 
+# the predictions' column header by the model's activation (models/outputs.py)
+PREDICTION_HEADERS = {"softmax": "prob.", "sigmoid": "prob. (each label)", "none": "score (raw)"}
+
+
 class PredictionsPanel(QWidget):
     """Top-k predictions with probabilities, and a searchable list of every class; both pick the target."""
 
@@ -75,8 +79,13 @@ class PredictionsPanel(QWidget):
 
     def _on_predictions(self) -> None:
         self.top.clear()
+        activation = (self.session.model_info or {}).get("activation")
+        # a sigmoid model's labels are independent (they need not sum to 100 %); a model with no activation
+        # gives raw scores, which a percentage would misstate
+        self.top.setHeaderLabels(["class", PREDICTION_HEADERS.get(activation, "prob.")])
         for idx, name, prob in self.session.predictions:
-            it = QTreeWidgetItem([f"{name}", f"{prob * 100:.1f} %"])
+            value = f"{prob:.3g}" if activation == "none" else f"{prob * 100:.1f} %"
+            it = QTreeWidgetItem([f"{name}", value])
             it.setData(0, Qt.UserRole, idx)
             it.setToolTip(0, f"class {idx}: {name}")
             it.setTextAlignment(1, Qt.AlignRight | Qt.AlignVCenter)

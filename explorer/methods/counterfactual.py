@@ -4,8 +4,9 @@ A drop-probability map p = σ(θ) on a coarse grid (56x56 logits, θ = 0 at star
 model: each step draws ``samples`` relaxed-Bernoulli (concrete, temperature τ = 0.1) masks, keep z = 1 - d with
 d = σ((θ + log u - log(1-u)) / τ), bilinearly upsampled to the model input; the removed part is in-filled,
 x̃ = z⊙x + (1-z)⊙G(x, round(z)), with G any in-filler of ``explorer.perturb.infill`` called on the HARD mask
-round(z) and without gradient. The score is the target's log-odds s_c = log P_c - log Σ_{c'≠c} P_c'
-= z_c - logsumexp_{c'≠c} z_c' (from the logits). Objectives (docs/methods.md §4):
+round(z) and without gradient. The score is the target's log-odds under the model's activation
+(``models.outputs.log_odds``): for a softmax model s_c = log P_c - log Σ_{c'≠c} P_c' = z_c - logsumexp_{c'≠c} z_c'
+(from the logits); for a sigmoid (multi-label or binary) model the label's own logit z_c = log(p_c / (1 - p_c)). Objectives (docs/methods.md §4):
 
 - ``ssr`` smallest sufficient region: L = -s_c(x̃) + r(t) λ Σ(1-p); map ``ssr_keep`` = 1 - p (keep probability);
 - ``sdr`` smallest destroying region: L = +s_c(x̃) + r(t) λ Σ p; map ``sdr_drop`` = p;
@@ -37,17 +38,11 @@ from explorer.core.errors import UnsupportedError
 from explorer.core.params import Param, Params
 from explorer.core.types import TARGET_HINDERING, MapSpec, MethodStep, Needs
 from explorer.methods.base import Context, Method, register
+from explorer.models.outputs import log_odds
 from explorer.perturb.params import INFILL_OR_LEARNED, INPAINTER, SIGMA, check_inpainter, infill_for
 
 OBJECTIVES = ("ssr", "sdr", "both", "hindering")
 SSR, SDR = "ssr_keep", "sdr_drop"
-
-
-def log_odds(logits: torch.Tensor, target: int) -> torch.Tensor:
-    """s_c = log P_c - log sum_{c' != c} P_c' = z_c - logsumexp_{c' != c} z_c', per row."""
-    others = logits.clone()
-    others[:, target] = float("-inf")
-    return logits[:, target] - torch.logsumexp(others, dim=1)
 
 
 def concrete_keep(theta: torch.Tensor, u: torch.Tensor, tau: float) -> torch.Tensor:
@@ -180,7 +175,7 @@ class Fido(Method):
                     fill = infill.baseline(x, z.detach().round())
                     xt = fill + z * (x - fill)
                     logits = model(xt).float()  # a reduced size the model cannot take was refused in validate
-                    s = log_odds(logits, c)
+                    s = log_odds(logits, c, model.activation or "softmax")
                     # inputs=[theta]: only the mask accumulates a gradient, never the parameters of a model
                     # that a caller handed over with requires_grad on (explorer.load_model(net) keeps it)
                     (s * signs[grp] / S).sum().backward(inputs=[theta])

@@ -35,7 +35,7 @@ from explorer.core.errors import ParamError
 from explorer.core.params import Param, Params
 from explorer.core.types import SALIENT, MapSpec, MethodStep, Needs
 from explorer.methods.base import Context, Method, register
-from explorer.methods.counterfactual import log_odds
+from explorer.models.outputs import log_odds
 from explorer.perturb.params import INFILL_OR_LEARNED, INPAINTER, SIGMA, check_inpainter, infill_for
 
 AREA_LAYERS = (SALIENT, "salient_area2", "salient_area3")
@@ -141,7 +141,7 @@ class Extremal(Method):
             return F.interpolate(m, size=(H, W), mode="bilinear", align_corners=False)
 
         def score(logits: torch.Tensor) -> torch.Tensor:
-            return logits[:, c] if p.score == "logit" else log_odds(logits, c)
+            return logits[:, c] if p.score == "logit" else log_odds(logits, c, self.model.activation or "softmax")
 
         for t in range(p.steps):
             ctx.cancel.check()

@@ -50,6 +50,7 @@ from explorer.core.params import Param, Params
 from explorer.core.types import MapSpec, MethodStep, Needs
 from explorer.methods.alternatives import use_instead
 from explorer.methods.base import Context, Method, register
+from explorer.models.outputs import ModelForward
 
 ZENNIT_COMPOSITES = ("epsilon_plus_flat", "epsilon_alpha2_beta1_flat", "epsilon_gamma_box", "epsilon_flat")
 CONSERVING = ("conserving_plus", "conserving_gamma", "attnlrp")
@@ -246,6 +247,12 @@ def _start(target: int, value: bool):
     return start
 
 
+def direct_call_problem(model) -> str:
+    """Why zennit, which calls the module itself, would not compute the model's logits ('' when it would)."""
+    fwd = model.forward
+    return fwd.direct_call_problem() if isinstance(fwd, ModelForward) else ""
+
+
 def lrp_relevance(model, x: torch.Tensor, target: int, composite: str = "auto", *,
                   epsilon: float = 1e-6, gamma: float = 0.25, zero_bias: bool = False,
                   form: str | None = None) -> tuple[torch.Tensor, float]:
@@ -254,6 +261,11 @@ def lrp_relevance(model, x: torch.Tensor, target: int, composite: str = "auto", 
     from explorer.methods import lrp_rules
 
     module = model.module
+    if model.binary and target == 1:
+        # "not the class" scores -z, and every rule here is linear in the relevance it starts from, so its
+        # relevance is the class's own, negated (the module itself has the one logit only)
+        rel, z = lrp_relevance(model, x, 0, composite, epsilon=epsilon, gamma=gamma, zero_bias=zero_bias, form=form)
+        return -rel, -z
     composite = resolve(composite, module)
     xin = x.detach()
     if model.channels_last:
@@ -325,6 +337,11 @@ class LRP(Method):
     def validate(self) -> None:
         from explorer.methods.lrp_rules import coverage_problem
 
+        adapted = direct_call_problem(self.model)
+        if adapted:
+            raise UnsupportedError(f"lrp: model {self.model.id!r} has {adapted}, which zennit's rules, attached to "
+                                   f"the module itself, would not see, so lrp is refused; "
+                                   f"{use_instead(self.model, exclude=('lrp',))}")
         composite = resolve(self.p.composite, self.model.module)
         if composite in ZENNIT_COMPOSITES:
             problem = lrp_problem(self.model.module)
@@ -344,7 +361,7 @@ class LRP(Method):
         """Whether lrp at its defaults refuses ``model`` (for the "use X instead" of other refusals)."""
         from explorer.methods.lrp_rules import coverage_problem
 
-        return bool(coverage_problem(model.module))
+        return bool(direct_call_problem(model) or coverage_problem(model.module))
 
     def steps(self, ctx: Context) -> Iterator[MethodStep]:
         composite = resolve(self.p.composite, self.model.module)

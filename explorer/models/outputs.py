@@ -48,6 +48,21 @@ def activate(logits: torch.Tensor, activation: str) -> torch.Tensor:
     raise ValueError(f"unknown activation {activation!r}")
 
 
+def log_odds(logits: torch.Tensor, target: int, activation: str = "softmax") -> torch.Tensor:
+    """The target's log-odds log(P_c / (1 - P_c)) per row, under ``activation`` (FIDO's and the extremal
+    perturbation's score). Softmax: z_c - logsumexp_{c' != c} z_c' (the other classes share 1 - P_c); sigmoid:
+    the label's own logit z_c, whatever the other labels score (for a binary model's pair (z, -z): z and -z);
+    none: the raw score z_c, which has no odds."""
+    z = logits
+    if activation == "softmax":
+        others = z.clone()
+        others[:, target] = float("-inf")
+        return z[:, target] - torch.logsumexp(others, dim=1)
+    if activation in ("sigmoid", "none"):
+        return z[:, target]
+    raise ValueError(f"unknown activation {activation!r}")
+
+
 def check_activation(value: str | None) -> str | None:
     if value is None or value == "auto":
         return None
@@ -122,6 +137,21 @@ class ModelForward:
         self.dtype = dtype
         self.output = output
         self.binary = binary
+        # whether the module itself returned a bare tensor of scores (None until the first call): code that
+        # calls the module directly (LRP's attributor) cannot select a part of a tuple or dict
+        self.returns_tensor: bool | None = None
+
+    def direct_call_problem(self) -> str:
+        """Why calling the raw module on explorer's batch would not give these logits ('' when it would): what
+        this wrapper adapts (grey input, a low-precision dtype, a tuple or dict output) that a method calling
+        the module itself would miss. The binary pair is not listed: its callers negate the one logit."""
+        if self.channels != 3:
+            return f"{self.channels} input channel(s), turned grey in explorer's forward"
+        if self.dtype in LOW_PRECISION:
+            return f"{str(self.dtype).removeprefix('torch.')} weights, fed in that dtype by explorer's forward"
+        if self.returns_tensor is False:
+            return "an output that is not one tensor (explorer's forward selects the scores)"
+        return ""
 
     def model_input(self, x: torch.Tensor) -> torch.Tensor:
         """explorer's (N, 3, h, w) float batch as the module takes it (channels, dtype)."""
@@ -143,6 +173,7 @@ class ModelForward:
                     f"model {self.model_id!r} runs in {name}, and this device has no {name} kernel for an operation "
                     f"it uses ({msg[:160]}): load it in float32 (module.float()) or run it on a GPU") from None
             raise
+        self.returns_tensor = isinstance(out, torch.Tensor)
         z = select_output(out, self.output, self.model_id)
         if z.dim() == 1:  # (N,) from a binary head that squeezed its last axis
             z = z[:, None]
