@@ -196,3 +196,40 @@ def test_a_reopened_session_names_its_classes_at_once_while_its_model_loads(win,
     # the kept model's names again, and the restored maps belong to the model that made them: marked, hidden
     assert s.labels == labels and s.is_stale(restored) and restored.id not in _visible_runs(win)
     assert win.layer_panel.run_items[restored.id].text(1) == "other model"
+
+
+def test_a_sample_from_the_menu_then_its_offered_follow_up_and_a_quick_offer_that_stops_holding(win, qtbot):
+    """Seen on a real display: after a sample from the menu, "Run RISE" in the green bar started RISE while the
+    method panel still showed Grad-CAM (so live edits of Grad-CAM's values would re-run RISE), and a "needs
+    about 2 min more ... Use Quick settings" bar stayed up after the run had finished."""
+    from explorer.gui.teaching import first_start
+    from explorer.session import status
+
+    s = win.session
+    first_start(win)
+    qtbot.waitUntil(win.follow_up.isVisible, timeout=T)
+    _menu_action(win, "File", "Samples", "coffee.png").trigger()
+    _idle(win, qtbot)
+    qtbot.waitUntil(win.follow_up.isVisible, timeout=T)  # coffee's Grad-CAM offers RISE next
+    assert win.method_panel.method() == "gradcam"
+    win.follow_up.run_btn.click()
+    rise = max(s.runs.values(), key=lambda r: r.id)
+    assert rise.method == "rise"
+    qtbot.waitUntil(lambda: win.method_panel.method() == "rise", timeout=5000)  # the panel shows what runs
+    assert win.method_panel.bound_run == rise.id
+
+    qtbot.waitUntil(lambda: rise.status == RunStatus.RUNNING, timeout=T)
+    win.narrator.offer_quick(rise, status.Pace("7 masks/s", 130.0))  # as the controller's slow signal does
+    assert win.follow_up.isVisible() and win.follow_up.run_id == rise.id
+    win.runs.cancel(rise.id)
+    _idle(win, qtbot)
+    assert not win.follow_up.isVisible()  # the offer was about a run that no longer computes
+
+
+def test_a_window_opened_without_a_first_run_shows_the_default_method(win):
+    """A plain `explorer` with a remembered photo opens without the first-start run; its method panel showed
+    BOREx (the catalog's first entry, a refinement that waits for a RISE run), so the next photo opened from
+    the menu would be "explained" by BOREx. It shows the method the first start runs."""
+    from explorer.session import teaching
+
+    assert not win.session.runs and win.method_panel.method() == teaching.DEFAULT_METHOD

@@ -29,6 +29,7 @@ from explorer.gui.widgets import MessageBar
 from explorer.session.controller import Notice, RunController
 from explorer.session.document import Session
 from explorer.session.model_choice import ModelChoice
+from explorer.session.teaching import DEFAULT_METHOD
 from explorer.workers.compute import ComputeWorker
 from explorer.workers.relay import WorkerRelay
 
@@ -84,7 +85,7 @@ class MainWindow(QMainWindow):
         self.model_panel = ModelPanel()
         self.model_panel.show_choice(self.session.model_choice)
         self.predictions = PredictionsPanel(self.session)
-        self.method_panel = MethodPanel()
+        self.method_panel = MethodPanel(preferred=DEFAULT_METHOD)  # what the first start runs
         self.layer_panel = LayerPanel(self.session)
         self.docks: dict[str, QDockWidget] = {}
         self._dock("Image and model", self.model_panel, Qt.LeftDockWidgetArea)
