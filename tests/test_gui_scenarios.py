@@ -233,3 +233,22 @@ def test_a_window_opened_without_a_first_run_shows_the_default_method(win):
     from explorer.session import teaching
 
     assert not win.session.runs and win.method_panel.method() == teaching.DEFAULT_METHOD
+
+
+def test_the_method_panel_shows_the_method_of_the_run_its_edits_change(win, qtbot):
+    """Seen on a real display: a run started while the panel showed another method (the green bar's "Run
+    RISE", "Compare these methods") left the panel on Grad-CAM labelled "live edits re-run RISE #3", and the
+    layer list, rebuilt for the new run's first map, reported its current row again, which bound the panel
+    back to the old run."""
+    s = win.session
+    cam = win.runs.start("gradcam", {}, 0, None)
+    _idle(win, qtbot)
+    assert win.method_panel.method() == "gradcam" and win.method_panel.bound_run == cam.id
+    grad = win.runs.start("gradient", {}, 0, None)  # not from the panel, which still shows Grad-CAM
+    assert win.method_panel.method() == "gradient" and win.method_panel.bound_run == grad.id
+    row = win.layer_panel.layer_items[s.layers_of(cam)[0].id]
+    win.layer_panel.tree.currentItemChanged.emit(row, row)  # the same row again, as after a rebuild
+    assert win.method_panel.method() == "gradient" and win.method_panel.bound_run == grad.id
+    _idle(win, qtbot)
+    win.layer_panel.tree.setCurrentItem(win.layer_panel.layer_items[s.layers_of(cam)[0].id])  # a real choice
+    assert win.method_panel.method() == "gradcam" and win.method_panel.bound_run == cam.id

@@ -131,7 +131,9 @@ class MainWindow(QMainWindow):
         s.image_changed.connect(self._on_document_image_changed)
         # controller -> views
         runs.message.connect(self._on_notice)
-        runs.started.connect(lambda run: panel.bind(run.id, label=run.label))
+        # a run started (Run, a class picked, Compare these methods) is shown with its own method and values: a
+        # label alone left the panel showing another method whose edits would re-run this run
+        runs.started.connect(lambda run: self.select_run(run.id))
         runs.started.connect(lambda run: self._asked_while_loading.add(run.id))
         runs.settled.connect(self.run_settled.emit)
         runs.catalog_changed.connect(self._on_catalog_changed)

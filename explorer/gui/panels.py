@@ -301,10 +301,18 @@ class LayerPanel(QWidget):
             if layer is not None:
                 self.session.set_layer(layer, visible=it.checkState(0) == Qt.Checked)
 
-    def _on_current(self, it, _prev) -> None:
+    def _on_current(self, it, prev) -> None:
         if it is None:
             return
         kind, ident = it.data(0, Qt.UserRole)
+        try:
+            same = prev is not None and prev.data(0, Qt.UserRole) == (kind, ident)
+        except RuntimeError:  # the previous row was deleted with the rebuild
+            same = False
+        if same:
+            # the same row again, as Qt reports after the list is rebuilt under a focused window (a new run's
+            # layers arriving): not a choice, and taking it as one bound the method panel back to the old run
+            return
         if kind == "layer":
             self.session.set_active_layer(ident)
             layer = self.session.layer(ident)
