@@ -252,3 +252,35 @@ def test_the_method_panel_shows_the_method_of_the_run_its_edits_change(win, qtbo
     _idle(win, qtbot)
     win.layer_panel.tree.setCurrentItem(win.layer_panel.layer_items[s.layers_of(cam)[0].id])  # a real choice
     assert win.method_panel.method() == "gradcam" and win.method_panel.bound_run == cam.id
+
+
+def test_a_running_method_s_compare_tile_follows_its_map_as_it_streams(win, qtbot):
+    import numpy as np
+
+    rise = win.runs.start("rise", {"n": 4000, "batch_size": 4}, 0, None)
+    qtbot.waitUntil(lambda: rise.explanation is not None and rise.status == RunStatus.RUNNING, timeout=T)
+    win.compare.show_runs([rise.id])
+    win.tabs.setCurrentWidget(win.compare)
+    qtbot.waitUntil(lambda: len(win.compare.views) == 1, timeout=T)
+
+    def shown():
+        return np.array(win.compare.views[0].addedItems[0].image, copy=True)
+    before, at = shown(), rise.progress
+    # the tile is redrawn from the newer partial map while the run still computes (not only when it finishes)
+    qtbot.waitUntil(lambda: rise.progress > at and not np.array_equal(shown(), before), timeout=T)
+    assert rise.status == RunStatus.RUNNING
+    win.runs.cancel(rise.id)
+    _idle(win, qtbot)
+
+
+def test_the_layer_list_gives_its_width_to_the_layer_names_and_meanings(win, qtbot):
+    """Seen at 1600 x 1000: the status column ("done 1.9 s" and the "?") took as much width as the layer
+    column, so each meaning wrapped into five lines and the list showed two or three rows."""
+    cam = win.runs.start("gradcam", {}, 0, None)
+    _idle(win, qtbot)
+    tree = win.layer_panel.tree
+    qtbot.wait(100)
+    status_w = tree.columnWidth(1)
+    needed = max(tree.header().sectionSizeHint(1), tree.sizeHintForColumn(1))
+    assert status_w <= needed + 8 and tree.columnWidth(0) > 2 * status_w, (tree.columnWidth(0), status_w, needed)
+    assert cam.status == RunStatus.DONE

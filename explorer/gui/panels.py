@@ -129,6 +129,9 @@ class LayerPanel(QWidget):
         self.tree.setHeaderLabels(["layer", "status"])
         self.tree.header().setSectionResizeMode(0, QHeaderView.Stretch)
         self.tree.header().setSectionResizeMode(1, QHeaderView.ResizeToContents)
+        # the status column only as wide as its text: a stretched last section took half the list, and each
+        # layer's meaning (wrapped to the first column) ran to five lines
+        self.tree.header().setStretchLastSection(False)
         self.tree.setSelectionMode(QAbstractItemView.SingleSelection)
         # long run names ("Undesirable pixels (target-hindering) #4 · Egyptian cat") keep both ends in view;
         # the full text is in the row's tooltip
