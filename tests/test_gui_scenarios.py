@@ -284,3 +284,5 @@ def test_the_layer_list_gives_its_width_to_the_layer_names_and_meanings(win, qtb
     needed = max(tree.header().sectionSizeHint(1), tree.sizeHintForColumn(1))
     assert status_w <= needed + 8 and tree.columnWidth(0) > 2 * status_w, (tree.columnWidth(0), status_w, needed)
     assert cam.status == RunStatus.DONE
+    row = win.layer_panel.run_items[cam.id]  # a long run name keeps both ends, and is whole in its tooltip
+    assert tree.textElideMode() == Qt.ElideMiddle and row.toolTip(0).startswith(row.text(0))
