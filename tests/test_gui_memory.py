@@ -37,6 +37,19 @@ def test_the_last_photo_and_model_are_reopened_unless_the_command_line_names_oth
     assert memory.start_plan(settings, None, "s.json", ModelChoice(), False).image is None  # the session's photo
 
 
+def test_the_labels_and_activation_come_back_too(settings, tmp_path):
+    """Issue 27 item 6 names them: a multi-label model (sigmoid) with its own class names, reopened as such."""
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a\nb\n")
+    own = ModelChoice("torchvision:resnet18", labels=str(labels), activation="sigmoid")
+    memory.remember_model(settings, own)
+    plan = memory.start_plan(settings, None, None, ModelChoice(), screenshot=False)
+    assert plan.choice.labels == str(labels) and plan.choice.activation == "sigmoid" and plan.remembered
+    default_sigmoid = ModelChoice(activation="none")  # the default model, only its activation changed
+    memory.remember_model(settings, default_sigmoid)
+    assert memory.start_plan(settings, None, None, ModelChoice(), screenshot=False).choice.activation == "none"
+
+
 def test_a_vanished_photo_or_a_damaged_record_is_forgotten_quietly(settings, tmp_path):
     memory.remember_image(settings, str(tmp_path / "gone.png"))
     settings.setValue(memory.MODEL_KEY, '{"spec": 3}')

@@ -196,3 +196,93 @@ def test_a_reopened_session_names_its_classes_at_once_while_its_model_loads(win,
     # the kept model's names again, and the restored maps belong to the model that made them: marked, hidden
     assert s.labels == labels and s.is_stale(restored) and restored.id not in _visible_runs(win)
     assert win.layer_panel.run_items[restored.id].text(1) == "other model"
+
+
+def test_a_sample_from_the_menu_then_its_offered_follow_up_and_a_quick_offer_that_stops_holding(win, qtbot):
+    """Seen on a real display: after a sample from the menu, "Run RISE" in the green bar started RISE while the
+    method panel still showed Grad-CAM (so live edits of Grad-CAM's values would re-run RISE), and a "needs
+    about 2 min more ... Use Quick settings" bar stayed up after the run had finished."""
+    from explorer.gui.teaching import first_start
+    from explorer.session import status
+
+    s = win.session
+    first_start(win)
+    qtbot.waitUntil(win.follow_up.isVisible, timeout=T)
+    _menu_action(win, "File", "Samples", "coffee.png").trigger()
+    _idle(win, qtbot)
+    qtbot.waitUntil(win.follow_up.isVisible, timeout=T)  # coffee's Grad-CAM offers RISE next
+    assert win.method_panel.method() == "gradcam"
+    win.follow_up.run_btn.click()
+    rise = max(s.runs.values(), key=lambda r: r.id)
+    assert rise.method == "rise"
+    qtbot.waitUntil(lambda: win.method_panel.method() == "rise", timeout=5000)  # the panel shows what runs
+    assert win.method_panel.bound_run == rise.id
+
+    qtbot.waitUntil(lambda: rise.status == RunStatus.RUNNING, timeout=T)
+    win.narrator.offer_quick(rise, status.Pace("7 masks/s", 130.0))  # as the controller's slow signal does
+    assert win.follow_up.isVisible() and win.follow_up.run_id == rise.id
+    win.runs.cancel(rise.id)
+    _idle(win, qtbot)
+    assert not win.follow_up.isVisible()  # the offer was about a run that no longer computes
+
+
+def test_a_window_opened_without_a_first_run_shows_the_default_method(win):
+    """A plain `explorer` with a remembered photo opens without the first-start run; its method panel showed
+    BOREx (the catalog's first entry, a refinement that waits for a RISE run), so the next photo opened from
+    the menu would be "explained" by BOREx. It shows the method the first start runs."""
+    from explorer.session import teaching
+
+    assert not win.session.runs and win.method_panel.method() == teaching.DEFAULT_METHOD
+
+
+def test_the_method_panel_shows_the_method_of_the_run_its_edits_change(win, qtbot):
+    """Seen on a real display: a run started while the panel showed another method (the green bar's "Run
+    RISE", "Compare these methods") left the panel on Grad-CAM labelled "live edits re-run RISE #3", and the
+    layer list, rebuilt for the new run's first map, reported its current row again, which bound the panel
+    back to the old run."""
+    s = win.session
+    cam = win.runs.start("gradcam", {}, 0, None)
+    _idle(win, qtbot)
+    assert win.method_panel.method() == "gradcam" and win.method_panel.bound_run == cam.id
+    grad = win.runs.start("gradient", {}, 0, None)  # not from the panel, which still shows Grad-CAM
+    assert win.method_panel.method() == "gradient" and win.method_panel.bound_run == grad.id
+    row = win.layer_panel.layer_items[s.layers_of(cam)[0].id]
+    win.layer_panel.tree.currentItemChanged.emit(row, row)  # the same row again, as after a rebuild
+    assert win.method_panel.method() == "gradient" and win.method_panel.bound_run == grad.id
+    _idle(win, qtbot)
+    win.layer_panel.tree.setCurrentItem(win.layer_panel.layer_items[s.layers_of(cam)[0].id])  # a real choice
+    assert win.method_panel.method() == "gradcam" and win.method_panel.bound_run == cam.id
+
+
+def test_a_running_method_s_compare_tile_follows_its_map_as_it_streams(win, qtbot):
+    import numpy as np
+
+    rise = win.runs.start("rise", {"n": 4000, "batch_size": 4}, 0, None)
+    qtbot.waitUntil(lambda: rise.explanation is not None and rise.status == RunStatus.RUNNING, timeout=T)
+    win.compare.show_runs([rise.id])
+    win.tabs.setCurrentWidget(win.compare)
+    qtbot.waitUntil(lambda: len(win.compare.views) == 1, timeout=T)
+
+    def shown():
+        return np.array(win.compare.views[0].addedItems[0].image, copy=True)
+    before, at = shown(), rise.progress
+    # the tile is redrawn from the newer partial map while the run still computes (not only when it finishes)
+    qtbot.waitUntil(lambda: rise.progress > at and not np.array_equal(shown(), before), timeout=T)
+    assert rise.status == RunStatus.RUNNING
+    win.runs.cancel(rise.id)
+    _idle(win, qtbot)
+
+
+def test_the_layer_list_gives_its_width_to_the_layer_names_and_meanings(win, qtbot):
+    """Seen at 1600 x 1000: the status column ("done 1.9 s" and the "?") took as much width as the layer
+    column, so each meaning wrapped into five lines and the list showed two or three rows."""
+    cam = win.runs.start("gradcam", {}, 0, None)
+    _idle(win, qtbot)
+    tree = win.layer_panel.tree
+    qtbot.wait(100)
+    status_w = tree.columnWidth(1)
+    needed = max(tree.header().sectionSizeHint(1), tree.sizeHintForColumn(1))
+    assert status_w <= needed + 8 and tree.columnWidth(0) > 2 * status_w, (tree.columnWidth(0), status_w, needed)
+    assert cam.status == RunStatus.DONE
+    row = win.layer_panel.run_items[cam.id]  # a long run name keeps both ends, and is whole in its tooltip
+    assert tree.textElideMode() == Qt.ElideMiddle and row.toolTip(0).startswith(row.text(0))

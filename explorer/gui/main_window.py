@@ -29,6 +29,7 @@ from explorer.gui.widgets import MessageBar
 from explorer.session.controller import Notice, RunController
 from explorer.session.document import Session
 from explorer.session.model_choice import ModelChoice
+from explorer.session.teaching import DEFAULT_METHOD
 from explorer.workers.compute import ComputeWorker
 from explorer.workers.relay import WorkerRelay
 
@@ -84,7 +85,7 @@ class MainWindow(QMainWindow):
         self.model_panel = ModelPanel()
         self.model_panel.show_choice(self.session.model_choice)
         self.predictions = PredictionsPanel(self.session)
-        self.method_panel = MethodPanel()
+        self.method_panel = MethodPanel(preferred=DEFAULT_METHOD)  # what the first start runs
         self.layer_panel = LayerPanel(self.session)
         self.docks: dict[str, QDockWidget] = {}
         self._dock("Image and model", self.model_panel, Qt.LeftDockWidgetArea)
@@ -130,7 +131,9 @@ class MainWindow(QMainWindow):
         s.image_changed.connect(self._on_document_image_changed)
         # controller -> views
         runs.message.connect(self._on_notice)
-        runs.started.connect(lambda run: panel.bind(run.id, label=run.label))
+        # a run started (Run, a class picked, Compare these methods) is shown with its own method and values: a
+        # label alone left the panel showing another method whose edits would re-run this run
+        runs.started.connect(lambda run: self.select_run(run.id))
         runs.started.connect(lambda run: self._asked_while_loading.add(run.id))
         runs.settled.connect(self.run_settled.emit)
         runs.catalog_changed.connect(self._on_catalog_changed)

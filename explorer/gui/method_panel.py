@@ -39,9 +39,12 @@ class MethodPanel(QWidget):
     cancel_requested = Signal()
     invalid = Signal(str)  # a picker refused a typed value (an unknown class name...)
 
-    def __init__(self, parent=None, debounce_ms: int = 300):
+    def __init__(self, parent=None, debounce_ms: int = 300, preferred: str | None = None):
         super().__init__(parent)
         self.catalog: dict[str, CatalogEntry] = {}
+        # the method shown when nothing is yet (a start without a first run): the catalog's first entry is
+        # whatever family sorts first, a refinement that waits for another run, say
+        self.preferred = preferred
         self.layer_names: list[str] = []
         self.default_layer: str | None = None  # the layer "auto" picks on the loaded model
         self.labels: list[str] = []
@@ -156,8 +159,11 @@ class MethodPanel(QWidget):
         self.combo.blockSignals(False)
         idx = self.combo.findData(current) if current else -1
         if idx < 0 or (self.bound_run is None and not model.item(idx).isEnabled()):
-            # nothing is shown, or a method this model cannot run that no run holds: the first one it can
-            idx = next((i for i in range(self.combo.count()) if model.item(i).isEnabled()), 0)
+            # nothing is shown, or a method this model cannot run that no run holds: the preferred one when
+            # this model can run it, else the first one it can
+            pref = self.combo.findData(self.preferred) if self.preferred else -1
+            idx = pref if pref >= 0 and model.item(pref).isEnabled() else next(
+                (i for i in range(self.combo.count()) if model.item(i).isEnabled()), 0)
         self.combo.setCurrentIndex(idx)
         self._on_method(idx, keep_values=current == self.method())
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from PySide6.QtCore import QObject
 
 from explorer.session import status
+from explorer.session.document import RunStatus
 
 
 class Narrator(QObject):
@@ -19,8 +20,8 @@ class Narrator(QObject):
         super().__init__(win)
         self.win = win
         s = win.session
-        for signal in (s.run_added, s.run_changed):
-            signal.connect(lambda _run: self.refresh())
+        s.run_added.connect(lambda _run: self.refresh())
+        s.run_changed.connect(self._on_run_changed)
         s.run_removed.connect(self._on_run_removed)
         s.image_changed.connect(self._on_context_changed)
         s.model_changed.connect(self._on_model_changed)
@@ -28,6 +29,7 @@ class Narrator(QObject):
         s.target_changed.connect(self.refresh_target)
         win.runs.slow.connect(self.offer_quick)
         self._model = s.model_choice
+        self._quick_for: int | None = None  # the run the Quick-settings offer is about, while it is up
         self.refresh()
         self.refresh_target()
 
@@ -40,6 +42,20 @@ class Narrator(QObject):
         t = s.effective_target()
         self.win.target_status.setText("target: –" if t is None else
                                        f"target: {s.class_name(t)}" + (" (top-1)" if s.target is None else ""))
+
+    def _on_run_changed(self, run) -> None:
+        self.refresh()
+        if self._quick_for == run.id and self.win.follow_up.run_id == run.id and not self._still_slow(run):
+            self.win.follow_up.withdraw(run.id)  # "needs 2 min more" must not outlive the run, or a faster pace
+            self._quick_for = None
+
+    def _still_slow(self, run) -> bool:
+        """The Quick offer still holds: the run computes and its estimate is still over status.SLOW_S (the
+        first estimate includes the warm-up and can be several times too long)."""
+        if run.status != RunStatus.RUNNING:
+            return False
+        pc = status.pace(run, self.win.runs.elapsed().get(run.id))
+        return pc is None or pc.left_s > status.SLOW_S
 
     def _on_run_removed(self, run) -> None:
         self.win.follow_up.withdraw(run.id)
@@ -68,6 +84,7 @@ class Narrator(QObject):
             f"<b>{run.label}</b> needs about <b>{status.duration(pace.left_s)}</b> more ({pace.rate})."
             f" Its Quick settings ({quick}) give a coarser map in seconds.",
             "Use Quick settings", lambda rid=run.id: self._use_quick(rid), run.id)
+        self._quick_for = run.id
 
     def _use_quick(self, run_id: int) -> None:
         if self.win.runs.use_quick(run_id):

@@ -168,6 +168,9 @@ class LayerPanel(QWidget):
         self.tree.setHeaderLabels(["layer", "status"])
         self.tree.header().setSectionResizeMode(0, QHeaderView.Stretch)
         self.tree.header().setSectionResizeMode(1, QHeaderView.ResizeToContents)
+        # the status column only as wide as its text: a stretched last section took half the list, and each
+        # layer's meaning (wrapped to the first column) ran to five lines
+        self.tree.header().setStretchLastSection(False)
         self.tree.setSelectionMode(QAbstractItemView.SingleSelection)
         # long run names ("Undesirable pixels (target-hindering) #4 · Egyptian cat") keep both ends in view;
         # the full text is in the row's tooltip
@@ -317,10 +320,18 @@ class LayerPanel(QWidget):
             if layer is not None:
                 self.session.set_layer(layer, visible=it.checkState(0) == Qt.Checked)
 
-    def _on_current(self, it, _prev) -> None:
+    def _on_current(self, it, prev) -> None:
         if it is None:
             return
         kind, ident = it.data(0, Qt.UserRole)
+        try:
+            same = prev is not None and prev.data(0, Qt.UserRole) == (kind, ident)
+        except RuntimeError:  # the previous row was deleted with the rebuild
+            same = False
+        if same:
+            # the same row again, as Qt reports after the list is rebuilt under a focused window (a new run's
+            # layers arriving): not a choice, and taking it as one bound the method panel back to the old run
+            return
         if kind == "layer":
             self.session.set_active_layer(ident)
             layer = self.session.layer(ident)
