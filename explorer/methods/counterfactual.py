@@ -6,7 +6,8 @@ d = σ((θ + log u - log(1-u)) / τ), bilinearly upsampled to the model input; t
 x̃ = z⊙x + (1-z)⊙G(x, round(z)), with G any in-filler of ``explorer.perturb.infill`` called on the HARD mask
 round(z) and without gradient. The score is the target's log-odds under the model's activation
 (``models.outputs.log_odds``): for a softmax model s_c = log P_c - log Σ_{c'≠c} P_c' = z_c - logsumexp_{c'≠c} z_c'
-(from the logits); for a sigmoid (multi-label or binary) model the label's own logit z_c = log(p_c / (1 - p_c)). Objectives (docs/methods.md §4):
+(from the logits); for a sigmoid (multi-label or binary) model the label's own logit z_c = log(p_c / (1 - p_c)).
+Objectives (docs/methods.md §4):
 
 - ``ssr`` smallest sufficient region: L = -s_c(x̃) + r(t) λ Σ(1-p); map ``ssr_keep`` = 1 - p (keep probability);
 - ``sdr`` smallest destroying region: L = +s_c(x̃) + r(t) λ Σ p; map ``sdr_drop`` = p;
