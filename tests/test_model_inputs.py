@@ -208,15 +208,29 @@ class _Dict(nn.Module):
         return {"logits": self.net(x)}
 
 
-@pytest.mark.parametrize("case", ["float16", "grey", "dict"])
+@pytest.mark.parametrize("case", ["float16", "grey", "dict-zennit"])
 def test_lrp_refuses_what_explorers_forward_adapts(case):
-    """zennit calls the module itself, so it would feed a half model float32, a grey model three channels and
-    read a dict as scores: each used to escape as a RuntimeError/TypeError traceback."""
-    net = {"float16": lambda: _net().half(), "grey": lambda: _net(1), "dict": _Dict}[case]()
+    """Where LRP calls the module itself (a plain CNN's relevance form, zennit's composites) it would feed a half
+    model float32, a grey model three channels and read a dict as scores: each used to escape as a traceback."""
+    net = {"float16": lambda: _net().half(), "grey": lambda: _net(1), "dict-zennit": _Dict}[case]()
     model = explorer.load_model(net, preprocess=PRE)
+    params = {"composite": "epsilon_plus_flat"} if case == "dict-zennit" else {}
     with pytest.raises(UnsupportedError, match=r"lrp: model .* so lrp is refused; use ") as err:
-        explain("lrp", model, _image(), target=1)
+        explain("lrp", model, _image(), target=1, params=params)
     assert "\n" not in str(err.value) and "lrp" not in str(err.value).split("use ", 1)[1]
+
+
+def test_lrp_reads_a_dict_output_through_explorers_forward():
+    """The conserving composites' gradient form runs explorer's forward, which picks the logits out of a dict (a
+    Hugging Face output): the map is the bare network's, in the same form."""
+    from explorer.methods.lrp import lrp_relevance
+
+    wrapped = _Dict()
+    bare = explorer.load_model(wrapped.net, preprocess=PRE)
+    res = explain("lrp", explorer.load_model(wrapped, preprocess=PRE), _image(), target=1)
+    x, _ = bare.preprocess.to_input(_image())
+    rel, _z = lrp_relevance(bare, x, 1, form="gradient")
+    np.testing.assert_allclose(res.raw["salient"], rel.sum(1)[0].numpy(), rtol=1e-4, atol=1e-6)
 
 
 def test_lrp_explains_both_decisions_of_a_binary_model():

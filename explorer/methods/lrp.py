@@ -50,7 +50,7 @@ from explorer.core.params import Param, Params
 from explorer.core.types import MapSpec, MethodStep, Needs
 from explorer.methods.alternatives import use_instead
 from explorer.methods.base import Context, Method, register
-from explorer.models.outputs import ModelForward
+from explorer.models.outputs import LOW_PRECISION, ModelForward
 
 ZENNIT_COMPOSITES = ("epsilon_plus_flat", "epsilon_alpha2_beta1_flat", "epsilon_gamma_box", "epsilon_flat")
 CONSERVING = ("conserving_plus", "conserving_gamma", "attnlrp")
@@ -247,10 +247,19 @@ def _start(target: int, value: bool):
     return start
 
 
-def direct_call_problem(model) -> str:
-    """Why zennit, which calls the module itself, would not compute the model's logits ('' when it would)."""
+def direct_call_problem(model, composite: str = "auto") -> str:
+    """Why this run of ``composite``, where it calls the module itself (the relevance form and zennit's own
+    composites), would not compute the model's logits ('' when it would). The gradient form goes through
+    explorer's forward, which selects a tuple's or dict's scores (a Hugging Face output) and turns the image grey,
+    so only low precision is refused there: the rules' stabilisers (epsilon 1e-6) underflow in half."""
     fwd = model.forward
-    return fwd.direct_call_problem() if isinstance(fwd, ModelForward) else ""
+    if not isinstance(fwd, ModelForward):
+        return ""
+    problem = fwd.direct_call_problem()
+    through_forward = resolve(composite, model.module) in CONSERVING and engine(model.module) == "gradient"
+    if problem and through_forward and fwd.dtype not in LOW_PRECISION:
+        return ""
+    return problem
 
 
 def lrp_relevance(model, x: torch.Tensor, target: int, composite: str = "auto", *,
@@ -337,7 +346,7 @@ class LRP(Method):
     def validate(self) -> None:
         from explorer.methods.lrp_rules import coverage_problem
 
-        adapted = direct_call_problem(self.model)
+        adapted = direct_call_problem(self.model, self.p.composite)
         if adapted:
             raise UnsupportedError(f"lrp: model {self.model.id!r} has {adapted}, which zennit's rules, attached to "
                                    f"the module itself, would not see, so lrp is refused; "
