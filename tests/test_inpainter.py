@@ -224,18 +224,23 @@ def test_prepare_training_defaults(folder):
 SHIPPED = inpainter.shipped_path()
 
 
-@pytest.mark.skipif(not SHIPPED.is_file(), reason="no shipped in-painter yet (train it: docs/methods.md §2.2)")
-def test_shipped_inpainter_is_small_and_beats_blur(chelsea):
+def test_shipped_inpainter_is_small_current_and_fills_from_the_context(chelsea, coffee):
+    """The default ``learned`` in-filler: under 10 MB, the network alone, this version, and on two photos it never
+    saw its fill is closer to the removed pixels than the image's mean colour or the dataset's (zero). (Blur is
+    no opponent here: it blurs the removed pixels themselves. The first in-painter, which left a large hole's
+    middle grey-green, failed this by 0.58 to 0.48.)"""
     from PIL import Image
 
-    assert SHIPPED.stat().st_size < 10 * 2**20
+    assert SHIPPED.is_file() and SHIPPED.stat().st_size < 10 * 2**20
     ck = read_checkpoint(SHIPPED)
-    assert "training" not in ck and ck["channels"] == 3
+    assert "training" not in ck and ck["channels"] == 3 and ck["version"] == inpainter.VERSION
     pre = Preprocess((224, 224))
-    x = pre.normalise(np.asarray(Image.fromarray(chelsea).resize((224, 224))))
-    masks = torch.ones(1, 1, 224, 224)
-    masks[..., 80:130, 60:120] = 0
-    hole = masks[0, 0] < 0.5
-    err = {k: (make_infill(k, x, pre).apply(x, masks)[0][:, hole] - x[0][:, hole]).abs().mean()
-           for k in ("learned", "blur")}
-    assert err["learned"] < err["blur"], err
+    for rgb in (chelsea, coffee):
+        x = pre.normalise(np.asarray(Image.fromarray(rgb).resize((224, 224))))
+        for box in ((slice(80, 130), slice(60, 120)), (slice(40, 160), slice(50, 170))):
+            masks = torch.ones(1, 1, 224, 224)
+            masks[..., box[0], box[1]] = 0
+            hole = masks[0, 0] < 0.5
+            err = {k: float((make_infill(k, x, pre).apply(x, masks)[0][:, hole] - x[0][:, hole]).abs().mean())
+                   for k in ("learned", "mean", "zero")}
+            assert err["learned"] < min(err["mean"], err["zero"]), err
