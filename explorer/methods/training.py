@@ -10,14 +10,38 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, Iterator
 
 import torch
 
 from explorer.core.cancel import NEVER, CancelToken
-from explorer.core.errors import ExplorerError
+from explorer.core.errors import ExplorerError, ParamError
+
+
+class TrainingSettings:
+    """Mixin of the two trainers' settings dataclasses (``epochs``, ``batch_size``, ``lr``, ``hold_out_every``
+    and their own): the checks both share and the reading back from a checkpoint's record."""
+
+    def check_common(self) -> None:
+        if self.epochs < 1:
+            raise ParamError(f"--epochs = {self.epochs} must be >= 1")
+        if self.batch_size < 1:
+            raise ParamError(f"--batch-size = {self.batch_size} must be >= 1")
+        if not 0 < self.lr < 1:
+            raise ParamError(f"--lr = {self.lr} must be between 0 and 1")
+        if self.hold_out_every < 0 or self.hold_out_every == 1:
+            raise ParamError(f"--hold-out-every = {self.hold_out_every} must be 0 (none) or >= 2")
+
+    @classmethod
+    def from_record(cls, rec: dict[str, Any]):
+        """The settings a checkpoint recorded (keys this version does not know are left out; lists that were
+        tuples become tuples again)."""
+        kinds = {f.name: f.type for f in fields(cls)}
+        vals = {k: v for k, v in rec.items() if k in kinds}
+        vals.update({k: tuple(v) for k, v in vals.items() if isinstance(v, list) and "tuple" in str(kinds[k])})
+        return cls(**vals)
 
 
 class EpochLoop:

@@ -12,7 +12,7 @@ interrupted one stopped.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -35,13 +35,13 @@ from explorer.methods.explainer_net.losses import (  # noqa: F401 - re-exported:
     total_variation,
 )
 from explorer.methods.explainer_net.model import Explainer, check_compatible, read_checkpoint
-from explorer.methods.training import EpochLoop
+from explorer.methods.training import EpochLoop, TrainingSettings
 from explorer.models.loaded import LoadedModel
 
 
 # --------------------------------------------------------------------------- settings
 @dataclass
-class TrainConfig:
+class TrainConfig(TrainingSettings):
     """Training settings; the loss weights and area bounds are the paper's defaults."""
 
     epochs: int = 10
@@ -70,12 +70,7 @@ class TrainConfig:
     head: str = "tied"  # the head design (heads.KINDS): "tied" (version 2, shipped) or "guided" (version 3)
 
     def check(self) -> None:
-        if self.epochs < 1:
-            raise ParamError(f"--epochs = {self.epochs} must be >= 1")
-        if self.batch_size < 1:
-            raise ParamError(f"--batch-size = {self.batch_size} must be >= 1")
-        if not 0 < self.lr < 1:
-            raise ParamError(f"--lr = {self.lr} must be between 0 and 1")
+        self.check_common()
         if self.size and not 32 <= self.size <= 1024:
             raise ParamError(f"--size = {self.size} must be between 32 and 1024 pixels (0 = the model's input size)")
         if self.topk < 1:
@@ -90,16 +85,6 @@ class TrainConfig:
             raise ParamError(f"--pair ({self.pair}) and --quad ({self.quad}) are probabilities summing to at most 1")
         if self.candidates < 1:
             raise ParamError(f"candidates = {self.candidates} must be >= 1")
-        if self.hold_out_every < 0 or self.hold_out_every == 1:
-            raise ParamError(f"--hold-out-every = {self.hold_out_every} must be 0 (none) or >= 2")
-
-    @classmethod
-    def from_record(cls, rec: dict[str, Any]) -> "TrainConfig":
-        names = {f.name for f in fields(cls)}
-        vals = {k: v for k, v in rec.items() if k in names}
-        if "taps" in vals:
-            vals["taps"] = tuple(vals["taps"])
-        return cls(**vals)
 
 
 # --------------------------------------------------------------------------- the trainer

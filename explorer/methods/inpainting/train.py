@@ -12,7 +12,7 @@ holes (its own generator, so it never moves the training draws): the validation 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +22,14 @@ from explorer.core.errors import FileError, ParamError
 from explorer.methods.explainer_net.augment import augment
 from explorer.methods.explainer_net.data import ImageSet, scan_folder, split_holdout
 from explorer.methods.inpainting.masks import hole_batch
-from explorer.methods.training import EpochLoop
+from explorer.methods.training import EpochLoop, TrainingSettings
 from explorer.perturb.inpainter import InpaintNet, build, read_checkpoint, record
 
 VALIDATION_CROPS = 16
 
 
 @dataclass
-class InpaintConfig:
+class InpaintConfig(TrainingSettings):
     epochs: int = 24
     batch_size: int = 8
     lr: float = 1e-3
@@ -42,23 +42,11 @@ class InpaintConfig:
     hold_out_every: int = 5  # the explainer's split of the 500 shared photos: 400 trained on, 100 held out
 
     def check(self) -> None:
-        if self.epochs < 1:
-            raise ParamError(f"--epochs = {self.epochs} must be >= 1")
-        if self.batch_size < 1:
-            raise ParamError(f"--batch-size = {self.batch_size} must be >= 1")
-        if not 0 < self.lr < 1:
-            raise ParamError(f"--lr = {self.lr} must be between 0 and 1")
+        self.check_common()
         if not 32 <= self.size <= 1024:
             raise ParamError(f"--size = {self.size} must be between 32 and 1024 pixels")
         if not 4 <= self.width <= 512:
             raise ParamError(f"--width = {self.width} must be between 4 and 512")
-        if self.hold_out_every < 0 or self.hold_out_every == 1:
-            raise ParamError(f"--hold-out-every = {self.hold_out_every} must be 0 (none) or >= 2")
-
-    @classmethod
-    def from_record(cls, rec: dict[str, Any]) -> "InpaintConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in rec.items() if k in names})
 
 
 def hole_losses(out: torch.Tensor, target: torch.Tensor, hole: torch.Tensor, edge: float) -> dict[str, torch.Tensor]:
