@@ -256,6 +256,43 @@ def load_session(path: str | Path) -> Session:
     """Rebuild a Session from ``save_session``'s files (FileError naming the file when it cannot)."""
     p = Path(path)
     doc = _read_doc(p)
+    arrays = _read_arrays(p, doc)
+    img = arrays["image"]
+    try:
+        s = Session()
+        s.model_choice = ModelChoice.from_record(doc.get("model"))
+        s.model_info = dict(doc.get("model_info") or {})
+        image_rec = doc.get("image") or {}
+        image_path = image_rec.get("path")
+        s.set_image(img, None if image_path is None else _str(image_path, "image path"))
+        s.target = doc.get("target")
+        if s.target is not None:
+            _int(s.target, "target")
+        s.labels = [_str(v, "class name") for v in _list(doc.get("labels", []), "labels")]
+        s.predictions = [(_int(i, "predicted class"), _str(n, "class name"),
+                          _num(pr, "prediction score", -math.inf, math.inf))
+                         for i, n, pr in _list(doc.get("predictions", []), "predictions")]
+        layers_by_run: dict[int, list[DisplayLayer]] = {}
+        for rec in _list(doc.get("layers", []), "layers"):
+            layer = _layer(rec)
+            layers_by_run.setdefault(layer.run_id, []).append(layer)
+        for rec in _list(doc.get("runs", []), "runs"):
+            run = _run(rec, arrays, tuple(img.shape[:2]))
+            s.add_restored(run, layers_by_run.get(run.id, []))
+        views = doc.get("views") or {}
+        if not isinstance(views, dict):
+            raise TypeError(f"views must be an object, not {type(views).__name__}")
+        s.views = views
+        active = doc.get("active_layer")
+        s.active_layer_id = active if active in {l.id for l in s.layers} else None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise FileError(p, f"damaged session file ({type(exc).__name__}: {exc})") from None
+    return s
+
+
+def _read_arrays(p: Path, doc: dict) -> dict[str, np.ndarray]:
+    """The session's arrays file, checked: a plain name next to the JSON, the digest it was saved with (when the
+    file has one), and an H x W x 3 uint8 image."""
     name = doc.get("arrays", arrays_path(p).name)
     # the arrays file is a plain name next to the JSON: a shared session must not make us read other files
     if not isinstance(name, str) or name in ("", ".", "..") or Path(name).name != name or "\\" in name:
@@ -278,65 +315,48 @@ def load_session(path: str | Path) -> Session:
     img = arrays["image"]
     if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8 or min(img.shape[:2]) < 1:
         raise FileError(npz, f"its image must be H x W x 3 uint8, not {img.dtype} {img.shape}")
-    try:
-        s = Session()
-        s.model_choice = ModelChoice.from_record(doc.get("model"))
-        s.model_info = dict(doc.get("model_info") or {})
-        image_rec = doc.get("image") or {}
-        image_path = image_rec.get("path")
-        s.set_image(img, None if image_path is None else _str(image_path, "image path"))
-        s.target = doc.get("target")
-        if s.target is not None:
-            _int(s.target, "target")
-        s.labels = [_str(v, "class name") for v in _list(doc.get("labels", []), "labels")]
-        s.predictions = [(_int(i, "predicted class"), _str(n, "class name"),
-                          _num(pr, "prediction score", -math.inf, math.inf))
-                         for i, n, pr in _list(doc.get("predictions", []), "predictions")]
-        layers_by_run: dict[int, list[DisplayLayer]] = {}
-        for rec in _list(doc.get("layers", []), "layers"):
-            layer = _layer(rec)
-            layers_by_run.setdefault(layer.run_id, []).append(layer)
-        for rec in _list(doc.get("runs", []), "runs"):
-            status = rec.get("status", "done")
-            if status not in tuple(RunStatus):
-                raise ValueError(f"run status {status!r}; valid: {', '.join(RunStatus)}")
-            status = RunStatus(status)
-            error = _str(rec.get("error", ""), "run error")
-            if status in (RunStatus.QUEUED, RunStatus.RUNNING):  # nothing is computing for a run read from a file
-                status = RunStatus.CANCELLED if rec.get("explanation") is not None else RunStatus.ERROR
-                error = error or ("" if status == RunStatus.CANCELLED else "interrupted before its first result")
-            run = Run(_int(rec["id"], "run id"), _str(rec["method"], "run method"), _params(rec.get("params")),
-                      rec.get("target"), _int(rec.get("seed", 0), "run seed", None), status,
-                      _num(rec.get("progress", 1.0), "run progress", 0.0, 1.0), status,
-                      error, title=_str(rec.get("title", ""), "run title"))
-            if run.target is not None:
-                _int(run.target, "run target")
-            e = rec.get("explanation")
-            if e is not None:
-                placement = _placement(e["placement"], tuple(img.shape[:2]))
-                raw = {_str(name, "map name"): _map(arrays, key, placement.input_hw)
-                       for name, key in e.get("arrays", {}).items()}
-                if not raw:
-                    raise ValueError(f"run {run.id} has an explanation without maps")
-                run.explanation = MethodResult(
-                    method=e["method"], raw=raw, signed=dict(e.get("signed", {})),
-                    placement=placement,
-                    target=e.get("target"), target_name=e.get("target_name", ""), params=_params(e.get("params")),
-                    seed=int(e.get("seed", 0)), model_id=e.get("model_id", ""), timings=dict(e.get("timings", {})),
-                    info=dict(e.get("info", {})), progress=float(e.get("progress", 1.0)),
-                    complete=bool(e.get("complete", True)), cancelled=bool(e.get("cancelled", False)))
-                if e.get("state") is not None:
-                    run.explanation.info["state"] = decode_state(e["state"], arrays)
-            s.add_restored(run, layers_by_run.get(run.id, []))
-        views = doc.get("views") or {}
-        if not isinstance(views, dict):
-            raise TypeError(f"views must be an object, not {type(views).__name__}")
-        s.views = views
-        active = doc.get("active_layer")
-        s.active_layer_id = active if active in {l.id for l in s.layers} else None
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-        raise FileError(p, f"damaged session file ({type(exc).__name__}: {exc})") from None
-    return s
+    return arrays
+
+
+def _run(rec: dict, arrays: dict[str, np.ndarray], image_hw: tuple[int, int]) -> Run:
+    """A run record; one that was queued or computing when the file was written comes back stopped (nothing
+    computes for a run read from a file): cancelled with its partial map, or an error without one."""
+    status = rec.get("status", "done")
+    if status not in tuple(RunStatus):
+        raise ValueError(f"run status {status!r}; valid: {', '.join(RunStatus)}")
+    status = RunStatus(status)
+    error = _str(rec.get("error", ""), "run error")
+    if status in (RunStatus.QUEUED, RunStatus.RUNNING):
+        status = RunStatus.CANCELLED if rec.get("explanation") is not None else RunStatus.ERROR
+        error = error or ("" if status == RunStatus.CANCELLED else "interrupted before its first result")
+    run = Run(_int(rec["id"], "run id"), _str(rec["method"], "run method"), _params(rec.get("params")),
+              rec.get("target"), _int(rec.get("seed", 0), "run seed", None), status,
+              _num(rec.get("progress", 1.0), "run progress", 0.0, 1.0), status,
+              error, title=_str(rec.get("title", ""), "run title"))
+    if run.target is not None:
+        _int(run.target, "run target")
+    e = rec.get("explanation")
+    if e is not None:
+        run.explanation = _explanation(e, run.id, arrays, image_hw)
+    return run
+
+
+def _explanation(e: dict, run_id: int, arrays: dict[str, np.ndarray], image_hw: tuple[int, int]) -> MethodResult:
+    """A run's result: its maps read from the arrays file at the input size its placement records."""
+    placement = _placement(e["placement"], image_hw)
+    raw = {_str(name, "map name"): _map(arrays, key, placement.input_hw) for name, key in e.get("arrays", {}).items()}
+    if not raw:
+        raise ValueError(f"run {run_id} has an explanation without maps")
+    result = MethodResult(
+        method=e["method"], raw=raw, signed=dict(e.get("signed", {})),
+        placement=placement,
+        target=e.get("target"), target_name=e.get("target_name", ""), params=_params(e.get("params")),
+        seed=int(e.get("seed", 0)), model_id=e.get("model_id", ""), timings=dict(e.get("timings", {})),
+        info=dict(e.get("info", {})), progress=float(e.get("progress", 1.0)),
+        complete=bool(e.get("complete", True)), cancelled=bool(e.get("cancelled", False)))
+    if e.get("state") is not None:
+        result.info["state"] = decode_state(e["state"], arrays)
+    return result
 
 
 def _params(v) -> dict:
