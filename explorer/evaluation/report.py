@@ -20,6 +20,7 @@ import csv
 import math
 import os
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -98,22 +99,25 @@ class _Acc:
         return math.sqrt(max(0.0, (self.s2 - self.s * self.s / self.n) / (self.n - 1)))
 
 
-def summarise(out: str | Path, title: str = "explorer evaluate") -> dict[str, Any]:
-    """Stream over ``out/per_image/*.csv`` and write summary.csv/.md, curves.csv/.png. Returns the table."""
-    out = Path(out)
-    scal: dict[str, dict[tuple[str, str], _Acc]] = defaultdict(lambda: defaultdict(_Acc))
-    curves: dict[str, dict[str, np.ndarray]] = defaultdict(dict)
-    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    spans: dict[str, dict[str, float]] = defaultdict(dict)  # the largest fraction a curve reaches
-    images: dict[str, set] = defaultdict(set)
-    notes: dict[str, set] = defaultdict(set)  # (metric) -> substrate/step strings
-    files = sorted((out / "per_image").glob("*.csv")) if (out / "per_image").is_dir() else []
-    for path in files:
+@dataclass
+class _Gathered:
+    """What the per-image CSVs say, accumulated: scalar quantities per method, summed curves on GRID (with their
+    counts and the largest fraction each reaches), the images per method and each metric's protocol notes."""
+
+    scal: dict[str, dict[tuple[str, str], _Acc]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(_Acc)))
+    curves: dict[str, dict[str, np.ndarray]] = field(default_factory=lambda: defaultdict(dict))
+    counts: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
+    spans: dict[str, dict[str, float]] = field(default_factory=lambda: defaultdict(dict))
+    images: dict[str, set] = field(default_factory=lambda: defaultdict(set))
+    notes: dict[str, set] = field(default_factory=lambda: defaultdict(set))
+
+    def read(self, path: Path) -> None:
+        """One image's CSV: its scalar rows into the accumulators, its curve points onto GRID."""
         pts: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
         with open(path, newline="") as f:
             for r in csv.DictReader(f):
                 method, metric, q = r["method"], r["metric"], r["quantity"]
-                images[method].add(r["image"])
+                self.images[method].add(r["image"])
                 if r.get("fraction", "") != "":
                     v, fr = _num(r["value"]), _num(r["fraction"])
                     if v is not None and fr is not None:  # "score": the metric's curve; "morf.score": a named one
@@ -123,31 +127,47 @@ def summarise(out: str | Path, title: str = "explorer evaluate") -> dict[str, An
                 v = _num(r["value"])
                 if v is None:
                     if r["value"] and q in ("substrate", "step", "protocol"):
-                        notes[metric].add(f"{q} {r['value']}")
+                        self.notes[metric].add(f"{q} {r['value']}")
                     continue
                 if q == "step":
-                    notes[metric].add(f"step {int(v)} px")
+                    self.notes[metric].add(f"step {int(v)} px")
                     continue
                 if q in ("target",):
                     continue
-                scal[method][(metric, q)].add(v)
+                self.scal[method][(metric, q)].add(v)
         for (method, metric), p in pts.items():
             p.sort()
             fr, sc = np.array([a for a, _ in p]), np.array([b for _, b in p])
-            spans[method][metric] = max(spans[method].get(metric, 0.0), float(fr.max()))
-            acc = curves[method].setdefault(metric, np.zeros(GRID.size))
+            self.spans[method][metric] = max(self.spans[method].get(metric, 0.0), float(fr.max()))
+            acc = self.curves[method].setdefault(metric, np.zeros(GRID.size))
             acc += np.interp(GRID, fr, sc)
-            counts[method][metric] += 1
+            self.counts[method][metric] += 1
 
-    methods = sorted(scal, key=lambda m: (" vs " in m, m))
-    columns: list[tuple[str, str]] = []
-    for m in methods:
-        for key in scal[m]:
-            if key not in columns:
-                columns.append(key)
-    order = {"deletion": 0, "insertion": 1, "causal": 2, "confidence": 3, "pointing": 4, "reference": 5,
-             "removal_gain": 6, "sanity": 7, "agreement": 8, "run": 9}
-    columns.sort(key=lambda k: (order.get(k[0], 8), k[0], k[1]))
+    def methods(self) -> list[str]:
+        return sorted(self.scal, key=lambda m: (" vs " in m, m))
+
+    def columns(self) -> list[tuple[str, str]]:
+        """Every (metric, quantity) any method has, the headline metrics first."""
+        columns: list[tuple[str, str]] = []
+        for m in self.methods():
+            columns += [key for key in self.scal[m] if key not in columns]
+        return sorted(columns, key=lambda k: (_COLUMN_ORDER.get(k[0], 8), k[0], k[1]))
+
+    def mean_curves(self) -> dict[str, dict[str, np.ndarray]]:
+        return {m: {k: v / self.counts[m][k] for k, v in c.items()} for m, c in self.curves.items()}
+
+
+_COLUMN_ORDER = {"deletion": 0, "insertion": 1, "causal": 2, "confidence": 3, "pointing": 4, "reference": 5,
+                 "removal_gain": 6, "sanity": 7, "agreement": 8, "run": 9}
+
+
+def summarise(out: str | Path, title: str = "explorer evaluate") -> dict[str, Any]:
+    """Stream over ``out/per_image/*.csv`` and write summary.csv/.md, curves.csv/.png. Returns the table."""
+    out = Path(out)
+    g = _Gathered()
+    for path in sorted((out / "per_image").glob("*.csv")) if (out / "per_image").is_dir() else []:
+        g.read(path)
+    methods, columns, mean_curves = g.methods(), g.columns(), g.mean_curves()
 
     out.mkdir(parents=True, exist_ok=True)
     with _atomic(out / "summary.csv") as f:
@@ -155,50 +175,51 @@ def summarise(out: str | Path, title: str = "explorer evaluate") -> dict[str, An
         w.writerow(["method", "metric", "quantity", "n", "mean", "std"])
         for m in methods:
             for key in columns:
-                a = scal[m].get(key)
+                a = g.scal[m].get(key)
                 if a is not None and a.n:
                     w.writerow([m, key[0], key[1], a.n, repr(a.mean), repr(a.std)])
-
-    mean_curves = {m: {k: v / counts[m][k] for k, v in c.items()} for m, c in curves.items()}
     with _atomic(out / "curves.csv") as f:
         w = csv.writer(f)
-        w.writerow(["method", "mode", "n_images"] + [f"{g:.2f}" for g in GRID])
+        w.writerow(["method", "mode", "n_images"] + [f"{x:.2f}" for x in GRID])
         for m in sorted(mean_curves):
             for k, v in mean_curves[m].items():
-                w.writerow([m, k, counts[m][k]] + [f"{x:.6f}" for x in v])
+                w.writerow([m, k, g.counts[m][k]] + [f"{x:.6f}" for x in v])
+    n_img = len(set().union(*g.images.values())) if g.images else 0
+    skipped = read_skipped(out)
+    with _atomic(out / "summary.md") as f:
+        f.write(_markdown(g, title, n_img, skipped))
+    if mean_curves:
+        plot_curves(out / "curves.png", mean_curves, {m: dict(g.counts[m]) for m in g.counts},
+                    spans={m: dict(v) for m, v in g.spans.items()})
+    return {"methods": methods, "columns": columns,
+            "table": {m: {f"{a}.{b}": (g.scal[m][(a, b)].mean, g.scal[m][(a, b)].std, g.scal[m][(a, b)].n)
+                          for (a, b) in g.scal[m]} for m in methods},
+            "curves": mean_curves, "skipped": skipped, "n_images": n_img}
 
+
+def _markdown(g: _Gathered, title: str, n_img: int, skipped: list) -> str:
+    """summary.md: the protocol notes, then one row per method with the headline quantities as columns."""
+    methods, head = g.methods(), g.columns()
     lines = [f"# {title}", ""]
-    n_img = len(set().union(*images.values())) if images else 0
     n_methods = len([m for m in methods if " vs " not in m])
     lines.append(f"{n_img} images, {n_methods} methods; mean ± std over images (rows 'a vs b': agreement of two maps).")
-    for metric in sorted(notes):
-        lines.append(f"- {metric}: {', '.join(sorted(notes[metric]))}")
+    for metric in sorted(g.notes):
+        lines.append(f"- {metric}: {', '.join(sorted(g.notes[metric]))}")
     lines.append("")
-    # a compact table: one row per method, the headline quantities as columns
-    head = columns
     lines.append("| method | images | " + " | ".join(f"{a} {b}" for a, b in head) + " |")
     lines.append("|---|---|" + "---|" * len(head))
     for m in methods:
         cells = []
         for key in head:
-            a = scal[m].get(key)
+            a = g.scal[m].get(key)
             cells.append(f"{a.mean:.4g} ± {a.std:.2g}" if a is not None and a.n else "")
-        lines.append(f"| {m} | {len(images[m])} | " + " | ".join(cells) + " |")
-    skipped = read_skipped(out)
+        lines.append(f"| {m} | {len(g.images[m])} | " + " | ".join(cells) + " |")
     if skipped:
         lines += ["", f"## Skipped ({len(skipped)})", ""]
         lines += [f"- {name}: {reason}" for name, reason in skipped]
     lines.append("")
     lines.append("Lower deletion AUC and higher insertion AUC are better; causal ins_minus_del = insertion − deletion.")
-    with _atomic(out / "summary.md") as f:
-        f.write("\n".join(lines) + "\n")
-    if mean_curves:
-        plot_curves(out / "curves.png", mean_curves, {m: dict(counts[m]) for m in counts},
-                    spans={m: dict(v) for m, v in spans.items()})
-    return {"methods": methods, "columns": columns,
-            "table": {m: {f"{a}.{b}": (scal[m][(a, b)].mean, scal[m][(a, b)].std, scal[m][(a, b)].n)
-                          for (a, b) in scal[m]} for m in methods},
-            "curves": mean_curves, "skipped": skipped, "n_images": n_img}
+    return "\n".join(lines) + "\n"
 
 
 @contextlib.contextmanager
