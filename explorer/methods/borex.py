@@ -265,39 +265,13 @@ class BOREx(Method):
                         self.jitter, int(ctx.seed), ctx.cancel)
 
         # 2. resume from a previous run's state when everything matches
-        resume = "no state given"
-        stored: list = []
-        st = ctx.state
-        if st is not None:
-            if not isinstance(st, dict) or st.get("method") != self.name:
-                resume = "the state is not a BOREx state: restarted"
-            elif st.get("fingerprint") != fingerprint:
-                diff = sorted(k for k in fingerprint if st.get("fingerprint", {}).get(k) != fingerprint[k])
-                resume = f"the state differs in {', '.join(diff)}: restarted"
-            else:
-                pr = np.asarray(st["probes"], dtype=np.float64).reshape(-1, 4)
-                hy = np.asarray(st["hypers"], dtype=np.float64).reshape(-1, 6)
-                stored = [((int(a), int(b), int(c), float(d)), Hyper(e[0], (e[1], e[2], e[3]), e[4], e[5]))
-                          for (a, b, c, d), e in zip(pr, hy)]
-                resume = f"resumed from {len(stored)} probes"
+        stored, resume = self._stored_probes(ctx.state, fingerprint)
         all_probes = [s for s, _ in stored]
         all_hypers = [hp for _, hp in stored]
 
-        infill = make_infill("zero", ctx.x, ctx.model.preprocess)
         stats = {"forwards": 0, "forward_seconds": 0.0, "gp_seconds": 0.0, "refit_seconds": 0.0,
                  "grid_seconds": 0.0}
-
-        def probe(q):
-            j, y, x = q
-            s = search.half_widths[j]
-            m = torch.zeros(2, 1, H, W, device=dev, dtype=ctx.x.dtype)
-            m[0, :, max(0, y - s):min(H, y + s), max(0, x - s):min(W, x + s)] = 1.0
-            m[1] = 1.0 - m[0]
-            t0 = time.perf_counter()
-            sc = score_batch(ctx.model, infill, ctx.x, m)[:, ctx.target].double()
-            stats["forward_seconds"] += time.perf_counter() - t0
-            stats["forwards"] += 2
-            return float(sc[0] - sc[1])
+        probe = _WindowProbe(ctx, search.half_widths, stats)
 
         def make_state():
             return {"method": self.name, "fingerprint": dict(fingerprint), "prior_source": source,
@@ -305,11 +279,6 @@ class BOREx(Method):
                     "probes": np.array(all_probes, dtype=np.float64).reshape(-1, 4),
                     "hypers": np.array([(hp.amplitude, *hp.length_scales, hp.noise, hp.mean) for hp in all_hypers],
                                        dtype=np.float64).reshape(-1, 6)}
-
-        def fit_text(hp: Hyper) -> str:
-            return (f"GP length scales (y, x, s) {', '.join(f'{v:.2f}' for v in hp.length_scales)} of the image, "
-                    f"amplitude {hp.amplitude:.3f}, noise {hp.noise:.3f}; "
-                    f"on a bound: {', '.join(hp.on_bound()) or 'none'}")
 
         def info(it):
             hp = search.hyper
@@ -370,3 +339,48 @@ class BOREx(Method):
                 f"{after['ins_minus_del']:+.3f} (gain {gain['gain']:+.3f}, {p.score_gain} protocol); "
                 f"{fit_text(search.hyper)}"))
             yield MethodStep(1.0, {REFINED: post.refined, UNCERTAINTY: post.uncertainty}, out, out["headline"])
+
+    def _stored_probes(self, st, fingerprint: dict) -> tuple[list, str]:
+        """The probes and fits of a previous run's state, when it is this method's and everything it depends on
+        matches (else none), and the sentence that says which."""
+        if st is None:
+            return [], "no state given"
+        if not isinstance(st, dict) or st.get("method") != self.name:
+            return [], "the state is not a BOREx state: restarted"
+        if st.get("fingerprint") != fingerprint:
+            diff = sorted(k for k in fingerprint if st.get("fingerprint", {}).get(k) != fingerprint[k])
+            return [], f"the state differs in {', '.join(diff)}: restarted"
+        pr = np.asarray(st["probes"], dtype=np.float64).reshape(-1, 4)
+        hy = np.asarray(st["hypers"], dtype=np.float64).reshape(-1, 6)
+        stored = [((int(a), int(b), int(c), float(d)), Hyper(e[0], (e[1], e[2], e[3]), e[4], e[5]))
+                  for (a, b, c, d), e in zip(pr, hy)]
+        return stored, f"resumed from {len(stored)} probes"
+
+
+class _WindowProbe:
+    """The objective BOREx's GP models: a window's (size index j, centre y, x) score with only the window kept
+    minus with only the window removed (zero in-fill), two forwards, counted and timed into ``stats``."""
+
+    def __init__(self, ctx: Context, half_widths, stats: dict):
+        self.ctx, self.half_widths, self.stats = ctx, half_widths, stats
+        self.infill = make_infill("zero", ctx.x, ctx.model.preprocess)
+
+    def __call__(self, q) -> float:
+        ctx = self.ctx
+        _, _, H, W = ctx.x.shape
+        j, y, x = q
+        s = self.half_widths[j]
+        m = torch.zeros(2, 1, H, W, device=ctx.device, dtype=ctx.x.dtype)
+        m[0, :, max(0, y - s):min(H, y + s), max(0, x - s):min(W, x + s)] = 1.0
+        m[1] = 1.0 - m[0]
+        t0 = time.perf_counter()
+        sc = score_batch(ctx.model, self.infill, ctx.x, m)[:, ctx.target].double()
+        self.stats["forward_seconds"] += time.perf_counter() - t0
+        self.stats["forwards"] += 2
+        return float(sc[0] - sc[1])
+
+
+def fit_text(hp: Hyper) -> str:
+    """The GP's fit in a sentence (the refined layer's headline)."""
+    return (f"GP length scales (y, x, s) {', '.join(f'{v:.2f}' for v in hp.length_scales)} of the image, "
+            f"amplitude {hp.amplitude:.3f}, noise {hp.noise:.3f}; on a bound: {', '.join(hp.on_bound()) or 'none'}")
