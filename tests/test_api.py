@@ -285,10 +285,14 @@ def test_explanation_files_pictures_and_manifest_match_the_cli(model, chelsea, s
     import matplotlib
 
     matplotlib.use("Agg")
-    ax = exp.plot(layer="signed")
+    ax = exp.plot(map_name="signed")
     assert ax.images and "signed" in ax.get_title()
-    with pytest.raises(explorer.UnknownNameError, match="unknown layer 'nope'"):
+    with pytest.raises(explorer.UnknownNameError, match="unknown map 'nope'"):
         exp.overlay("nope")
+    # the keyword's old name (before issue 32: a layer is a network's) is still read, and a clash is refused
+    assert np.array_equal(np.asarray(exp.overlay(layer="signed")), np.asarray(exp.overlay(map_name="signed")))
+    with pytest.raises(explorer.ParamError, match="disagree"):
+        exp.overlay(map_name="salient", layer="signed")
 
 
 def test_explain_iter_streams_and_honours_cancel(model, chelsea):

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from explorer.core import types
-from explorer.core.errors import UnknownNameError
+from explorer.core.errors import ParamError, UnknownNameError
 
 
 class Explanation:
@@ -122,28 +122,34 @@ class Explanation:
         return write_explanation(folder, self._core, self._image, self._provenance)
 
     # ------------------------------------------------------------------ pictures
-    def _layer(self, layer: str | None) -> str:
-        name = layer or self.main
+    def _map_name(self, map_name: str | None, layer: str | None = None) -> str:
+        """The map asked for (``layer``: its old keyword, issue 32: a layer is a network's), else the headline."""
+        if map_name is not None and layer is not None and map_name != layer:
+            raise ParamError(f"map_name={map_name!r} and its old name layer={layer!r} disagree: give one")
+        name = map_name or layer or self.main
         if name not in self._core.raw:
-            raise UnknownNameError("layer", name, self.layers)
+            raise UnknownNameError("map", name, self.map_names)
         return name
 
-    def overlay(self, layer: str | None = None, cmap: str | None = None, alpha: float = 0.5):
-        """The map blended over the image as a PIL image (diverging colours centred on 0 for signed maps)."""
+    def overlay(self, map_name: str | None = None, cmap: str | None = None, alpha: float = 0.5, *,
+                layer: str | None = None):
+        """The map ``map_name`` (default the headline map) blended over the image as a PIL image (diverging
+        colours centred on 0 for signed maps)."""
         from PIL import Image
 
         from explorer.core.colormaps import overlay
 
-        name = self._layer(layer)
+        name = self._map_name(map_name, layer)
         return Image.fromarray(overlay(self._image, self.maps[name], self._core.signed.get(name, False), cmap, alpha))
 
-    def plot(self, ax=None, layer: str | None = None, cmap: str | None = None, alpha: float = 0.5):
+    def plot(self, ax=None, map_name: str | None = None, cmap: str | None = None, alpha: float = 0.5, *,
+             layer: str | None = None):
         """Draw the overlay on a matplotlib Axes (a new figure when ``ax`` is None); returns the Axes."""
         import matplotlib.pyplot as plt
 
         if ax is None:
             _, ax = plt.subplots()
-        name = self._layer(layer)
+        name = self._map_name(map_name, layer)
         ax.imshow(np.asarray(self.overlay(name, cmap, alpha)))
         what = self.target_name if self.target is not None else "class-agnostic"
         ax.set_title(f"{self.method} · {name} · {what}", fontsize=9)

@@ -115,12 +115,13 @@ def __getattr__(name: str) -> Any:
 
 
 def evaluate(model: Any, image: Any, explanation: Any, metrics: Sequence[str] = ("deletion", "insertion"), *,
-             target: int | str | None = None, layer: str | None = None, cancel: CancelToken | None = None,
-             **options: Any) -> dict[str, dict[str, Any]]:
+             target: int | str | None = None, map_name: str | None = None, cancel: CancelToken | None = None,
+             layer: str | None = None, **options: Any) -> dict[str, dict[str, Any]]:
     """Faithfulness of a map: deletion / insertion curves (RISE protocol), the confidence drop, and every other
     metric of ``EVALUATE_METRICS`` (ROAD, pixel flipping, region perturbation, removal gain, sanity, sMPRT, eMPRT).
 
-    ``explanation``: an ``Explanation`` (its ``layer``, default the headline map, and its target) or an H×W
+    ``explanation``: an ``Explanation`` (its map ``map_name``, default the headline map, and its target; ``layer``
+    is the keyword's old name) or an H×W
     map (image or model-input size). ``image=None`` takes the explanation's own image. Returns
     ``{metric: result}``; a curve is ``{"auc", "fractions", "scores", "step", "substrate", "target"}``
     (numpy arrays for the curve; low deletion AUC and high insertion AUC are good), ``confidence`` is
@@ -150,7 +151,7 @@ def evaluate(model: Any, image: Any, explanation: Any, metrics: Sequence[str] = 
         if explanation.image.shape != rgb.shape:
             raise ExplorerError(f"the explanation is of a {explanation.image.shape[1]}x{explanation.image.shape[0]} "
                                 f"image, not of this {rgb.shape[1]}x{rgb.shape[0]} one")
-        saliency = explanation.maps[explanation._layer(layer)]
+        saliency = explanation.maps[explanation._map_name(map_name, layer)]
         if target is None:
             target = explanation.target
         method, params, maps = explanation.method, dict(explanation._core.params or {}), dict(explanation._core.raw)
