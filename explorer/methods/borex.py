@@ -232,113 +232,83 @@ class BOREx(Method):
     # ------------------------------------------------------------------ the run
     def steps(self, ctx: Context) -> Iterator[MethodStep]:
         p = self.p
-        dev = ctx.device
-        _, _, H, W = ctx.x.shape
+        prior_raw, source, base = yield from self._prior_steps(ctx)
+        gain_on = p.score_gain != "off"
+        span = (0.9 if gain_on else 1.0) - base  # the gain's curves take the last tenth of the progress bar
+        run = self._start(ctx, prior_raw, source)
+        T = int(p.iterations)
+        post = None
+        if run.search.probes:  # resumed or replayed: the stored probes cost no forwards
+            post = run.posterior()
+            n0 = len(run.search.probes)
+            yield MethodStep(base + span * n0 / T, post.maps, run.info(n0), f"{run.resume}: {n0}/{T} iterations")
+        q = post.next_query if post is not None else run.search.first_query()
+        for it in range(len(run.search.probes), T):
+            ctx.cancel.check()
+            score = run.probe(q)
+            post = run.add(q, score)
+            q = post.next_query
+            yield MethodStep(base + span * (it + 1) / T, post.maps, run.info(it + 1),
+                             f"iteration {it + 1}/{T}: score {score:+.3f}")
+        if gain_on and post is not None:
+            yield self._gain_step(ctx, run, post)
 
-        # 1. the prior
+    def _prior_steps(self, ctx: Context):
+        """Streams the prior while a prior method runs (the first fifth of the progress bar); returns the prior
+        map, its source and where the refinement's progress starts."""
         prior_raw, source, prior_stage = None, None, False
         for prog, m, src in self._prior(ctx):
             if src is None:
                 prior_stage = True
-                yield MethodStep(0.2 * prog, {REFINED: m}, {"stage": "prior", "prior": str(p.prior)},
-                           f"prior {p.prior}: {prog:.0%}")
+                yield MethodStep(0.2 * prog, {REFINED: m}, {"stage": "prior", "prior": str(self.p.prior)},
+                                 f"prior {self.p.prior}: {prog:.0%}")
             else:
                 prior_raw, source = m, src
-        prior_raw = np.ascontiguousarray(prior_raw, dtype=np.float32)
-        h = torch.from_numpy(prior_raw).to(dev)
+        return np.ascontiguousarray(prior_raw, dtype=np.float32), source, (0.2 if prior_stage else 0.0)
+
+    def _start(self, ctx: Context, prior_raw: np.ndarray, source: tuple) -> _Run:
+        """The search over the (rescaled) prior, resumed from ``ctx.state`` when everything it depends on
+        matches."""
+        p = self.p
+        _, _, H, W = ctx.x.shape
         scale = 1.0
+        h = torch.from_numpy(prior_raw).to(ctx.device)
         if p.normalise:
             mabs = float(h.abs().mean())
             scale = PRIOR_MEAN_ABS / mabs if mabs > 0 else 1.0
-        h = h * scale
-        base = 0.2 if prior_stage else 0.0
-        gain_on = p.score_gain != "off"
-        span = (0.9 if gain_on else 1.0) - base  # the gain's curves take the last tenth of the progress bar
-
         fingerprint = {
             "version": _STATE_VERSION, "target": int(ctx.target), "input": (H, W), "x": _digest(ctx.x),
             "prior": _digest(prior_raw), "scales": tuple(self.scales_nominal), "start": dataclasses.astuple(
                 self.hyper0), "kappa": float(p.kappa), "nu": self.nu, "refit": bool(p.refit),
             "normalise": bool(p.normalise), "jitter": tuple(self.jitter), "seed": int(ctx.seed),
         }
-        search = Search(h, self.scales_nominal, self.nu, float(p.kappa), self.hyper0, bool(p.refit),
+        search = Search(h * scale, self.scales_nominal, self.nu, float(p.kappa), self.hyper0, bool(p.refit),
                         self.jitter, int(ctx.seed), ctx.cancel)
-
-        # 2. resume from a previous run's state when everything matches
         stored, resume = self._stored_probes(ctx.state, fingerprint)
-        all_probes = [s for s, _ in stored]
-        all_hypers = [hp for _, hp in stored]
-
-        stats = {"forwards": 0, "forward_seconds": 0.0, "gp_seconds": 0.0, "refit_seconds": 0.0,
-                 "grid_seconds": 0.0}
-        probe = _WindowProbe(ctx, search.half_widths, stats)
-
-        def make_state():
-            return {"method": self.name, "fingerprint": dict(fingerprint), "prior_source": source,
-                    "prior": prior_raw,
-                    "probes": np.array(all_probes, dtype=np.float64).reshape(-1, 4),
-                    "hypers": np.array([(hp.amplitude, *hp.length_scales, hp.noise, hp.mean) for hp in all_hypers],
-                                       dtype=np.float64).reshape(-1, 6)}
-
-        def info(it):
-            hp = search.hyper
-            return {"headline": f"refined {prior_label(source)}, {it} probes; {fit_text(hp)}",
-                    "probes": [(y, x, search.half_widths[j], sc) for y, x, j, sc in search.probes],
-                    "iteration": it, "iterations": int(p.iterations), "gp": hp.record(),
-                    "length_scales": list(hp.length_scales), "prior_scale": scale, "prior_source": source[0],
-                    "prior": prior_label(source), "resume": resume, "half_widths": list(search.half_widths),
-                    **stats, "state": make_state()}
-
+        run = _Run(self.name, search, prior_raw, source, scale, fingerprint, resume, int(p.iterations), ctx)
+        run.all_probes = [s for s, _ in stored]  # the state keeps every stored probe, even when replaying fewer
+        run.all_hypers = [hp for _, hp in stored]
         T = int(p.iterations)
-        post = None
-        if stored:
-            n0 = len(stored)
-            if n0 > T:  # replay an earlier point of the stored run exactly
-                stored = stored[:T]
-                resume = f"replayed {T} of {n0} stored probes"
-            search.probes = [s for s, _ in stored]
-            search.hypers = [hp for _, hp in stored]
-            t0 = time.perf_counter()
-            post = search.posterior()
-            q = post.next_query
-            stats["grid_seconds"] += time.perf_counter() - t0
-            n0 = len(search.probes)
-            yield MethodStep(base + span * n0 / T, {REFINED: post.refined, UNCERTAINTY: post.uncertainty}, info(n0),
-                       f"{resume}: {n0}/{T} iterations")
-        else:
-            q = search.first_query()
+        if len(stored) > T:  # replay an earlier point of the stored run exactly
+            run.resume = f"replayed {T} of {len(stored)} stored probes"
+            stored = stored[:T]
+        search.probes = [s for s, _ in stored]
+        search.hypers = [hp for _, hp in stored]
+        return run
 
-        for it in range(len(search.probes), T):
-            ctx.cancel.check()
-            score = probe(q)
-            t0 = time.perf_counter()
-            search.add(q, score)
-            t1 = time.perf_counter()
-            post = search.posterior()
-            q = post.next_query
-            t2 = time.perf_counter()
-            stats["refit_seconds"] += t1 - t0
-            stats["grid_seconds"] += t2 - t1
-            stats["gp_seconds"] += t2 - t0
-            stats["last_gp_seconds"] = t2 - t0
-            all_probes.append(search.probes[-1])
-            all_hypers.append(search.hyper)
-            yield MethodStep(base + span * (it + 1) / T, {REFINED: post.refined, UNCERTAINTY: post.uncertainty},
-                       info(it + 1), f"iteration {it + 1}/{T}: score {score:+.3f}")
-
-        # 3. how much the refinement changed the prior, on this model's own curves
-        if gain_on and post is not None:
-            refined = post.refined.cpu().numpy()
-            before = ins_minus_del(ctx, prior_raw, p.score_gain)
-            after = ins_minus_del(ctx, refined, p.score_gain)
-            gain = {"protocol": p.score_gain, "prior": before, "refined": after,
-                    "gain": after["ins_minus_del"] - before["ins_minus_del"]}
-            out = info(len(search.probes))
-            out.update(gain=gain, headline=(
-                f"refined {prior_label(source)}: insertion − deletion {before['ins_minus_del']:+.3f} → "
-                f"{after['ins_minus_del']:+.3f} (gain {gain['gain']:+.3f}, {p.score_gain} protocol); "
-                f"{fit_text(search.hyper)}"))
-            yield MethodStep(1.0, {REFINED: post.refined, UNCERTAINTY: post.uncertainty}, out, out["headline"])
+    def _gain_step(self, ctx: Context, run: _Run, post) -> MethodStep:
+        """How much the refinement changed the prior, on this model's own insertion and deletion curves."""
+        protocol = self.p.score_gain
+        before = ins_minus_del(ctx, run.prior_raw, protocol)
+        after = ins_minus_del(ctx, post.refined.cpu().numpy(), protocol)
+        gain = {"protocol": protocol, "prior": before, "refined": after,
+                "gain": after["ins_minus_del"] - before["ins_minus_del"]}
+        out = run.info(len(run.search.probes))
+        out.update(gain=gain, headline=(
+            f"refined {prior_label(run.source)}: insertion − deletion {before['ins_minus_del']:+.3f} → "
+            f"{after['ins_minus_del']:+.3f} (gain {gain['gain']:+.3f}, {protocol} protocol); "
+            f"{fit_text(run.search.hyper)}"))
+        return MethodStep(1.0, post.maps, out, out["headline"])
 
     def _stored_probes(self, st, fingerprint: dict) -> tuple[list, str]:
         """The probes and fits of a previous run's state, when it is this method's and everything it depends on
@@ -355,6 +325,58 @@ class BOREx(Method):
         stored = [((int(a), int(b), int(c), float(d)), Hyper(e[0], (e[1], e[2], e[3]), e[4], e[5]))
                   for (a, b, c, d), e in zip(pr, hy)]
         return stored, f"resumed from {len(stored)} probes"
+
+
+class _Run:
+    """One BOREx run's record: the search, what it started from, its costs, and the info and resumable state
+    every step reports."""
+
+    def __init__(self, method: str, search: Search, prior_raw: np.ndarray, source: tuple, scale: float,
+                 fingerprint: dict, resume: str, iterations: int, ctx: Context):
+        self.method, self.search, self.prior_raw, self.source = method, search, prior_raw, source
+        self.scale, self.fingerprint, self.resume, self.iterations = scale, fingerprint, resume, iterations
+        self.stats = {"forwards": 0, "forward_seconds": 0.0, "gp_seconds": 0.0, "refit_seconds": 0.0,
+                      "grid_seconds": 0.0}
+        self.probe = _WindowProbe(ctx, search.half_widths, self.stats)
+        self.all_probes: list = []
+        self.all_hypers: list = []
+
+    def posterior(self):
+        t0 = time.perf_counter()
+        post = self.search.posterior()
+        self.stats["grid_seconds"] += time.perf_counter() - t0
+        return post
+
+    def add(self, q, score: float):
+        """Record a probe, refit, and return the new posterior (timed into the stats)."""
+        t0 = time.perf_counter()
+        self.search.add(q, score)
+        t1 = time.perf_counter()
+        post = self.search.posterior()
+        t2 = time.perf_counter()
+        self.stats["refit_seconds"] += t1 - t0
+        self.stats["grid_seconds"] += t2 - t1
+        self.stats["gp_seconds"] += t2 - t0
+        self.stats["last_gp_seconds"] = t2 - t0
+        self.all_probes.append(self.search.probes[-1])
+        self.all_hypers.append(self.search.hyper)
+        return post
+
+    def state(self) -> dict:
+        return {"method": self.method, "fingerprint": dict(self.fingerprint), "prior_source": self.source,
+                "prior": self.prior_raw,
+                "probes": np.array(self.all_probes, dtype=np.float64).reshape(-1, 4),
+                "hypers": np.array([(hp.amplitude, *hp.length_scales, hp.noise, hp.mean) for hp in self.all_hypers],
+                                   dtype=np.float64).reshape(-1, 6)}
+
+    def info(self, it: int) -> dict:
+        search, hp = self.search, self.search.hyper
+        return {"headline": f"refined {prior_label(self.source)}, {it} probes; {fit_text(hp)}",
+                "probes": [(y, x, search.half_widths[j], sc) for y, x, j, sc in search.probes],
+                "iteration": it, "iterations": self.iterations, "gp": hp.record(),
+                "length_scales": list(hp.length_scales), "prior_scale": self.scale, "prior_source": self.source[0],
+                "prior": prior_label(self.source), "resume": self.resume, "half_widths": list(search.half_widths),
+                **self.stats, "state": self.state()}
 
 
 class _WindowProbe:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from explorer.core.cancel import NEVER, CancelToken
+from explorer.core.types import REFINED, UNCERTAINTY
 from explorer.methods.gaussian_process import GP, Hyper, fit_hyperparameters, matern_
 
 REFERENCE_SIDE = 224  # the half-widths are given at 224 x 224
@@ -43,6 +44,11 @@ class Posterior:
     uncertainty: torch.Tensor
     next_query: tuple[int, int, int]
     gp: GP
+
+    @property
+    def maps(self) -> dict[str, torch.Tensor]:
+        """The two maps by their output names, as a step yields them."""
+        return {REFINED: self.refined, UNCERTAINTY: self.uncertainty}
 
 
 @dataclass
