@@ -17,7 +17,7 @@ from typing import Any, Iterator
 import torch
 
 from explorer.core.cancel import NEVER, CancelToken
-from explorer.core.errors import ExplorerError, ParamError
+from explorer.core.errors import ExplorerError, FileError, ParamError
 
 
 class TrainingSettings:
@@ -42,6 +42,19 @@ class TrainingSettings:
         vals = {k: v for k, v in rec.items() if k in kinds}
         vals.update({k: tuple(v) for k, v in vals.items() if isinstance(v, list) and "tuple" in str(kinds[k])})
         return cls(**vals)
+
+    @classmethod
+    def resumed(cls, state: dict, path, overrides: dict[str, Any]):
+        """The settings of a checkpoint's training state, with the given non-None ``overrides`` applied (what a
+        resumed run changes, e.g. more epochs); a damaged record is a one-line FileError naming ``path``."""
+        try:
+            cfg = cls.from_record(state["config"])
+        except (KeyError, TypeError) as exc:
+            raise FileError(path, f"training state is incomplete or damaged ({exc})") from None
+        for k, v in overrides.items():
+            if v is not None:
+                setattr(cfg, k, v)
+        return cfg
 
 
 class EpochLoop:

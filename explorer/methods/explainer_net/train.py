@@ -159,13 +159,7 @@ class Trainer(EpochLoop):
         if not state:
             raise FileError(path,
                             "holds the head only, no training state to resume from (a shipped/exported checkpoint)")
-        try:
-            cfg = TrainConfig.from_record(state["config"])
-        except (KeyError, TypeError) as exc:
-            raise FileError(path, f"training state is incomplete or damaged ({exc})") from None
-        for k, v in overrides.items():
-            if v is not None:
-                setattr(cfg, k, v)
+        cfg = TrainConfig.resumed(state, path, overrides)
         explainer = Explainer.load(path, model)
         cfg.head = explainer.head.kind  # a checkpoint from before the field existed holds a version-2 head
         return cls(model, images, cfg, explainer, state)

@@ -117,13 +117,7 @@ class InpaintTrainer(EpochLoop):
         state = ckpt.get("training")
         if not isinstance(state, dict):
             raise FileError(path, "holds the in-painter only, no training state to resume from (a shipped checkpoint)")
-        try:
-            cfg = InpaintConfig.from_record(state["config"])
-        except (KeyError, TypeError) as exc:
-            raise FileError(path, f"training state is incomplete or damaged ({exc})") from None
-        for k, v in overrides.items():
-            if v is not None:
-                setattr(cfg, k, v)
+        cfg = InpaintConfig.resumed(state, path, overrides)
         try:
             return cls(images, cfg, device, build(ckpt, path), state)
         except (KeyError, ValueError, RuntimeError) as exc:
