@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from explorer.core.errors import FileError, ImageReadError
 
@@ -47,6 +48,22 @@ class ImageSet:
         if len(self.paths) <= CACHE_LIMIT:
             self.cache[path] = rgb
         return rgb
+
+    def draw(self, queue: list[int], gen: torch.Generator) -> np.ndarray:
+        """The next photo of a shuffled pass: ``queue`` (the trainer's, changed in place) is refilled with a
+        permutation drawn from ``gen`` when empty; an unreadable photo is skipped (and dropped from the set), and
+        a pass whose indices no longer fit the shrunk set starts afresh."""
+        while True:
+            if not queue:
+                queue[:] = torch.randperm(len(self.paths), generator=gen).tolist()
+            i = queue.pop()
+            if i >= len(self.paths):
+                queue.clear()
+                continue
+            rgb = self.load(self.paths[i])
+            if rgb is not None:
+                return rgb
+            queue.clear()
 
     def _skip(self, path: Path, reason: str) -> None:
         warnings.warn(SkippedImageWarning(f"skipped {path}: {reason}"), stacklevel=3)

@@ -164,21 +164,8 @@ class Trainer(EpochLoop):
         cfg.head = explainer.head.kind  # a checkpoint from before the field existed holds a version-2 head
         return cls(model, images, cfg, explainer, state)
 
-    def _next_index(self) -> int:
-        if not self._queue:
-            self._queue = torch.randperm(len(self.images), generator=self.gen).tolist()
-        return self._queue.pop()
-
     def _next_photo(self):
-        while True:
-            i = self._next_index()
-            if i >= len(self.images):  # the list shrank (an image turned out unreadable)
-                self._queue = []
-                continue
-            rgb = self.images.load(self.images.paths[i])
-            if rgb is not None:
-                return rgb
-            self._queue = []
+        return self.images.draw(self._queue, self.gen)
 
     def sample_batch(self, n: int | None = None) -> tuple[torch.Tensor, list[list[tuple[int, int, int, int]]]]:
         """A normalised batch of ``n`` (default batch size) augmented frames on the model's device, and the

@@ -125,17 +125,7 @@ class InpaintTrainer(EpochLoop):
                                   f"{str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
 
     def _next_photo(self):
-        while True:
-            if not self._queue:
-                self._queue = torch.randperm(len(self.images), generator=self.gen).tolist()
-            i = self._queue.pop()
-            if i >= len(self.images):  # the list shrank (an image turned out unreadable)
-                self._queue = []
-                continue
-            rgb = self.images.load(self.images.paths[i])
-            if rgb is not None:
-                return rgb
-            self._queue = []
+        return self.images.draw(self._queue, self.gen)
 
     def sample_batch(self, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(images (n, 3, S, S) in [0, 1], holes (n, 1, S, S)) on the training device; every draw from the seed."""
