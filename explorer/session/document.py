@@ -221,19 +221,17 @@ class Session:
         return True
 
     def fail(self, run_id: int, generation: int, message: str) -> bool:
-        if not self.is_current(run_id, generation):
-            return False
-        run = self.runs[run_id]
-        run.status, run.error, run.message = RunStatus.ERROR, message, "error"
-        self.run_changed.emit(run)
-        return True
+        return self._stop(run_id, generation, RunStatus.ERROR, message)
 
     def cancel(self, run_id: int, generation: int, reason: str = "cancelled") -> bool:
         """The run stopped before any (new) result: it keeps the map it had, if any."""
+        return self._stop(run_id, generation, RunStatus.CANCELLED, reason)
+
+    def _stop(self, run_id: int, generation: int, status: RunStatus, why: str) -> bool:
         if not self.is_current(run_id, generation):
             return False
         run = self.runs[run_id]
-        run.status, run.error, run.message = RunStatus.CANCELLED, reason, "cancelled"
+        run.status, run.error, run.message = status, why, ("error" if status == RunStatus.ERROR else "cancelled")
         self.run_changed.emit(run)
         return True
 
