@@ -226,6 +226,27 @@ def test_a_sample_from_the_menu_then_its_offered_follow_up_and_a_quick_offer_tha
     assert not win.follow_up.isVisible()  # the offer was about a run that no longer computes
 
 
+def test_the_quick_offer_s_time_left_counts_down_with_the_run(win, qtbot, monkeypatch):
+    """Seen on a real display: the green bar kept "needs about 2 min more" while the run went on for minutes:
+    the time left was written once, when the offer went up, and never again."""
+    from explorer.gui import narration
+    from explorer.session import status
+
+    rise = win.runs.start("rise", {"n": 4000, "batch_size": 4}, 0, None)
+    qtbot.waitUntil(lambda: rise.status == RunStatus.RUNNING, timeout=T)
+    win.narrator.offer_quick(rise, status.Pace("7 masks/s", 130.0))
+    assert status.duration(130.0) in win.follow_up.label.text()
+    monkeypatch.setattr(narration.status, "pace", lambda run, elapsed: status.Pace("3 masks/s", 600.0))
+    win.session.run_changed.emit(rise)  # as each streamed batch does
+    assert win.follow_up.isVisible() and status.duration(600.0) in win.follow_up.label.text()
+    assert "3 masks/s" in win.follow_up.label.text()
+    monkeypatch.setattr(narration.status, "pace", lambda run, elapsed: status.Pace("90 masks/s", 5.0))
+    win.session.run_changed.emit(rise)  # fast now: the offer no longer holds
+    assert not win.follow_up.isVisible()
+    win.runs.cancel(rise.id)
+    _idle(win, qtbot)
+
+
 def test_a_window_opened_without_a_first_run_shows_the_default_method(win):
     """A plain `explorer` with a remembered photo opens without the first-start run; its method panel showed
     BOREx (the catalog's first entry, a refinement that waits for a RISE run), so the next photo opened from

@@ -45,17 +45,25 @@ class Narrator(QObject):
 
     def _on_run_changed(self, run) -> None:
         self.refresh()
-        if self._quick_for == run.id and self.win.follow_up.run_id == run.id and not self._still_slow(run):
+        if self._quick_for != run.id or self.win.follow_up.run_id != run.id:
+            return
+        pc = self._slow_pace(run)
+        if pc is False:
             self.win.follow_up.withdraw(run.id)  # "needs 2 min more" must not outlive the run, or a faster pace
             self._quick_for = None
+        elif pc is not None:  # still slow: the time left counts down with the run, not frozen at the offer
+            self.win.follow_up.label.setText(self._quick_text(run, pc))
 
-    def _still_slow(self, run) -> bool:
-        """The Quick offer still holds: the run computes and its estimate is still over status.SLOW_S (the
-        first estimate includes the warm-up and can be several times too long)."""
+    def _slow_pace(self, run):
+        """The run's pace while the Quick offer still holds (it computes and its estimate is still over
+        status.SLOW_S; the first estimate includes the warm-up and can be several times too long), None while
+        there is no estimate yet, False once the offer no longer holds."""
         if run.status != RunStatus.RUNNING:
             return False
         pc = status.pace(run, self.win.runs.elapsed().get(run.id))
-        return pc is None or pc.left_s > status.SLOW_S
+        if pc is None:
+            return None
+        return pc if pc.left_s > status.SLOW_S else False
 
     def _on_run_removed(self, run) -> None:
         self.win.follow_up.withdraw(run.id)
@@ -77,14 +85,15 @@ class Narrator(QObject):
 
     def offer_quick(self, run, pace: status.Pace) -> None:
         """A run would take long: offer its method's Quick settings, which take seconds."""
-        win = self.win
-        entry = win.runs.entry(run.method)
-        quick = ", ".join(f"{k} = {v}" for k, v in (entry.quick if entry is not None else {}).items())
-        win.follow_up.offer(
-            f"<b>{run.label}</b> needs about <b>{status.duration(pace.left_s)}</b> more ({pace.rate})."
-            f" Its Quick settings ({quick}) give a coarser map in seconds.",
-            "Use Quick settings", lambda rid=run.id: self._use_quick(rid), run.id)
+        self.win.follow_up.offer(self._quick_text(run, pace), "Use Quick settings",
+                                 lambda rid=run.id: self._use_quick(rid), run.id)
         self._quick_for = run.id
+
+    def _quick_text(self, run, pace: status.Pace) -> str:
+        entry = self.win.runs.entry(run.method)
+        quick = ", ".join(f"{k} = {v}" for k, v in (entry.quick if entry is not None else {}).items())
+        return (f"<b>{run.label}</b> needs about <b>{status.duration(pace.left_s)}</b> more ({pace.rate})."
+                f" Its Quick settings ({quick}) give a coarser map in seconds.")
 
     def _use_quick(self, run_id: int) -> None:
         if self.win.runs.use_quick(run_id):
