@@ -307,3 +307,80 @@ def test_cli_explains_the_negation_of_a_binary_model(samples_dir, tmp_path, caps
     assert man["target_name"] == "not tumour" and man["model_info"]["binary"] is True
     assert sorted(p["name"] for p in man["top5"]) == ["not tumour", "tumour"]
     assert sum(p["prob"] for p in man["top5"]) == pytest.approx(1.0, abs=1e-5)
+
+
+class _MeanInput(nn.Module):
+    """Planted evidence of the normalisation: its three scores are the mean of each input channel, so they say
+    exactly which (x - mean) / std the model was given."""
+
+    def forward(self, x):
+        return x.mean(dim=(2, 3))
+
+
+def test_a_model_file_s_normalisation_is_the_users_and_an_assumed_one_is_said(tmp_path):
+    from explorer.core.errors import ParamError
+    from explorer.models import load_model
+
+    path = tmp_path / "tanh_range.ts"
+    torch.jit.script(_MeanInput()).save(str(path))
+    white = np.full((SIZE, SIZE, 3), 255, np.uint8)
+    assumed = load_model(str(path), labels=None, input_size=SIZE, engine="torch")
+    assert any("ImageNet mean/std assumed" in n for n in assumed.notes)
+    imagenet = zip((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    torch.testing.assert_close(assumed(assumed.preprocess.normalise(white))[0],
+                               torch.tensor([(1 - m) / s for m, s in imagenet]))
+    given = load_model(str(path), input_size=SIZE, engine="torch", mean=0.5, std=(0.5, 0.5, 0.5))
+    assert not any("assumed" in n for n in given.notes)
+    assert given.preprocess.mean == (0.5,) * 3 and given.describe()["preprocess"]["std"] == (0.5,) * 3
+    torch.testing.assert_close(given(given.preprocess.normalise(white))[0], torch.ones(3))  # [-1, 1]: white is 1
+    api = explorer.load_model(str(path), preprocess={"mean": (0.5,) * 3, "std": (0.5,) * 3, "size": SIZE},
+                              engine="torch")
+    assert not any("assumed" in n for n in api.notes) and api.preprocess.mean == (0.5,) * 3
+    for bad, match in (({"std": 0}, "positive"), ({"mean": (0.1, 0.2)}, "one finite value"),
+                       ({"mean": "grey"}, "not a number"), ({"mean": 123.7, "std": 58.4}, "0..255")):
+        with pytest.raises(ParamError, match=match):
+            load_model(str(path), input_size=SIZE, engine="torch", **bad)
+
+
+def test_normalisation_in_the_cli_the_session_and_the_model_panel(tmp_path, capsys, qtbot):
+    import json
+
+    from explorer.cli import main
+    from explorer.gui.model_panel import ModelPanel
+    from explorer.session.model_choice import ModelChoice, normalisation_text, parse_normalisation
+
+    path = tmp_path / "tanh_range.ts"
+    torch.jit.script(_MeanInput()).save(str(path))
+    img = tmp_path / "white.png"
+    from PIL import Image
+
+    Image.fromarray(np.full((SIZE, SIZE, 3), 255, np.uint8)).save(img)
+    capsys.readouterr()
+    args = ["explain", str(img), "--model", str(path), "--input-size", str(SIZE), "--method", "gradient",
+            "--engine", "torch"]
+    assert main([*args, "--std", "0", "--out", str(tmp_path / "bad")]) == 2
+    assert "--std" in capsys.readouterr().err
+    assert main([*args, "--mean", "0.5", "--std", "0.5", "--out", str(tmp_path / "o")]) == 0
+    man = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert man["model_info"]["preprocess"]["mean"] == [0.5, 0.5, 0.5]
+
+    c = ModelChoice(spec=str(path), mean=(0.5, 0.5, 0.5), std=(0.5,))
+    back = ModelChoice.from_record(json.loads(json.dumps(c.record())))
+    assert back == c and back.load_options()["mean"] == (0.5, 0.5, 0.5)
+    with pytest.raises(TypeError, match="mean"):
+        ModelChoice.from_record({"mean": "0.5"})
+    assert parse_normalisation(normalisation_text(c.mean, c.std)) == (c.mean, c.std)
+    assert parse_normalisation("") == (None, None)
+
+    panel = ModelPanel()
+    qtbot.addWidget(panel)
+    asked = []
+    panel.load_requested.connect(asked.append)
+    panel.show_choice(c)
+    assert panel.normalise.text() == "0.5,0.5,0.5 / 0.5"
+    panel.normalise.setText("0.5 / -1")
+    panel.load_btn.click()
+    assert not asked and "must be positive" in panel.status.text()  # refused in the panel, nothing loaded
+    panel.normalise.setText("0.5 / 0.5")
+    panel.load_btn.click()
+    assert asked and asked[0].mean == (0.5,) and asked[0].std == (0.5,)

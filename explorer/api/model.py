@@ -91,10 +91,11 @@ def load_model(spec_or_module: Any = None, *, preprocess: Any = None, labels: An
     from explorer.models.loader import load_model as load_spec
 
     label_file = labels if isinstance(labels, (str, Path)) else None
+    stats = {k: preprocess.get(k) for k in ("mean", "std")} if isinstance(preprocess, Mapping) else {}
     model = load_spec(str(spec_or_module) if spec_or_module is not None else None, weights=weights,
                       labels=label_file, device=device, trust_pickle=trust_pickle,
                       allow_download=False if offline else None, activation=activation, output=output,
-                      engine=engine)
+                      engine=engine, **stats)  # the loader then knows the normalisation is given, not assumed
     if preprocess is not None or (labels is not None and label_file is None):
         model = _with(model, preprocess, None if label_file else labels)
     return model

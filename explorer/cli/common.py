@@ -86,6 +86,12 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--output", default=None, type=T.name("model output"),
                    help="which part of a tuple / dict model output holds the class scores (an index or a key; "
                         "default: element 0 of a tuple, 'logits' of a dict)")
+    g.add_argument("--mean", default=None, type=T.numbers(), metavar="M[,G,B]",
+                   help="the normalisation the model was trained with, on pixels in [0, 1]: one value for every "
+                        "channel or three (R, G, B); default: what the model's source says, ImageNet's for a model "
+                        "file (e.g. --mean 0.5 --std 0.5 for weights that expect [-1, 1])")
+    g.add_argument("--std", default=None, type=T.numbers(0.0, low_open=True), metavar="S[,G,B]",
+                   help="the normalisation's standard deviation, like --mean")
     g.add_argument("--engine", default=None, choices=("auto", "torch", "onnxruntime"),
                    help="what runs score-only forwards (black-box methods, Score-CAM's masked forwards, evaluation "
                         "curves): auto (default, or $EXPLORER_ENGINE) exports the model to ONNX once, checks it "
@@ -98,7 +104,7 @@ def model_options(args) -> dict[str, Any]:
             "trust_pickle": args.trust_pickle, "allow_download": False if args.offline else None,
             "input_size": args.input_size, "activation": getattr(args, "activation", None),
             "output": _output(getattr(args, "output", None)),
-            "engine": args.engine}
+            "engine": args.engine, "mean": getattr(args, "mean", None), "std": getattr(args, "std", None)}
 
 
 def _output(value: str | None) -> str | int | None:

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 from explorer import resources
 from explorer.core.model_sources import MODEL_FILE_SUFFIXES
 from explorer.core.types import EMBEDDED_MODELS
-from explorer.session.model_choice import ModelChoice
+from explorer.session.model_choice import ModelChoice, normalisation_text, parse_normalisation
 
 # every model file suffix the loader reads (core/model_sources.py)
 MODEL_FILE_FILTER = f"Models ({' '.join('*' + x for x in MODEL_FILE_SUFFIXES)});;All files (*)"
@@ -57,6 +57,11 @@ class ModelPanel(QWidget):
         self.output.setPlaceholderText("scores in a tuple/dict output (default)")
         self.output.setToolTip("the index (tuple) or key (dict) of the class scores when the model returns several "
                                "things; default: element 0, or 'logits'")
+        self.normalise = QLineEdit()
+        self.normalise.setPlaceholderText("the model's own (e.g. 0.5 / 0.5)")
+        self.normalise.setToolTip("MEAN / STD the model was trained with, on pixels in [0, 1], one value or three "
+                                  "(R, G, B) each: 0.5 / 0.5 for weights that expect [-1, 1]. Empty: what the model's"
+                                  " source says; for a model file, which records none, ImageNet's")
         self.weights = QLineEdit()
         self.weights.setPlaceholderText("weights file (optional)")
         self.labels = QLineEdit()
@@ -92,6 +97,7 @@ class ModelPanel(QWidget):
         form.addRow("device", self.device)
         form.addRow("activation", self.activation)
         form.addRow("output", self.output)
+        form.addRow("normalise", self.normalise)
         form.addRow("engine", self.engine)
         form.addRow("", self.trust)
         lay = QVBoxLayout(self)
@@ -102,7 +108,7 @@ class ModelPanel(QWidget):
         lay.addWidget(self.load_btn)
         lay.addWidget(self.status)
         lay.addStretch(1)
-        self.load_btn.clicked.connect(lambda: self.load_requested.emit(self.choice()))
+        self.load_btn.clicked.connect(self._request_load)
         self.browse_btn.clicked.connect(self._browse)
         self.hf_btn.clicked.connect(self._browse_hf)
 
@@ -133,12 +139,22 @@ class ModelPanel(QWidget):
         if path:
             self.spec.setCurrentText(f"hf:{path}")
 
+    def _request_load(self) -> None:
+        try:
+            choice = self.choice()
+        except ValueError as exc:  # nothing is loaded: the model in use stays
+            self.status.setText(f"not loaded: {exc}")
+            return
+        self.load_requested.emit(choice)
+
     def choice(self) -> ModelChoice:
+        """The choice the panel shows; a ValueError when its normalisation cannot be read."""
         dev, act, engine = self.device.currentText(), self.activation.currentText(), self.engine.currentText()
+        mean, std = parse_normalisation(self.normalise.text())
         return ModelChoice(spec=self.spec.currentText().strip() or None, weights=self.weights.text().strip() or None,
                            labels=self.labels.text().strip() or None, device=None if dev == "auto" else dev,
                            activation=None if act == "auto" else act, output=self.output.text().strip() or None,
-                           engine=None if engine == "auto" else engine)
+                           engine=None if engine == "auto" else engine, mean=mean, std=std)
 
     def show_choice(self, c: ModelChoice) -> None:
         self.spec.setCurrentText(c.label)
@@ -148,5 +164,6 @@ class ModelPanel(QWidget):
         self.activation.setCurrentText(c.activation or "auto")
         self.output.setText(c.output or "")
         self.engine.setCurrentText(c.engine or "auto")
+        self.normalise.setText(normalisation_text(c.mean, c.std))
         self.trust.setChecked(False)  # trust is one deliberate act per load, never restored from a choice
 

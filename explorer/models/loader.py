@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from explorer.core import model_sources
-from explorer.core.errors import ExplorerError, FileError, ModelLoadError, UnknownNameError
+from explorer.core.errors import ExplorerError, FileError, ModelLoadError, ParamError, UnknownNameError
 from explorer.core.model_sources import (
     DEFAULT_SPEC,
     MODEL_SOURCES,
@@ -390,12 +390,19 @@ def load_model(
     activation: str | None = None,
     output: str | int | None = None,
     engine: str | None = None,
+    mean: float | tuple[float, ...] | None = None,
+    std: float | tuple[float, ...] | None = None,
 ) -> LoadedModel:
     """Load a classifier by spec (see the module docstring). Every failure is a ModelLoadError/FileError.
 
     ``engine``: what runs the score-only forwards of a torch model (``auto``, ``torch``, ``onnxruntime``;
     default $EXPLORER_ENGINE, else ``auto``: explorer/models/engine.py). ``onnxruntime`` is decided here, so a
-    model that cannot be exported is refused at load time; ``auto`` decides at the first score-only forward."""
+    model that cannot be exported is refused at load time; ``auto`` decides at the first score-only forward.
+
+    ``mean``, ``std``: the normalisation the model was trained with, on pixels in [0, 1] (one value for every
+    channel, or three): they replace what the source says (timm's and Hugging Face's configs, the embedded
+    model's [-1, 1]) or, for a model file, which records none, ImageNet's, which is otherwise assumed with a
+    note."""
     from explorer.models.outputs import check_activation
 
     spec = (spec or DEFAULT_MODEL).strip()
@@ -424,6 +431,14 @@ def load_model(
 
     if input_size:
         preprocess = preprocess.with_size(int(input_size))
+    if mean is not None or std is not None:
+        try:
+            preprocess = preprocess.with_stats(mean, std)
+        except ValueError as exc:
+            raise ParamError(f"model {spec!r}: {exc}") from None
+    elif found_source.kind in (SourceKind.TORCH_FILE, SourceKind.ONNX):
+        notes = [*notes, "the file records no normalisation: ImageNet mean/std assumed (give --mean/--std, or "
+                         "preprocess={'mean': ..., 'std': ...} in Python, if the model was trained with another)"]
     cl = False
     if module is not None:
         module.eval()  # once, at load time

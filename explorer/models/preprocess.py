@@ -63,6 +63,31 @@ class Preprocess:
         hw = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
         return replace(self, input_size=hw)
 
+    def with_stats(self, mean=None, std=None) -> Preprocess:
+        """The same preprocessing with the normalisation a model was trained with (``x' = (x - mean) / std``
+        on pixels in [0, 1]); either may be left as it is. One value stands for every channel, or give three
+        (R, G, B). A ValueError says what is wrong with a value."""
+        def values(v, what: str) -> tuple[float, ...]:
+            try:
+                t = tuple(float(a) for a in ((v,) if isinstance(v, (int, float)) else v))
+            except (TypeError, ValueError):
+                raise ValueError(f"normalisation {what} {v!r} is not a number or a list of numbers") from None
+            if len(t) not in (1, 3) or not all(np.isfinite(t)):
+                raise ValueError(f"normalisation {what} {v!r} needs one finite value (every channel) or three "
+                                 "(R, G, B)")
+            if what == "std" and min(t) <= 0:
+                raise ValueError(f"normalisation std {v!r} must be positive")
+            if max(abs(a) for a in t) > 1:
+                raise ValueError(f"normalisation {what} {v!r} looks like 0..255 values; pixels are scaled to [0, 1] "
+                                 "before normalising, so give it in [0, 1] (e.g. 0.485, not 123.7)")
+            return t * 3 if len(t) == 1 else t
+
+        m = values(mean, "mean") if mean is not None else self.mean
+        sd = values(std, "std") if std is not None else self.std
+        if len(m) != len(sd):  # a grey preprocessing given three of one and none of the other
+            m, sd = (m * 3 if len(m) == 1 else m), (sd * 3 if len(sd) == 1 else sd)
+        return replace(self, mean=m, std=sd)
+
     def record(self) -> dict:
         return asdict(self)
 

@@ -6,6 +6,7 @@ all read it, while only the document holds runs and layers.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -29,6 +30,8 @@ class ModelChoice:
     activation: str | None = None  # softmax | sigmoid | none; None: auto (models/outputs.py)
     output: str | None = None  # the key or index of a tuple/dict output holding the scores; None: the default
     engine: str | None = None  # what runs score-only forwards: auto (None), torch, onnxruntime (models/engine.py)
+    mean: tuple[float, ...] | None = None  # the normalisation the model was trained with; None: the source's
+    std: tuple[float, ...] | None = None
 
     @property
     def label(self) -> str:
@@ -49,15 +52,24 @@ class ModelChoice:
                                            or out.input_size < 1):
             raise ValueError(f"model input_size must be a positive integer, not {out.input_size!r}")
         out.offline = bool(out.offline)
+        for k in ("mean", "std"):
+            v = getattr(out, k)
+            if v is not None:
+                if not isinstance(v, (list, tuple)) or not all(
+                        isinstance(a, (int, float)) and not isinstance(a, bool) for a in v):
+                    raise TypeError(f"model {k} must be a list of numbers, not {v!r}")
+                setattr(out, k, tuple(float(a) for a in v))
         if out.activation not in (None, "auto", "softmax", "sigmoid", "none"):
             raise ValueError(f"model activation must be auto, softmax, sigmoid or none, not {out.activation!r}")
         return out
 
     def load_options(self) -> dict[str, Any]:
-        """The output options as ``load_model``'s keywords (an index for a numeric output)."""
+        """The output and normalisation options as ``load_model``'s keywords (an index for a numeric output)."""
         out = self.output
-        return {"activation": None if self.activation == "auto" else self.activation,
+        opts = {"activation": None if self.activation == "auto" else self.activation,
                 "output": int(out) if out is not None and out.isdigit() else out}
+        opts.update({k: v for k, v in (("mean", self.mean), ("std", self.std)) if v is not None})
+        return opts
 
     @classmethod
     def from_args(cls, args: Any) -> "ModelChoice":
@@ -65,4 +77,36 @@ class ModelChoice:
             return getattr(args, k, default)
 
         return cls(g("model"), g("weights"), g("labels"), g("device"), g("input_size"), bool(g("offline", False)),
-                   g("activation"), g("output"), g("engine"))
+                   g("activation"), g("output"), g("engine"), g("mean"), g("std"))
+
+
+def normalisation_text(mean: tuple[float, ...] | None, std: tuple[float, ...] | None) -> str:
+    """The model panel's form of a normalisation: ``MEAN / STD``, each one value or three (empty: the source's)."""
+    if mean is None and std is None:
+        return ""
+    def one(v):
+        return "" if v is None else ",".join(f"{a:g}" for a in v)
+    return f"{one(mean)} / {one(std)}"
+
+
+def parse_normalisation(text: str) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
+    """``"0.5 / 0.5"`` or ``"0.485,0.456,0.406 / 0.229,0.224,0.225"`` as (mean, std); empty: (None, None). A
+    ValueError says what is wrong (the panel shows it and loads nothing)."""
+    text = (text or "").strip()
+    if not text:
+        return None, None
+    parts = text.split("/")
+    if len(parts) != 2:
+        raise ValueError(f"normalisation {text!r}: write MEAN / STD, e.g. 0.5 / 0.5 (one value or three each)")
+    out = []
+    for what, part in zip(("mean", "std"), parts):
+        try:
+            vals = tuple(float(v) for v in part.split(",") if v.strip())
+        except ValueError:
+            raise ValueError(f"normalisation {what} {part.strip()!r} is not a list of numbers") from None
+        if len(vals) not in (1, 3) or not all(math.isfinite(v) for v in vals):
+            raise ValueError(f"normalisation {what} {part.strip()!r} needs one finite value or three (R, G, B)")
+        if what == "std" and min(vals) <= 0:
+            raise ValueError(f"normalisation std {part.strip()!r} must be positive")
+        out.append(vals)
+    return out[0], out[1]
