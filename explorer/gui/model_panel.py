@@ -3,6 +3,8 @@ device, engine, trust). It only collects the choice; the window loads it."""
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -143,7 +145,8 @@ class ModelPanel(QWidget):
         try:
             choice = self.choice()
         except ValueError as exc:  # nothing is loaded: the model in use stays
-            self.status.setText(f"not loaded: {exc}")
+            # in the error colour: the status line is otherwise faint grey, and this says nothing happened
+            self.status.setText(f"<span style='color:#b00020'>not loaded: {html.escape(str(exc))}</span>")
             return
         self.load_requested.emit(choice)
 
