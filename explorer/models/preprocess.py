@@ -8,6 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from explorer.core.normalisation import channel_values
 from explorer.core.types import Placement
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -67,23 +68,8 @@ class Preprocess:
         """The same preprocessing with the normalisation a model was trained with (``x' = (x - mean) / std``
         on pixels in [0, 1]); either may be left as it is. One value stands for every channel, or give three
         (R, G, B). A ValueError says what is wrong with a value."""
-        def values(v, what: str) -> tuple[float, ...]:
-            try:
-                t = tuple(float(a) for a in ((v,) if isinstance(v, (int, float)) else v))
-            except (TypeError, ValueError):
-                raise ValueError(f"normalisation {what} {v!r} is not a number or a list of numbers") from None
-            if len(t) not in (1, 3) or not all(np.isfinite(t)):
-                raise ValueError(f"normalisation {what} {v!r} needs one finite value (every channel) or three "
-                                 "(R, G, B)")
-            if what == "std" and min(t) <= 0:
-                raise ValueError(f"normalisation std {v!r} must be positive")
-            if max(abs(a) for a in t) > 1:
-                raise ValueError(f"normalisation {what} {v!r} looks like 0..255 values; pixels are scaled to [0, 1] "
-                                 "before normalising, so give it in [0, 1] (e.g. 0.485, not 123.7)")
-            return t * 3 if len(t) == 1 else t
-
-        m = values(mean, "mean") if mean is not None else self.mean
-        sd = values(std, "std") if std is not None else self.std
+        m = channel_values(mean, "mean") if mean is not None else self.mean
+        sd = channel_values(std, "std") if std is not None else self.std
         if len(m) != len(sd):  # a grey preprocessing given three of one and none of the other
             m, sd = (m * 3 if len(m) == 1 else m), (sd * 3 if len(sd) == 1 else sd)
         return replace(self, mean=m, std=sd)

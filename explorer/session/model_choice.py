@@ -6,9 +6,10 @@ all read it, while only the document holds runs and layers.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from explorer.core.normalisation import channel_values
 
 
 @dataclass
@@ -104,9 +105,6 @@ def parse_normalisation(text: str) -> tuple[tuple[float, ...] | None, tuple[floa
             vals = tuple(float(v) for v in part.split(",") if v.strip())
         except ValueError:
             raise ValueError(f"normalisation {what} {part.strip()!r} is not a list of numbers") from None
-        if len(vals) not in (1, 3) or not all(math.isfinite(v) for v in vals):
-            raise ValueError(f"normalisation {what} {part.strip()!r} needs one finite value or three (R, G, B)")
-        if what == "std" and min(vals) <= 0:
-            raise ValueError(f"normalisation std {part.strip()!r} must be positive")
+        channel_values(vals, what)  # the loader's own check, so the panel refuses what the loader would
         out.append(vals)
     return out[0], out[1]
